@@ -1,0 +1,342 @@
+"""Every exception sagestream raises.
+
+Hierarchy::
+
+    SageStreamError
+    ├── DecodeError (ValueError)              bad event stream bytes
+    │   ├── ChecksumMismatchError             prelude or message CRC32 mismatch
+    │   ├── FrameTooLargeError                headers > 128 KiB or payload > 24 MiB
+    │   ├── TruncatedStreamError              the stream ended inside a frame
+    │   └── InvalidFrameError                 bad lengths, header type, UTF-8 ...
+    │       └── DuplicateHeaderError
+    ├── ParamValidationError (ValueError)     a parameter the service would reject, caught before sending
+    ├── ServiceError (botocore ClientError)   an error answered by the service
+    │   ├── ValidationError (400), ModelError (424), ModelNotReadyException (429),
+    │   │   InternalFailure (500), ServiceUnavailable (503), InternalDependencyException (530)
+    │   └── StreamError (botocore EventStreamError)   an error frame inside the stream
+    │       ├── ModelStreamError                      .error_code
+    │       └── InternalStreamFailure
+    ├── TransportError (ConnectionError)      the connection failed after the request was sent
+    │   ├── ConnectionLostError
+    │   └── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
+    └── AsyncInferenceError
+        ├── AsyncInferenceFailed              the failure document of InvokeEndpointAsync
+        └── AsyncInferenceTimeout (TimeoutError)
+
+The Rust core raises the decode errors and builds the stream errors through
+``_stream_exception`` / ``_stream_error``; their names must match ``src/errors.rs`` and
+``src/py_stream.rs``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+from botocore.exceptions import EventStreamError as _BotocoreEventStreamError
+
+__all__ = [
+    "SageStreamError",
+    "DecodeError",
+    "ChecksumMismatchError",
+    "FrameTooLargeError",
+    "TruncatedStreamError",
+    "InvalidFrameError",
+    "DuplicateHeaderError",
+    "ParamValidationError",
+    "ServiceError",
+    "ValidationError",
+    "ModelError",
+    "ModelNotReadyException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalDependencyException",
+    "StreamError",
+    "ModelStreamError",
+    "InternalStreamFailure",
+    "TransportError",
+    "ConnectionLostError",
+    "ReadTimeoutError",
+    "DeadlineExceededError",
+    "AsyncInferenceError",
+    "AsyncInferenceFailed",
+    "AsyncInferenceTimeout",
+    "service_error_from_response",
+]
+
+STREAM_OPERATION = "InvokeEndpointWithResponseStream"
+
+
+class SageStreamError(Exception):
+    """Root of every exception raised by sagestream."""
+
+
+# --- bad bytes -------------------------------------------------------------------------------
+
+
+class DecodeError(SageStreamError, ValueError):
+    """The event stream bytes are invalid."""
+
+
+class ChecksumMismatchError(DecodeError):
+    """The CRC32 of a frame's prelude or of the whole frame does not match."""
+
+
+class FrameTooLargeError(DecodeError):
+    """A frame claims headers over 128 KiB or a payload over 24 MiB (refused on the prelude)."""
+
+
+class TruncatedStreamError(DecodeError):
+    """The stream ended inside a frame."""
+
+
+class InvalidFrameError(DecodeError):
+    """A frame is malformed: lengths that do not add up, a bad header type, invalid UTF-8."""
+
+
+class DuplicateHeaderError(InvalidFrameError):
+    """A header name appears twice in one frame."""
+
+
+class ParamValidationError(SageStreamError, ValueError):
+    """A request parameter breaks a rule the service enforces; nothing was sent."""
+
+
+# --- service errors --------------------------------------------------------------------------
+
+
+class ServiceError(SageStreamError, ClientError):
+    """An error returned by SageMaker Runtime (or the emulator).
+
+    A subclass of botocore's ``ClientError`` with the same ``response`` and ``operation_name``,
+    so existing ``except ClientError`` code keeps working.
+    """
+
+    code: ClassVar[str] = ""
+    status_code_default: ClassVar[int | None] = None
+
+    def __init__(self, error_response: dict[str, Any], operation_name: str) -> None:
+        super().__init__(error_response, operation_name)
+
+    def __reduce__(self) -> Any:
+        # botocore's ClientError.__reduce__ names ClientError itself, losing the subclass.
+        return (self.__class__, (self.response, self.operation_name))
+
+    @property
+    def error(self) -> dict[str, Any]:
+        err = self.response.get("Error", {})
+        return err if isinstance(err, dict) else {}
+
+    @property
+    def error_code(self) -> str:
+        return str(self.error.get("Code") or self.code or "Unknown")
+
+    @property
+    def message(self) -> str:
+        return str(self.error.get("Message") or self.response.get("Message") or "")
+
+    @property
+    def status_code(self) -> int | None:
+        meta = self.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+        return int(status) if status is not None else self.status_code_default
+
+
+class ValidationError(ServiceError):
+    """400: the request is invalid (unknown endpoint, bad parameter...)."""
+
+    code = "ValidationError"
+    status_code_default = 400
+
+
+class ModelError(ServiceError):
+    """424: the model container returned an error."""
+
+    code = "ModelError"
+    status_code_default = 424
+
+    @property
+    def original_status_code(self) -> int | None:
+        value = self.response.get("OriginalStatusCode")
+        return int(value) if value is not None else None
+
+    @property
+    def original_message(self) -> str | None:
+        value = self.response.get("OriginalMessage")
+        return str(value) if value is not None else None
+
+    @property
+    def log_stream_arn(self) -> str | None:
+        value = self.response.get("LogStreamArn")
+        return str(value) if value is not None else None
+
+
+class ModelNotReadyException(ServiceError):
+    """429: the model is not ready to take requests (throttled)."""
+
+    code = "ModelNotReadyException"
+    status_code_default = 429
+
+
+class InternalFailure(ServiceError):
+    """500: an internal failure of the service."""
+
+    code = "InternalFailure"
+    status_code_default = 500
+
+
+class ServiceUnavailable(ServiceError):
+    """503: the service is unavailable."""
+
+    code = "ServiceUnavailable"
+    status_code_default = 503
+
+
+class InternalDependencyException(ServiceError):
+    """530: an internal dependency of the service failed."""
+
+    code = "InternalDependencyException"
+    status_code_default = 530
+
+
+class StreamError(ServiceError, _BotocoreEventStreamError):
+    """An error frame inside the response stream; every payload before it was delivered."""
+
+    @property
+    def payload(self) -> bytes:
+        raw = self.response.get("_payload", b"")
+        return raw if isinstance(raw, bytes) else b""
+
+
+class ModelStreamError(StreamError):
+    """The model stream failed; ``error_code`` is ``ModelInvocationTimeExceeded`` or ``StreamBroken``."""
+
+    code = "ModelStreamError"
+
+    @property
+    def error_code(self) -> str:  # type: ignore[override]
+        value = self.response.get("ErrorCode") or self.error.get("ErrorCode")
+        return str(value) if value is not None else ""
+
+
+class InternalStreamFailure(StreamError):
+    """The stream failed inside the service."""
+
+    code = "InternalStreamFailure"
+
+
+_SERVICE_ERRORS: dict[str, type[ServiceError]] = {
+    cls.code: cls
+    for cls in (
+        ValidationError,
+        ModelError,
+        ModelNotReadyException,
+        InternalFailure,
+        ServiceUnavailable,
+        InternalDependencyException,
+        ModelStreamError,
+        InternalStreamFailure,
+    )
+}
+
+
+def service_error_from_response(
+    error_response: dict[str, Any], operation_name: str
+) -> ServiceError:
+    """The typed exception for a parsed botocore error response (unknown codes → ServiceError)."""
+    code = str(error_response.get("Error", {}).get("Code", ""))
+    cls = _SERVICE_ERRORS.get(code, ServiceError)
+    return cls(error_response, operation_name)
+
+
+def _stream_exception(exception_type: str, payload: bytes) -> StreamError:
+    """Build the exception for a ``:message-type: exception`` frame (called from Rust)."""
+    fields: dict[str, Any] = {}
+    try:
+        decoded = json.loads(payload) if payload else {}
+        if isinstance(decoded, dict):
+            fields = decoded
+    except ValueError:
+        fields = {}
+    message = fields.get("Message", fields.get("message"))
+    if message is None:
+        message = payload.decode("utf-8", "replace")
+    error: dict[str, Any] = {"Code": exception_type, "Message": str(message)}
+    response: dict[str, Any] = {"Error": error, **fields, "_payload": payload}
+    if "ErrorCode" in fields:
+        error["ErrorCode"] = fields["ErrorCode"]
+    cls = _SERVICE_ERRORS.get(exception_type)
+    if cls is None or not issubclass(cls, StreamError):
+        cls = StreamError
+    return cls(response, STREAM_OPERATION)  # type: ignore[return-value]
+
+
+def _stream_error(code: str, message: str) -> StreamError:
+    """Build the exception for a ``:message-type: error`` frame (called from Rust)."""
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": message}}
+    cls = _SERVICE_ERRORS.get(code)
+    if cls is None or not issubclass(cls, StreamError):
+        cls = StreamError
+    return cls(response, STREAM_OPERATION)  # type: ignore[return-value]
+
+
+# --- transport -------------------------------------------------------------------------------
+
+
+class TransportError(SageStreamError, ConnectionError):
+    """The connection failed after the request was sent (no retry is safe mid-stream)."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection was closed or reset before the stream ended."""
+
+
+class ReadTimeoutError(TransportError, TimeoutError):
+    """No bytes arrived within the read timeout."""
+
+
+class DeadlineExceededError(TransportError, TimeoutError):
+    """The stream did not finish within its overall deadline."""
+
+
+# --- asynchronous inference ------------------------------------------------------------------
+
+
+class AsyncInferenceError(SageStreamError):
+    """Base of InvokeEndpointAsync result errors."""
+
+
+class AsyncInferenceFailed(AsyncInferenceError):
+    """The asynchronous inference failed; ``failure`` holds the failure document's bytes."""
+
+    def __init__(self, message: str, *, failure: bytes = b"", failure_location: str = "") -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.failure_location = failure_location
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_async_failed, (self.args[0] if self.args else "", self.failure, self.failure_location))
+
+
+def _rebuild_async_failed(message: str, failure: bytes, failure_location: str) -> AsyncInferenceFailed:
+    return AsyncInferenceFailed(message, failure=failure, failure_location=failure_location)
+
+
+class AsyncInferenceTimeout(AsyncInferenceError, TimeoutError):
+    """Neither the output nor the failure object appeared in time."""
+
+    def __init__(self, message: str, *, output_location: str = "", failure_location: str = "") -> None:
+        super().__init__(message)
+        self.output_location = output_location
+        self.failure_location = failure_location
+
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_async_timeout,
+            (self.args[0] if self.args else "", self.output_location, self.failure_location),
+        )
+
+
+def _rebuild_async_timeout(message: str, output_location: str, failure_location: str) -> AsyncInferenceTimeout:
+    return AsyncInferenceTimeout(message, output_location=output_location, failure_location=failure_location)

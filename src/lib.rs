@@ -1,0 +1,37 @@
+//! sagestream's Rust core: AWS event stream (`application/vnd.amazon.eventstream`) framing with
+//! CRC32 validation and size caps, the SageMaker Runtime event mapping, and (with the default
+//! `python` feature) the `sagestream._core` extension module.
+
+pub mod errors;
+pub mod frame;
+pub mod headers;
+pub mod sagemaker;
+
+#[cfg(feature = "python")]
+mod py_message;
+#[cfg(feature = "python")]
+mod py_stream;
+
+#[cfg(feature = "python")]
+#[pyo3::pymodule(gil_used = false)]
+mod _core {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::py_message::{decode, encode, PyDecoder, PyMessage};
+    #[pymodule_export]
+    use crate::py_stream::{PyPayloadDecoder, PyPayloadIterator};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add(
+            "__version__",
+            env!("CARGO_PKG_VERSION")
+                .replace("-alpha", "a")
+                .replace("-beta", "b"),
+        )?;
+        m.add("MAX_HEADERS_LENGTH", crate::frame::MAX_HEADERS_LENGTH)?;
+        m.add("MAX_PAYLOAD_LENGTH", crate::frame::MAX_PAYLOAD_LENGTH)?;
+        Ok(())
+    }
+}

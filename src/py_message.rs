@@ -1,0 +1,388 @@
+//! Python classes for the generic event stream API: `Message`, `Decoder`, `decode`, `encode`.
+//!
+//! Decoding of whole messages goes through `aws_smithy_eventstream::frame::read_message_from`
+//! once [`crate::frame`] has checked the caps and checksums and [`crate::headers`] has rejected
+//! malformed or duplicate headers; encoding goes through `write_message_to`.
+
+use aws_smithy_eventstream::frame::{read_message_from, write_message_to};
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use aws_smithy_types::str_bytes::StrBytes;
+use aws_smithy_types::DateTime;
+use bytes::Bytes;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+
+use crate::errors::DecodeError;
+use crate::frame::{Frame, FrameSplitter};
+use crate::headers::parse_headers;
+
+static DATETIME_EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DATETIME_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static UUID_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn cached<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    module: &str,
+    expr: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || {
+        let m = py.import(module)?;
+        let obj = if expr == "EPOCH" {
+            let datetime = m.getattr("datetime")?;
+            let utc = m.getattr("timezone")?.getattr("utc")?;
+            datetime.call((1970, 1, 1, 0, 0, 0, 0, utc), None)?
+        } else {
+            m.getattr(expr)?
+        };
+        Ok::<_, PyErr>(obj.unbind())
+    })
+    .map(|o| o.bind(py).clone())
+}
+
+/// Convert one smithy header value to its Python value.
+fn value_to_py<'py>(py: Python<'py>, value: &HeaderValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        HeaderValue::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        HeaderValue::Byte(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValue::Int16(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValue::Int32(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValue::Int64(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValue::ByteArray(b) => PyBytes::new(py, b).into_any(),
+        HeaderValue::String(s) => PyString::new(py, s.as_str()).into_any(),
+        HeaderValue::Timestamp(t) => {
+            let millis = t
+                .to_millis()
+                .map_err(|_| PyErr::from(DecodeError::invalid_header("timestamp out of range")))?;
+            let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
+            let timedelta = cached(py, &TIMEDELTA, "datetime", "timedelta")?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("milliseconds", millis)?;
+            let delta = timedelta.call((), Some(&kwargs))?;
+            epoch
+                .call_method1("__add__", (delta,))
+                .and_then(|dt| {
+                    if dt.is_none() || dt.is(py.NotImplemented()) {
+                        Err(DecodeError::invalid_header("timestamp out of range").into())
+                    } else {
+                        Ok(dt)
+                    }
+                })
+                .map_err(|_| {
+                    PyErr::from(DecodeError::invalid_header(format!(
+                        "timestamp {millis} ms is outside the range of datetime"
+                    )))
+                })?
+        }
+        HeaderValue::Uuid(v) => {
+            let uuid = cached(py, &UUID_TYPE, "uuid", "UUID")?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("int", *v)?;
+            uuid.call((), Some(&kwargs))?
+        }
+        _ => return Err(DecodeError::invalid_header("unsupported header value type").into()),
+    })
+}
+
+fn type_name(value: &HeaderValue) -> &'static str {
+    match value {
+        HeaderValue::Bool(true) => "bool_true",
+        HeaderValue::Bool(false) => "bool_false",
+        HeaderValue::Byte(_) => "byte",
+        HeaderValue::Int16(_) => "int16",
+        HeaderValue::Int32(_) => "int32",
+        HeaderValue::Int64(_) => "int64",
+        HeaderValue::ByteArray(_) => "bytes",
+        HeaderValue::String(_) => "string",
+        HeaderValue::Timestamp(_) => "timestamp",
+        HeaderValue::Uuid(_) => "uuid",
+        _ => "unknown",
+    }
+}
+
+/// One decoded event stream message.
+#[pyclass(name = "Message", module = "sagestream._core", frozen)]
+pub struct PyMessage {
+    headers: Py<PyDict>,
+    header_list: Py<PyList>,
+    payload: Py<PyBytes>,
+}
+
+#[pymethods]
+impl PyMessage {
+    /// Header name → Python value.
+    #[getter]
+    fn headers(&self, py: Python<'_>) -> Py<PyDict> {
+        self.headers.clone_ref(py)
+    }
+
+    /// `[(name, type_name, value), ...]` in wire order, with the wire type of each value.
+    #[getter]
+    fn header_list(&self, py: Python<'_>) -> Py<PyList> {
+        self.header_list.clone_ref(py)
+    }
+
+    #[getter]
+    fn payload(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.payload.clone_ref(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Message(headers={}, payload={})",
+            self.headers.bind(py).repr()?,
+            self.payload.bind(py).repr()?
+        ))
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(other) = other.cast::<PyMessage>() else {
+            return Ok(false);
+        };
+        let other = other.get();
+        Ok(self.header_list.bind(py).eq(other.header_list.bind(py))?
+            && self.payload.bind(py).as_bytes() == other.payload.bind(py).as_bytes())
+    }
+}
+
+/// Classify an error from smithy's parser. Its `ErrorKind` is private, so the checks that
+/// matter (checksums, lengths, caps, duplicates) are made by this crate first; what is left
+/// for smithy to find is a malformed header.
+fn map_smithy_error(err: &aws_smithy_eventstream::error::Error) -> DecodeError {
+    DecodeError::invalid_header(err.to_string())
+}
+
+/// Turn a verified frame into a Python `Message` through smithy's parser.
+pub(crate) fn frame_to_message(py: Python<'_>, frame: Frame<'_>) -> PyResult<PyMessage> {
+    // Our own pass rejects duplicate names (smithy keeps them) and gives precise reasons.
+    parse_headers(frame.headers)?;
+    let message: Message = read_message_from(frame.bytes).map_err(|e| map_smithy_error(&e))?;
+    let headers = PyDict::new(py);
+    let header_list = PyList::empty(py);
+    for header in message.headers() {
+        let value = value_to_py(py, header.value())?;
+        let name = PyString::new(py, header.name().as_str());
+        headers.set_item(&name, &value)?;
+        header_list.append(PyTuple::new(
+            py,
+            [
+                name.into_any(),
+                PyString::new(py, type_name(header.value())).into_any(),
+                value,
+            ],
+        )?)?;
+    }
+    Ok(PyMessage {
+        headers: headers.unbind(),
+        header_list: header_list.unbind(),
+        payload: PyBytes::new(py, message.payload()).unbind(),
+    })
+}
+
+/// Incremental decoder of generic event stream messages.
+#[pyclass(name = "Decoder", module = "sagestream._core")]
+pub struct PyDecoder {
+    splitter: FrameSplitter,
+    /// An error met after some messages of the same read were decoded: raised on the next call,
+    /// so that those messages reach the caller first.
+    deferred: Option<PyErr>,
+}
+
+#[pymethods]
+impl PyDecoder {
+    #[new]
+    fn new() -> Self {
+        Self {
+            splitter: FrameSplitter::new(),
+            deferred: None,
+        }
+    }
+
+    /// Feed one read; returns every message it completes. When the read also holds a bad
+    /// frame, the messages before it are returned and the error is raised by the next call.
+    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
+        if let Some(err) = self.deferred.take() {
+            self.deferred = Some(err.clone_ref(py));
+            return Err(err);
+        }
+        let mut out = Vec::new();
+        let result = self.splitter.feed(data, |frame| -> PyResult<()> {
+            let msg = frame_to_message(py, frame)?;
+            out.push(Py::new(py, msg)?);
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(out),
+            Err(err) if out.is_empty() => {
+                self.deferred = Some(err.clone_ref(py));
+                Err(err)
+            }
+            Err(err) => {
+                self.deferred = Some(err);
+                Ok(out)
+            }
+        }
+    }
+
+    /// End of stream: raises the deferred error if any, `TruncatedStreamError` if a partial
+    /// frame is buffered.
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(err) = &self.deferred {
+            return Err(err.clone_ref(py));
+        }
+        Ok(self.splitter.finish()?)
+    }
+
+    /// Bytes buffered for an incomplete frame.
+    #[getter]
+    fn buffered(&self) -> usize {
+        self.splitter.buffered()
+    }
+}
+
+/// Decode a whole buffer of complete frames.
+#[pyfunction]
+pub fn decode(py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
+    let mut decoder = PyDecoder::new();
+    let out = decoder.feed(py, data)?;
+    decoder.close(py)?;
+    Ok(out)
+}
+
+fn int_header(value: &Bound<'_, PyAny>, type_name: &str) -> PyResult<HeaderValue> {
+    Ok(match type_name {
+        "byte" => HeaderValue::Byte(value.extract()?),
+        "int16" => HeaderValue::Int16(value.extract()?),
+        "int32" => HeaderValue::Int32(value.extract()?),
+        "int64" => HeaderValue::Int64(value.extract()?),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "not an int type: {type_name}"
+            )))
+        }
+    })
+}
+
+fn py_to_value(value: &Bound<'_, PyAny>, type_name: Option<&str>) -> PyResult<HeaderValue> {
+    let py = value.py();
+    if let Some(t) = type_name {
+        return Ok(match t {
+            "bool" | "bool_true" | "bool_false" => HeaderValue::Bool(value.extract()?),
+            "byte" | "int16" | "int32" | "int64" => int_header(value, t)?,
+            "bytes" => HeaderValue::ByteArray(Bytes::copy_from_slice(value.extract::<&[u8]>()?)),
+            "string" => HeaderValue::String(StrBytes::from(value.extract::<String>()?)),
+            "timestamp" => {
+                if value.is_instance_of::<PyInt>() {
+                    HeaderValue::Timestamp(DateTime::from_millis(value.extract()?))
+                } else {
+                    timestamp_from_datetime(py, value)?
+                }
+            }
+            "uuid" => {
+                if value.is_instance_of::<PyInt>() {
+                    HeaderValue::Uuid(value.extract()?)
+                } else {
+                    HeaderValue::Uuid(value.getattr("int")?.extract()?)
+                }
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown header type {other:?}: expected one of bool, byte, int16, int32, \
+                     int64, bytes, string, timestamp, uuid"
+                )))
+            }
+        });
+    }
+    if value.is_instance_of::<PyBool>() {
+        Ok(HeaderValue::Bool(value.extract()?))
+    } else if value.is_instance_of::<PyInt>() {
+        match value.extract::<i32>() {
+            Ok(v) => Ok(HeaderValue::Int32(v)),
+            Err(_) => Ok(HeaderValue::Int64(value.extract()?)),
+        }
+    } else if let Ok(b) = value.cast::<PyBytes>() {
+        Ok(HeaderValue::ByteArray(Bytes::copy_from_slice(b.as_bytes())))
+    } else if let Ok(s) = value.cast::<PyString>() {
+        Ok(HeaderValue::String(StrBytes::from(s.to_str()?.to_owned())))
+    } else if value.is_instance(&cached(py, &DATETIME_TYPE, "datetime", "datetime")?)? {
+        timestamp_from_datetime(py, value)
+    } else if value.is_instance(&cached(py, &UUID_TYPE, "uuid", "UUID")?)? {
+        Ok(HeaderValue::Uuid(value.getattr("int")?.extract()?))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "cannot encode a header value of type {}",
+            value.get_type().name()?
+        )))
+    }
+}
+
+fn timestamp_from_datetime(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<HeaderValue> {
+    let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
+    let value = if value.getattr("tzinfo")?.is_none() {
+        // A naive datetime is taken as UTC.
+        let utc = py.import("datetime")?.getattr("timezone")?.getattr("utc")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("tzinfo", utc)?;
+        value.call_method("replace", (), Some(&kwargs))?
+    } else {
+        value.clone()
+    };
+    let delta = value.call_method1("__sub__", (epoch,))?;
+    let days: i64 = delta.getattr("days")?.extract()?;
+    let seconds: i64 = delta.getattr("seconds")?.extract()?;
+    let micros: i64 = delta.getattr("microseconds")?.extract()?;
+    let millis = days
+        .checked_mul(86_400_000)
+        .and_then(|d| d.checked_add(seconds * 1000 + micros / 1000))
+        .ok_or_else(|| PyValueError::new_err("timestamp out of range"))?;
+    Ok(HeaderValue::Timestamp(DateTime::from_millis(millis)))
+}
+
+/// Encode one message. `headers` is a mapping name → value, or a sequence of `(name, value)`
+/// or `(name, value, type_name)` tuples (type names as in `Message.header_list`).
+#[pyfunction]
+#[pyo3(signature = (headers, payload))]
+pub fn encode<'py>(
+    py: Python<'py>,
+    headers: &Bound<'py, PyAny>,
+    payload: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out_headers = Vec::new();
+    let items: Vec<Bound<'py, PyAny>> = if let Ok(d) = headers.cast::<PyDict>() {
+        d.items().iter().collect()
+    } else {
+        headers.try_iter()?.collect::<PyResult<_>>()?
+    };
+    for item in items {
+        let tuple = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err("each header must be a (name, value) or (name, value, type) tuple")
+        })?;
+        let name: String = tuple.get_item(0)?.extract()?;
+        if name.len() > 255 {
+            return Err(PyValueError::new_err(format!(
+                "header name {name:?} is longer than 255 bytes"
+            )));
+        }
+        let value = tuple.get_item(1)?;
+        let type_name: Option<String> = if tuple.len() > 2 {
+            Some(tuple.get_item(2)?.extract()?)
+        } else {
+            None
+        };
+        out_headers.push(Header::new(
+            name,
+            py_to_value(&value, type_name.as_deref())?,
+        ));
+    }
+    let message = Message::new_from_parts(out_headers, Bytes::copy_from_slice(payload));
+    let mut buf: Vec<u8> = Vec::with_capacity(payload.len() + 256);
+    write_message_to(&message, &mut buf).map_err(|e| {
+        PyErr::from(DecodeError::Encode {
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(PyBytes::new(py, &buf))
+}
