@@ -7,7 +7,6 @@ from importlib import resources
 
 import botocore.exceptions
 import pytest
-
 import sagestream
 from sagestream import exceptions as exc
 
@@ -36,7 +35,11 @@ def test_service_errors_are_botocore_client_errors() -> None:
     )
     assert isinstance(err, exc.ModelError)
     assert isinstance(err, botocore.exceptions.ClientError)
-    assert (err.original_status_code, err.original_message, err.log_stream_arn) == (500, "boom", "arn:aws:logs:x")
+    assert (err.original_status_code, err.original_message, err.log_stream_arn) == (
+        500,
+        "boom",
+        "arn:aws:logs:x",
+    )
     assert err.status_code == 424
     unknown = exc.service_error_from_response({"Error": {"Code": "Nope"}}, "InvokeEndpoint")
     assert type(unknown) is exc.ServiceError
@@ -46,8 +49,10 @@ def test_service_errors_are_botocore_client_errors() -> None:
     "err",
     [
         exc.ChecksumMismatchError("crc"),
-        exc.ModelStreamError({"Error": {"Code": "ModelStreamError", "Message": "m"}, "ErrorCode": "StreamBroken"},
-                             "InvokeEndpointWithResponseStream"),
+        exc.ModelStreamError(
+            {"Error": {"Code": "ModelStreamError", "Message": "m"}, "ErrorCode": "StreamBroken"},
+            "InvokeEndpointWithResponseStream",
+        ),
         exc.ValidationError({"Error": {"Code": "ValidationError", "Message": "v"}}, "InvokeEndpoint"),
         exc.AsyncInferenceFailed("failed", failure=b"doc", failure_location="s3://b/k"),
         exc.AsyncInferenceTimeout("late", output_location="s3://b/o", failure_location="s3://b/f"),
@@ -61,7 +66,9 @@ def test_exceptions_pickle(err: Exception) -> None:
 
 
 def test_stream_errors_are_botocore_event_stream_errors() -> None:
-    err = exc._stream_exception("ModelStreamError", b'{"Message": "slow", "ErrorCode": "ModelInvocationTimeExceeded"}')
+    err = exc._stream_exception(
+        "ModelStreamError", b'{"Message": "slow", "ErrorCode": "ModelInvocationTimeExceeded"}'
+    )
     assert isinstance(err, exc.ModelStreamError)
     assert isinstance(err, botocore.exceptions.EventStreamError)
     assert err.error_code == "ModelInvocationTimeExceeded"

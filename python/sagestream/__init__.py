@@ -5,6 +5,9 @@ The AWS event stream is decoded in Rust (``sagestream._core``, on ``aws-smithy-e
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from sagestream._core import __version__
 from sagestream.exceptions import (
     AsyncInferenceError,
@@ -20,11 +23,13 @@ from sagestream.exceptions import (
     InternalFailure,
     InternalStreamFailure,
     InvalidFrameError,
+    LineTooLongError,
     ModelError,
     ModelNotReadyException,
     ModelStreamError,
     ParamValidationError,
     ReadTimeoutError,
+    ReassemblyError,
     SageStreamError,
     ServiceError,
     ServiceUnavailable,
@@ -34,8 +39,60 @@ from sagestream.exceptions import (
     ValidationError,
 )
 
+if TYPE_CHECKING:
+    from sagestream._aio import AsyncClient, AsyncResponseStream
+    from sagestream._async_inference import AsyncInvocation, AsyncInvocationAsync, as_completed, wait_many
+    from sagestream._client import Client, InvokeResult
+    from sagestream._patch import patch_botocore, unpatch_botocore
+    from sagestream._stream import ResponseStream, StreamMetrics
+
+# Public names defined in modules that import botocore/aiohttp machinery: loaded on first use
+# so that `import sagestream` (and the Rust codec) stays cheap.
+_LAZY = {
+    "Client": "sagestream._client",
+    "InvokeResult": "sagestream._client",
+    "ResponseStream": "sagestream._stream",
+    "StreamMetrics": "sagestream._stream",
+    "patch_botocore": "sagestream._patch",
+    "unpatch_botocore": "sagestream._patch",
+    "AsyncClient": "sagestream._aio",
+    "AsyncResponseStream": "sagestream._aio",
+    "AsyncInvocation": "sagestream._async_inference",
+    "AsyncInvocationAsync": "sagestream._async_inference",
+    "wait_many": "sagestream._async_inference",
+    "as_completed": "sagestream._async_inference",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sagestream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "__version__",
+    "Client",
+    "InvokeResult",
+    "ResponseStream",
+    "StreamMetrics",
+    "patch_botocore",
+    "unpatch_botocore",
+    "AsyncClient",
+    "AsyncResponseStream",
+    "AsyncInvocation",
+    "AsyncInvocationAsync",
+    "wait_many",
+    "as_completed",
+    "LineTooLongError",
+    "ReassemblyError",
     "AsyncInferenceError",
     "AsyncInferenceFailed",
     "AsyncInferenceTimeout",

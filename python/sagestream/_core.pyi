@@ -58,3 +58,6 @@ class PayloadIterator(Iterator[bytes]):
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
 
+# --- stream: raw HTTP body → payloads (src/py_stream.rs) -------------------------------------
+
+# --- reassembly: lines, SSE, JSON lines (src/py_reassembly.rs) --------------------------------

@@ -9,6 +9,8 @@ Hierarchy::
     │   ├── TruncatedStreamError              the stream ended inside a frame
     │   └── InvalidFrameError                 bad lengths, header type, UTF-8 ...
     │       └── DuplicateHeaderError
+    ├── ReassemblyError (DecodeError)        lines / SSE / JSON lines across payload parts
+    │   └── LineTooLongError                  more unread bytes than the configured bound
     ├── ParamValidationError (ValueError)     a parameter the service would reject, caught before sending
     ├── ServiceError (botocore ClientError)   an error answered by the service
     │   ├── ValidationError (400), ModelError (424), ModelNotReadyException (429),
@@ -44,6 +46,8 @@ __all__ = [
     "TruncatedStreamError",
     "InvalidFrameError",
     "DuplicateHeaderError",
+    "ReassemblyError",
+    "LineTooLongError",
     "ParamValidationError",
     "ServiceError",
     "ValidationError",
@@ -97,6 +101,14 @@ class InvalidFrameError(DecodeError):
 
 class DuplicateHeaderError(InvalidFrameError):
     """A header name appears twice in one frame."""
+
+
+class ReassemblyError(DecodeError):
+    """Payload parts cannot be reassembled into lines, SSE events or JSON values."""
+
+
+class LineTooLongError(ReassemblyError):
+    """A line or event grew past the bound on unread bytes without ending."""
 
 
 class ParamValidationError(SageStreamError, ValueError):
@@ -241,9 +253,7 @@ _SERVICE_ERRORS: dict[str, type[ServiceError]] = {
 }
 
 
-def service_error_from_response(
-    error_response: dict[str, Any], operation_name: str
-) -> ServiceError:
+def service_error_from_response(error_response: dict[str, Any], operation_name: str) -> ServiceError:
     """The typed exception for a parsed botocore error response (unknown codes → ServiceError)."""
     code = str(error_response.get("Error", {}).get("Code", ""))
     cls = _SERVICE_ERRORS.get(code, ServiceError)
@@ -316,7 +326,10 @@ class AsyncInferenceFailed(AsyncInferenceError):
         self.failure_location = failure_location
 
     def __reduce__(self) -> Any:
-        return (_rebuild_async_failed, (self.args[0] if self.args else "", self.failure, self.failure_location))
+        return (
+            _rebuild_async_failed,
+            (self.args[0] if self.args else "", self.failure, self.failure_location),
+        )
 
 
 def _rebuild_async_failed(message: str, failure: bytes, failure_location: str) -> AsyncInferenceFailed:
@@ -338,5 +351,7 @@ class AsyncInferenceTimeout(AsyncInferenceError, TimeoutError):
         )
 
 
-def _rebuild_async_timeout(message: str, output_location: str, failure_location: str) -> AsyncInferenceTimeout:
+def _rebuild_async_timeout(
+    message: str, output_location: str, failure_location: str
+) -> AsyncInferenceTimeout:
     return AsyncInferenceTimeout(message, output_location=output_location, failure_location=failure_location)

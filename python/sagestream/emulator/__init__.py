@@ -1,0 +1,1 @@
+"""A local SageMaker Runtime endpoint emulator (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Fixtures that start the local SageMaker Runtime emulator (placeholder until implemented)."""

@@ -1,0 +1,7 @@
+"""Shared pytest configuration. Fixtures live in plugin modules next to this file."""
+
+from __future__ import annotations
+
+# The emulator fixtures (`emulator`, boto3 clients against it) used by the client, async and
+# emulator tests.
+pytest_plugins = ["_emulator_fixtures"]
