@@ -129,7 +129,11 @@ pub fn check_frame(bytes: &[u8], prelude: Prelude) -> Result<Frame<'_>, DecodeEr
     }
     let crc_at = prelude.total_length - 4;
     let actual = be_u32(bytes, crc_at);
-    let expected = crc32fast::hash(&bytes[..crc_at]);
+    // The message CRC covers the prelude too; continue from the prelude's own CRC (bytes 8..12,
+    // which `parse_prelude` checked against bytes 0..8) instead of hashing those 8 bytes again.
+    let mut hasher = crc32fast::Hasher::new_with_initial(be_u32(bytes, 8));
+    hasher.update(&bytes[8..crc_at]);
+    let expected = hasher.finalize();
     if expected != actual {
         return Err(DecodeError::MessageChecksum { expected, actual });
     }

@@ -54,45 +54,73 @@ impl HeaderValueRef<'_> {
     }
 }
 
+/// The error for a field that runs past the end of the headers section (kept out of line).
+#[cold]
+#[inline(never)]
+fn overrun(what: &str, needed: usize, left: usize) -> DecodeError {
+    DecodeError::invalid_header(format!(
+        "{what} needs {needed} bytes, {left} left in the headers section"
+    ))
+}
+
 /// Iterator over the headers of one frame. Yields an error once and then stops.
 #[derive(Debug, Clone)]
 pub struct HeaderIter<'a> {
     rest: &'a [u8],
     done: bool,
+    /// The whole section is ASCII (the usual case: string headers with short lengths), so
+    /// every name and string value in it is valid UTF-8 without checking each one.
+    ascii: bool,
 }
 
 impl<'a> HeaderIter<'a> {
     #[must_use]
+    /// Iterate over the headers section `headers`.
     pub fn new(headers: &'a [u8]) -> Self {
         Self {
             rest: headers,
             done: false,
+            ascii: headers.is_ascii(),
         }
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(DecodeError::invalid_header(format!(
-                "{what} needs {n} bytes, {} left in the headers section",
-                self.rest.len()
-            )));
+    /// `raw` as text, or `None` if it is not UTF-8.
+    #[inline]
+    fn text(&self, raw: &'a [u8]) -> Option<&'a str> {
+        if self.ascii {
+            // SAFETY: `raw` is a subslice of the headers section, which `new` found to be all
+            // ASCII, and ASCII bytes are valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(raw) })
+        } else {
+            std::str::from_utf8(raw).ok()
         }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
     }
 
-    fn fixed<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+    #[inline]
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        match self.rest.split_at_checked(n) {
+            Some((head, tail)) => {
+                self.rest = tail;
+                Ok(head)
+            }
+            None => Err(overrun(what, n, self.rest.len())),
+        }
+    }
+
+    #[inline]
+    fn fixed<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
 
+    #[inline]
     fn read_one(&mut self) -> Result<(&'a str, HeaderValueRef<'a>), DecodeError> {
         let name_len = self.take(1, "header name length")?[0] as usize;
         let name_bytes = self.take(name_len, "header name")?;
-        let name = std::str::from_utf8(name_bytes)
-            .map_err(|_| DecodeError::invalid_header("header name is not valid UTF-8"))?;
+        let name = self
+            .text(name_bytes)
+            .ok_or_else(|| DecodeError::invalid_header("header name is not valid UTF-8"))?;
         let value_type = self.take(1, "header value type")?[0];
         let value = match value_type {
             wire::BOOL_TRUE => HeaderValueRef::Bool(true),
@@ -107,7 +135,7 @@ impl<'a> HeaderIter<'a> {
                 if value_type == wire::BYTES {
                     HeaderValueRef::Bytes(raw)
                 } else {
-                    HeaderValueRef::String(std::str::from_utf8(raw).map_err(|_| {
+                    HeaderValueRef::String(self.text(raw).ok_or_else(|| {
                         DecodeError::invalid_header(format!(
                             "value of header {name:?} is not valid UTF-8"
                         ))
@@ -131,6 +159,7 @@ impl<'a> HeaderIter<'a> {
 impl<'a> Iterator for HeaderIter<'a> {
     type Item = Result<(&'a str, HeaderValueRef<'a>), DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done || self.rest.is_empty() {
             return None;
