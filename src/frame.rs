@@ -118,8 +118,9 @@ pub fn parse_prelude(prelude: &[u8; PRELUDE_LENGTH]) -> Result<Prelude, DecodeEr
 
 /// Verify the message CRC of a whole frame whose prelude was validated as `prelude`.
 ///
-/// `bytes` must hold at least `prelude.total_length` bytes (the splitter guarantees it);
-/// shorter input is reported as a truncated frame rather than a panic.
+/// `bytes` must start with the 12 bytes `prelude` was parsed from by [`parse_prelude`] (whose
+/// CRC check is what lets this one start from the prelude CRC), and hold at least
+/// `prelude.total_length` bytes; shorter input is reported as a truncated frame, not a panic.
 pub fn check_frame(bytes: &[u8], prelude: Prelude) -> Result<Frame<'_>, DecodeError> {
     if bytes.len() < prelude.total_length || prelude.total_length < MIN_FRAME_LENGTH {
         return Err(DecodeError::Truncated {

@@ -8,30 +8,48 @@ use crate::errors::DecodeError;
 
 /// Wire type codes.
 pub mod wire {
+    /// Boolean true (no value bytes).
     pub const BOOL_TRUE: u8 = 0;
+    /// Boolean false (no value bytes).
     pub const BOOL_FALSE: u8 = 1;
+    /// Signed 8-bit integer.
     pub const BYTE: u8 = 2;
+    /// Signed 16-bit integer.
     pub const INT16: u8 = 3;
+    /// Signed 32-bit integer.
     pub const INT32: u8 = 4;
+    /// Signed 64-bit integer.
     pub const INT64: u8 = 5;
+    /// Byte array with a u16 length.
     pub const BYTES: u8 = 6;
+    /// UTF-8 string with a u16 length.
     pub const STRING: u8 = 7;
+    /// Signed 64-bit milliseconds since the Unix epoch.
     pub const TIMESTAMP: u8 = 8;
+    /// 16 raw bytes.
     pub const UUID: u8 = 9;
 }
 
 /// A header value borrowed from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderValueRef<'a> {
+    /// Types 0 and 1.
     Bool(bool),
+    /// Type 2.
     Byte(i8),
+    /// Type 3.
     Int16(i16),
+    /// Type 4.
     Int32(i32),
+    /// Type 5.
     Int64(i64),
+    /// Type 6.
     Bytes(&'a [u8]),
+    /// Type 7.
     String(&'a str),
     /// Milliseconds since the Unix epoch.
     Timestamp(i64),
+    /// Type 9, big-endian.
     Uuid([u8; 16]),
 }
 

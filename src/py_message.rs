@@ -11,6 +11,7 @@ use aws_smithy_types::str_bytes::StrBytes;
 use aws_smithy_types::DateTime;
 use bytes::Bytes;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
@@ -63,6 +64,42 @@ fn check_convertible(name: &str, value: HeaderValueRef<'_>) -> Result<(), Decode
     }
 }
 
+/// `s` as a Python string, shared (interned, hash cached) for the names and values every AWS
+/// event stream frame repeats, new otherwise.
+fn common_str<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
+    match s {
+        ":event-type" => intern!(py, ":event-type").clone(),
+        ":message-type" => intern!(py, ":message-type").clone(),
+        ":content-type" => intern!(py, ":content-type").clone(),
+        ":exception-type" => intern!(py, ":exception-type").clone(),
+        ":error-code" => intern!(py, ":error-code").clone(),
+        ":error-message" => intern!(py, ":error-message").clone(),
+        "event" => intern!(py, "event").clone(),
+        "exception" => intern!(py, "exception").clone(),
+        "error" => intern!(py, "error").clone(),
+        "PayloadPart" => intern!(py, "PayloadPart").clone(),
+        "application/octet-stream" => intern!(py, "application/octet-stream").clone(),
+        "application/json" => intern!(py, "application/json").clone(),
+        _ => PyString::new(py, s),
+    }
+}
+
+/// The wire type name of `value` as a shared Python string.
+fn type_name_str<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> Bound<'py, PyString> {
+    match value {
+        HeaderValueRef::Bool(true) => intern!(py, "bool_true").clone(),
+        HeaderValueRef::Bool(false) => intern!(py, "bool_false").clone(),
+        HeaderValueRef::Byte(_) => intern!(py, "byte").clone(),
+        HeaderValueRef::Int16(_) => intern!(py, "int16").clone(),
+        HeaderValueRef::Int32(_) => intern!(py, "int32").clone(),
+        HeaderValueRef::Int64(_) => intern!(py, "int64").clone(),
+        HeaderValueRef::Bytes(_) => intern!(py, "bytes").clone(),
+        HeaderValueRef::String(_) => intern!(py, "string").clone(),
+        HeaderValueRef::Timestamp(_) => intern!(py, "timestamp").clone(),
+        HeaderValueRef::Uuid(_) => intern!(py, "uuid").clone(),
+    }
+}
+
 /// Convert one header value to its Python value.
 fn value_to_py<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
@@ -72,7 +109,7 @@ fn value_to_py<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> PyResult<Boun
         HeaderValueRef::Int32(v) => v.into_pyobject(py)?.into_any(),
         HeaderValueRef::Int64(v) => v.into_pyobject(py)?.into_any(),
         HeaderValueRef::Bytes(b) => PyBytes::new(py, b).into_any(),
-        HeaderValueRef::String(s) => PyString::new(py, s).into_any(),
+        HeaderValueRef::String(s) => common_str(py, s).into_any(),
         HeaderValueRef::Timestamp(millis) => {
             // In range: checked by `check_convertible` when the frame was decoded.
             let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
@@ -114,8 +151,8 @@ impl PyMessage {
             list.append(PyTuple::new(
                 py,
                 [
-                    PyString::new(py, name).into_any(),
-                    PyString::new(py, value.type_name()).into_any(),
+                    common_str(py, name).into_any(),
+                    type_name_str(py, value).into_any(),
                     value_to_py(py, value)?,
                 ],
             )?)?;
@@ -127,7 +164,7 @@ impl PyMessage {
         let dict = PyDict::new(py);
         for item in HeaderIter::new(&self.raw_headers) {
             let (name, value) = item?;
-            dict.set_item(PyString::new(py, name), value_to_py(py, value)?)?;
+            dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
         }
         Ok(dict)
     }
