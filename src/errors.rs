@@ -125,3 +125,54 @@ mod py {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DecodeError;
+
+    #[test]
+    fn messages_name_the_problem() {
+        let cases = [
+            (
+                DecodeError::PreludeChecksum {
+                    expected: 1,
+                    actual: 0xdead_beef,
+                },
+                "prelude checksum mismatch: computed 0x00000001, frame says 0xdeadbeef",
+            ),
+            (
+                DecodeError::FrameTooShort { total_length: 12 },
+                "frame total length 12 is below the 16-byte minimum",
+            ),
+            (
+                DecodeError::PayloadTooLarge { length: 1 << 32 },
+                "payload length 4294967296 exceeds the 25165824 byte limit",
+            ),
+            (
+                DecodeError::HeadersTooLarge { length: 131_073 },
+                "headers length 131073 exceeds the 131072 byte limit",
+            ),
+            (
+                DecodeError::DuplicateHeader { name: "a".into() },
+                "duplicate header name \"a\"",
+            ),
+            (
+                DecodeError::Truncated {
+                    buffered: 3,
+                    expected: None,
+                },
+                "stream ended mid-frame: 3 bytes of a 12-byte prelude received",
+            ),
+            (
+                DecodeError::Truncated {
+                    buffered: 20,
+                    expected: Some(30),
+                },
+                "stream ended mid-frame: 20 of 30 bytes received",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+    }
+}
