@@ -11,6 +11,8 @@ use aws_smithy_types::str_bytes::StrBytes;
 use aws_smithy_types::DateTime;
 use bytes::Bytes;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use std::sync::OnceLock;
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -139,8 +141,24 @@ pub struct PyMessage {
     /// The validated headers section, as on the wire.
     raw_headers: Box<[u8]>,
     payload: Py<PyBytes>,
-    headers: PyOnceLock<Py<PyDict>>,
-    header_list: PyOnceLock<Py<PyList>>,
+    headers: OnceLock<Py<PyDict>>,
+    header_list: OnceLock<Py<PyList>>,
+}
+
+/// The value cached in `cell`, built by `build` on first use. No Python code runs while any
+/// lock is held: two threads racing on a fresh message may both build it, and the first value
+/// stored wins (they are equal), so this can neither deadlock with the GIL nor block.
+fn cached_value<T>(
+    py: Python<'_>,
+    cell: &OnceLock<Py<T>>,
+    build: impl FnOnce() -> PyResult<Py<T>>,
+) -> PyResult<Py<T>> {
+    if let Some(value) = cell.get() {
+        return Ok(value.clone_ref(py));
+    }
+    let built = build()?;
+    let stored = cell.get_or_init(|| built.clone_ref(py));
+    Ok(stored.clone_ref(py))
 }
 
 impl PyMessage {
@@ -175,17 +193,17 @@ impl PyMessage {
     /// Header name → Python value.
     #[getter]
     fn headers(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.headers
-            .get_or_try_init(py, || self.build_headers(py).map(Bound::unbind))
-            .map(|d| d.clone_ref(py))
+        cached_value(py, &self.headers, || {
+            self.build_headers(py).map(Bound::unbind)
+        })
     }
 
     /// `[(name, type_name, value), ...]` in wire order, with the wire type of each value.
     #[getter]
     fn header_list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        self.header_list
-            .get_or_try_init(py, || self.build_header_list(py).map(Bound::unbind))
-            .map(|l| l.clone_ref(py))
+        cached_value(py, &self.header_list, || {
+            self.build_header_list(py).map(Bound::unbind)
+        })
     }
 
     /// The payload bytes.
@@ -229,8 +247,8 @@ pub(crate) fn frame_to_message(py: Python<'_>, frame: Frame<'_>) -> PyResult<PyM
     Ok(PyMessage {
         raw_headers: frame.headers.into(),
         payload: PyBytes::new(py, frame.payload).unbind(),
-        headers: PyOnceLock::new(),
-        header_list: PyOnceLock::new(),
+        headers: OnceLock::new(),
+        header_list: OnceLock::new(),
     })
 }
 

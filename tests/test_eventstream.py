@@ -430,3 +430,22 @@ def test_payload_decoder_large_frames() -> None:
     decoder.close()
     assert got == big
     assert _core.PayloadDecoder().feed(data) == big
+
+
+def test_lazy_headers_are_built_once_even_across_threads() -> None:
+    import threading
+
+    messages = es.decode(frame(ALL_TYPES, b"x") * 500)
+    seen: list[list[int]] = []
+
+    def read_all() -> None:
+        seen.append([id(m.headers) for m in messages] + [id(m.header_list) for m in messages])
+
+    threads = [threading.Thread(target=read_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 4
+    assert all(ids == seen[0] for ids in seen)
+    assert messages[0].headers == {n: v for n, _, v in ALL_TYPES}
