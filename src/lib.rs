@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod frame;
 pub mod headers;
+pub mod reassembly;
 pub mod sagemaker;
 
 #[cfg(feature = "python")]
