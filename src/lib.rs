@@ -11,6 +11,8 @@ pub mod sagemaker;
 #[cfg(feature = "python")]
 mod py_message;
 #[cfg(feature = "python")]
+mod py_reassembly;
+#[cfg(feature = "python")]
 mod py_stream;
 
 #[cfg(feature = "python")]
@@ -20,6 +22,10 @@ mod _core {
 
     #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
+    #[pymodule_export]
+    use crate::py_reassembly::{
+        PyJsonLinesDecoder, PyLineDecoder, PyServerSentEvent, PySseDecoder,
+    };
     #[pymodule_export]
     use crate::py_stream::{PyPayloadDecoder, PyPayloadIterator};
 

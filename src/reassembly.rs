@@ -46,8 +46,9 @@ impl fmt::Display for ReassemblyError {
                 offset,
             } => write!(
                 f,
-                "{what} starting at byte {offset} exceeds the limit of {limit} bytes without \
-                 ending; raise max_{what}_bytes if such {what}s are expected"
+                "{what} starting at byte {offset} is longer than max_{what}_bytes={limit} \
+                 (the bound on bytes held while waiting for its end); raise max_{what}_bytes \
+                 if such {what}s are expected"
             ),
             Self::InvalidUtf8 { offset } => {
                 write!(f, "invalid UTF-8 at byte offset {offset} of the stream")
@@ -371,10 +372,9 @@ impl SseParser {
                 self.data.push_str(&String::from_utf8_lossy(value));
                 self.data.push('\n');
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_event_id = String::from_utf8_lossy(value).into_owned();
-                }
+            // An id containing NUL is ignored (the spec keeps the previous one).
+            b"id" if !value.contains(&0) => {
+                self.last_event_id = String::from_utf8_lossy(value).into_owned();
             }
             b"retry" => {
                 if let Some(ms) = parse_retry(value) {
