@@ -61,20 +61,20 @@ _INPUT_LOCATION_RE = re.compile(r"(https|s3)://([^/]+)/?(.*)", re.DOTALL)
 _S3_URI_RE = re.compile(r"s3://([^/]+)(/.*)?", re.DOTALL)
 
 
-def _fail(name: str, value: Any, rule: str) -> ParamValidationError:
+def _fail(name: str, value: object, rule: str) -> ParamValidationError:
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return ParamValidationError(f"invalid {name} {shown}: {rule}")
 
 
-def _require_str(name: str, value: Any) -> str:
+def _require_str(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise ParamValidationError(f"{name} must be a str, got {type(value).__name__}")
     return value
 
 
-def _check_name(name: str, value: Any, pattern: re.Pattern[str], max_len: int, rule: str) -> str:
+def _check_name(name: str, value: object, pattern: re.Pattern[str], max_len: int, rule: str) -> str:
     value = _require_str(name, value)
     if not value:
         raise _fail(name, value, "must not be empty")
@@ -88,29 +88,29 @@ def _check_name(name: str, value: Any, pattern: re.Pattern[str], max_len: int, r
 _ALNUM_HYPHEN = "letters, digits and hyphens, starting and ending with a letter or digit"
 
 
-def check_endpoint_name(value: Any, name: str = "EndpointName") -> str:
+def check_endpoint_name(value: object, name: str = "EndpointName") -> str:
     """An endpoint name: 1-63 letters, digits and hyphens, no leading or trailing hyphen."""
     if value is None:
         raise ParamValidationError(f"{name} is required")
     return _check_name(name, value, _NAME_RE, 63, _ALNUM_HYPHEN)
 
 
-def check_target_variant(value: Any) -> str:
+def check_target_variant(value: object) -> str:
     """A production variant name: same rule as an endpoint name (1-63)."""
     return _check_name("TargetVariant", value, _NAME_RE, 63, _ALNUM_HYPHEN)
 
 
-def check_target_container_hostname(value: Any) -> str:
+def check_target_container_hostname(value: object) -> str:
     """A container hostname in a multi-container endpoint (1-63)."""
     return _check_name("TargetContainerHostname", value, _NAME_RE, 63, _ALNUM_HYPHEN)
 
 
-def check_inference_component_name(value: Any) -> str:
+def check_inference_component_name(value: object) -> str:
     """An inference component name (1-63)."""
     return _check_name("InferenceComponentName", value, _COMPONENT_RE, 63, _ALNUM_HYPHEN)
 
 
-def check_session_id(value: Any, *, allow_new: bool = True) -> str:
+def check_session_id(value: object, *, allow_new: bool = True) -> str:
     """A stateful session id (≤ 256), or ``NEW_SESSION`` where a session may be opened.
 
     InvokeEndpointWithResponseStream accepts only an existing id (``allow_new=False``).
@@ -128,7 +128,7 @@ def check_session_id(value: Any, *, allow_new: bool = True) -> str:
     return _check_name("SessionId", value, _SESSION_RE, 256, _ALNUM_HYPHEN)
 
 
-def _check_printable_id(name: str, value: Any, max_len: int) -> str:
+def _check_printable_id(name: str, value: object, max_len: int) -> str:
     value = _require_str(name, value)
     if not value:
         raise _fail(name, value, "must not be empty")
@@ -139,17 +139,17 @@ def _check_printable_id(name: str, value: Any, max_len: int) -> str:
     return value
 
 
-def check_inference_id(value: Any) -> str:
+def check_inference_id(value: object) -> str:
     """An inference id: 1-64 printable US-ASCII characters, not starting with a space."""
     return _check_printable_id("InferenceId", value, 64)
 
 
-def check_target_model(value: Any) -> str:
+def check_target_model(value: object) -> str:
     """A multi-model endpoint's model path: 1-1024 printable US-ASCII characters."""
     return _check_printable_id("TargetModel", value, 1024)
 
 
-def check_enable_explanations(value: Any) -> str:
+def check_enable_explanations(value: object) -> str:
     """A SageMaker Clarify explanation expression: 1-64 characters."""
     value = _require_str("EnableExplanations", value)
     if not 1 <= len(value) <= 64:
@@ -159,7 +159,7 @@ def check_enable_explanations(value: Any) -> str:
     return value
 
 
-def _check_ascii_header(name: str, value: Any, max_len: int = 1024) -> str:
+def _check_ascii_header(name: str, value: object, max_len: int = 1024) -> str:
     value = _require_str(name, value)
     if len(value) > max_len:
         raise _fail(name, value, f"is {len(value)} characters, at most {max_len} allowed")
@@ -170,12 +170,12 @@ def _check_ascii_header(name: str, value: Any, max_len: int = 1024) -> str:
     return value
 
 
-def check_content_type(value: Any, name: str = "ContentType") -> str:
+def check_content_type(value: object, name: str = "ContentType") -> str:
     """A MIME type for ContentType / Accept: US-ASCII, at most 1024 characters."""
     return _check_ascii_header(name, value)
 
 
-def check_custom_attributes(value: Any) -> str:
+def check_custom_attributes(value: object) -> str:
     """CustomAttributes: at most 1024 visible US-ASCII characters (RFC 7230 field value)."""
     value = _require_str("CustomAttributes", value)
     if len(value) > 1024:
@@ -190,7 +190,7 @@ def check_custom_attributes(value: Any) -> str:
     return value
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
+def _check_int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParamValidationError(f"{name} must be an int, got {type(value).__name__}")
     if not low <= value <= high:
@@ -198,17 +198,17 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def check_invocation_timeout(value: Any) -> int:
+def check_invocation_timeout(value: object) -> int:
     """InvocationTimeoutSeconds: 1-3600."""
     return _check_int("InvocationTimeoutSeconds", value, 1, 3600)
 
 
-def check_ttl(value: Any) -> int:
+def check_ttl(value: object) -> int:
     """RequestTTLSeconds: 60-21600 (6 hours)."""
     return _check_int("RequestTTLSeconds", value, 60, 21600)
 
 
-def check_filename(value: Any) -> str:
+def check_filename(value: object) -> str:
     """Filename of the async output: 1-32 characters, at most one dot, starting alphanumeric."""
     value = _require_str("Filename", value)
     if not 1 <= len(value) <= 32:
@@ -222,7 +222,7 @@ def check_filename(value: Any) -> str:
     return value
 
 
-def check_s3_output_path_extension(value: Any) -> str:
+def check_s3_output_path_extension(value: object) -> str:
     """S3OutputPathExtension: 1-512 characters of ``[a-zA-Z0-9!_.*'()/-]``, not a URI."""
     value = _require_str("S3OutputPathExtension", value)
     if not 1 <= len(value) <= 512:
@@ -236,7 +236,7 @@ def check_s3_output_path_extension(value: Any) -> str:
     return value
 
 
-def check_s3_uri(value: Any, name: str = "S3Uri") -> str:
+def check_s3_uri(value: object, name: str = "S3Uri") -> str:
     """An ``s3://bucket/key`` URI of 1-1024 characters."""
     value = _require_str(name, value)
     if not 1 <= len(value) <= 1024:
@@ -246,7 +246,7 @@ def check_s3_uri(value: Any, name: str = "S3Uri") -> str:
     return value
 
 
-def check_input_location(value: Any) -> str:
+def check_input_location(value: object) -> str:
     """InputLocation: an ``s3://`` (or ``https://``) URI of 1-1024 characters."""
     if value is None:
         raise ParamValidationError("InputLocation is required")
@@ -258,7 +258,7 @@ def check_input_location(value: Any) -> str:
     return value
 
 
-def check_body(value: Any) -> bytes | IO[bytes]:
+def check_body(value: object) -> bytes | IO[bytes]:
     """A request body of at most 6,291,456 bytes; ``str`` is encoded as UTF-8.
 
     Returns bytes, or the file object itself (its remaining size checked when it is seekable).
@@ -273,7 +273,7 @@ def check_body(value: Any) -> bytes | IO[bytes]:
         size = _remaining_size(value)
         if size is not None and size > MAX_BODY_BYTES:
             raise ParamValidationError(f"Body is {size} bytes, at most {MAX_BODY_BYTES} allowed")
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[return-value]
     else:
         raise ParamValidationError(
             f"Body must be bytes, str or a binary file object, got {type(value).__name__}"
@@ -297,7 +297,7 @@ def _remaining_size(fileobj: Any) -> int | None:
         return None
 
 
-def _put(params: dict[str, Any], key: str, value: Any, check: Any) -> None:
+def _put(params: dict[str, Any], key: str, value: object, check: Any) -> None:
     if value is not None:
         params[key] = check(value)
 
