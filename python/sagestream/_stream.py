@@ -165,25 +165,30 @@ class ResponseStream:
         return b"".join(self)
 
     def lines(self, *, max_line_bytes: int | None = None, errors: str = "strict") -> Iterator[str]:
-        """Text lines across part boundaries (UTF-8, ``\\n`` or ``\\r\\n``; the last line may lack one)."""
-        from sagestream.reassembly import iter_lines
+        """Text lines across part boundaries (UTF-8, ``\\n`` or ``\\r\\n``; the last may lack one).
 
-        kwargs: dict[str, Any] = {"errors": errors}
-        if max_line_bytes is not None:
-            kwargs["max_line_bytes"] = max_line_bytes
-        return iter_lines(iter(self), **kwargs)
+        ``max_line_bytes`` bounds the bytes held for one unfinished line (``LineTooLongError``).
+        """
+        from sagestream import reassembly
 
-    def sse(self, **kwargs: Any) -> Iterator[ServerSentEvent]:
-        """Server-sent events (WHATWG rules) across part boundaries."""
-        from sagestream.reassembly import iter_sse
+        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+        return reassembly.iter_lines(self, max_line_bytes=limit, errors=errors)
 
-        return iter_sse(iter(self), **kwargs)
+    def sse(
+        self, *, max_event_bytes: int | None = None, discard_incomplete: bool = False
+    ) -> Iterator[ServerSentEvent]:
+        """Server-sent events (WHATWG rules) across part boundaries; ``.data``, ``.json()``."""
+        from sagestream import reassembly
 
-    def json_lines(self, **kwargs: Any) -> Iterator[Any]:
-        """One JSON value per line across part boundaries."""
-        from sagestream.reassembly import iter_json_lines
+        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_event_bytes is None else max_event_bytes
+        return reassembly.iter_sse(self, max_event_bytes=limit, discard_incomplete=discard_incomplete)
 
-        return iter_json_lines(iter(self), **kwargs)
+    def json_lines(self, *, max_line_bytes: int | None = None) -> Iterator[Any]:
+        """One JSON value per non-blank line, across part boundaries."""
+        from sagestream import reassembly
+
+        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+        return reassembly.iter_json_lines(self, max_line_bytes=limit)
 
     def __repr__(self) -> str:
         m = self.metrics
