@@ -471,3 +471,15 @@ def test_stream_metrics_update() -> None:
     assert m.max_gap == pytest.approx(0.8)
     assert m.duration == pytest.approx(2.0)
     assert m.parts_per_second == pytest.approx(1.5)
+
+
+def test_iterating_a_temporary_stream(path: str) -> None:
+    """``for part in client.invoke_stream(...)`` holds no reference to the ResponseStream."""
+    import gc
+
+    with serve(stream_response(FRAMES)) as srv:
+        got = []
+        for part in make_client(srv.url).invoke_stream("ep", b""):
+            gc.collect()
+            got.append(part)
+    assert got == PARTS

@@ -86,7 +86,10 @@ class ResponseStream:
         #: botocore's ``ResponseMetadata`` (request id, status, headers, retries).
         self.response_metadata: dict[str, Any] = dict(meta)
 
-    # Iterating the stream is iterating the Rust object: no Python frame per part.
+    # Iterating the stream is iterating the Rust object: no Python frame per part. The Rust
+    # object owns the connection (through ``on_end``), so ``for part in client.invoke_stream(...)``
+    # works although the ResponseStream itself is not referenced during the loop; an abandoned
+    # stream's socket is closed when it is garbage collected.
     def __iter__(self) -> Iterator[bytes]:
         return self._body  # type: ignore[no-any-return]
 
@@ -154,11 +157,6 @@ class ResponseStream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        body = getattr(self, "_body", None)
-        if body is not None and not body.finished:
-            self.close()
 
     def read_all(self) -> bytes:
         """Every remaining payload part, joined."""
