@@ -384,7 +384,9 @@ impl PyBodyStream {
             return;
         };
         let want = match &self.framing {
-            Framing::Length(left) => usize::try_from(*left).map_or(self.read_size, |l| l.min(self.read_size)),
+            Framing::Length(left) => {
+                usize::try_from(*left).map_or(self.read_size, |l| l.min(self.read_size))
+            }
             _ => self.read_size,
         };
         let data = match read1.bind(py).call1((want,)) {
