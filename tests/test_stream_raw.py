@@ -483,3 +483,44 @@ def test_iterating_a_temporary_stream(path: str) -> None:
             gc.collect()
             got.append(part)
     assert got == PARTS
+
+
+class _NoRead1:
+    """A urllib3 response seen through an older API: no read1, only read_chunked/stream."""
+
+    def __init__(self, raw: object) -> None:
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> object:
+        if name == "read1":
+            raise AttributeError(name)
+        return getattr(self._raw, name)
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_fallback_without_read1(monkeypatch: pytest.MonkeyPatch, chunked: bool) -> None:
+    """Older urllib3: read_chunked() for chunked bodies, stream() otherwise."""
+    original = _transport.open_body
+
+    def open_body(raw, **kw):  # type: ignore[no-untyped-def]
+        return original(_NoRead1(raw), force_fallback=True, **kw)
+
+    monkeypatch.setattr("sagestream._client.open_body", open_body)
+    frames = [*FRAMES[:4], exception_frame("ModelStreamError", "boom", "StreamBroken")]
+    if chunked:
+        resp = stream_response(frames)
+    else:
+        body = b"".join(frames)
+        resp = Response(
+            headers={"Content-Type": "application/vnd.amazon.eventstream"},
+            writes=[body],
+            chunked=False,
+            content_length=len(body),
+        )
+    with serve(resp) as srv:
+        stream = make_client(srv.url).invoke_stream("ep", b"")
+        assert not stream._owner.fast_path
+        got, exc = collect(stream)
+    assert got == PARTS[:4]
+    assert isinstance(exc, ModelStreamError)
+    assert exc.error_code == "StreamBroken"
