@@ -6,10 +6,13 @@ pub mod chunked;
 pub mod errors;
 pub mod frame;
 pub mod headers;
+pub mod reassembly;
 pub mod sagemaker;
 
 #[cfg(feature = "python")]
 mod py_message;
+#[cfg(feature = "python")]
+mod py_reassembly;
 #[cfg(feature = "python")]
 mod py_stream;
 
@@ -20,6 +23,10 @@ mod _core {
 
     #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
+    #[pymodule_export]
+    use crate::py_reassembly::{
+        PyJsonLinesDecoder, PyLineDecoder, PyServerSentEvent, PySseDecoder,
+    };
     #[pymodule_export]
     use crate::py_stream::{PyBodyStream, PyPayloadDecoder, PyPayloadIterator};
 
