@@ -41,7 +41,10 @@ from botocore.httpchecksum import apply_request_checksum, resolve_checksum_conte
 from yarl import URL
 
 from sagestream import _params
+from sagestream._client import InvokeResult, parse_new_session
 from sagestream._core import PayloadDecoder
+from sagestream._stream import StreamMetrics
+from sagestream._transport import botocore_errors
 from sagestream.exceptions import (
     ConnectionLostError,
     DeadlineExceededError,
@@ -57,53 +60,23 @@ if TYPE_CHECKING:
 
     from sagestream._async_inference import AsyncInvocationAsync
 
-__all__ = ["AsyncClient", "AsyncResponseStream", "InvokeResult"]
+__all__ = ["AsyncClient", "AsyncResponseStream"]
 
 STREAM_OPERATION = "InvokeEndpointWithResponseStream"
 INVOKE_OPERATION = "InvokeEndpoint"
 ASYNC_OPERATION = "InvokeEndpointAsync"
 
 
-try:  # shared with the sync client when present
-    from sagestream._stream import StreamMetrics
-except ImportError:  # pragma: no cover - the sync stream module is optional at import time
-    from dataclasses import dataclass
-
-    @dataclass
-    class StreamMetrics:  # type: ignore[no-redef]
-        """Timing of one stream: time to first part, parts, bytes, duration, largest gap."""
-
-        started: float = 0.0
-        first_part_at: float | None = None
-        last_part_at: float | None = None
-        parts: int = 0
-        bytes: int = 0
-        max_gap: float = 0.0
-
-        def update(self, now: float, nbytes: int) -> None:
-            if self.first_part_at is None:
-                self.first_part_at = now
-            elif self.last_part_at is not None and now - self.last_part_at > self.max_gap:
-                self.max_gap = now - self.last_part_at
-            self.last_part_at = now
-            self.parts += 1
-            self.bytes += nbytes
-
-        @property
-        def time_to_first_part(self) -> float | None:
-            return None if self.first_part_at is None else self.first_part_at - self.started
-
-        @property
-        def duration(self) -> float:
-            end = self.last_part_at if self.last_part_at is not None else self.started
-            return end - self.started
-
-
-def _new_metrics() -> StreamMetrics:
-    metrics = StreamMetrics()
-    if hasattr(metrics, "started"):
-        metrics.started = time.monotonic()
-    return metrics
+def _record(metrics: StreamMetrics, now: float, parts: list[bytes]) -> None:
+    """``StreamMetrics.update`` for all the parts of one read at once (no gap inside a read)."""
+    last = metrics.last_part_at
+    if last is None:
+        metrics.time_to_first_part = now - metrics.started
+    elif now - last > metrics.max_gap:
+        metrics.max_gap = now - last
+    metrics.last_part_at = now
+    metrics.parts += len(parts)
+    metrics.bytes += sum(map(len, parts))
 
 
 # --- the HTTP side ---------------------------------------------------------------------------
@@ -389,55 +362,6 @@ def _add_modeled_error_fields(client: Any, parser: Any, response_dict: dict[str,
 # --- results ---------------------------------------------------------------------------------
 
 
-class InvokeResult:
-    """The answer of InvokeEndpoint (``AsyncClient.invoke``)."""
-
-    __slots__ = (
-        "body",
-        "closed_session_id",
-        "content_type",
-        "custom_attributes",
-        "invoked_production_variant",
-        "new_session_expires",
-        "new_session_id",
-        "response_metadata",
-    )
-
-    def __init__(self, parsed: dict[str, Any]) -> None:
-        body = parsed.get("Body", b"")
-        self.body: bytes = body if isinstance(body, bytes) else bytes(body.read())
-        self.content_type: str | None = parsed.get("ContentType")
-        self.invoked_production_variant: str | None = parsed.get("InvokedProductionVariant")
-        self.custom_attributes: str | None = parsed.get("CustomAttributes")
-        self.new_session_id, self.new_session_expires = _split_session(parsed.get("NewSessionId"))
-        self.closed_session_id: str | None = parsed.get("ClosedSessionId")
-        self.response_metadata: dict[str, Any] = parsed.get("ResponseMetadata", {})
-
-    def __repr__(self) -> str:
-        return (
-            f"InvokeResult(content_type={self.content_type!r}, body={self.body[:60]!r}"
-            f"{'...' if len(self.body) > 60 else ''})"
-        )
-
-
-def _split_session(value: str | None) -> tuple[str | None, Any]:
-    """``<id>; Expires=<ISO 8601>`` → (id, datetime or None)."""
-    if not value:
-        return None, None
-    ident, _, rest = value.partition(";")
-    expires = None
-    rest = rest.strip()
-    if rest.lower().startswith("expires="):
-        from datetime import datetime
-
-        raw = rest[len("expires=") :].strip()
-        try:
-            expires = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            expires = None
-    return ident.strip(), expires
-
-
 # --- the stream ------------------------------------------------------------------------------
 
 
@@ -456,6 +380,7 @@ class AsyncResponseStream:
         response: aiohttp.ClientResponse,
         parsed_headers: dict[str, Any],
         *,
+        started: float | None = None,
         deadline: float | None = None,
     ) -> None:
         self._response: aiohttp.ClientResponse | None = response
@@ -468,21 +393,28 @@ class AsyncResponseStream:
         self.content_type: str | None = parsed_headers.get("ContentType")
         self.invoked_production_variant: str | None = parsed_headers.get("InvokedProductionVariant")
         self.custom_attributes: str | None = parsed_headers.get("CustomAttributes")
+        #: botocore-style ``ResponseMetadata`` (request id, status, headers, retries).
         self.response_metadata: dict[str, Any] = parsed_headers.get("ResponseMetadata", {})
-        self.metrics = _new_metrics()
+        #: The HTTP response headers (lower-case names).
+        self.headers: dict[str, str] = dict(self.response_metadata.get("HTTPHeaders") or {})
+        #: Time to first part, parts, bytes, duration, largest gap (``time.monotonic()`` seconds).
+        self.metrics = StreamMetrics(started=time.monotonic() if started is None else started)
         if deadline is not None:
             loop = asyncio.get_running_loop()
-            self._deadline_handle = loop.call_later(deadline, self._on_deadline, deadline)
+            self._deadline_handle = loop.call_later(max(0.0, deadline), self._on_deadline, deadline)
+
+    @property
+    def request_id(self) -> str | None:
+        """The service's request id."""
+        value = self.response_metadata.get("RequestId")
+        return str(value) if value is not None else None
 
     def _on_deadline(self, seconds: float) -> None:
         self._deadline_handle = None
         if self._done:
             return
         self._deadline_hit = True
-        self._content.set_exception(
-            DeadlineExceededError(f"the stream did not finish within its {seconds:g} s deadline")
-        )
-        self.close()
+        self._content.set_exception(DeadlineExceededError("the stream did not finish within its deadline"))
 
     def __aiter__(self) -> AsyncResponseStream:
         return self
@@ -491,49 +423,63 @@ class AsyncResponseStream:
         pending = self._pending
         if pending:
             return pending.popleft()
+        decoder = self._decoder
         while not self._done:
             try:
+                # An error frame (or bad bytes) that came in the same read as earlier parts is
+                # raised now that those parts were delivered, without waiting for another read.
+                decoder.feed(b"")
                 data = await self._content.readany()
             except asyncio.CancelledError:
-                self.close()
+                self._end(clean=False)
                 raise
             except DeadlineExceededError:
-                self.close()
+                self._end(clean=False)
                 raise
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                self.close()
-                if self._deadline_hit:
-                    raise DeadlineExceededError("the stream did not finish within its deadline") from exc
+                self._end(clean=False)
                 raise _mid_stream_error(exc, "the response stream") from None
+            except BaseException:
+                self._end(clean=False)
+                raise
             if not data:
-                self.close()
-                self._decoder.close()  # TruncatedStreamError, or an error held back
+                try:
+                    decoder.close()  # TruncatedStreamError, or an error held back
+                except BaseException:
+                    self._end(clean=False)
+                    raise
+                self._end(clean=True)
                 raise StopAsyncIteration
             try:
-                parts = self._decoder.feed(data)
+                parts = decoder.feed(data)
             except BaseException:
-                self.close()
+                self._end(clean=False)
                 raise
             if parts:
-                now = time.monotonic()
-                update = self.metrics.update
-                for part in parts:
-                    update(now, len(part))
-                first = parts[0]
+                _record(self.metrics, time.monotonic(), parts)
                 if len(parts) > 1:
                     pending.extend(parts[1:])
-                return first
+                return parts[0]
         raise StopAsyncIteration
 
-    def close(self) -> None:
-        """Close the connection now (unread parts are dropped); idempotent."""
+    def _end(self, *, clean: bool) -> None:
+        """Stop: a cleanly finished body gives its connection back to the pool, else close it."""
         self._done = True
+        self.metrics.finish(time.monotonic())
         if self._deadline_handle is not None:
             self._deadline_handle.cancel()
             self._deadline_handle = None
         response, self._response = self._response, None
         if response is not None:
-            response.close()
+            if clean:
+                response.release()
+            else:
+                response.close()
+
+    def close(self) -> None:
+        """Close the connection now (parts not yet read are dropped); idempotent."""
+        self._pending.clear()
+        self._end(clean=False)
 
     async def aclose(self) -> None:
         """Same as :meth:`close` (for ``contextlib.aclosing``)."""
@@ -552,7 +498,8 @@ class AsyncResponseStream:
 
     @property
     def closed(self) -> bool:
-        return self._response is None
+        """True once the stream ended or was closed."""
+        return self._done
 
     def lines(self, **kwargs: Any) -> AsyncIterator[str]:
         """Text lines reassembled across parts (UTF-8 safe); see ``sagestream.reassembly``."""
@@ -619,8 +566,16 @@ class AsyncClient:
         config: Config | None = None,
         *,
         s3_endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
     ) -> None:
         self._session: Any = session
+        self._credentials_given = {
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+        }
         self._region_name = region_name
         self._endpoint_url = endpoint_url
         self._s3_endpoint_url = s3_endpoint_url
@@ -639,7 +594,7 @@ class AsyncClient:
                 if self._session is None:
                     import boto3
 
-                    self._session = boto3.Session(region_name=self._region_name)
+                    self._session = boto3.Session(region_name=self._region_name, **self._credentials_given)
                 self._runtime = self._session.client(
                     "sagemaker-runtime",
                     region_name=self._region_name,
@@ -704,7 +659,8 @@ class AsyncClient:
 
     async def _call(self, operation_name: str, params: dict[str, Any]) -> dict[str, Any]:
         runtime, transport = await self._ready()
-        reply = await transport.call(runtime, operation_name, params)
+        with botocore_errors(operation_name):
+            reply = await transport.call(runtime, operation_name, params)
         parsed = reply.parsed or {}
         if reply.status >= 300:
             raise service_error_from_response(parsed, operation_name)
@@ -745,16 +701,30 @@ class AsyncClient:
             inference_component_name=inference_component_name,
             session_id=session_id,
         )
-        if deadline is not None and not deadline > 0:
+        if deadline is not None and (
+            isinstance(deadline, bool) or not isinstance(deadline, int | float) or not deadline > 0
+        ):
             raise ParamValidationError(f"deadline must be a positive number of seconds, got {deadline!r}")
 
         async def start() -> AsyncResponseStream:
+            started = time.monotonic()
             runtime, transport = await self._ready()
-            reply = await transport.call(runtime, STREAM_OPERATION, params, stream=True)
+            call = transport.call(runtime, STREAM_OPERATION, params, stream=True)
+            with botocore_errors(STREAM_OPERATION):
+                if deadline is None:
+                    reply = await call
+                else:
+                    try:
+                        reply = await asyncio.wait_for(call, deadline)
+                    except asyncio.TimeoutError:
+                        raise DeadlineExceededError(
+                            f"no answer within the {deadline:g} s deadline of the stream"
+                        ) from None
             if reply.status >= 300:
                 raise service_error_from_response(reply.parsed or {}, STREAM_OPERATION)
             headers = _stream_headers(runtime, reply)
-            return AsyncResponseStream(reply.response, headers, deadline=deadline)
+            remaining = None if deadline is None else deadline - (time.monotonic() - started)
+            return AsyncResponseStream(reply.response, headers, started=started, deadline=remaining)
 
         return _StreamCall(start)
 
@@ -789,7 +759,18 @@ class AsyncClient:
             inference_component_name=inference_component_name,
             session_id=session_id,
         )
-        return InvokeResult(await self._call(INVOKE_OPERATION, params))
+        response = await self._call(INVOKE_OPERATION, params)
+        new_id, expires = parse_new_session(response.get("NewSessionId"))
+        return InvokeResult(
+            body=response.get("Body", b""),
+            content_type=response.get("ContentType"),
+            invoked_production_variant=response.get("InvokedProductionVariant"),
+            custom_attributes=response.get("CustomAttributes"),
+            new_session_id=new_id,
+            new_session_expires=expires,
+            closed_session_id=response.get("ClosedSessionId"),
+            response_metadata=dict(response.get("ResponseMetadata") or {}),
+        )
 
     async def invoke_async(
         self,
@@ -836,7 +817,8 @@ class AsyncClient:
         """One S3 call; returns the reply (raises the typed error of any answer but 2xx/404)."""
         s3, transport = await self._s3_ready()
         stream = operation_name == "GetObject"
-        reply = await transport.call(s3, operation_name, params, stream=stream)
+        with botocore_errors(operation_name):
+            reply = await transport.call(s3, operation_name, params, stream=stream)
         if stream and reply.status < 300:
             try:
                 reply.body = await reply.response.read()
