@@ -137,11 +137,12 @@ def _mid_stream_error(exc: BaseException, what: str) -> Exception:
 
 
 def _ssl_for(verify: Any) -> ssl.SSLContext | bool:
+    """The TLS setting of botocore's ``verify`` (loading CA files blocks: call off the loop)."""
     if verify is False:
         return False
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
-    return True
+    return ssl.create_default_context()
 
 
 def _needs_refresh(credentials: Any) -> bool:
@@ -160,12 +161,12 @@ def _needs_refresh(credentials: Any) -> bool:
 class _Transport:
     """Send botocore-built requests over one aiohttp session; shared by every operation."""
 
-    def __init__(self, config: Any, verify: Any) -> None:
+    def __init__(self, config: Any, tls: ssl.SSLContext | bool) -> None:
         limit = 0  # like botocore's non-blocking urllib3 pool: extra connections when busy
         user_options = getattr(config, "_user_provided_options", {})
         if "max_pool_connections" in user_options:
             limit = int(config.max_pool_connections)
-        connector = aiohttp.TCPConnector(limit=limit, ssl=_ssl_for(verify), enable_cleanup_closed=False)
+        connector = aiohttp.TCPConnector(limit=limit, ssl=tls)
         self.timeout = aiohttp.ClientTimeout(
             total=None,
             connect=None,
@@ -219,7 +220,7 @@ class _Transport:
             reply: _Reply | None = None
             caught: Exception | None = None
             try:
-                reply = await self._send(client, prepared, operation_model, stream=stream)
+                reply = await self._send(client, prepared, operation_model, context, stream=stream)
             except asyncio.CancelledError:
                 raise
             except aiohttp.ClientError as exc:
@@ -296,7 +297,9 @@ class _Transport:
         apply_request_checksum(request_dict)
         return operation_model, request_dict
 
-    async def _send(self, client: Any, prepared: Any, operation_model: Any, *, stream: bool) -> _Reply:
+    async def _send(
+        self, client: Any, prepared: Any, operation_model: Any, context: dict[str, Any], *, stream: bool
+    ) -> _Reply:
         headers = {
             k: (v.decode("utf-8") if isinstance(v, bytes) else str(v)) for k, v in prepared.headers.items()
         }
@@ -326,15 +329,15 @@ class _Transport:
             "headers": response.headers,
             "status_code": status,
             "body": data,
-            "context": prepared.context,
+            "context": context,
         }
         parser = client._response_parser
-        if operation_model.has_streaming_output and status < 300:
-            parsed = {}
-        else:
-            parsed = parser.parse(response_dict, operation_model.output_shape)
-            if status >= 300:
-                _add_modeled_error_fields(client, parser, response_dict, parsed)
+        parsed = parser.parse(response_dict, operation_model.output_shape)
+        if status >= 300:
+            _add_modeled_error_fields(client, parser, response_dict, parsed)
+        elif operation_model.has_streaming_output:
+            # A streaming blob payload (InvokeEndpoint's Body): the bytes as read.
+            parsed[operation_model.output_shape.serialization["payload"]] = data
         return _Reply(status, response.headers, parsed, response, data)
 
 
@@ -583,6 +586,7 @@ class AsyncClient:
         self._runtime: Any = None
         self._s3: Any = None
         self._transport: _Transport | None = None
+        self._tls: ssl.SSLContext | bool = True
         self._setup_lock = threading.Lock()
         self._closed = False
 
@@ -603,6 +607,7 @@ class AsyncClient:
                 )
                 if self._config is None:
                     self._config = self._runtime.meta.config
+                self._tls = _ssl_for(getattr(self._runtime._endpoint.http_session, "_verify", True))
             return self._runtime
 
     def _make_s3(self) -> Any:
@@ -625,8 +630,7 @@ class AsyncClient:
             runtime = await asyncio.to_thread(self._make_runtime)
         transport = self._transport
         if transport is None:
-            verify = getattr(runtime._endpoint.http_session, "_verify", True)
-            transport = self._transport = _Transport(runtime.meta.config, verify)
+            transport = self._transport = _Transport(runtime.meta.config, self._tls)
         return runtime, transport
 
     async def _s3_ready(self) -> tuple[Any, _Transport]:
