@@ -2,13 +2,17 @@
 //! CRC32 validation and size caps, the SageMaker Runtime event mapping, and (with the default
 //! `python` feature) the `sagestream._core` extension module.
 
+pub mod chunked;
 pub mod errors;
 pub mod frame;
 pub mod headers;
+pub mod reassembly;
 pub mod sagemaker;
 
 #[cfg(feature = "python")]
 mod py_message;
+#[cfg(feature = "python")]
+mod py_reassembly;
 #[cfg(feature = "python")]
 mod py_stream;
 
@@ -20,7 +24,11 @@ mod _core {
     #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
     #[pymodule_export]
-    use crate::py_stream::{PyPayloadDecoder, PyPayloadIterator};
+    use crate::py_reassembly::{
+        PyJsonLinesDecoder, PyLineDecoder, PyServerSentEvent, PySseDecoder,
+    };
+    #[pymodule_export]
+    use crate::py_stream::{PyBodyStream, PyPayloadDecoder, PyPayloadIterator};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -75,4 +75,110 @@ class PayloadIterator(Iterator[bytes]):
 
 # --- stream: raw HTTP body → payloads (src/py_stream.rs) -------------------------------------
 
+from collections.abc import Callable  # noqa: E402
+from typing import Literal  # noqa: E402
+
+@final
+class BodyStream(Iterator[bytes]):
+    """Payloads read straight from an HTTP response body (chunked, Content-Length or until close).
+
+    ``reader`` has ``read1(n)`` (the socket's buffered reader), or with ``framing="iter"`` is an
+    iterable of body reads. ``on_end(reusable)`` is called once when the body ends by itself.
+    """
+
+    def __new__(
+        cls,
+        reader: Any,
+        framing: Literal["chunked", "length", "close", "iter"],
+        *,
+        content_length: int | None = None,
+        read_size: int = 65536,
+        on_end: Callable[[bool], object] | None = None,
+        deadline: float | None = None,
+        settimeout: Callable[[float], object] | None = None,
+        read_timeout: float | None = None,
+    ) -> BodyStream: ...
+    def __iter__(self) -> BodyStream: ...
+    def __next__(self) -> bytes: ...
+    def close(self) -> None:
+        """Stop now; queued payloads are dropped and ``on_end`` is not called."""
+    @property
+    def finished(self) -> bool: ...
+    def stats(self) -> tuple[int, int, float | None, float, float | None, float | None]:
+        """``(parts, bytes, first_part, max_gap, last_part, ended)``, seconds since creation."""
+
 # --- reassembly: lines, SSE, JSON lines (src/py_reassembly.rs) --------------------------------
+
+@final
+class LineDecoder:
+    """Incremental UTF-8 line decoder over payload parts.
+
+    ``\\n`` and ``\\r\\n`` end a line, also when split between parts; a lone ``\\r`` is part of
+    the line. A line longer than ``max_line_bytes`` raises ``LineTooLongError``; invalid UTF-8
+    raises ``ReassemblyError`` (``errors="strict"``) or becomes U+FFFD (``errors="replace"``).
+    When a part holds complete lines and then an error, ``feed`` returns the lines and the next
+    call raises.
+    """
+
+    def __new__(cls, *, max_line_bytes: int = 1048576, errors: str = "strict") -> LineDecoder: ...
+    def feed(self, data: bytes) -> list[str]:
+        """Feed one part; returns the lines it completes, terminators stripped."""
+    def finish(self) -> list[str]:
+        """End of input: the last line if it had no line end; the decoder is then done."""
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an unterminated line."""
+
+@final
+class ServerSentEvent:
+    """One Server-Sent Event (immutable, hashable, picklable)."""
+
+    def __new__(
+        cls, data: str = "", event: str = "message", id: str | None = None, retry: int | None = None
+    ) -> ServerSentEvent: ...
+    @property
+    def event(self) -> str:
+        """The event type: ``"message"`` unless an ``event`` field set it."""
+    @property
+    def data(self) -> str:
+        """The ``data`` fields of the event joined with ``\\n``."""
+    @property
+    def id(self) -> str | None:
+        """The last event ID at dispatch (it carries over to later events); ``None`` if empty."""
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time (ms) of a ``retry`` field in this event's block."""
+    def json(self) -> Any:
+        """``data`` parsed with ``json.loads``."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class SseDecoder:
+    """Incremental Server-Sent Events decoder (WHATWG HTML event stream interpretation).
+
+    An event left without its blank line at the end of the stream is dispatched by ``finish``
+    unless ``discard_incomplete=True`` (the browser's behaviour).
+    """
+
+    def __new__(cls, *, max_event_bytes: int = 1048576, discard_incomplete: bool = False) -> SseDecoder: ...
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Feed one part; returns the events it dispatches."""
+    def finish(self) -> list[ServerSentEvent]:
+        """End of input: dispatches a pending event (see the class doc); then done."""
+    @property
+    def last_event_id(self) -> str | None:
+        """The last event ID seen so far, also from blocks that dispatched nothing."""
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time last set by a valid ``retry`` field."""
+
+@final
+class JsonLinesDecoder:
+    """Incremental JSON Lines decoder: each non-blank line parsed with Python's ``json``."""
+
+    def __new__(cls, *, max_line_bytes: int = 1048576) -> JsonLinesDecoder: ...
+    def feed(self, data: bytes) -> list[Any]:
+        """Feed one part; returns the values of the lines it completes."""
+    def finish(self) -> list[Any]:
+        """End of input: parses a last line without line end; the decoder is then done."""

@@ -1,0 +1,134 @@
+"""Lines, Server-Sent Events and JSON lines reassembled from payload parts, in Rust.
+
+SageMaker cuts a model's output into ``PayloadPart`` events wherever it likes: a line, an SSE
+event or a multi-byte UTF-8 character can span any number of parts. These functions take the
+parts (any iterable of ``bytes``, for example the ``PayloadPart`` bytes of a stock boto3
+``invoke_endpoint_with_response_stream`` response) and yield each item as soon as its last byte
+arrives. At the end of the input a last line without line end is still yielded, never waited on.
+
+Rules:
+
+- Lines: ``\\n`` and ``\\r\\n`` end a line, also when the pair is split between parts; a lone
+  ``\\r`` is part of the line (as with ``bytes.split(b"\\n")``). Terminators are stripped.
+- SSE: the WHATWG HTML "event stream interpretation": a leading BOM is dropped, ``\\r``, ``\\n``
+  and ``\\r\\n`` end lines, ``:`` starts a comment, ``data`` lines are joined with ``\\n``, a blank
+  line dispatches, a block without data dispatches nothing (its ``id``/``retry`` still count),
+  an ``id`` with NUL is ignored, ``retry`` only with ASCII digits. An event left without its
+  blank line at the end of the stream is dispatched (LLM containers often end that way); pass
+  ``discard_incomplete=True`` to drop it as a browser would.
+- JSON lines: every non-blank line is parsed with Python's ``json``.
+
+Errors (from :mod:`sagestream.exceptions`): more than ``max_line_bytes`` (``max_event_bytes``)
+without a line end (event end) raises ``LineTooLongError``, so memory stays bounded; invalid
+UTF-8 (strict) or invalid JSON raises ``ReassemblyError`` naming the byte offset (and the line).
+Every item before the bad bytes is yielded first.
+
+Example with stock boto3::
+
+    parts = (e["PayloadPart"]["Bytes"] for e in response["Body"] if "PayloadPart" in e)
+    for event in iter_sse(parts):
+        print(event.json()["token"]["text"], end="")
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from sagestream._core import JsonLinesDecoder, LineDecoder, ServerSentEvent, SseDecoder
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "JsonLinesDecoder",
+    "LineDecoder",
+    "ServerSentEvent",
+    "SseDecoder",
+    "aiter_json_lines",
+    "aiter_lines",
+    "aiter_sse",
+    "iter_json_lines",
+    "iter_lines",
+    "iter_sse",
+]
+
+#: Default bound on one line (or one SSE event) held while waiting for its end: 1 MiB.
+DEFAULT_MAX_LINE_BYTES = 1_048_576
+
+
+def iter_lines(
+    chunks: Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, errors: str = "strict"
+) -> Iterator[str]:
+    """Yield the text lines of ``chunks`` (terminators stripped) as soon as each is complete.
+
+    ``errors`` is ``"strict"`` (invalid UTF-8 raises ``ReassemblyError``) or ``"replace"``
+    (U+FFFD).
+    """
+    decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()
+
+
+def iter_sse(
+    chunks: Iterable[bytes],
+    *,
+    max_event_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    discard_incomplete: bool = False,
+) -> Iterator[ServerSentEvent]:
+    """Yield the Server-Sent Events of ``chunks`` as soon as each is dispatched."""
+    decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()
+
+
+def iter_json_lines(
+    chunks: Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[Any]:
+    """Yield the JSON value of each non-blank line of ``chunks`` as soon as the line is complete."""
+    decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()
+
+
+async def aiter_lines(
+    chunks: AsyncIterable[bytes],
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    errors: str = "strict",
+) -> AsyncIterator[str]:
+    """Async twin of :func:`iter_lines`."""
+    decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
+    async for chunk in chunks:
+        for line in decoder.feed(chunk):
+            yield line
+    for line in decoder.finish():
+        yield line
+
+
+async def aiter_sse(
+    chunks: AsyncIterable[bytes],
+    *,
+    max_event_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    discard_incomplete: bool = False,
+) -> AsyncIterator[ServerSentEvent]:
+    """Async twin of :func:`iter_sse`."""
+    decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.finish():
+        yield event
+
+
+async def aiter_json_lines(
+    chunks: AsyncIterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> AsyncIterator[Any]:
+    """Async twin of :func:`iter_json_lines`."""
+    decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
+    async for chunk in chunks:
+        for value in decoder.feed(chunk):
+            yield value
+    for value in decoder.finish():
+        yield value

@@ -1,0 +1,461 @@
+//! Python classes over [`crate::reassembly`]: `LineDecoder`, `SseDecoder`, `JsonLinesDecoder`
+//! and the frozen `ServerSentEvent`.
+//!
+//! Every decoder has `feed(bytes) -> list` and `finish() -> list`. When a part holds complete
+//! items and then bad bytes, `feed` returns the items and the error is raised by the next call
+//! (`feed` or `finish`), so nothing received before a failure is lost. After an error every call
+//! raises it again; after `finish` the decoder is done.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+use crate::reassembly::{
+    decode_strict, IncompleteEvent, LineEnding, LineSplitter, ReassemblyError as CoreError,
+    SseEvent, SseParser,
+};
+
+// The literal defaults below (1048576) equal `crate::reassembly::DEFAULT_MAX_LINE_BYTES` and
+// `DEFAULT_MAX_LINE_BYTES` in `python/sagestream/reassembly.py`; literals keep them visible in
+// the signatures Python sees.
+
+// These names must match the classes in `python/sagestream/exceptions.py`.
+mod exc {
+    pyo3::import_exception!(sagestream.exceptions, ReassemblyError);
+    pyo3::import_exception!(sagestream.exceptions, LineTooLongError);
+}
+use exc::{LineTooLongError, ReassemblyError as PyReassemblyError};
+
+/// Set an attribute on a freshly built exception; failing to is not worth hiding the error.
+fn with_attr(py: Python<'_>, err: PyErr, name: &str, value: u64) -> PyErr {
+    // Setting an attribute on a new exception instance cannot fail in practice; if it does,
+    // the exception is still the right one.
+    let _ = err.value(py).setattr(name, value);
+    err
+}
+
+impl From<CoreError> for PyErr {
+    fn from(err: CoreError) -> PyErr {
+        let msg = err.to_string();
+        Python::attach(|py| match err {
+            CoreError::TooLong { limit, offset, .. } => {
+                let e = with_attr(py, LineTooLongError::new_err(msg), "offset", offset);
+                with_attr(py, e, "limit", limit as u64)
+            }
+            CoreError::InvalidUtf8 { offset } => {
+                with_attr(py, PyReassemblyError::new_err(msg), "offset", offset)
+            }
+        })
+    }
+}
+
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static JSON_SCAN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn json_loads(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    JSON_LOADS
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("json")?.getattr("loads")?.unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+/// `json._default_decoder.scan_once`: the C scanner behind `json.loads`, without the
+/// two Python-level frames and regular expressions `json.loads` adds around it.
+fn json_scan_once(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    JSON_SCAN
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("json")?
+                    .getattr("_default_decoder")?
+                    .getattr("scan_once")?
+                    .unbind(),
+            )
+        })
+        .map(|f| f.bind(py))
+}
+
+/// The error bookkeeping shared by the decoders.
+#[derive(Default)]
+struct ErrorState {
+    /// Raised by the next call (items before it were returned).
+    pending: Option<PyErr>,
+    /// Already raised; raised again by every later call.
+    failed: Option<PyErr>,
+    finished: bool,
+}
+
+impl ErrorState {
+    /// At the start of a call: raise a pending or earlier error.
+    fn check(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(err) = self.pending.take() {
+            self.failed = Some(err.clone_ref(py));
+            return Err(err);
+        }
+        if let Some(err) = &self.failed {
+            return Err(err.clone_ref(py));
+        }
+        Ok(())
+    }
+
+    fn check_feed(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.check(py)?;
+        if self.finished {
+            return Err(PyValueError::new_err("feed() called after finish()"));
+        }
+        Ok(())
+    }
+
+    /// At the end of a call: return the items, keeping an error for the next call if there are
+    /// any, else raise it now.
+    fn settle<'py>(
+        &mut self,
+        py: Python<'py>,
+        items: Bound<'py, PyList>,
+        result: PyResult<()>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        match result {
+            Ok(()) => Ok(items),
+            Err(err) if items.is_empty() => {
+                self.failed = Some(err.clone_ref(py));
+                Err(err)
+            }
+            Err(err) => {
+                self.pending = Some(err);
+                Ok(items)
+            }
+        }
+    }
+}
+
+fn parse_errors(errors: &str) -> PyResult<bool> {
+    match errors {
+        "strict" => Ok(false),
+        "replace" => Ok(true),
+        other => Err(PyValueError::new_err(format!(
+            "errors must be 'strict' or 'replace', got {other:?}"
+        ))),
+    }
+}
+
+fn check_limit(name: &str, value: usize) -> PyResult<usize> {
+    if value == 0 {
+        return Err(PyValueError::new_err(format!("{name} must be at least 1")));
+    }
+    Ok(value)
+}
+
+fn decode_line<'py>(
+    py: Python<'py>,
+    line: &[u8],
+    offset: u64,
+    replace: bool,
+) -> PyResult<Bound<'py, PyString>> {
+    if replace {
+        Ok(PyString::new(py, &String::from_utf8_lossy(line)))
+    } else {
+        Ok(PyString::new(py, decode_strict(line, offset)?))
+    }
+}
+
+/// Incremental UTF-8 line decoder: `feed(bytes) -> list[str]`, `finish() -> list[str]`.
+///
+/// `\n` and `\r\n` end a line (also when split between parts); a lone `\r` is part of the line.
+#[pyclass(name = "LineDecoder", module = "sagestream._core")]
+pub struct PyLineDecoder {
+    splitter: LineSplitter,
+    replace: bool,
+    state: ErrorState,
+}
+
+#[pymethods]
+impl PyLineDecoder {
+    #[new]
+    #[pyo3(signature = (*, max_line_bytes = 1048576, errors = "strict"))]
+    fn new(max_line_bytes: usize, errors: &str) -> PyResult<Self> {
+        Ok(Self {
+            splitter: LineSplitter::new(
+                check_limit("max_line_bytes", max_line_bytes)?,
+                LineEnding::Lf,
+            ),
+            replace: parse_errors(errors)?,
+            state: ErrorState::default(),
+        })
+    }
+
+    /// Feed one part; returns the lines it completes, terminators stripped.
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        self.state.check_feed(py)?;
+        let out = PyList::empty(py);
+        let replace = self.replace;
+        let result = self.splitter.feed(data, |line, offset| -> PyResult<()> {
+            out.append(decode_line(py, line, offset, replace)?)
+        });
+        self.state.settle(py, out, result)
+    }
+
+    /// End of input: returns the last line if it had no line end; the decoder is then done.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.state.check(py)?;
+        self.state.finished = true;
+        let out = PyList::empty(py);
+        let replace = self.replace;
+        let result = self.splitter.finish(|line, offset| -> PyResult<()> {
+            out.append(decode_line(py, line, offset, replace)?)
+        });
+        self.state.settle(py, out, result)
+    }
+
+    /// Bytes held for an unterminated line.
+    #[getter]
+    fn buffered(&self) -> usize {
+        self.splitter.buffered()
+    }
+}
+
+/// One Server-Sent Event (immutable).
+#[pyclass(
+    name = "ServerSentEvent",
+    module = "sagestream._core",
+    frozen,
+    eq,
+    hash
+)]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PyServerSentEvent {
+    /// The event type (`"message"` unless an `event` field set it).
+    #[pyo3(get)]
+    event: String,
+    /// The `data` fields joined with `\n`.
+    #[pyo3(get)]
+    data: String,
+    /// The last event ID, `None` if empty.
+    #[pyo3(get)]
+    id: Option<String>,
+    /// The reconnection time from a `retry` field of this event's block.
+    #[pyo3(get)]
+    retry: Option<u64>,
+}
+
+impl From<SseEvent> for PyServerSentEvent {
+    fn from(e: SseEvent) -> Self {
+        Self {
+            event: e.event,
+            data: e.data,
+            id: e.id,
+            retry: e.retry,
+        }
+    }
+}
+
+#[pymethods]
+impl PyServerSentEvent {
+    #[new]
+    #[pyo3(signature = (data = "", event = "message", id = None, retry = None))]
+    fn new(data: &str, event: &str, id: Option<String>, retry: Option<u64>) -> Self {
+        Self {
+            event: event.to_owned(),
+            data: data.to_owned(),
+            id,
+            retry,
+        }
+    }
+
+    /// `data` parsed with Python's `json.loads`.
+    fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_loads(py)?.call1((self.data.as_str(),))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let repr = |s: &str| -> PyResult<String> { Ok(PyString::new(py, s).repr()?.to_string()) };
+        Ok(format!(
+            "ServerSentEvent(event={}, data={}, id={}, retry={})",
+            repr(&self.event)?,
+            repr(&self.data)?,
+            match &self.id {
+                Some(id) => repr(id)?,
+                None => "None".to_owned(),
+            },
+            match self.retry {
+                Some(r) => r.to_string(),
+                None => "None".to_owned(),
+            },
+        ))
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let me = slf.get();
+        let args =
+            (me.data.clone(), me.event.clone(), me.id.clone(), me.retry).into_pyobject(py)?;
+        PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
+    }
+}
+
+/// Incremental Server-Sent Events decoder following the WHATWG HTML event stream rules.
+#[pyclass(name = "SseDecoder", module = "sagestream._core")]
+pub struct PySseDecoder {
+    parser: SseParser,
+    state: ErrorState,
+}
+
+#[pymethods]
+impl PySseDecoder {
+    #[new]
+    #[pyo3(signature = (*, max_event_bytes = 1048576, discard_incomplete = false))]
+    fn new(max_event_bytes: usize, discard_incomplete: bool) -> PyResult<Self> {
+        let incomplete = if discard_incomplete {
+            IncompleteEvent::Discard
+        } else {
+            IncompleteEvent::Dispatch
+        };
+        Ok(Self {
+            parser: SseParser::new(check_limit("max_event_bytes", max_event_bytes)?, incomplete),
+            state: ErrorState::default(),
+        })
+    }
+
+    /// Feed one part; returns the events it dispatches.
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        self.state.check_feed(py)?;
+        let out = PyList::empty(py);
+        let result = self.parser.feed(data, |event| -> PyResult<()> {
+            out.append(Py::new(py, PyServerSentEvent::from(event))?)
+        });
+        self.state.settle(py, out, result)
+    }
+
+    /// End of input: dispatches an event left without its blank line (unless
+    /// `discard_incomplete`); the decoder is then done.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.state.check(py)?;
+        self.state.finished = true;
+        let out = PyList::empty(py);
+        let result = self.parser.finish(|event| -> PyResult<()> {
+            out.append(Py::new(py, PyServerSentEvent::from(event))?)
+        });
+        self.state.settle(py, out, result)
+    }
+
+    /// The last event ID seen so far (also from blocks that dispatched nothing), `None` if empty.
+    #[getter]
+    fn last_event_id(&self) -> Option<String> {
+        let id = self.parser.last_event_id();
+        (!id.is_empty()).then(|| id.to_owned())
+    }
+
+    /// The reconnection time last set by a valid `retry` field.
+    #[getter]
+    fn retry(&self) -> Option<u64> {
+        self.parser.reconnection_time()
+    }
+}
+
+/// How at most this many characters of a bad line are quoted in an error message.
+const QUOTE_CHARS: usize = 120;
+
+fn quote_line(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(QUOTE_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}... ({} bytes)", line.len())
+    } else {
+        format!("{head:?}")
+    }
+}
+
+/// Parse one line as JSON with the C scanner of Python's `json` module; fall back to
+/// `json.loads` for its error message when the scanner refuses the text.
+fn parse_json<'py>(
+    py: Python<'py>,
+    line: &[u8],
+    offset: u64,
+    number: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let text = decode_strict(line, offset)?;
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r'));
+    let s = PyString::new(py, trimmed);
+    if let Ok(found) = json_scan_once(py)?.call1((&s, 0usize)) {
+        if let Ok((value, end)) = found.extract::<(Bound<'py, PyAny>, usize)>() {
+            if end == s.len()? {
+                return Ok(value);
+            }
+        }
+    }
+    let err = match json_loads(py)?.call1((&s,)) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let reason = err
+        .value(py)
+        .str()
+        .map_or_else(|_| String::new(), |s| s.to_string());
+    let new = PyReassemblyError::new_err(format!(
+        "invalid JSON on line {number} (byte offset {offset}): {reason}: {}",
+        quote_line(line)
+    ));
+    new.set_cause(py, Some(err));
+    let new = with_attr(py, new, "offset", offset);
+    Err(with_attr(py, new, "line_number", number))
+}
+
+/// Incremental JSON Lines decoder: every non-blank line is parsed with Python's `json` module.
+#[pyclass(name = "JsonLinesDecoder", module = "sagestream._core")]
+pub struct PyJsonLinesDecoder {
+    splitter: LineSplitter,
+    lines: u64,
+    state: ErrorState,
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+#[pymethods]
+impl PyJsonLinesDecoder {
+    #[new]
+    #[pyo3(signature = (*, max_line_bytes = 1048576))]
+    fn new(max_line_bytes: usize) -> PyResult<Self> {
+        Ok(Self {
+            splitter: LineSplitter::new(
+                check_limit("max_line_bytes", max_line_bytes)?,
+                LineEnding::Lf,
+            ),
+            lines: 0,
+            state: ErrorState::default(),
+        })
+    }
+
+    /// Feed one part; returns the values of the lines it completes (blank lines skipped).
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        self.state.check_feed(py)?;
+        let out = PyList::empty(py);
+        let lines = &mut self.lines;
+        let result = self.splitter.feed(data, |line, offset| -> PyResult<()> {
+            *lines += 1;
+            if is_blank(line) {
+                return Ok(());
+            }
+            out.append(parse_json(py, line, offset, *lines)?)
+        });
+        self.state.settle(py, out, result)
+    }
+
+    /// End of input: parses a last line without line end; the decoder is then done.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.state.check(py)?;
+        self.state.finished = true;
+        let out = PyList::empty(py);
+        let lines = &mut self.lines;
+        let result = self.splitter.finish(|line, offset| -> PyResult<()> {
+            *lines += 1;
+            if is_blank(line) {
+                return Ok(());
+            }
+            out.append(parse_json(py, line, offset, *lines)?)
+        });
+        self.state.settle(py, out, result)
+    }
+}
