@@ -233,7 +233,24 @@ def test_json_lines_invalid_utf8_and_bound() -> None:
 
 
 def test_json_lines_semantics_match_json_loads() -> None:
-    lines = [b"NaN", b"1e400", b"12345678901234567890123", b'"\\ud83d\\ude00"', b'{"a":1,"a":2}']
+    lines = [
+        b"NaN",
+        b"-Infinity",
+        b"1e400",
+        b"12345678901234567890123",
+        b"-9223372036854775809",
+        b"18446744073709551615",
+        b"-0",
+        b"[-0, -0.0, -0e1, 0, -1]",
+        b'"\\ud83d\\ude00"',
+        b'"\\ud800 lone"',
+        b'{"a":1,"a":2,"b":[{}]}',
+        b"5e-324",
+        b"0.1",
+        b"1.7976931348623157e308",
+        b'"\\u0000 \\n \\/"',
+        b"[" * 200 + b"]" * 200,
+    ]
     got = list(iter_json_lines([b"\n".join(lines)]))
     want = [json.loads(line) for line in lines]
     assert repr(got) == repr(want)
@@ -269,3 +286,29 @@ def test_iterator_close_drops_pending_items() -> None:
 def test_iterator_argument_errors_are_raised_at_once() -> None:
     with pytest.raises(ValueError, match="errors must be"):
         iter_lines([], errors="bogus")
+
+
+exotic_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.sampled_from([0.0, -0.0, 5e-324, 1e308, 0.1])
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(exotic_json, st.booleans(), st.sampled_from(["", " ", "\t"]))
+def test_json_values_are_exactly_json_loads(value: Any, ascii_only: bool, pad: str) -> None:
+    line = (pad + json.dumps(value, ensure_ascii=ascii_only) + pad).encode("utf-8", "surrogatepass")
+    want = json.loads(line.decode("utf-8", "surrogatepass"))
+    out, err = run(JsonLinesDecoder, [line])
+    if err is not None:  # a lone surrogate written raw is not UTF-8: strict decoding refuses it
+        assert not ascii_only
+        return
+    assert repr(out) == repr([want])
+    assert [type(x) for x in out] == [type(want)]
