@@ -230,3 +230,19 @@ def test_server_sent_event_value_semantics() -> None:
         e.data = "x"  # type: ignore[misc]
     with pytest.raises(json.JSONDecodeError):
         ServerSentEvent("not json").json()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"token": {"text": "hi", "id": 3}}',
+        "-0",
+        "12345678901234567890123",
+        "NaN",
+        '"\\ud800"',
+        " [1,\n2] ",
+        "1e400",
+    ],
+)
+def test_json_method_equals_json_loads(data: str) -> None:
+    assert repr(ServerSentEvent(data).json()) == repr(json.loads(data))
