@@ -1,5 +1,6 @@
-//! Python classes over [`crate::reassembly`]: `LineDecoder`, `SseDecoder`, `JsonLinesDecoder`
-//! and the frozen `ServerSentEvent`.
+//! Python classes over [`crate::reassembly`]: `LineDecoder`, `SseDecoder`, `JsonLinesDecoder`,
+//! the frozen `ServerSentEvent`, and `ReassemblyIterator` (the same decoding driven from a Rust
+//! `__next__` over an iterable of parts, behind `sagestream.reassembly.iter_*`).
 //!
 //! Every decoder has `feed(bytes) -> list` and `finish() -> list`. When a part holds complete
 //! items and then bad bytes, `feed` returns the items and the error is raised by the next call
