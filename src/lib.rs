@@ -2,6 +2,7 @@
 //! CRC32 validation and size caps, the SageMaker Runtime event mapping, and (with the default
 //! `python` feature) the `sagestream._core` extension module.
 
+pub mod chunked;
 pub mod errors;
 pub mod frame;
 pub mod headers;
@@ -27,7 +28,7 @@ mod _core {
         PyJsonLinesDecoder, PyLineDecoder, PyReassemblyIterator, PyServerSentEvent, PySseDecoder,
     };
     #[pymodule_export]
-    use crate::py_stream::{PyPayloadDecoder, PyPayloadIterator};
+    use crate::py_stream::{PyBodyStream, PyPayloadDecoder, PyPayloadIterator};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

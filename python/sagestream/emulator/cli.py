@@ -1,9 +1,170 @@
-"""Subcommands of the ``sagestream`` command (placeholder until implemented)."""
+"""``sagestream serve``: run the local SageMaker Runtime endpoint emulator."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import signal
+import sys
 from typing import Any
+
+from .server import (
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ASYNC_FAILURE_PATH,
+    DEFAULT_ASYNC_OUTPUT_PATH,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+    DEFAULT_SECRET_ACCESS_KEY,
+    EmulatorConfig,
+    EmulatorServer,
+)
+
+
+def _endpoint(value: str) -> tuple[str, str]:
+    name, sep, model = value.partition("=")
+    if not sep or not name or not model:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=MODEL (MODEL: demo, echo or http://host:port), got {value!r}"
+        )
+    if model not in ("demo", "echo") and not model.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"unknown model {model!r}: expected demo, echo or http://host:port")
+    return name, model
 
 
 def register(subparsers: Any) -> None:
-    """Add this module's subcommands to the ``sagestream`` parser."""
+    """Add the ``serve`` subcommand to the ``sagestream`` parser."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a local SageMaker Runtime endpoint emulator",
+        description=(
+            "Serve InvokeEndpoint, InvokeEndpointWithResponseStream and InvokeEndpointAsync locally, "
+            "SigV4-verified, for stock SDKs and the AWS CLI (--endpoint-url http://HOST:PORT)."
+        ),
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port, 0 for any free port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--region", default=DEFAULT_REGION, help="region clients sign for (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--access-key-id", default=DEFAULT_ACCESS_KEY_ID, help="accepted access key id (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--secret-access-key",
+        default=DEFAULT_SECRET_ACCESS_KEY,
+        help="its secret access key (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        type=_endpoint,
+        default=[],
+        metavar="NAME=MODEL",
+        help="serve endpoint NAME with MODEL: demo, echo or http://host:port (a container); repeatable. "
+        "NAME '*' matches every other name. Without any, every name is served by demo.",
+    )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="S3-compatible endpoint for async invocations (default: start an embedded one)",
+    )
+    parser.add_argument(
+        "--token-delay",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="pause before each token of the demo model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--async-output-path",
+        default=DEFAULT_ASYNC_OUTPUT_PATH,
+        help="S3 prefix of async results (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--async-failure-path",
+        default=DEFAULT_ASYNC_FAILURE_PATH,
+        help="S3 prefix of async failure documents (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--async-max-concurrency",
+        type=int,
+        default=4,
+        help="async invocations processed at once per emulator; the rest queue (default: %(default)s)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not log one line per request")
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(message)s",
+        stream=sys.stderr,
+    )
+    # The embedded S3 server (werkzeug) would log every S3 call of the emulator itself.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        region=args.region,
+        access_key_id=args.access_key_id,
+        secret_access_key=args.secret_access_key,
+        endpoints=dict(args.endpoint) if args.endpoint else None,
+        s3_endpoint_url=args.s3_endpoint_url,
+        embedded_s3=args.s3_endpoint_url is None,
+        token_delay=args.token_delay,
+        async_output_path=args.async_output_path,
+        async_failure_path=args.async_failure_path,
+        async_max_concurrency=args.async_max_concurrency,
+    )
+    try:
+        server = EmulatorServer(config)
+    except ValueError as exc:
+        print(f"sagestream serve: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(server))
+
+
+async def _run(server: EmulatorServer) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    try:
+        await server.start()
+    except OSError as exc:
+        print(
+            f"sagestream serve: cannot listen on {server.config.host}:{server.config.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    config = server.config
+    print(f"sagestream serve: listening on {server.url} (region {config.region})", flush=True)
+    if config.endpoints:
+        for name, model in config.endpoints.items():
+            print(f"  endpoint {name} -> {model}", flush=True)
+    else:
+        print("  every endpoint name -> demo", flush=True)
+    print(
+        f"  credentials: AWS_ACCESS_KEY_ID={config.access_key_id} "
+        f"AWS_SECRET_ACCESS_KEY={config.secret_access_key}",
+        flush=True,
+    )
+    try:
+        s3_url = await loop.run_in_executor(None, lambda: server.s3_endpoint_url)
+        print(f"  S3: {s3_url}", flush=True)
+    except RuntimeError as exc:
+        print(f"  S3: unavailable ({exc}); async invocations will fail", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("sagestream serve: stopping", flush=True)
+        await server.stop()
+    return 0

@@ -1,0 +1,184 @@
+"""Raw response body reading and error mapping for the synchronous client.
+
+botocore sends the request (endpoint, SigV4, retries before the first byte, HTTP error parsing)
+and hands back a urllib3 ``HTTPResponse`` whose body is untouched. From there the body is read
+in large blocks straight from the socket's buffered reader (``response._fp.fp``, the same object
+``http.client`` reads through, so bytes it already buffered are not lost) and the HTTP/1.1 chunk
+framing and the event stream framing are removed in Rust in one pass
+(``sagestream._core.BodyStream``).
+
+If the urllib3 internals are not as expected (another urllib3 version, a content encoding, a
+body already partly read), the body is read through urllib3's public API instead: slower, but
+the same decoding, errors and metrics.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
+
+import botocore.exceptions
+
+from sagestream import _core
+from sagestream.exceptions import (
+    ConnectionLostError,
+    ReadTimeoutError,
+    ServiceError,
+    service_error_from_response,
+)
+
+Framing = Literal["chunked", "length", "close"]
+
+__all__ = ["READ_SIZE", "BodyReader", "open_body", "botocore_errors"]
+
+#: Bytes asked of each socket read: a read returns what has arrived, up to this.
+READ_SIZE = 256 * 1024
+
+
+class BodyReader:
+    """Owns the urllib3 response of one stream and gives its connection back exactly once."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._lock = threading.Lock()
+        self._released = False
+        self.fast_path = False
+        #: Whether the connection went back to the pool after a complete body (for tests).
+        self.reused_connection = False
+
+    def on_end(self, reusable: bool) -> None:
+        """The body ended (called from Rust): give the connection back, or close it."""
+        self.release(reusable)
+
+    def release(self, reusable: bool) -> None:
+        """Return the connection to urllib3's pool if the body was fully consumed, else close it."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        raw = self._raw
+        try:
+            if reusable:
+                original = getattr(raw, "_fp", None)
+                if original is not None and not _is_closed(original):
+                    # The body was consumed here, not by http.client: close its response object
+                    # (this drops its file object, not the socket) so the connection can send
+                    # the next request.
+                    original.close()
+                raw.release_conn()
+                self.reused_connection = True
+            else:
+                raw.close()
+                release = getattr(raw, "release_conn", None)
+                if release is not None:
+                    release()
+        except Exception:
+            with suppress(Exception):
+                raw.close()
+
+
+def _is_closed(original: Any) -> bool:
+    isclosed = getattr(original, "isclosed", None)
+    return bool(isclosed()) if isclosed is not None else True
+
+
+def _fast_path_reader(raw: Any) -> tuple[Any, Framing, int | None] | None:
+    """The socket reader and framing when urllib3's internals are as expected, else None."""
+    original = getattr(raw, "_fp", None)
+    if not isinstance(original, http.client.HTTPResponse):
+        return None
+    fp = getattr(original, "fp", None)
+    if fp is None or not hasattr(fp, "read1"):
+        return None
+    if getattr(raw, "_fp_bytes_read", 0) or getattr(original, "chunk_left", None) is not None:
+        return None
+    encoding = (raw.headers.get("content-encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        return None
+    if original.chunked:
+        return fp, "chunked", None
+    if original.length is not None:
+        return fp, "length", int(original.length)
+    return fp, "close", None
+
+
+def _fallback_reads(raw: Any) -> Iterator[bytes]:
+    """Body reads through urllib3's public API, with its errors mapped to ours."""
+    import urllib3.exceptions
+
+    try:
+        if hasattr(raw, "read1"):
+            # urllib3 >= 2: returns what has arrived, chunked or not, losing nothing on a cut.
+            while True:
+                data = raw.read1(READ_SIZE)
+                if not data:
+                    return
+                yield data
+        elif getattr(raw, "chunked", False) and hasattr(raw, "read_chunked"):
+            yield from raw.read_chunked(decode_content=True)
+        else:
+            yield from raw.stream(READ_SIZE)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+        raise ReadTimeoutError(f"no data arrived in time: {exc}") from exc
+    except (urllib3.exceptions.ProtocolError, http.client.HTTPException, OSError) as exc:
+        raise ConnectionLostError(f"connection lost while reading the stream: {exc}") from exc
+
+
+def open_body(
+    raw: Any,
+    *,
+    deadline: float | None = None,
+    read_timeout: float | None = None,
+    force_fallback: bool = False,
+) -> tuple[Any, BodyReader]:
+    """A ``_core.BodyStream`` of payloads over urllib3 response ``raw``, and its owner."""
+    owner = BodyReader(raw)
+    found = None if force_fallback else _fast_path_reader(raw)
+    settimeout: Callable[[float], None] | None = None
+    if deadline is not None:
+        sock = getattr(getattr(raw, "_connection", None), "sock", None)
+        settimeout = getattr(sock, "settimeout", None)
+    if found is not None:
+        fp, framing, length = found
+        owner.fast_path = True
+        body = _core.BodyStream(
+            fp,
+            framing,
+            content_length=length,
+            read_size=READ_SIZE,
+            on_end=owner.on_end,
+            deadline=deadline,
+            settimeout=settimeout,
+            read_timeout=read_timeout,
+        )
+    else:
+        body = _core.BodyStream(
+            _fallback_reads(raw),
+            "iter",
+            on_end=owner.on_end,
+            deadline=deadline,
+            settimeout=settimeout,
+            read_timeout=read_timeout,
+        )
+    return body, owner
+
+
+@contextmanager
+def botocore_errors(operation_name: str) -> Iterator[None]:
+    """Turn botocore's errors for a call into sagestream's typed ones (chained)."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        if isinstance(exc, ServiceError):
+            raise
+        raise service_error_from_response(exc.response, operation_name) from exc
+    except botocore.exceptions.ReadTimeoutError as exc:
+        raise ReadTimeoutError(str(exc)) from exc
+    except (
+        botocore.exceptions.ConnectionClosedError,
+        botocore.exceptions.ResponseStreamingError,
+    ) as exc:
+        raise ConnectionLostError(str(exc)) from exc

@@ -1,0 +1,133 @@
+"""Per-request knobs read from CustomAttributes: fault injection, output format, pacing.
+
+CustomAttributes is a free-form string the service forwards to the model; the emulator's
+models read ``key=value`` pairs separated by ``;`` (unknown keys are ignored, so the
+attributes of real containers pass through untouched)::
+
+    fault=model-stream-error;after=3;code=StreamBroken
+    format=sse;tokens=50;delay_ms=20
+    parts=100000;part_size=100;delay_ms=0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Every ``fault=`` value.
+FAULTS = (
+    "model-stream-error",
+    "internal-stream-failure",
+    "model-error",
+    "throttle",
+    "unavailable",
+    "internal-failure",
+    "dependency",
+    "cut",
+    "stall",
+)
+#: ``fault=`` values answered as an HTTP error before any output.
+HTTP_FAULTS = ("model-error", "throttle", "unavailable", "internal-failure", "dependency")
+FORMATS = ("text", "sse", "jsonl", "json")
+STREAM_ERROR_CODES = ("ModelInvocationTimeExceeded", "StreamBroken")
+
+
+class KnobError(ValueError):
+    """A knob with an invalid value: the model rejects the request (ModelError, status 400)."""
+
+
+@dataclass
+class Knobs:
+    """The parsed knobs of one request."""
+
+    fault: str | None = None
+    after: int = 0
+    code: str = "ModelInvocationTimeExceeded"
+    status: int = 500
+    message: str | None = None
+    seconds: float = 5.0
+    format: str | None = None
+    tokens: int | None = None
+    delay: float | None = None
+    parts: int | None = None
+    part_size: int = 100
+    session_close: bool = False
+
+
+def parse_attributes(value: str | None) -> dict[str, str]:
+    """``a=1;b=2`` → ``{"a": "1", "b": "2"}``; items without ``=`` are ignored."""
+    out: dict[str, str] = {}
+    if not value:
+        return out
+    for item in value.split(";"):
+        key, sep, val = item.strip().partition("=")
+        if sep and key:
+            out[key.strip().lower()] = val.strip()
+    return out
+
+
+def _int(attrs: dict[str, str], key: str, low: int, high: int) -> int | None:
+    if key not in attrs:
+        return None
+    try:
+        value = int(attrs[key])
+    except ValueError:
+        raise KnobError(f"CustomAttributes {key}={attrs[key]!r}: expected an integer") from None
+    if not low <= value <= high:
+        raise KnobError(f"CustomAttributes {key}={value}: expected {low}..{high}")
+    return value
+
+
+def _float(attrs: dict[str, str], key: str, low: float, high: float) -> float | None:
+    if key not in attrs:
+        return None
+    try:
+        value = float(attrs[key])
+    except ValueError:
+        raise KnobError(f"CustomAttributes {key}={attrs[key]!r}: expected a number") from None
+    if not low <= value <= high:
+        raise KnobError(f"CustomAttributes {key}={value}: expected {low}..{high}")
+    return value
+
+
+def parse_knobs(custom_attributes: str | None) -> Knobs:
+    """Read the emulator's knobs; raises KnobError on a bad value."""
+    attrs = parse_attributes(custom_attributes)
+    knobs = Knobs()
+    fault = attrs.get("fault")
+    if fault is not None:
+        if fault not in FAULTS:
+            raise KnobError(f"CustomAttributes fault={fault!r}: expected one of {', '.join(FAULTS)}")
+        knobs.fault = fault
+    knobs.after = _int(attrs, "after", 0, 10_000_000) or 0
+    if "code" in attrs:
+        if attrs["code"] not in STREAM_ERROR_CODES:
+            raise KnobError(
+                f"CustomAttributes code={attrs['code']!r}: expected {' or '.join(STREAM_ERROR_CODES)}"
+            )
+        knobs.code = attrs["code"]
+    status = _int(attrs, "status", 100, 599)
+    if status is not None:
+        knobs.status = status
+    knobs.message = attrs.get("message")
+    seconds = _float(attrs, "seconds", 0.0, 3600.0)
+    if seconds is not None:
+        knobs.seconds = seconds
+    fmt = attrs.get("format")
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise KnobError(f"CustomAttributes format={fmt!r}: expected one of {', '.join(FORMATS)}")
+        knobs.format = fmt
+    knobs.tokens = _int(attrs, "tokens", 0, 1_000_000)
+    delay_ms = _float(attrs, "delay_ms", 0.0, 60_000.0)
+    if delay_ms is not None:
+        knobs.delay = delay_ms / 1000.0
+    knobs.parts = _int(attrs, "parts", 0, 100_000_000)
+    part_size = _int(attrs, "part_size", 0, 16 * 1024 * 1024)
+    if part_size is not None:
+        knobs.part_size = part_size
+    session = attrs.get("session")
+    if session is not None:
+        if session != "close":
+            raise KnobError(f"CustomAttributes session={session!r}: expected close")
+        knobs.session_close = True
+    return knobs
