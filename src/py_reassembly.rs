@@ -707,11 +707,14 @@ impl AnyCore {
 ///
 /// Reads the source only when no decoded item is waiting, so every item is yielded as soon as
 /// the part that completes it arrives. Items before bad bytes are yielded, then the error is
-/// raised; exceptions from the source pass through. Build it with `lines`, `sse` or
-/// `json_lines`.
+/// raised; exceptions from the source pass through. When the iterator raises a reassembly
+/// error, or `close()` is called, it calls the source's `close()` (if any), so a response stream
+/// releases its connection at once. Build it with `lines`, `sse` or `json_lines`.
 #[pyclass(name = "ReassemblyIterator", module = "sagestream._core")]
 pub struct PyReassemblyIterator {
     source: Option<Py<PyIterator>>,
+    /// The object given as source, if it has a `close()` method (a response stream).
+    closer: Option<Py<PyAny>>,
     core: AnyCore,
     ready: VecDeque<Py<PyAny>>,
     error: Option<PyErr>,
@@ -722,11 +725,20 @@ impl PyReassemblyIterator {
     fn build(source: &Bound<'_, PyAny>, core: AnyCore) -> PyResult<Self> {
         Ok(Self {
             source: Some(source.try_iter()?.unbind()),
+            closer: source.hasattr("close")?.then(|| source.clone().unbind()),
             core,
             ready: VecDeque::new(),
             error: None,
             done: false,
         })
+    }
+
+    /// Call the source's `close()` once.
+    fn close_source(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.closer.take() {
+            Some(obj) => obj.bind(py).call_method0("close").map(drop),
+            None => Ok(()),
+        }
     }
 }
 
@@ -773,8 +785,13 @@ impl PyReassemblyIterator {
                 return Ok(Some(item));
             }
             if let Some(err) = self.error.take() {
+                // The bytes can no longer be reassembled: release the source (its connection)
+                // now rather than whenever it is garbage-collected.
                 self.done = true;
                 self.source = None;
+                if let Err(close_err) = self.close_source(py) {
+                    err.set_cause(py, Some(close_err));
+                }
                 return Err(err);
             }
             if self.done {
@@ -817,11 +834,13 @@ impl PyReassemblyIterator {
         }
     }
 
-    /// Stop: drop the source and anything decoded but not yet yielded.
-    fn close(&mut self) {
+    /// Stop: drop anything decoded but not yet yielded and close the source (if it has a
+    /// `close()` method).
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         self.source = None;
         self.done = true;
         self.ready.clear();
         self.error = None;
+        self.close_source(py)
     }
 }

@@ -312,3 +312,36 @@ def test_json_values_are_exactly_json_loads(value: Any, ascii_only: bool, pad: s
         return
     assert repr(out) == repr([want])
     assert [type(x) for x in out] == [type(want)]
+
+
+class ClosableSource:
+    """An iterable of parts with close(), like a response stream."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.closed = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.parts)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_iterator_closes_its_source_on_a_reassembly_error_and_on_close() -> None:
+    src = ClosableSource([b"ok\n", b"x" * 50])
+    it = iter_lines(src, max_line_bytes=10)
+    assert next(it) == "ok"
+    assert src.closed == 0
+    with pytest.raises(LineTooLongError):
+        next(it)
+    assert src.closed == 1  # the connection is released at once
+    src = ClosableSource([b"a\nb\n"])
+    it = iter_lines(src)
+    assert next(it) == "a"
+    it.close()  # type: ignore[attr-defined]
+    it.close()  # type: ignore[attr-defined]
+    assert src.closed == 1
+    src = ClosableSource([b"a\nb"])
+    assert list(iter_lines(src)) == ["a", "b"]
+    assert src.closed == 0  # a source that ended normally is left alone
