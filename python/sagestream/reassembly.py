@@ -21,7 +21,9 @@ Rules:
 Errors (from :mod:`sagestream.exceptions`): more than ``max_line_bytes`` (``max_event_bytes``)
 without a line end (event end) raises ``LineTooLongError``, so memory stays bounded; invalid
 UTF-8 (strict) or invalid JSON raises ``ReassemblyError`` naming the byte offset (and the line).
-Every item before the bad bytes is yielded first.
+Every item before the bad bytes is yielded first, and on such an error the source is closed
+at once (``close()``, or ``aclose()`` for the async twins) when it has that method, so a
+response stream releases its connection.
 
 The sync functions return a :class:`ReassemblyIterator` (decoding and iteration both in Rust,
 with ``close()``); the async ones drive the ``feed``/``finish`` decoders, which are public too
@@ -46,6 +48,7 @@ from sagestream._core import (
     ServerSentEvent,
     SseDecoder,
 )
+from sagestream.exceptions import ReassemblyError
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -96,6 +99,13 @@ def iter_json_lines(
     return ReassemblyIterator.json_lines(chunks, max_line_bytes=max_line_bytes)
 
 
+async def _release(chunks: object) -> None:
+    """After a reassembly error: close the source now (``aclose()``) if it can be closed."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def aiter_lines(
     chunks: AsyncIterable[bytes],
     *,
@@ -104,11 +114,15 @@ async def aiter_lines(
 ) -> AsyncIterator[str]:
     """Async twin of :func:`iter_lines`."""
     decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
-    async for chunk in chunks:
-        for line in decoder.feed(chunk):
+    try:
+        async for chunk in chunks:
+            for line in decoder.feed(chunk):
+                yield line
+        for line in decoder.finish():
             yield line
-    for line in decoder.finish():
-        yield line
+    except ReassemblyError:
+        await _release(chunks)
+        raise
 
 
 async def aiter_sse(
@@ -119,11 +133,15 @@ async def aiter_sse(
 ) -> AsyncIterator[ServerSentEvent]:
     """Async twin of :func:`iter_sse`."""
     decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
+    try:
+        async for chunk in chunks:
+            for event in decoder.feed(chunk):
+                yield event
+        for event in decoder.finish():
             yield event
-    for event in decoder.finish():
-        yield event
+    except ReassemblyError:
+        await _release(chunks)
+        raise
 
 
 async def aiter_json_lines(
@@ -131,8 +149,12 @@ async def aiter_json_lines(
 ) -> AsyncIterator[Any]:
     """Async twin of :func:`iter_json_lines`."""
     decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
-    async for chunk in chunks:
-        for value in decoder.feed(chunk):
+    try:
+        async for chunk in chunks:
+            for value in decoder.feed(chunk):
+                yield value
+        for value in decoder.finish():
             yield value
-    for value in decoder.finish():
-        yield value
+    except ReassemblyError:
+        await _release(chunks)
+        raise
