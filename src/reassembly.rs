@@ -15,7 +15,8 @@
 
 use std::fmt;
 
-/// Default bound on one line (and on one SSE event): 1 MiB.
+/// Default bound on one line (and on one SSE event): 1 MiB. The Python signatures in
+/// `src/py_reassembly.rs` and `python/sagestream/reassembly.py` spell it as the literal 1048576.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// What can go wrong while reassembling text from payload parts.
@@ -490,6 +491,11 @@ mod tests {
             out.push(vec![&data[..cut], b"", &data[cut..]]);
         }
         out
+    }
+
+    #[test]
+    fn default_bound_matches_the_python_signatures() {
+        assert_eq!(DEFAULT_MAX_LINE_BYTES, 1_048_576);
     }
 
     #[test]

@@ -61,3 +61,21 @@ async def test_aiter_json_lines_and_errors_after_earlier_items() -> None:
         await it.__anext__()
     with pytest.raises(LineTooLongError):
         await aiter_lines(agen([b"x" * 100]), max_line_bytes=10).__anext__()
+
+
+async def test_async_twins_aclose_the_source_on_a_reassembly_error() -> None:
+    closed: list[bool] = []
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            yield b"ok\n"
+            yield b"x" * 100
+            yield b"never\n"
+        finally:
+            closed.append(True)
+
+    it = aiter_lines(source(), max_line_bytes=10)
+    assert await it.__anext__() == "ok"
+    with pytest.raises(LineTooLongError):
+        await it.__anext__()
+    assert closed == [True]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _reassembly_helpers import run, split_streams
+from _reassembly_helpers import run, run_iter, split_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagestream import reassembly
@@ -43,6 +43,7 @@ def test_any_split_gives_the_reference_lines(case: tuple[bytes, list[bytes]], er
     expected = reference_lines(whole, errors)
     assert run(lambda: LineDecoder(errors=errors), [whole]) == expected
     assert run(lambda: LineDecoder(errors=errors), parts) == expected
+    assert run_iter(iter_lines(parts, errors=errors)) == expected
 
 
 def test_multibyte_characters_split_at_every_position() -> None:
@@ -198,6 +199,7 @@ def test_json_lines_any_split(values: list[tuple[Any, str]], data: st.DataObject
     parts = [whole[a:b] for a, b in itertools.pairwise(bounds)]
     expected = [v for v, _ in values]
     assert list(iter_json_lines(parts)) == expected
+    assert run(JsonLinesDecoder, parts) == (expected, None)
     assert list(iter_json_lines([whole[i : i + 1] for i in range(len(whole))])) == expected
 
 
@@ -231,7 +233,115 @@ def test_json_lines_invalid_utf8_and_bound() -> None:
 
 
 def test_json_lines_semantics_match_json_loads() -> None:
-    lines = [b"NaN", b"1e400", b"12345678901234567890123", b'"\\ud83d\\ude00"', b'{"a":1,"a":2}']
+    lines = [
+        b"NaN",
+        b"-Infinity",
+        b"1e400",
+        b"12345678901234567890123",
+        b"-9223372036854775809",
+        b"18446744073709551615",
+        b"-0",
+        b"[-0, -0.0, -0e1, 0, -1]",
+        b'"\\ud83d\\ude00"',
+        b'"\\ud800 lone"',
+        b'{"a":1,"a":2,"b":[{}]}',
+        b"5e-324",
+        b"0.1",
+        b"1.7976931348623157e308",
+        b'"\\u0000 \\n \\/"',
+        b"[" * 200 + b"]" * 200,
+    ]
     got = list(iter_json_lines([b"\n".join(lines)]))
     want = [json.loads(line) for line in lines]
     assert repr(got) == repr(want)
+
+
+# --- the Rust iterator behind iter_lines / iter_sse / iter_json_lines ---------------------------
+
+
+def test_iterator_passes_source_errors_through_after_earlier_items() -> None:
+    def source() -> Iterator[bytes]:
+        yield b"a\nb"
+        raise ConnectionError("lost")
+
+    it = iter_lines(source())
+    assert next(it) == "a"
+    with pytest.raises(ConnectionError, match="lost"):
+        next(it)
+    assert list(it) == []  # fused
+
+
+def test_iterator_rejects_non_bytes_parts() -> None:
+    with pytest.raises(TypeError, match="must be bytes"):
+        list(iter_lines(["text\n"]))  # type: ignore[list-item]
+
+
+def test_iterator_close_drops_pending_items() -> None:
+    it = iter_lines([b"a\nb\nc\n"])
+    assert next(it) == "a"
+    it.close()  # type: ignore[attr-defined]
+    assert list(it) == []
+
+
+def test_iterator_argument_errors_are_raised_at_once() -> None:
+    with pytest.raises(ValueError, match="errors must be"):
+        iter_lines([], errors="bogus")
+
+
+exotic_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.sampled_from([0.0, -0.0, 5e-324, 1e308, 0.1])
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(exotic_json, st.booleans(), st.sampled_from(["", " ", "\t"]))
+def test_json_values_are_exactly_json_loads(value: Any, ascii_only: bool, pad: str) -> None:
+    line = (pad + json.dumps(value, ensure_ascii=ascii_only) + pad).encode("utf-8", "surrogatepass")
+    want = json.loads(line.decode("utf-8", "surrogatepass"))
+    out, err = run(JsonLinesDecoder, [line])
+    if err is not None:  # a lone surrogate written raw is not UTF-8: strict decoding refuses it
+        assert not ascii_only
+        return
+    assert repr(out) == repr([want])
+    assert [type(x) for x in out] == [type(want)]
+
+
+class ClosableSource:
+    """An iterable of parts with close(), like a response stream."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.closed = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.parts)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_iterator_closes_its_source_on_a_reassembly_error_and_on_close() -> None:
+    src = ClosableSource([b"ok\n", b"x" * 50])
+    it = iter_lines(src, max_line_bytes=10)
+    assert next(it) == "ok"
+    assert src.closed == 0
+    with pytest.raises(LineTooLongError):
+        next(it)
+    assert src.closed == 1  # the connection is released at once
+    src = ClosableSource([b"a\nb\n"])
+    it = iter_lines(src)
+    assert next(it) == "a"
+    it.close()  # type: ignore[attr-defined]
+    it.close()  # type: ignore[attr-defined]
+    assert src.closed == 1
+    src = ClosableSource([b"a\nb"])
+    assert list(iter_lines(src)) == ["a", "b"]
+    assert src.closed == 0  # a source that ended normally is left alone

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from _reassembly_helpers import run, split_streams, sse_streams
+from _reassembly_helpers import run, run_iter, split_streams, sse_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagestream.exceptions import LineTooLongError
@@ -77,6 +77,8 @@ def test_any_split_gives_the_reference_events(case: tuple[bytes, list[bytes]]) -
     assert run(SseDecoder, [whole]) == (reference_sse(whole), None)
     strict = reference_sse(whole, dispatch_incomplete=False)
     assert run(lambda: SseDecoder(discard_incomplete=True), parts) == (strict, None)
+    assert run_iter(iter_sse(parts)) == (reference_sse(whole), None)
+    assert run_iter(iter_sse(parts, discard_incomplete=True)) == (strict, None)
 
 
 def events(*parts: bytes, **kwargs: Any) -> list[ServerSentEvent]:
@@ -228,3 +230,19 @@ def test_server_sent_event_value_semantics() -> None:
         e.data = "x"  # type: ignore[misc]
     with pytest.raises(json.JSONDecodeError):
         ServerSentEvent("not json").json()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"token": {"text": "hi", "id": 3}}',
+        "-0",
+        "12345678901234567890123",
+        "NaN",
+        '"\\ud800"',
+        " [1,\n2] ",
+        "1e400",
+    ],
+)
+def test_json_method_equals_json_loads(data: str) -> None:
+    assert repr(ServerSentEvent(data).json()) == repr(json.loads(data))

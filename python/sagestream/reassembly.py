@@ -21,7 +21,13 @@ Rules:
 Errors (from :mod:`sagestream.exceptions`): more than ``max_line_bytes`` (``max_event_bytes``)
 without a line end (event end) raises ``LineTooLongError``, so memory stays bounded; invalid
 UTF-8 (strict) or invalid JSON raises ``ReassemblyError`` naming the byte offset (and the line).
-Every item before the bad bytes is yielded first.
+Every item before the bad bytes is yielded first, and on such an error the source is closed
+at once (``close()``, or ``aclose()`` for the async twins) when it has that method, so a
+response stream releases its connection.
+
+The sync functions return a :class:`ReassemblyIterator` (decoding and iteration both in Rust,
+with ``close()``); the async ones drive the ``feed``/``finish`` decoders, which are public too
+for code that receives parts by callback.
 
 Example with stock boto3::
 
@@ -35,12 +41,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from sagestream._core import JsonLinesDecoder, LineDecoder, ServerSentEvent, SseDecoder
+from sagestream._core import (
+    JsonLinesDecoder,
+    LineDecoder,
+    ReassemblyIterator,
+    ServerSentEvent,
+    SseDecoder,
+)
+from sagestream.exceptions import ReassemblyError
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "JsonLinesDecoder",
     "LineDecoder",
+    "ReassemblyIterator",
     "ServerSentEvent",
     "SseDecoder",
     "aiter_json_lines",
@@ -63,10 +77,7 @@ def iter_lines(
     ``errors`` is ``"strict"`` (invalid UTF-8 raises ``ReassemblyError``) or ``"replace"``
     (U+FFFD).
     """
-    decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    return ReassemblyIterator.lines(chunks, max_line_bytes=max_line_bytes, errors=errors)
 
 
 def iter_sse(
@@ -76,20 +87,23 @@ def iter_sse(
     discard_incomplete: bool = False,
 ) -> Iterator[ServerSentEvent]:
     """Yield the Server-Sent Events of ``chunks`` as soon as each is dispatched."""
-    decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    return ReassemblyIterator.sse(
+        chunks, max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete
+    )
 
 
 def iter_json_lines(
     chunks: Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[Any]:
     """Yield the JSON value of each non-blank line of ``chunks`` as soon as the line is complete."""
-    decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    return ReassemblyIterator.json_lines(chunks, max_line_bytes=max_line_bytes)
+
+
+async def _release(chunks: object) -> None:
+    """After a reassembly error: close the source now (``aclose()``) if it can be closed."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def aiter_lines(
@@ -100,11 +114,15 @@ async def aiter_lines(
 ) -> AsyncIterator[str]:
     """Async twin of :func:`iter_lines`."""
     decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
-    async for chunk in chunks:
-        for line in decoder.feed(chunk):
+    try:
+        async for chunk in chunks:
+            for line in decoder.feed(chunk):
+                yield line
+        for line in decoder.finish():
             yield line
-    for line in decoder.finish():
-        yield line
+    except ReassemblyError:
+        await _release(chunks)
+        raise
 
 
 async def aiter_sse(
@@ -115,11 +133,15 @@ async def aiter_sse(
 ) -> AsyncIterator[ServerSentEvent]:
     """Async twin of :func:`iter_sse`."""
     decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
+    try:
+        async for chunk in chunks:
+            for event in decoder.feed(chunk):
+                yield event
+        for event in decoder.finish():
             yield event
-    for event in decoder.finish():
-        yield event
+    except ReassemblyError:
+        await _release(chunks)
+        raise
 
 
 async def aiter_json_lines(
@@ -127,8 +149,12 @@ async def aiter_json_lines(
 ) -> AsyncIterator[Any]:
     """Async twin of :func:`iter_json_lines`."""
     decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
-    async for chunk in chunks:
-        for value in decoder.feed(chunk):
+    try:
+        async for chunk in chunks:
+            for value in decoder.feed(chunk):
+                yield value
+        for value in decoder.finish():
             yield value
-    for value in decoder.finish():
-        yield value
+    except ReassemblyError:
+        await _release(chunks)
+        raise
