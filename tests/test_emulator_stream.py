@@ -392,3 +392,22 @@ def test_one_http_chunk_per_frame(emulator: Any) -> None:
         body = body[size + 2 :]
     assert [_core.decode(f)[0].payload.decode() for f in frames] == demo_tokens("x", 6)
     assert all(zlib.crc32(f[:8]) == int.from_bytes(f[8:12], "big") for f in frames)
+
+
+def test_client_going_away_mid_stream_does_not_hurt_the_server(emulator: Any, runtime_client: Any) -> None:
+    before = emulator.stats.parts
+    resp = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName="demo", Body=b"", CustomAttributes="parts=1000000;part_size=1000;delay_ms=0"
+    )
+    events = iter(resp["Body"])
+    for _ in range(10):
+        next(events)
+    resp["Body"].close()
+    # The server notices, stops producing (far fewer than a million parts) and keeps serving.
+    deadline = time.monotonic() + 10
+    while emulator.stats.parts == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 10 <= emulator.stats.parts - before < 1_000_000
+    assert _parts(runtime_client.invoke_endpoint_with_response_stream(EndpointName="echo", Body=b"ok")) == [
+        b"ok"
+    ]
