@@ -6,13 +6,20 @@
 - ``runtime_client``: a stock boto3 ``sagemaker-runtime`` client for it, with retries off
   (faults are deterministic, so a retry would only slow tests down) and 64 pooled connections.
 - ``s3_client``: a stock boto3 ``s3`` client for its S3 endpoint.
+
+``start_serve()`` / ``stop_serve()`` run ``sagestream serve`` as a subprocess.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.config import Config
 from sagestream.emulator import Emulator
@@ -47,3 +54,79 @@ def runtime_client(emulator: Emulator) -> Any:
 @pytest.fixture(scope="session")
 def s3_client(emulator: Emulator) -> Any:
     return emulator.boto3_client("s3", config=Config(s3={"addressing_style": "path"}))
+
+
+# --- `sagestream serve` as a subprocess ----------------------------------------------------
+
+ACCESS_KEY = "AKIDSERVETEST"
+SECRET_KEY = "serve-test-secret"
+REGION = "eu-central-1"
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], url: str, s3_url: str, banner: list[str]) -> None:
+        self.proc = proc
+        self.url = url
+        self.s3_url = s3_url
+        self.banner = banner
+
+    def client(self, service: str = "sagemaker-runtime") -> Any:
+        session = boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+        )
+        url = self.url if service == "sagemaker-runtime" else self.s3_url
+        return session.client(service, endpoint_url=url, config=Config(retries={"total_max_attempts": 1}))
+
+
+def start_serve(*extra: str) -> Served:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sagestream",
+            "serve",
+            "--port",
+            "0",
+            "--region",
+            REGION,
+            "--access-key-id",
+            ACCESS_KEY,
+            "--secret-access-key",
+            SECRET_KEY,
+            "--token-delay",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    banner: list[str] = []
+    url = s3_url = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not s3_url:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        banner.append(line.rstrip("\n"))
+        if "listening on " in line:
+            url = line.split("listening on ", 1)[1].split()[0]
+        if line.strip().startswith("S3:"):
+            s3_url = line.split("S3:", 1)[1].strip()
+    if not url or not s3_url:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"serve did not start: {banner} {out} {err}")
+    return Served(proc, url, s3_url, banner)
+
+
+def stop_serve(served: Served, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+    served.proc.send_signal(sig)
+    try:
+        out, err = served.proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        served.proc.kill()
+        served.proc.communicate()
+        raise
+    return served.proc.returncode, out, err

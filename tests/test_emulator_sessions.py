@@ -30,7 +30,8 @@ def test_new_session_then_reuse_on_both_operations(runtime_client: Any) -> None:
     assert now + dt.timedelta(minutes=10) < expires < now + dt.timedelta(hours=2)
     resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x", SessionId=session_id)
     assert resp["Body"].read()
-    assert "NewSessionId" not in resp and "ClosedSessionId" not in resp
+    assert "NewSessionId" not in resp
+    assert "ClosedSessionId" not in resp
     stream = runtime_client.invoke_endpoint_with_response_stream(
         EndpointName="demo", Body=b"x", SessionId=session_id
     )

@@ -121,11 +121,13 @@ def test_demo_stream_tgi_sse(runtime_client: Any) -> None:
     assert len(parts) == 5
     tokens = demo_tokens("hi", 5)
     for i, part in enumerate(parts):
-        assert part.startswith(b"data: ") and part.endswith(b"\n\n")
+        assert part.startswith(b"data: ")
+        assert part.endswith(b"\n\n")
         doc = json.loads(part[6:])
         assert doc["token"]["text"] == tokens[i]
         assert doc["token"]["special"] is False
-        assert isinstance(doc["token"]["id"], int) and isinstance(doc["token"]["logprob"], float)
+        assert isinstance(doc["token"]["id"], int)
+        assert isinstance(doc["token"]["logprob"], float)
         assert doc["generated_text"] == ("".join(tokens) if i == 4 else None)
         assert doc["details"] is None
 
@@ -186,7 +188,7 @@ def test_model_stream_error_after_n_parts(runtime_client: Any, after: int, code:
     resp = runtime_client.invoke_endpoint_with_response_stream(
         EndpointName="demo", Body=b"x", CustomAttributes=attrs
     )
-    got = []
+    got: list[bytes] = []
     with pytest.raises(EventStreamError) as info:
         _until_error(resp, got)
     assert got == [bulk_part(i, 10) for i in range(after)]
@@ -212,7 +214,7 @@ def test_internal_stream_failure_after_n_parts(runtime_client: Any) -> None:
     resp = runtime_client.invoke_endpoint_with_response_stream(
         EndpointName="demo", Body=b"x", CustomAttributes="fault=internal-stream-failure;after=2;tokens=10"
     )
-    got = []
+    got: list[bytes] = []
     with pytest.raises(EventStreamError) as info:
         _until_error(resp, got)
     assert len(got) == 2
@@ -223,7 +225,7 @@ def test_fault_after_the_last_part_fires_at_the_end(runtime_client: Any) -> None
     resp = runtime_client.invoke_endpoint_with_response_stream(
         EndpointName="demo", Body=b"x", CustomAttributes="fault=model-stream-error;after=50;tokens=3"
     )
-    got = []
+    got: list[bytes] = []
     with pytest.raises(EventStreamError):
         _until_error(resp, got)
     assert len(got) == 3
@@ -234,7 +236,7 @@ def test_cut_mid_frame_is_not_a_clean_end(runtime_client: Any, after: int) -> No
     resp = runtime_client.invoke_endpoint_with_response_stream(
         EndpointName="demo", Body=b"x", CustomAttributes=f"fault=cut;after={after};parts=2000;part_size=64"
     )
-    got = []
+    got: list[bytes] = []
     # botocore does not wrap it: urllib3's ProtocolError (IncompleteRead) escapes the iterator.
     with pytest.raises(urllib3.exceptions.ProtocolError):
         _until_error(resp, got)
@@ -243,11 +245,11 @@ def test_cut_mid_frame_is_not_a_clean_end(runtime_client: Any, after: int) -> No
 
 def test_cut_on_invoke_endpoint(runtime_client: Any) -> None:
     resp = runtime_client.invoke_endpoint(EndpointName="echo", Body=b"y" * 5000, CustomAttributes="fault=cut")
-    with pytest.raises(ResponseStreamingError):
-        try:
+    try:
+        with pytest.raises(ResponseStreamingError):
             resp["Body"].read()
-        finally:
-            resp["Body"].close()
+    finally:
+        resp["Body"].close()
 
 
 def test_stall_pauses_then_continues(runtime_client: Any) -> None:
@@ -390,3 +392,22 @@ def test_one_http_chunk_per_frame(emulator: Any) -> None:
         body = body[size + 2 :]
     assert [_core.decode(f)[0].payload.decode() for f in frames] == demo_tokens("x", 6)
     assert all(zlib.crc32(f[:8]) == int.from_bytes(f[8:12], "big") for f in frames)
+
+
+def test_client_going_away_mid_stream_does_not_hurt_the_server(emulator: Any, runtime_client: Any) -> None:
+    before = emulator.stats.parts
+    resp = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName="demo", Body=b"", CustomAttributes="parts=1000000;part_size=1000;delay_ms=0"
+    )
+    events = iter(resp["Body"])
+    for _ in range(10):
+        next(events)
+    resp["Body"].close()
+    # The server notices, stops producing (far fewer than a million parts) and keeps serving.
+    deadline = time.monotonic() + 10
+    while emulator.stats.parts == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 10 <= emulator.stats.parts - before < 1_000_000
+    assert _parts(runtime_client.invoke_endpoint_with_response_stream(EndpointName="echo", Body=b"ok")) == [
+        b"ok"
+    ]
