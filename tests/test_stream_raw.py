@@ -524,3 +524,20 @@ def test_fallback_without_read1(monkeypatch: pytest.MonkeyPatch, chunked: bool) 
     assert got == PARTS[:4]
     assert isinstance(exc, ModelStreamError)
     assert exc.error_code == "StreamBroken"
+
+
+def test_abandoned_stream_closes_its_connection() -> None:
+    import gc
+    import warnings
+
+    resp = stream_response(FRAMES, end=False)
+    resp.writes.append(5.0)
+    with serve(resp) as srv:
+        stream = make_client(srv.url).invoke_stream("ep", b"")
+        assert next(stream) == PARTS[0]
+        raw = stream._owner._raw
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            del stream
+            gc.collect()
+        assert raw.isclosed()

@@ -49,6 +49,13 @@ class BodyReader:
         #: Whether the connection went back to the pool after a complete body (for tests).
         self.reused_connection = False
 
+    def __del__(self) -> None:
+        # Nobody can read this body any more (the stream and its iterator are gone): close the
+        # connection now rather than leaving the socket to the garbage collector.
+        if not getattr(self, "_released", True):
+            with suppress(Exception):
+                self.release(False)
+
     def on_end(self, reusable: bool) -> None:
         """The body ended (called from Rust): give the connection back, or close it."""
         self.release(reusable)
