@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -541,3 +542,24 @@ def test_abandoned_stream_closes_its_connection() -> None:
             del stream
             gc.collect()
         assert raw.isclosed()
+
+
+def test_close_from_another_thread_interrupts_a_blocked_read(path: str) -> None:
+    resp = stream_response(FRAMES[:1], end=False)
+    resp.writes.append(10.0)
+    with serve(resp) as srv:
+        stream = make_client(srv.url).invoke_stream("ep", b"")
+        outcome: list[object] = []
+
+        def reader() -> None:
+            got, exc = collect(stream)
+            outcome.extend([got, exc])
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.3)
+        stream.close()
+        t.join(5)
+        assert not t.is_alive(), "close() did not interrupt the blocked read"
+    assert outcome[0] == PARTS[:1]
+    assert outcome[1] is None or isinstance(outcome[1], (TransportError, TruncatedStreamError))
