@@ -1,0 +1,194 @@
+"""asyncio end to end: sagestream.AsyncClient vs aiobotocore, side by side in one run.
+
+N concurrent InvokeEndpointWithResponseStream calls, each answered with P PayloadPart frames of
+~100 bytes (one HTTP chunk per frame), by a loopback server running in a separate process, so
+``time.process_time()`` in this process is the client's CPU alone. Both clients make signed
+requests over a connection pool of N connections and read every part; the rounds alternate
+between the clients and the table reports medians.
+
+    python benches/bench_aio.py [--streams 200] [--parts 500] [--rounds 5] [--interval 0.002]
+
+``--interval`` paces each stream's parts on the server (seconds between parts, like tokens from
+a model); 0 writes them back to back, so reads carry many frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import time
+from typing import Any
+
+PART = b"x" * 100
+
+
+# --- the server (separate process) -----------------------------------------------------------
+
+
+def _serve(port: int, parts: int, interval: float, ready: Any) -> None:
+    from sagestream._core import encode
+
+    frame = encode(
+        {":message-type": "event", ":event-type": "PayloadPart", ":content-type": "application/octet-stream"},
+        PART,
+    )
+    chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n"
+        b"X-Amzn-SageMaker-Content-Type: application/octet-stream\r\n"
+        b"x-Amzn-Invoked-Production-Variant: AllTraffic\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    header = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in header.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                if length:
+                    await reader.readexactly(length)
+                writer.write(head)
+                for _ in range(parts):
+                    writer.write(chunk)
+                    if interval:
+                        await asyncio.sleep(interval)
+                    else:
+                        await asyncio.sleep(0)
+                    if writer.transport.get_write_buffer_size() > 1 << 20:
+                        await writer.drain()
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the clients -----------------------------------------------------------------------------
+
+CREDS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "secret", "region_name": "us-east-1"}
+
+
+async def run_sagestream(url: str, streams: int, parts: int) -> tuple[float, float, int]:
+    import boto3
+    from botocore.config import Config
+
+    import sagestream
+
+    client = sagestream.AsyncClient(
+        boto3.Session(**CREDS),
+        endpoint_url=url,
+        config=Config(max_pool_connections=streams, retries={"max_attempts": 1}),
+    )
+    await client._ready()
+
+    async def one() -> int:
+        n = 0
+        async with client.invoke_stream("bench", b"{}") as stream:
+            async for part in stream:
+                n += len(part)
+        return n
+
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
+        received = sum(await asyncio.gather(*(one() for _ in range(streams))))
+        return time.process_time() - cpu, time.perf_counter() - wall, received
+    finally:
+        await client.close()
+
+
+async def run_aiobotocore(url: str, streams: int, parts: int) -> tuple[float, float, int]:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    session = get_session()
+    config = AioConfig(max_pool_connections=streams, retries={"max_attempts": 1})
+    async with session.create_client("sagemaker-runtime", endpoint_url=url, config=config, **CREDS) as client:
+
+        async def one() -> int:
+            n = 0
+            response = await client.invoke_endpoint_with_response_stream(EndpointName="bench", Body=b"{}")
+            async for event in response["Body"]:
+                n += len(event["PayloadPart"]["Bytes"])
+            return n
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        received = sum(await asyncio.gather(*(one() for _ in range(streams))))
+        return time.process_time() - cpu, time.perf_counter() - wall, received
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--parts", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=0.002)
+    args = parser.parse_args()
+
+    port = _free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(
+        target=_serve, args=(port, args.parts, args.interval, ready), daemon=True
+    )
+    server.start()
+    try:
+        if not ready.wait(20):
+            raise SystemExit("the loopback server did not start")
+        url = f"http://127.0.0.1:{port}"
+        total_parts = args.streams * args.parts
+        expected = total_parts * len(PART)
+        results: dict[str, list[tuple[float, float]]] = {"sagestream": [], "aiobotocore": []}
+        runners = {"sagestream": run_sagestream, "aiobotocore": run_aiobotocore}
+        for name, runner in runners.items():  # warm-up: imports, first connections
+            asyncio.run(runner(url, min(args.streams, 10), args.parts))
+        for _ in range(args.rounds):
+            for name, runner in runners.items():
+                cpu, wall, received = asyncio.run(runner(url, args.streams, args.parts))
+                if received != expected:
+                    raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
+                results[name].append((cpu, wall))
+        print(
+            f"# {args.streams} concurrent streams x {args.parts} parts of {len(PART)} B,"
+            f" interval {args.interval * 1000:g} ms, {args.rounds} rounds, medians;"
+            f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        )
+        print("| client | CPU µs / part | total time s | CPU vs aiobotocore |")
+        print("|---|---:|---:|---:|")
+        base = statistics.median(c for c, _ in results["aiobotocore"]) / total_parts
+        for name in ("aiobotocore", "sagestream"):
+            cpu = statistics.median(c for c, _ in results[name]) / total_parts
+            wall = statistics.median(w for _, w in results[name])
+            ratio = "baseline" if name == "aiobotocore" else f"{base / cpu:.1f}x less"
+            print(f"| {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
+    finally:
+        server.terminate()
+        server.join(5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

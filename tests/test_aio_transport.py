@@ -1,0 +1,525 @@
+"""AsyncClient's HTTP side against a scripted loopback server: signing, retries, errors, transport
+failures, cancellation and the event loop never blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+import sagestream
+from botocore.config import Config
+from sagestream._core import encode
+
+Handler = Callable[["Exchange"], Awaitable[None]]
+
+
+def part(payload: bytes) -> bytes:
+    return encode(
+        {":message-type": "event", ":event-type": "PayloadPart", ":content-type": "application/octet-stream"},
+        payload,
+    )
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n"
+    b"X-Amzn-SageMaker-Content-Type: text/plain\r\nx-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
+    b"X-Amzn-SageMaker-Custom-Attributes: a=1\r\nx-amzn-RequestId: req-1\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def json_error(status: int, reason: str, body: dict[str, Any], extra: bytes = b"") -> bytes:
+    data = json.dumps(body).encode()
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nx-amzn-RequestId: req-e\r\n%s"
+        b"Content-Length: %d\r\n\r\n%s" % (status, reason.encode(), extra, len(data), data)
+    )
+
+
+class Exchange:
+    """One request as the server saw it, and the connection to answer it on."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.request_line = b""
+        self.headers: dict[str, str] = {}
+        self.body = b""
+
+    async def read_request(self) -> bool:
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return False
+        lines = head.split(b"\r\n")
+        self.request_line = lines[0]
+        for line in lines[1:]:
+            if b":" in line:
+                name, _, value = line.partition(b":")
+                self.headers[name.decode().lower()] = value.decode().strip()
+        length = int(self.headers.get("content-length", "0"))
+        self.body = await self.reader.readexactly(length) if length else b""
+        return True
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+class ScriptedServer:
+    """Answers each request with the next handler of a script (the last one repeats)."""
+
+    def __init__(self, *handlers: Handler) -> None:
+        self.handlers = list(handlers)
+        self.requests: list[Exchange] = []
+        self.disconnected = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> ScriptedServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                exchange = Exchange(reader, writer)
+                if not await exchange.read_request():
+                    self.disconnected.set()
+                    return
+                self.requests.append(exchange)
+                handler = self.handlers[min(len(self.requests), len(self.handlers)) - 1]
+                await handler(exchange)
+        except ConnectionError:
+            self.disconnected.set()
+        finally:
+            writer.close()
+
+
+def stream_of(*payloads: bytes, end: bool = True) -> Handler:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(
+            STREAM_HEAD + b"".join(chunk(part(p)) for p in payloads) + (b"0\r\n\r\n" if end else b"")
+        )
+
+    return handler
+
+
+def client_for(url: str, **config: Any) -> sagestream.AsyncClient:
+    session = boto3.Session(
+        aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
+    )
+    # botocore: max_attempts counts retries, so 3 requests at most.
+    options: dict[str, Any] = {"retries": {"max_attempts": 2, "mode": "standard"}, **config}
+    return sagestream.AsyncClient(session, endpoint_url=url, config=Config(**options))
+
+
+@pytest.fixture
+async def server_and_client(request: pytest.FixtureRequest) -> AsyncIterator[tuple[ScriptedServer, Any]]:
+    handlers = request.param if isinstance(request.param, tuple) else (request.param,)
+    async with ScriptedServer(*handlers) as server, client_for(server.url) as client:
+        yield server, client
+
+
+async def read_into(got: list[bytes], client: sagestream.AsyncClient, **kwargs: Any) -> None:
+    """Append every part to ``got`` (kept when the stream then fails)."""
+    async with client.invoke_stream("ep", b"x", **kwargs) as stream:
+        async for p in stream:
+            got.append(p)
+
+
+async def collect(client: sagestream.AsyncClient, **kwargs: Any) -> list[bytes]:
+    async with client.invoke_stream("ep", b"{}", **kwargs) as stream:
+        return [p async for p in stream]
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+async def test_stream_request_is_signed_and_headers_are_exposed() -> None:
+    async with ScriptedServer(stream_of(b"a", b"bc")) as server, client_for(server.url) as client:
+        async with client.invoke_stream(
+            "my-endpoint",
+            b'{"x":1}',
+            content_type="application/json",
+            accept="text/plain",
+            custom_attributes="k=v",
+            inference_id="id-1",
+        ) as stream:
+            parts = [p async for p in stream]
+        assert parts == [b"a", b"bc"]
+        assert stream.content_type == "text/plain"
+        assert stream.invoked_production_variant == "AllTraffic"
+        assert stream.custom_attributes == "a=1"
+        assert stream.request_id == "req-1"
+        assert stream.metrics.parts == 2
+        assert stream.metrics.bytes == 3
+        assert stream.metrics.time_to_first_part is not None
+        assert stream.closed
+    (ex,) = server.requests
+    assert ex.request_line == b"POST /endpoints/my-endpoint/invocations-response-stream HTTP/1.1"
+    assert ex.body == b'{"x":1}'
+    auth = ex.headers["authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+    assert "/us-west-2/sagemaker/aws4_request" in auth
+    assert ex.headers["x-amzn-sagemaker-accept"] == "text/plain"
+    assert ex.headers["x-amzn-sagemaker-custom-attributes"] == "k=v"
+    assert ex.headers["x-amzn-sagemaker-inference-id"] == "id-1"
+    assert ex.headers["content-type"] == "application/json"
+
+
+async def test_signature_matches_botocore_for_the_same_request() -> None:
+    """The signed request is botocore's own: compare with a stock boto3 client's, byte for byte."""
+    async with ScriptedServer(stream_of(b"x")) as server, client_for(server.url) as client:
+        await collect(client)
+        ours = server.requests[0]
+        session = boto3.Session(
+            aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
+        )
+        stock = session.client("sagemaker-runtime", endpoint_url=server.url)
+        captured: dict[str, Any] = {}
+
+        def grab(request: Any, **_: Any) -> None:
+            captured.update(request.headers)
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url=server.url)
+
+        stock.meta.events.register("before-send", grab)
+        stock.meta.config.retries = {"max_attempts": 0}
+        with pytest.raises(botocore.exceptions.ConnectionClosedError):
+            await asyncio.to_thread(stock.invoke_endpoint_with_response_stream, EndpointName="ep", Body=b"{}")
+    signed = (
+        captured["Authorization"].decode()
+        if isinstance(captured["Authorization"], bytes)
+        else captured["Authorization"]
+    )
+    assert (
+        signed.split("SignedHeaders=")[1].split(",")[0]
+        == ours.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+    )
+
+
+async def test_connection_is_reused_after_a_complete_stream() -> None:
+    async with (
+        ScriptedServer(stream_of(b"one"), stream_of(b"two")) as server,
+        client_for(server.url) as client,
+    ):
+        assert await collect(client) == [b"one"]
+        assert await collect(client) == [b"two"]
+        assert len(server.requests) == 2
+        assert server.requests[0].writer is server.requests[1].writer
+
+
+# --- service errors and retries --------------------------------------------------------------
+
+
+async def test_model_error_keeps_every_field() -> None:
+    body = {
+        "Message": "boom",
+        "OriginalStatusCode": 500,
+        "OriginalMessage": "container said no",
+        "LogStreamArn": "arn:aws:logs:us-west-2:1:log-group:x",
+    }
+
+    async def handler(ex: Exchange) -> None:
+        await ex.send(json_error(424, "Failed Dependency", body, b"x-amzn-ErrorType: ModelError\r\n"))
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        with pytest.raises(sagestream.ModelError) as info:
+            await collect(client)
+    err = info.value
+    assert isinstance(err, botocore.exceptions.ClientError)
+    assert err.original_status_code == 500
+    assert err.original_message == "container said no"
+    assert err.log_stream_arn == body["LogStreamArn"]
+    assert err.status_code == 424
+    assert len(server.requests) == 1  # not retryable
+
+
+async def test_invoke_returns_the_whole_answer() -> None:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-Amzn-Invoked-Production-Variant: v1\r\n"
+            b"X-Amzn-SageMaker-New-Session-Id: sess-1; Expires=2030-01-01T00:00:00Z\r\n"
+            b'Content-Length: 7\r\n\r\n{"a":1}'
+        )
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        result = await client.invoke("ep", b"x", session_id="NEW_SESSION")
+    assert result.body == b'{"a":1}'
+    assert result.content_type == "application/json"
+    assert result.invoked_production_variant == "v1"
+    assert result.new_session_id == "sess-1"
+    assert result.new_session_expires is not None
+    assert result.new_session_expires.year == 2030
+    assert server.requests[0].request_line.startswith(b"POST /endpoints/ep/invocations ")
+    assert server.requests[0].headers["x-amzn-sagemaker-session-id"] == "NEW_SESSION"
+
+
+async def test_5xx_is_retried_per_config_then_succeeds() -> None:
+    async def unavailable(ex: Exchange) -> None:
+        await ex.send(
+            json_error(
+                503, "Service Unavailable", {"Message": "busy"}, b"x-amzn-ErrorType: ServiceUnavailable\r\n"
+            )
+        )
+
+    async with ScriptedServer(unavailable, stream_of(b"ok")) as server, client_for(server.url) as client:
+        assert await collect(client) == [b"ok"]
+    assert len(server.requests) == 2
+    assert server.requests[1].headers["amz-sdk-request"].startswith("attempt=2")
+
+
+async def test_retries_stop_at_max_attempts_with_the_typed_error() -> None:
+    async def unavailable(ex: Exchange) -> None:
+        await ex.send(
+            json_error(
+                503, "Service Unavailable", {"Message": "busy"}, b"x-amzn-ErrorType: ServiceUnavailable\r\n"
+            )
+        )
+
+    async with ScriptedServer(unavailable) as server, client_for(server.url) as client:
+        with pytest.raises(sagestream.ServiceUnavailable):
+            await collect(client)
+    assert len(server.requests) == 3
+
+
+async def test_connection_refused_is_botocores_error() -> None:
+    async with ScriptedServer(stream_of(b"x")) as server:
+        url = server.url
+    async with client_for(url, retries={"max_attempts": 2, "mode": "standard"}) as client:
+        with pytest.raises(botocore.exceptions.EndpointConnectionError):
+            await collect(client)
+
+
+async def test_bad_parameters_fail_before_sending() -> None:
+    async with ScriptedServer(stream_of(b"x")) as server, client_for(server.url) as client:
+        with pytest.raises(sagestream.ParamValidationError):
+            await collect(client, custom_attributes="é")
+        with pytest.raises(sagestream.ParamValidationError):
+            await client.invoke("bad name!", b"x")
+        with pytest.raises(sagestream.ParamValidationError):
+            await client.invoke_async("ep", input_location="s3://b/k", request_ttl_seconds=59)
+        with pytest.raises(sagestream.ParamValidationError):
+            client.invoke_stream("ep", b"x", deadline=0)
+    assert server.requests == []
+
+
+# --- the stream ends badly -------------------------------------------------------------------
+
+
+async def test_error_frame_after_parts_in_one_read() -> None:
+    error = encode(
+        {
+            ":message-type": "exception",
+            ":exception-type": "ModelStreamError",
+            ":content-type": "application/json",
+        },
+        b'{"Message":"model broke","ErrorCode":"StreamBroken"}',
+    )
+
+    async def handler(ex: Exchange) -> None:
+        # The error frame arrives with the parts; the connection then stays open: the error must
+        # still be raised at once, after the parts.
+        await ex.send(STREAM_HEAD + chunk(part(b"1") + part(b"2") + error))
+        await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.ModelStreamError) as info:
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"1", b"2"]
+        assert info.value.error_code == "StreamBroken"
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+async def test_cut_connection_mid_stream_is_connection_lost() -> None:
+    async def handler(ex: Exchange) -> None:
+        frame = part(b"second")
+        await ex.send(STREAM_HEAD + chunk(part(b"first")) + b"%x\r\n" % len(frame) + frame[:10])
+        ex.writer.transport.abort()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.ConnectionLostError):
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"first"]
+
+
+async def test_body_ending_inside_a_frame_is_truncated() -> None:
+    async def handler(ex: Exchange) -> None:
+        frame = part(b"second")
+        await ex.send(STREAM_HEAD + chunk(part(b"first")) + chunk(frame[:10]) + b"0\r\n\r\n")
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.TruncatedStreamError):
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"first"]
+
+
+async def test_read_timeout_mid_stream() -> None:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD + chunk(part(b"first")))
+        await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url, read_timeout=0.3) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.ReadTimeoutError):
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"first"]
+
+
+async def test_deadline_bounds_the_whole_stream() -> None:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD)
+        for _ in range(100):
+            await ex.send(chunk(part(b"tick")))
+            await asyncio.sleep(0.05)
+        await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(sagestream.DeadlineExceededError):
+            await asyncio.wait_for(read_into(got, client, deadline=0.4), 10)
+        assert 0.3 < loop.time() - started < 3
+        assert 2 <= len(got) < 100
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+# --- cancellation and the event loop ---------------------------------------------------------
+
+
+async def test_cancelling_the_consumer_closes_the_connection() -> None:
+    first_part = asyncio.Event()
+
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD + chunk(part(b"first")))
+        await ex.reader.read()  # returns b"" when the client closes the connection
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+
+        async def consume() -> None:
+            stream = await client.invoke_stream("ep", b"x")  # no context manager on purpose
+            async for _ in stream:
+                first_part.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first_part.wait(), 5)
+        assert not server.disconnected.is_set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+async def test_leaving_the_context_early_closes_the_connection() -> None:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD + chunk(part(b"first")) + chunk(part(b"second")))
+        await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        async with client.invoke_stream("ep", b"x") as stream:
+            assert await stream.__anext__() == b"first"
+        assert stream.closed
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+def slow_refreshing_session(refresh_threads: list[str], seconds: float) -> boto3.Session:
+    """A session whose credentials are expired and take ``seconds`` to refresh, like IMDS or STS."""
+    import threading
+    from datetime import datetime, timedelta, timezone
+
+    from botocore.credentials import RefreshableCredentials
+    from botocore.session import get_session
+
+    def refresh() -> dict[str, str]:
+        refresh_threads.append(threading.current_thread().name)
+        time.sleep(seconds)
+        expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+        return {
+            "access_key": "AKIDREFRESH",
+            "secret_key": "s",
+            "token": "t",
+            "expiry_time": expiry.isoformat(),
+        }
+
+    botocore_session = get_session()
+    botocore_session._credentials = RefreshableCredentials.create_from_metadata(
+        metadata={
+            "access_key": "AKIDOLD",
+            "secret_key": "s",
+            "token": "t",
+            "expiry_time": "2000-01-01T00:00:00Z",
+        },
+        refresh_using=refresh,
+        method="test",
+    )
+    return boto3.Session(botocore_session=botocore_session, region_name="us-west-2")
+
+
+async def test_no_blocking_call_on_the_event_loop(caplog: pytest.LogCaptureFixture) -> None:
+    """asyncio debug mode logs every callback slower than slow_callback_duration: none may be.
+
+    The credentials take 0.3 s to refresh (as IMDS or STS can); the boto3 session, the botocore
+    client and the TLS context are created on first use. All of it must happen off the loop.
+    """
+    refresh_threads: list[str] = []
+    session = slow_refreshing_session(refresh_threads, 0.3)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    try:
+        async with (
+            ScriptedServer(stream_of(*[b"p%d" % i for i in range(50)])) as server,
+            sagestream.AsyncClient(session, endpoint_url=server.url) as client,
+        ):
+            for _ in range(5):
+                assert len(await collect(client)) == 50
+            result = await asyncio.gather(*(collect(client) for _ in range(20)))
+            assert all(len(r) == 50 for r in result)
+    finally:
+        loop.set_debug(False)
+    slow = [r.getMessage()[:300] for r in caplog.records if "Executing" in r.getMessage()]
+    assert slow == []
+    assert len(refresh_threads) == 1
+    assert all("Credential=AKIDREFRESH/" in ex.headers["authorization"] for ex in server.requests)
+
+
+async def test_refreshable_credentials_are_refreshed_off_the_loop() -> None:
+    """Credentials that need a refresh are refreshed in a worker thread, then reused inline."""
+    import threading
+
+    refresh_threads: list[str] = []
+    session = slow_refreshing_session(refresh_threads, 0.0)
+    async with (
+        ScriptedServer(stream_of(b"x")) as server,
+        sagestream.AsyncClient(session, endpoint_url=server.url) as client,
+    ):
+        assert await collect(client) == [b"x"]
+        assert await collect(client) == [b"x"]
+    assert len(refresh_threads) == 1
+    assert threading.main_thread().name not in refresh_threads
+    assert all("Credential=AKIDREFRESH/" in ex.headers["authorization"] for ex in server.requests)
