@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--ttfp-samples", type=int, default=25)
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
@@ -215,6 +216,8 @@ def main() -> None:
                 if parts != args.parts:
                     raise SystemExit(f"{name}: {parts} parts, expected {args.parts}")
                 results[name].append((cpu, wall, parts, None))
+        for _ in range(args.ttfp_samples):
+            for name, run in runners.items():
                 first = run("ttfb")[1]
                 assert first is not None
                 ttfp[name].append(first)
