@@ -229,7 +229,7 @@ def main() -> None:
     base_cpu = statistics.median(r[0] for r in results["boto3"]) / args.parts
     print(
         f"\n{args.parts:,} PayloadPart events of {args.size} B, one HTTP chunk each, loopback; "
-        f"medians of {args.runs} runs\n"
+        f"medians of {args.runs} runs, {args.ttfp_samples} samples for time to first part\n"
     )
     print("| client | CPU µs/part | vs boto3 | parts/s | time to first part |")
     print("|---|---:|---:|---:|---:|")
