@@ -147,8 +147,9 @@ class Client:
     ) -> ResponseStream:
         """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
 
-        ``deadline`` bounds the whole call in seconds (``DeadlineExceededError``), besides the
-        idle read timeout of the botocore config (``ReadTimeoutError``).
+        ``deadline`` bounds the whole stream in seconds, counted from this call
+        (``DeadlineExceededError``), besides the idle read timeout of the botocore config
+        (``ReadTimeoutError``), which alone bounds the wait for the response headers.
         """
         params = _params.stream_params(
             endpoint_name,
