@@ -340,6 +340,17 @@ def test_content_length_body_cut_short(path: str) -> None:
     assert isinstance(exc, (TruncatedStreamError, ConnectionLostError))
 
 
+def test_connection_close_header_is_honoured(path: str) -> None:
+    resp = stream_response(FRAMES[:2], keep_alive=False)
+    with serve(resp) as srv:
+        client = make_client(srv.url)
+        for _ in range(2):
+            stream = client.invoke_stream("ep", b"")
+            assert list(stream) == PARTS[:2]
+            assert not stream._owner.reused_connection
+        assert srv.connections == 2
+
+
 def test_body_until_close() -> None:
     resp = Response(
         headers={"Content-Type": "application/vnd.amazon.eventstream"},

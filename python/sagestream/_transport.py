@@ -73,9 +73,11 @@ class BodyReader:
                 return
             self._released = True
         raw = self._raw
+        original = getattr(raw, "_fp", None)
+        if getattr(original, "will_close", False):
+            reusable = False  # the server said "Connection: close"
         try:
             if reusable:
-                original = getattr(raw, "_fp", None)
                 if original is not None and not _is_closed(original):
                     # The body was consumed here, not by http.client: close its response object
                     # (this drops its file object, not the socket) so the connection can send
