@@ -111,7 +111,7 @@ def test_same_stall_timeout(emulator: Any) -> None:
 
 
 def test_same_http_errors(runtime_client: Any) -> None:
-    for attrs in ["fault=model-error", "fault=throttle"]:
+    for attrs in ["fault=model-error", "fault=throttle", "fault=unavailable", "fault=dependency"]:
         unpatch_botocore()
         with pytest.raises(Exception) as stock:  # noqa: PT011
             run(runtime_client, attrs)
