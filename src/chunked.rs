@@ -408,6 +408,36 @@ mod tests {
         assert!(!dec.is_done());
     }
 
+    fn encode(pieces: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in pieces.iter().filter(|p| !p.is_empty()) {
+            out.extend_from_slice(format!("{:x}\r\n", p.len()).as_bytes());
+            out.extend_from_slice(p);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), step in 1usize..64) {
+            let _ = decode_split(&data, step);
+        }
+
+        #[test]
+        fn any_encoding_any_split_roundtrips(
+            pieces in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100), 0..12),
+            step in 1usize..40,
+        ) {
+            let body = encode(&pieces);
+            let (out, done, consumed) = decode_split(&body, step).unwrap();
+            proptest::prop_assert_eq!(out, pieces.concat());
+            proptest::prop_assert!(done);
+            proptest::prop_assert_eq!(consumed, body.len());
+        }
+    }
+
     #[test]
     fn sink_error_stops_decoding() {
         let mut dec = ChunkedDecoder::new();

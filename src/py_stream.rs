@@ -532,6 +532,8 @@ impl PyBodyStream {
         if !matches!(framing, Framing::Source(_)) {
             read1 = Some(reader.getattr("read1")?.unbind());
         }
+        // A body delimited by the connection closing leaves nothing to reuse.
+        let reusable = !matches!(framing, Framing::UntilClose);
         let origin = Instant::now();
         let deadline_at = match deadline {
             Some(s) if s.is_finite() && s >= 0.0 => {
@@ -551,7 +553,7 @@ impl PyBodyStream {
             read_size: read_size.clamp(1, 16 * 1024 * 1024),
             on_end,
             body_done: false,
-            reusable: true,
+            reusable,
             deadline: deadline_at,
             deadline_seconds: deadline.unwrap_or(0.0),
             settimeout,

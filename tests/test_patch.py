@@ -93,11 +93,25 @@ def test_same_cut(runtime_client: Any) -> None:
     assert events == stock_events
     assert len(events) == 4
     assert type(exc) is type(stock_exc)
+    assert str(exc) == str(stock_exc)
     assert isinstance(exc, urllib3.exceptions.ProtocolError)
 
 
+def test_same_stall_timeout(emulator: Any) -> None:
+    from botocore.config import Config
+
+    client = emulator.boto3_client(
+        "sagemaker-runtime", config=Config(retries={"total_max_attempts": 1}, read_timeout=0.4)
+    )
+    (stock_events, stock_exc), (events, exc) = both(client, "fault=stall;after=2;seconds=2")
+    assert events == stock_events
+    assert len(events) == 2
+    assert type(exc) is type(stock_exc)
+    assert str(exc) == str(stock_exc)
+
+
 def test_same_http_errors(runtime_client: Any) -> None:
-    for attrs in ["fault=model-error", "fault=throttle"]:
+    for attrs in ["fault=model-error", "fault=throttle", "fault=unavailable", "fault=dependency"]:
         unpatch_botocore()
         with pytest.raises(Exception) as stock:  # noqa: PT011
             run(runtime_client, attrs)

@@ -91,7 +91,7 @@ def test_content_length_and_until_close() -> None:
     assert (got, exc, ends) == (PAYLOADS, None, [True])
     assert reader.pos == len(FRAMES)  # never reads past the body
     got, exc, ends = run(Reader(FRAMES, [33]), "close")
-    assert (got, exc, ends) == (PAYLOADS, None, [True])
+    assert (got, exc, ends) == (PAYLOADS, None, [False])
     got, exc, _ = run(Reader(FRAMES[:-3], [33]), "close")
     assert isinstance(exc, TruncatedStreamError)
 
