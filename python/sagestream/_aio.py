@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import aiohttp
 import botocore.exceptions as bexc
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
     from sagestream._async_inference import AsyncInvocationAsync
+    from sagestream.reassembly import ServerSentEvent
 
 __all__ = ["AsyncClient", "AsyncResponseStream"]
 
@@ -119,14 +120,14 @@ def _pre_response_error(exc: BaseException, url: str) -> Exception:
     what a boto3 user already catches from the sync client for the same failure.
     """
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return bexc.ConnectTimeoutError(endpoint_url=url, error=exc)
+        return cast(Exception, bexc.ConnectTimeoutError(endpoint_url=url, error=exc))
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-        return bexc.ReadTimeoutError(endpoint_url=url, error=exc)
+        return cast(Exception, bexc.ReadTimeoutError(endpoint_url=url, error=exc))
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return bexc.ProxyConnectionError(proxy_url=url, error=exc)
+        return cast(Exception, bexc.ProxyConnectionError(proxy_url=url, error=exc))
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return bexc.EndpointConnectionError(endpoint_url=url, error=exc)
-    return bexc.ConnectionClosedError(endpoint_url=url, error=exc)
+        return cast(Exception, bexc.EndpointConnectionError(endpoint_url=url, error=exc))
+    return cast(Exception, bexc.ConnectionClosedError(endpoint_url=url, error=exc))
 
 
 def _mid_stream_error(exc: BaseException, what: str) -> Exception:
@@ -508,19 +509,19 @@ class AsyncResponseStream:
         """Text lines reassembled across parts (UTF-8 safe); see ``sagestream.reassembly``."""
         from sagestream.reassembly import aiter_lines
 
-        return aiter_lines(self, **kwargs)  # type: ignore[no-any-return]
+        return aiter_lines(self, **kwargs)
 
-    def sse(self, **kwargs: Any) -> AsyncIterator[Any]:
+    def sse(self, **kwargs: Any) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events reassembled across parts, per the WHATWG rules."""
         from sagestream.reassembly import aiter_sse
 
-        return aiter_sse(self, **kwargs)  # type: ignore[no-any-return]
+        return aiter_sse(self, **kwargs)
 
     def json_lines(self, **kwargs: Any) -> AsyncIterator[Any]:
         """One decoded JSON value per line."""
         from sagestream.reassembly import aiter_json_lines
 
-        return aiter_json_lines(self, **kwargs)  # type: ignore[no-any-return]
+        return aiter_json_lines(self, **kwargs)
 
 
 class _StreamCall(Awaitable[AsyncResponseStream]):
