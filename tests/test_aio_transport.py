@@ -531,3 +531,14 @@ async def test_refreshable_credentials_are_refreshed_off_the_loop() -> None:
     assert len(refresh_threads) == 1
     assert threading.main_thread().name not in refresh_threads
     assert all("Credential=AKIDREFRESH/" in ex.headers["authorization"] for ex in server.requests)
+
+
+def test_a_client_is_bound_to_its_event_loop() -> None:
+    async def first(client: sagestream.AsyncClient) -> None:
+        _, transport = await client._ready()
+        await transport.close()  # what the loop's end would otherwise leave unclosed
+
+    client = client_for("http://127.0.0.1:9")
+    asyncio.run(first(client))
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(client.invoke("ep", b"x"))

@@ -236,6 +236,22 @@ def test_default_bound_is_ttl_plus_invocation_timeout(emu: Emulator) -> None:
     assert handle.wait(**FAST) == b"x"
 
 
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [("unavailable", sagestream.ServiceUnavailable), ("internal-failure", sagestream.InternalFailure)],
+)
+async def test_submission_errors_are_typed(
+    aclient: sagestream.AsyncClient, emu: Emulator, fault: str, error: type[Exception]
+) -> None:
+    location = f"s3://{INPUT_BUCKET}/never-read"
+    with pytest.raises(error):
+        await aclient.invoke_async("echo", input_location=location, custom_attributes=f"fault={fault}")
+    with pytest.raises(error):
+        await asyncio.to_thread(
+            sync_client(emu).invoke_async, "echo", input_location=location, custom_attributes=f"fault={fault}"
+        )
+
+
 # --- many ------------------------------------------------------------------------------------
 
 

@@ -175,6 +175,7 @@ class _Transport:
             sock_read=float(config.read_timeout) if config.read_timeout else None,
         )
         self.proxies: dict[str, str] = dict(getattr(config, "proxies", None) or {})
+        self.loop = asyncio.get_running_loop()
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=self.timeout,
@@ -630,6 +631,10 @@ class AsyncClient:
         if runtime is None:
             runtime = await asyncio.to_thread(self._make_runtime)
         transport = self._transport
+        if transport is not None and transport.loop is not asyncio.get_running_loop():
+            raise RuntimeError(
+                "this AsyncClient belongs to another event loop; create one client per event loop"
+            )
         if transport is None:
             transport = self._transport = _Transport(runtime.meta.config, self._tls)
         return runtime, transport
