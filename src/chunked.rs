@@ -327,7 +327,12 @@ mod tests {
 
     #[test]
     fn incomplete_body_is_not_done() {
-        for body in [&b"5\r\nhel"[..], b"5\r\nhello\r\n", b"5\r\nhello\r\n0\r\n", b"5"] {
+        for body in [
+            &b"5\r\nhel"[..],
+            b"5\r\nhello\r\n",
+            b"5\r\nhello\r\n0\r\n",
+            b"5",
+        ] {
             let (_, done, _) = decode_split(body, 3).unwrap();
             assert!(!done);
         }
@@ -366,8 +371,12 @@ mod tests {
     #[test]
     fn error_is_sticky() {
         let mut dec = ChunkedDecoder::new();
-        assert!(dec.feed(b"zz\r\n", |_| -> Result<(), ()> { Ok(()) }).is_err());
-        assert!(dec.feed(b"1\r\na\r\n", |_| -> Result<(), ()> { Ok(()) }).is_err());
+        assert!(dec
+            .feed(b"zz\r\n", |_| -> Result<(), ()> { Ok(()) })
+            .is_err());
+        assert!(dec
+            .feed(b"1\r\na\r\n", |_| -> Result<(), ()> { Ok(()) })
+            .is_err());
     }
 
     #[test]

@@ -33,8 +33,46 @@ pub struct Frame<'a> {
 /// The validated numbers of a prelude.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prelude {
+    /// The whole frame, 16 bytes or more.
     pub total_length: usize,
+    /// The headers section, at most `total_length - 16` bytes.
     pub headers_length: usize,
+}
+
+/// Frames at least this long have their message CRC verified through [`Detach`], so that the
+/// Python binding can release the GIL around it (about 25 µs of CRC work at this size).
+pub const DETACH_THRESHOLD: usize = 256 * 1024;
+
+/// Runs the CPU-heavy part of decoding a large frame (its message CRC). The Python binding
+/// implements it by releasing the GIL; pure-Rust callers use [`InPlace`].
+pub trait Detach {
+    /// Run `work` once, to completion, possibly on a thread that does not hold the GIL.
+    fn run(&self, work: &mut (dyn FnMut() + Send));
+}
+
+/// Runs the work on the calling thread, as is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InPlace;
+
+impl Detach for InPlace {
+    fn run(&self, work: &mut (dyn FnMut() + Send)) {
+        work();
+    }
+}
+
+/// [`check_frame`], through `detach` for frames of [`DETACH_THRESHOLD`] bytes or more.
+fn verify<'b>(
+    bytes: &'b [u8],
+    prelude: Prelude,
+    detach: &impl Detach,
+) -> Result<Frame<'b>, DecodeError> {
+    if prelude.total_length < DETACH_THRESHOLD {
+        return check_frame(bytes, prelude);
+    }
+    let mut result = None;
+    detach.run(&mut || result = Some(check_frame(bytes, prelude)));
+    // A `Detach` that did not run the work is a bug in it; verify here rather than trust it.
+    result.unwrap_or_else(|| check_frame(bytes, prelude))
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -79,7 +117,16 @@ pub fn parse_prelude(prelude: &[u8; PRELUDE_LENGTH]) -> Result<Prelude, DecodeEr
 }
 
 /// Verify the message CRC of a whole frame whose prelude was validated as `prelude`.
+///
+/// `bytes` must hold at least `prelude.total_length` bytes (the splitter guarantees it);
+/// shorter input is reported as a truncated frame rather than a panic.
 pub fn check_frame(bytes: &[u8], prelude: Prelude) -> Result<Frame<'_>, DecodeError> {
+    if bytes.len() < prelude.total_length || prelude.total_length < MIN_FRAME_LENGTH {
+        return Err(DecodeError::Truncated {
+            buffered: bytes.len(),
+            expected: Some(prelude.total_length),
+        });
+    }
     let crc_at = prelude.total_length - 4;
     let actual = be_u32(bytes, crc_at);
     let expected = crc32fast::hash(&bytes[..crc_at]);
@@ -133,7 +180,21 @@ impl FrameSplitter {
     /// is not poisoned by it; the rest of `data` is dropped).
     pub fn feed<E>(
         &mut self,
+        data: &[u8],
+        on_frame: impl FnMut(Frame<'_>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<DecodeError>,
+    {
+        self.feed_with(data, &InPlace, on_frame)
+    }
+
+    /// [`FrameSplitter::feed`], verifying frames of [`DETACH_THRESHOLD`] bytes or more through
+    /// `detach` (the Python binding passes one that releases the GIL).
+    pub fn feed_with<E>(
+        &mut self,
         mut data: &[u8],
+        detach: &impl Detach,
         mut on_frame: impl FnMut(Frame<'_>) -> Result<(), E>,
     ) -> Result<(), E>
     where
@@ -149,7 +210,7 @@ impl FrameSplitter {
                 Ok(Some(prelude)) => {
                     let pending = std::mem::take(&mut self.pending);
                     self.pending_prelude = None;
-                    match check_frame(&pending, prelude) {
+                    match verify(&pending, prelude, detach) {
                         Ok(frame) => on_frame(frame)?,
                         Err(err) => return Err(self.fail(err).into()),
                     }
@@ -175,13 +236,14 @@ impl FrameSplitter {
                 Err(err) => return Err(self.fail(err).into()),
             };
             if data.len() < prelude.total_length {
-                self.pending.reserve_exact(prelude.total_length);
-                self.pending.extend_from_slice(data);
+                // Nothing is reserved for the declared length: the buffer grows with the bytes
+                // that actually arrive.
+                self.append(data, prelude.total_length);
                 self.pending_prelude = Some(prelude);
                 return Ok(());
             }
             let (this, rest) = data.split_at(prelude.total_length);
-            match check_frame(this, prelude) {
+            match verify(this, prelude, detach) {
                 Ok(frame) => on_frame(frame)?,
                 Err(err) => return Err(self.fail(err).into()),
             }
@@ -211,6 +273,20 @@ impl FrameSplitter {
         err
     }
 
+    /// Append to `pending`, growing it geometrically (so a frame that arrives in many small
+    /// reads is copied a bounded number of times) but never past the declared frame length and
+    /// never to more than twice the bytes held: a lying prelude costs no memory.
+    fn append(&mut self, bytes: &[u8], total_length: usize) {
+        let needed = self.pending.len() + bytes.len();
+        if needed > self.pending.capacity() {
+            let target = needed
+                .max(self.pending.capacity().saturating_mul(2))
+                .min(total_length.max(needed));
+            self.pending.reserve_exact(target - self.pending.len());
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
     /// Move bytes from `data` into `pending` until the pending frame is whole.
     /// Returns its prelude once it is, `None` while more input is needed.
     fn fill_pending(&mut self, data: &mut &[u8]) -> Result<Option<Prelude>, DecodeError> {
@@ -225,8 +301,6 @@ impl FrameSplitter {
             let mut prelude_bytes = [0u8; PRELUDE_LENGTH];
             prelude_bytes.copy_from_slice(&self.pending[..PRELUDE_LENGTH]);
             let prelude = parse_prelude(&prelude_bytes)?;
-            self.pending
-                .reserve_exact(prelude.total_length - self.pending.len());
             self.pending_prelude = Some(prelude);
         }
         let Some(prelude) = self.pending_prelude else {
@@ -234,11 +308,441 @@ impl FrameSplitter {
         };
         let need = prelude.total_length - self.pending.len();
         let take = need.min(data.len());
-        self.pending.extend_from_slice(&data[..take]);
+        self.append(&data[..take], prelude.total_length);
         *data = &data[take..];
         if self.pending.len() < prelude.total_length {
             return Ok(None);
         }
         Ok(Some(prelude))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    /// A frame written by aws-smithy-eventstream's encoder (independent of this module).
+    fn smithy_frame(headers: &[(&str, HeaderValue)], payload: &[u8]) -> Vec<u8> {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| Header::new((*n).to_owned(), v.clone()))
+            .collect();
+        let message = Message::new_from_parts(headers, Bytes::copy_from_slice(payload));
+        let mut out = Vec::new();
+        write_message_to(&message, &mut out).unwrap();
+        out
+    }
+
+    fn raw_prelude(total: u32, headers: u32) -> [u8; PRELUDE_LENGTH] {
+        let mut p = [0u8; PRELUDE_LENGTH];
+        p[..4].copy_from_slice(&total.to_be_bytes());
+        p[4..8].copy_from_slice(&headers.to_be_bytes());
+        let crc = crc32fast::hash(&p[..8]);
+        p[8..].copy_from_slice(&crc.to_be_bytes());
+        p
+    }
+
+    fn sample_stream() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let payloads: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"first".to_vec(),
+            vec![7u8; 300],
+            b"x".to_vec(),
+        ];
+        let mut stream = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            let n = i32::try_from(i).unwrap();
+            stream.extend(smithy_frame(
+                &[
+                    (":event-type", HeaderValue::String("PayloadPart".into())),
+                    ("n", HeaderValue::Int32(n)),
+                ],
+                p,
+            ));
+        }
+        (stream, payloads)
+    }
+
+    /// Split `data` into `chunk`-byte reads; collect every frame's payload or the first error.
+    fn split_all(data: &[u8], chunk: usize) -> Result<Vec<Vec<u8>>, DecodeError> {
+        let mut splitter = FrameSplitter::new();
+        let mut out = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            splitter.feed(piece, |f| -> Result<(), DecodeError> {
+                out.push(f.payload.to_vec());
+                Ok(())
+            })?;
+        }
+        splitter.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn chunk_sizes_1_to_11_give_the_same_frames() {
+        let (stream, payloads) = sample_stream();
+        for chunk in 1..=11 {
+            assert_eq!(
+                split_all(&stream, chunk).unwrap(),
+                payloads,
+                "chunk {chunk}"
+            );
+        }
+        assert_eq!(split_all(&stream, stream.len()).unwrap(), payloads);
+    }
+
+    #[test]
+    fn every_two_way_split_gives_the_same_frames() {
+        let (stream, payloads) = sample_stream();
+        for cut in 0..=stream.len() {
+            let mut splitter = FrameSplitter::new();
+            let mut out = Vec::new();
+            for piece in [&stream[..cut], &stream[cut..]] {
+                splitter
+                    .feed(piece, |f| -> Result<(), DecodeError> {
+                        out.push(f.payload.to_vec());
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            splitter.finish().unwrap();
+            assert_eq!(out, payloads, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn frames_whole_in_a_read_are_borrowed_from_it() {
+        let (stream, _) = sample_stream();
+        let range = stream.as_ptr_range();
+        let mut splitter = FrameSplitter::new();
+        splitter
+            .feed(&stream, |f| -> Result<(), DecodeError> {
+                assert!(range.contains(&f.bytes.as_ptr()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(splitter.buffered(), 0);
+    }
+
+    #[test]
+    fn frame_fields_are_sliced_exactly() {
+        let data = smithy_frame(&[("a", HeaderValue::Bool(true))], b"payload");
+        let prelude = parse_prelude(&data[..12].try_into().unwrap()).unwrap();
+        let frame = check_frame(&data, prelude).unwrap();
+        assert_eq!(frame.bytes, &data[..]);
+        assert_eq!(frame.headers, b"\x01a\x00");
+        assert_eq!(frame.payload, b"payload");
+    }
+
+    #[test]
+    fn prelude_checks() {
+        assert_eq!(
+            parse_prelude(&raw_prelude(16, 0)).unwrap(),
+            Prelude {
+                total_length: 16,
+                headers_length: 0
+            }
+        );
+        for total in [0, 5, 12, 15] {
+            assert_eq!(
+                parse_prelude(&raw_prelude(total, 0)),
+                Err(DecodeError::FrameTooShort {
+                    total_length: total
+                })
+            );
+        }
+        assert!(matches!(
+            parse_prelude(&raw_prelude(20, 5)),
+            Err(DecodeError::InvalidHeadersLength { .. })
+        ));
+        assert!(matches!(
+            parse_prelude(&raw_prelude(20, 1)),
+            Err(DecodeError::InvalidHeadersLength { .. })
+        ));
+        assert!(matches!(
+            parse_prelude(&raw_prelude(u32::MAX, 0)),
+            Err(DecodeError::PayloadTooLarge { .. })
+        ));
+        assert!(matches!(
+            parse_prelude(&raw_prelude(u32::MAX, MAX_HEADERS_LENGTH + 1)),
+            Err(DecodeError::HeadersTooLarge { .. })
+        ));
+        // At the caps exactly: accepted.
+        let at_caps = 16 + MAX_HEADERS_LENGTH + u32::try_from(MAX_PAYLOAD_LENGTH).unwrap();
+        assert!(parse_prelude(&raw_prelude(at_caps, MAX_HEADERS_LENGTH)).is_ok());
+        assert!(matches!(
+            parse_prelude(&raw_prelude(at_caps + 1, MAX_HEADERS_LENGTH)),
+            Err(DecodeError::PayloadTooLarge { .. })
+        ));
+        let mut bad = raw_prelude(16, 0);
+        bad[11] ^= 1;
+        assert!(matches!(
+            parse_prelude(&bad),
+            Err(DecodeError::PreludeChecksum { .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_prelude_is_refused_without_buffering() {
+        let mut splitter = FrameSplitter::new();
+        let err = splitter
+            .feed(&raw_prelude(u32::MAX, 0), |_| -> Result<(), DecodeError> {
+                unreachable!()
+            })
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::PayloadTooLarge { .. }));
+        assert_eq!(splitter.buffered(), 0);
+        assert_eq!(splitter.pending.capacity(), 0);
+        // Poisoned: the same error again, and at finish.
+        let again = splitter
+            .feed(&[0u8; 100], |_| -> Result<(), DecodeError> {
+                unreachable!()
+            })
+            .unwrap_err();
+        assert_eq!(again, err);
+        assert_eq!(splitter.finish(), Err(err.clone()));
+        assert_eq!(splitter.error(), Some(&err));
+    }
+
+    #[test]
+    fn declared_length_is_not_reserved_before_it_arrives() {
+        let total = 16 + u32::try_from(MAX_PAYLOAD_LENGTH).unwrap();
+        let mut splitter = FrameSplitter::new();
+        let mut first = raw_prelude(total, 0).to_vec();
+        first.extend_from_slice(&[0u8; 20]);
+        splitter
+            .feed(&first, |_| -> Result<(), DecodeError> { unreachable!() })
+            .unwrap();
+        assert_eq!(splitter.buffered(), 32);
+        assert!(splitter.pending.capacity() < 1024);
+        // Growth stays within twice what was received.
+        for _ in 0..100 {
+            splitter
+                .feed(&[0u8; 1000], |_| -> Result<(), DecodeError> {
+                    unreachable!()
+                })
+                .unwrap();
+            assert!(splitter.pending.capacity() <= 2 * splitter.buffered());
+        }
+        assert!(matches!(
+            splitter.finish(),
+            Err(DecodeError::Truncated {
+                buffered: 100_032,
+                expected: Some(_)
+            })
+        ));
+    }
+
+    #[test]
+    fn truncation_at_every_byte() {
+        let (stream, payloads) = sample_stream();
+        let mut ends = vec![0usize];
+        let mut at = 0;
+        while at < stream.len() {
+            let total = be_u32(&stream, at) as usize;
+            at += total;
+            ends.push(at);
+        }
+        for cut in 0..stream.len() {
+            let whole = ends.iter().filter(|&&e| e > 0 && e <= cut).count();
+            let mut splitter = FrameSplitter::new();
+            let mut got = Vec::new();
+            splitter
+                .feed(&stream[..cut], |f| -> Result<(), DecodeError> {
+                    got.push(f.payload.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(got, payloads[..whole]);
+            if ends.contains(&cut) {
+                splitter.finish().unwrap();
+            } else {
+                assert!(matches!(
+                    splitter.finish(),
+                    Err(DecodeError::Truncated { .. })
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_a_checksum_error() {
+        let frame = smithy_frame(
+            &[
+                (":event-type", HeaderValue::String("PayloadPart".into())),
+                (
+                    "t",
+                    HeaderValue::Timestamp(aws_smithy_types::DateTime::from_millis(5)),
+                ),
+            ],
+            b"0123456789",
+        );
+        for bit in 0..frame.len() * 8 {
+            let mut bad = frame.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            let err = split_all(&bad, bad.len()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. }
+                ),
+                "bit {bit}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn frames_before_an_error_are_delivered_first() {
+        let good = smithy_frame(&[], b"good");
+        let mut bad = smithy_frame(&[], b"bad!");
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let mut data = good.clone();
+        data.extend(&bad);
+        data.extend(&good);
+        let mut splitter = FrameSplitter::new();
+        let mut got = Vec::new();
+        let err = splitter
+            .feed(&data, |f| -> Result<(), DecodeError> {
+                got.push(f.payload.to_vec());
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(got, vec![b"good".to_vec()]);
+        assert!(matches!(err, DecodeError::MessageChecksum { .. }));
+    }
+
+    #[test]
+    fn a_callback_error_stops_the_feed_without_poisoning() {
+        let (stream, _) = sample_stream();
+        let mut splitter = FrameSplitter::new();
+        let mut seen = 0;
+        let err = splitter
+            .feed(&stream, |_| {
+                seen += 1;
+                Err(DecodeError::Encode {
+                    reason: "stop".into(),
+                })
+            })
+            .unwrap_err();
+        assert_eq!(seen, 1);
+        assert!(matches!(err, DecodeError::Encode { .. }));
+        assert!(splitter.error().is_none());
+    }
+
+    /// Counts how often the heavy work was handed over.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Detach for Counting {
+        fn run(&self, work: &mut (dyn FnMut() + Send)) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            work();
+        }
+    }
+
+    #[test]
+    fn large_frames_are_verified_through_detach() {
+        let big = smithy_frame(&[], &vec![1u8; DETACH_THRESHOLD]);
+        let small = smithy_frame(&[], b"small");
+        let counting = Counting(std::sync::atomic::AtomicUsize::new(0));
+        let mut data = small.clone();
+        data.extend(&big);
+        data.extend(&small);
+        let mut splitter = FrameSplitter::new();
+        let mut sizes = Vec::new();
+        // Whole in one read, then split across reads (the buffered path).
+        splitter
+            .feed_with(&data, &counting, |f| -> Result<(), DecodeError> {
+                sizes.push(f.payload.len());
+                Ok(())
+            })
+            .unwrap();
+        for piece in data.chunks(65536) {
+            splitter
+                .feed_with(piece, &counting, |f| -> Result<(), DecodeError> {
+                    sizes.push(f.payload.len());
+                    Ok(())
+                })
+                .unwrap();
+        }
+        splitter.finish().unwrap();
+        assert_eq!(sizes, [5, DETACH_THRESHOLD, 5, 5, DETACH_THRESHOLD, 5]);
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    fn arb_header_value() -> impl Strategy<Value = HeaderValue> {
+        prop_oneof![
+            any::<bool>().prop_map(HeaderValue::Bool),
+            any::<i8>().prop_map(HeaderValue::Byte),
+            any::<i16>().prop_map(HeaderValue::Int16),
+            any::<i32>().prop_map(HeaderValue::Int32),
+            any::<i64>().prop_map(HeaderValue::Int64),
+            proptest::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|b| HeaderValue::ByteArray(Bytes::from(b))),
+            ".{0,20}".prop_map(|s: String| HeaderValue::String(s.into())),
+            any::<i64>()
+                .prop_map(|t| HeaderValue::Timestamp(aws_smithy_types::DateTime::from_millis(t))),
+            any::<u128>().prop_map(HeaderValue::Uuid),
+        ]
+    }
+
+    prop_compose! {
+        fn arb_frame()(
+            headers in proptest::collection::btree_map("[a-z:-]{0,12}", arb_header_value(), 0..6),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) -> (Vec<u8>, Vec<u8>) {
+            let headers: Vec<(String, HeaderValue)> = headers.into_iter().collect();
+            let refs: Vec<(&str, HeaderValue)> =
+                headers.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+            (smithy_frame(&refs, &payload), payload)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_streams_split_anywhere(
+            frames in proptest::collection::vec(arb_frame(), 1..8),
+            cuts in proptest::collection::vec(any::<usize>(), 0..10),
+        ) {
+            let stream: Vec<u8> = frames.iter().flat_map(|(f, _)| f.clone()).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let mut splitter = FrameSplitter::new();
+            let mut got = Vec::new();
+            for w in cuts.windows(2) {
+                splitter.feed(&stream[w[0]..w[1]], |f| -> Result<(), DecodeError> {
+                    got.push((f.bytes.to_vec(), f.payload.to_vec()));
+                    Ok(())
+                }).unwrap();
+            }
+            splitter.finish().unwrap();
+            let want: Vec<(Vec<u8>, Vec<u8>)> = frames;
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            chunk in 1usize..20,
+        ) {
+            let _ = split_all(&data, chunk);
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_prelude_never_panic(
+            total in 0u32..400,
+            headers in 0u32..100,
+            body in proptest::collection::vec(any::<u8>(), 0..400),
+            chunk in 1usize..20,
+        ) {
+            let mut data = raw_prelude(total, headers).to_vec();
+            data.extend(body);
+            let _ = split_all(&data, chunk);
+        }
     }
 }

@@ -143,23 +143,35 @@ impl<'a> Iterator for HeaderIter<'a> {
     }
 }
 
-/// Parse every header, rejecting malformed ones and duplicate names.
-pub fn parse_headers(headers: &[u8]) -> Result<Vec<(&str, HeaderValueRef<'_>)>, DecodeError> {
-    let mut out: Vec<(&str, HeaderValueRef<'_>)> = Vec::with_capacity(4);
-    let mut seen: Option<std::collections::HashSet<&str>> = None;
+/// How many names the duplicate check keeps in a fixed array before it switches to a set.
+const INLINE_NAMES: usize = 16;
+
+/// Walk every header of a section in wire order, rejecting malformed ones and duplicate names
+/// (as botocore does), without allocating for frames of up to 16 headers. Returns the count.
+///
+/// `visit` sees each header once it is known not to repeat an earlier name; it may stop the
+/// walk with an error of its own.
+pub fn visit_headers<'a>(
+    headers: &'a [u8],
+    mut visit: impl FnMut(&'a str, HeaderValueRef<'a>) -> Result<(), DecodeError>,
+) -> Result<usize, DecodeError> {
+    let mut inline: [&str; INLINE_NAMES] = [""; INLINE_NAMES];
+    let mut count = 0usize;
+    let mut set: Option<std::collections::HashSet<&'a str>> = None;
     for item in HeaderIter::new(headers) {
         let (name, value) = item?;
-        // Linear scan while small; a set once a hostile frame carries many headers.
-        let duplicate = match &mut seen {
+        let duplicate = match &mut set {
             Some(set) => !set.insert(name),
+            None if count < INLINE_NAMES => {
+                let dup = inline[..count].contains(&name);
+                inline[count] = name;
+                dup
+            }
             None => {
-                let dup = out.iter().any(|(n, _)| *n == name);
-                if !dup && out.len() >= 16 {
-                    let mut set: std::collections::HashSet<&str> =
-                        out.iter().map(|(n, _)| *n).collect();
-                    set.insert(name);
-                    seen = Some(set);
-                }
+                // A hostile frame can carry ~65k two-byte headers: hash from here on.
+                let mut s: std::collections::HashSet<&'a str> = inline.iter().copied().collect();
+                let dup = !s.insert(name);
+                set = Some(s);
                 dup
             }
         };
@@ -168,7 +180,173 @@ pub fn parse_headers(headers: &[u8]) -> Result<Vec<(&str, HeaderValueRef<'_>)>, 
                 name: name.to_owned(),
             });
         }
-        out.push((name, value));
+        count += 1;
+        visit(name, value)?;
     }
+    Ok(count)
+}
+
+/// Parse every header into a `Vec`, rejecting malformed ones and duplicate names.
+pub fn parse_headers(headers: &[u8]) -> Result<Vec<(&str, HeaderValueRef<'_>)>, DecodeError> {
+    let mut out = Vec::with_capacity(4);
+    visit_headers(headers, |name, value| {
+        out.push((name, value));
+        Ok(())
+    })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header(name: &str, type_byte: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![u8::try_from(name.len()).unwrap()];
+        out.extend_from_slice(name.as_bytes());
+        out.push(type_byte);
+        out.extend_from_slice(value);
+        out
+    }
+
+    #[test]
+    fn every_type_is_read() {
+        let mut raw = Vec::new();
+        raw.extend(header("t", wire::BOOL_TRUE, &[]));
+        raw.extend(header("f", wire::BOOL_FALSE, &[]));
+        raw.extend(header("b", wire::BYTE, &[0xff]));
+        raw.extend(header("s", wire::INT16, &[0x80, 0x00]));
+        raw.extend(header("i", wire::INT32, &[0, 0, 1, 0]));
+        raw.extend(header("l", wire::INT64, &[0, 0, 0, 0, 0, 0, 0, 5]));
+        raw.extend(header("y", wire::BYTES, &[0, 2, 1, 2]));
+        raw.extend(header("str", wire::STRING, b"\x00\x02hi"));
+        raw.extend(header("ts", wire::TIMESTAMP, &(-1i64).to_be_bytes()));
+        raw.extend(header("u", wire::UUID, &[9u8; 16]));
+        let parsed = parse_headers(&raw).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("t", HeaderValueRef::Bool(true)),
+                ("f", HeaderValueRef::Bool(false)),
+                ("b", HeaderValueRef::Byte(-1)),
+                ("s", HeaderValueRef::Int16(i16::MIN)),
+                ("i", HeaderValueRef::Int32(256)),
+                ("l", HeaderValueRef::Int64(5)),
+                ("y", HeaderValueRef::Bytes(&[1, 2])),
+                ("str", HeaderValueRef::String("hi")),
+                ("ts", HeaderValueRef::Timestamp(-1)),
+                ("u", HeaderValueRef::Uuid([9u8; 16])),
+            ]
+        );
+        let names: Vec<&str> = parsed.iter().map(|(_, v)| v.type_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "bool_true",
+                "bool_false",
+                "byte",
+                "int16",
+                "int32",
+                "int64",
+                "bytes",
+                "string",
+                "timestamp",
+                "uuid"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_255_byte_name_and_empty_values_are_accepted() {
+        let name = "n".repeat(255);
+        let mut raw = header(&name, wire::STRING, &[0, 0]);
+        raw.extend(header("", wire::BYTES, &[0, 0]));
+        let parsed = parse_headers(&raw).unwrap();
+        assert_eq!(parsed[0], (name.as_str(), HeaderValueRef::String("")));
+        assert_eq!(parsed[1], ("", HeaderValueRef::Bytes(&[])));
+    }
+
+    #[test]
+    fn malformed_headers_are_rejected() {
+        let cases: [&[u8]; 8] = [
+            b"\x03abc\x0a",
+            b"\x03abc\x07\x00\x05ab",
+            b"\x03abc\x04\x00\x01",
+            b"\x05ab",
+            b"\x02\xff\xfe\x00",
+            b"\x01a\x07\x00\x02\xc3\x28",
+            b"\x01a\x09\x00",
+            b"\x01a",
+        ];
+        for raw in cases {
+            assert!(
+                matches!(parse_headers(raw), Err(DecodeError::InvalidHeader { .. })),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_are_rejected_inline_and_past_sixteen() {
+        let dup = [
+            header("a", 0, &[]),
+            header("b", 0, &[]),
+            header("a", 1, &[]),
+        ]
+        .concat();
+        assert_eq!(
+            parse_headers(&dup),
+            Err(DecodeError::DuplicateHeader { name: "a".into() })
+        );
+        for (count, repeat) in [(16, 0), (17, 3), (100, 99), (100, 16), (100, 15)] {
+            let mut raw: Vec<u8> = (0..count)
+                .flat_map(|i| header(&format!("h{i}"), 0, &[]))
+                .collect();
+            assert_eq!(parse_headers(&raw).unwrap().len(), count);
+            raw.extend(header(&format!("h{repeat}"), 0, &[]));
+            assert_eq!(
+                parse_headers(&raw),
+                Err(DecodeError::DuplicateHeader {
+                    name: format!("h{repeat}")
+                }),
+                "{count} {repeat}"
+            );
+        }
+        // 128 KiB of zero bytes: two-byte headers with an empty name, a duplicate at once.
+        assert_eq!(
+            parse_headers(&[0u8; 128 * 1024]),
+            Err(DecodeError::DuplicateHeader {
+                name: String::new()
+            })
+        );
+    }
+
+    #[test]
+    fn the_iterator_stops_after_an_error() {
+        let raw = [header("a", 0, &[]), vec![1, b'b', 0x20]].concat();
+        let items: Vec<_> = HeaderIter::new(&raw).collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[1].is_err());
+    }
+
+    #[test]
+    fn a_visitor_error_stops_the_walk() {
+        let raw = [header("a", 0, &[]), header("b", 0, &[])].concat();
+        let mut seen = 0;
+        let err = visit_headers(&raw, |_, _| {
+            seen += 1;
+            Err(DecodeError::invalid_header("stop"))
+        });
+        assert_eq!(seen, 1);
+        assert!(err.is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let walked = visit_headers(&raw, |_, _| Ok(()));
+            let parsed = parse_headers(&raw);
+            prop_assert_eq!(walked.map_err(|e| e.to_string()), parsed.map(|v| v.len()).map_err(|e| e.to_string()));
+        }
+    }
 }

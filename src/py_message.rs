@@ -1,10 +1,11 @@
 //! Python classes for the generic event stream API: `Message`, `Decoder`, `decode`, `encode`.
 //!
-//! Decoding of whole messages goes through `aws_smithy_eventstream::frame::read_message_from`
-//! once [`crate::frame`] has checked the caps and checksums and [`crate::headers`] has rejected
-//! malformed or duplicate headers; encoding goes through `write_message_to`.
+//! Decoding runs on [`crate::frame`] (caps, checksums) and [`crate::headers`] (types, lengths,
+//! UTF-8, duplicate names), which are checked against `aws_smithy_eventstream`'s
+//! `read_message_from` by the Rust tests and the fuzz target; encoding goes through the crate's
+//! `write_message_to`.
 
-use aws_smithy_eventstream::frame::{read_message_from, write_message_to};
+use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use aws_smithy_types::str_bytes::StrBytes;
 use aws_smithy_types::DateTime;
@@ -15,8 +16,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::DecodeError;
-use crate::frame::{Frame, FrameSplitter};
-use crate::headers::parse_headers;
+use crate::frame::{Detach, Frame, FrameSplitter};
+use crate::headers::{visit_headers, HeaderIter, HeaderValueRef};
 
 static DATETIME_EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -43,88 +44,114 @@ fn cached<'py>(
     .map(|o| o.bind(py).clone())
 }
 
-/// Convert one smithy header value to its Python value.
-fn value_to_py<'py>(py: Python<'py>, value: &HeaderValue) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match value {
-        HeaderValue::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        HeaderValue::Byte(v) => v.into_pyobject(py)?.into_any(),
-        HeaderValue::Int16(v) => v.into_pyobject(py)?.into_any(),
-        HeaderValue::Int32(v) => v.into_pyobject(py)?.into_any(),
-        HeaderValue::Int64(v) => v.into_pyobject(py)?.into_any(),
-        HeaderValue::ByteArray(b) => PyBytes::new(py, b).into_any(),
-        HeaderValue::String(s) => PyString::new(py, s.as_str()).into_any(),
-        HeaderValue::Timestamp(t) => {
-            let millis = t
-                .to_millis()
-                .map_err(|_| PyErr::from(DecodeError::invalid_header("timestamp out of range")))?;
-            let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
-            let timedelta = cached(py, &TIMEDELTA, "datetime", "timedelta")?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("milliseconds", millis)?;
-            let delta = timedelta.call((), Some(&kwargs))?;
-            epoch
-                .call_method1("__add__", (delta,))
-                .and_then(|dt| {
-                    if dt.is_none() || dt.is(py.NotImplemented()) {
-                        Err(DecodeError::invalid_header("timestamp out of range").into())
-                    } else {
-                        Ok(dt)
-                    }
-                })
-                .map_err(|_| {
-                    PyErr::from(DecodeError::invalid_header(format!(
-                        "timestamp {millis} ms is outside the range of datetime"
-                    )))
-                })?
-        }
-        HeaderValue::Uuid(v) => {
-            let uuid = cached(py, &UUID_TYPE, "uuid", "UUID")?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("int", *v)?;
-            uuid.call((), Some(&kwargs))?
-        }
-        _ => return Err(DecodeError::invalid_header("unsupported header value type").into()),
-    })
-}
+/// Milliseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the range of `datetime`.
+const MIN_DATETIME_MILLIS: i64 = -62_135_596_800_000;
+const MAX_DATETIME_MILLIS: i64 = 253_402_300_799_999;
 
-fn type_name(value: &HeaderValue) -> &'static str {
+/// Reject, while decoding, a header value that has no Python value: a timestamp outside the
+/// range of `datetime`. Everything else the header parser accepts converts.
+fn check_convertible(name: &str, value: HeaderValueRef<'_>) -> Result<(), DecodeError> {
     match value {
-        HeaderValue::Bool(true) => "bool_true",
-        HeaderValue::Bool(false) => "bool_false",
-        HeaderValue::Byte(_) => "byte",
-        HeaderValue::Int16(_) => "int16",
-        HeaderValue::Int32(_) => "int32",
-        HeaderValue::Int64(_) => "int64",
-        HeaderValue::ByteArray(_) => "bytes",
-        HeaderValue::String(_) => "string",
-        HeaderValue::Timestamp(_) => "timestamp",
-        HeaderValue::Uuid(_) => "uuid",
-        _ => "unknown",
+        HeaderValueRef::Timestamp(ms)
+            if !(MIN_DATETIME_MILLIS..=MAX_DATETIME_MILLIS).contains(&ms) =>
+        {
+            Err(DecodeError::invalid_header(format!(
+                "timestamp header {name:?} ({ms} ms) is outside the range of datetime"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
+/// Convert one header value to its Python value.
+fn value_to_py<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        HeaderValueRef::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        HeaderValueRef::Byte(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValueRef::Int16(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValueRef::Int32(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValueRef::Int64(v) => v.into_pyobject(py)?.into_any(),
+        HeaderValueRef::Bytes(b) => PyBytes::new(py, b).into_any(),
+        HeaderValueRef::String(s) => PyString::new(py, s).into_any(),
+        HeaderValueRef::Timestamp(millis) => {
+            // In range: checked by `check_convertible` when the frame was decoded.
+            let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
+            let timedelta = cached(py, &TIMEDELTA, "datetime", "timedelta")?;
+            let delta = timedelta.call1((
+                millis.div_euclid(86_400_000),
+                millis.rem_euclid(86_400_000) / 1000,
+                millis.rem_euclid(1000) * 1000,
+            ))?;
+            epoch.call_method1("__add__", (delta,))?
+        }
+        HeaderValueRef::Uuid(raw) => {
+            let uuid = cached(py, &UUID_TYPE, "uuid", "UUID")?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("int", u128::from_be_bytes(raw))?;
+            uuid.call((), Some(&kwargs))?
+        }
+    })
+}
+
 /// One decoded event stream message.
+///
+/// The headers are validated when the frame is decoded, but their Python values are built on
+/// first access: a consumer that reads only the payload pays for one `bytes` object.
 #[pyclass(name = "Message", module = "sagestream._core", frozen)]
 pub struct PyMessage {
-    headers: Py<PyDict>,
-    header_list: Py<PyList>,
+    /// The validated headers section, as on the wire.
+    raw_headers: Box<[u8]>,
     payload: Py<PyBytes>,
+    headers: PyOnceLock<Py<PyDict>>,
+    header_list: PyOnceLock<Py<PyList>>,
+}
+
+impl PyMessage {
+    fn build_header_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for item in HeaderIter::new(&self.raw_headers) {
+            let (name, value) = item?;
+            list.append(PyTuple::new(
+                py,
+                [
+                    PyString::new(py, name).into_any(),
+                    PyString::new(py, value.type_name()).into_any(),
+                    value_to_py(py, value)?,
+                ],
+            )?)?;
+        }
+        Ok(list)
+    }
+
+    fn build_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for item in HeaderIter::new(&self.raw_headers) {
+            let (name, value) = item?;
+            dict.set_item(PyString::new(py, name), value_to_py(py, value)?)?;
+        }
+        Ok(dict)
+    }
 }
 
 #[pymethods]
 impl PyMessage {
     /// Header name → Python value.
     #[getter]
-    fn headers(&self, py: Python<'_>) -> Py<PyDict> {
-        self.headers.clone_ref(py)
+    fn headers(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.headers
+            .get_or_try_init(py, || self.build_headers(py).map(Bound::unbind))
+            .map(|d| d.clone_ref(py))
     }
 
     /// `[(name, type_name, value), ...]` in wire order, with the wire type of each value.
     #[getter]
-    fn header_list(&self, py: Python<'_>) -> Py<PyList> {
-        self.header_list.clone_ref(py)
+    fn header_list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        self.header_list
+            .get_or_try_init(py, || self.build_header_list(py).map(Bound::unbind))
+            .map(|l| l.clone_ref(py))
     }
 
+    /// The payload bytes.
     #[getter]
     fn payload(&self, py: Python<'_>) -> Py<PyBytes> {
         self.payload.clone_ref(py)
@@ -133,52 +160,40 @@ impl PyMessage {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
             "Message(headers={}, payload={})",
-            self.headers.bind(py).repr()?,
+            self.headers(py)?.bind(py).repr()?,
             self.payload.bind(py).repr()?
         ))
     }
 
-    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> bool {
         let Ok(other) = other.cast::<PyMessage>() else {
-            return Ok(false);
+            return false;
         };
         let other = other.get();
-        Ok(self.header_list.bind(py).eq(other.header_list.bind(py))?
-            && self.payload.bind(py).as_bytes() == other.payload.bind(py).as_bytes())
+        // The wire encoding of a header list is canonical, so equal bytes mean equal headers.
+        self.raw_headers == other.raw_headers
+            && self.payload.bind(py).as_bytes() == other.payload.bind(py).as_bytes()
     }
 }
 
-/// Classify an error from smithy's parser. Its `ErrorKind` is private, so the checks that
-/// matter (checksums, lengths, caps, duplicates) are made by this crate first; what is left
-/// for smithy to find is a malformed header.
-fn map_smithy_error(err: &aws_smithy_eventstream::error::Error) -> DecodeError {
-    DecodeError::invalid_header(err.to_string())
+/// Releases the GIL around the pure-Rust verification of large frames.
+pub(crate) struct GilDetach<'py>(pub(crate) Python<'py>);
+
+impl Detach for GilDetach<'_> {
+    fn run(&self, work: &mut (dyn FnMut() + Send)) {
+        self.0.detach(work);
+    }
 }
 
-/// Turn a verified frame into a Python `Message` through smithy's parser.
+/// Turn a verified frame into a Python `Message`: headers validated (types, lengths, UTF-8,
+/// duplicates, timestamp range) without building Python objects, payload copied once.
 pub(crate) fn frame_to_message(py: Python<'_>, frame: Frame<'_>) -> PyResult<PyMessage> {
-    // Our own pass rejects duplicate names (smithy keeps them) and gives precise reasons.
-    parse_headers(frame.headers)?;
-    let message: Message = read_message_from(frame.bytes).map_err(|e| map_smithy_error(&e))?;
-    let headers = PyDict::new(py);
-    let header_list = PyList::empty(py);
-    for header in message.headers() {
-        let value = value_to_py(py, header.value())?;
-        let name = PyString::new(py, header.name().as_str());
-        headers.set_item(&name, &value)?;
-        header_list.append(PyTuple::new(
-            py,
-            [
-                name.into_any(),
-                PyString::new(py, type_name(header.value())).into_any(),
-                value,
-            ],
-        )?)?;
-    }
+    visit_headers(frame.headers, check_convertible)?;
     Ok(PyMessage {
-        headers: headers.unbind(),
-        header_list: header_list.unbind(),
-        payload: PyBytes::new(py, message.payload()).unbind(),
+        raw_headers: frame.headers.into(),
+        payload: PyBytes::new(py, frame.payload).unbind(),
+        headers: PyOnceLock::new(),
+        header_list: PyOnceLock::new(),
     })
 }
 
@@ -204,16 +219,17 @@ impl PyDecoder {
     /// Feed one read; returns every message it completes. When the read also holds a bad
     /// frame, the messages before it are returned and the error is raised by the next call.
     fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
-        if let Some(err) = self.deferred.take() {
-            self.deferred = Some(err.clone_ref(py));
-            return Err(err);
+        if let Some(err) = &self.deferred {
+            return Err(err.clone_ref(py));
         }
         let mut out = Vec::new();
-        let result = self.splitter.feed(data, |frame| -> PyResult<()> {
-            let msg = frame_to_message(py, frame)?;
-            out.push(Py::new(py, msg)?);
-            Ok(())
-        });
+        let result = self
+            .splitter
+            .feed_with(data, &GilDetach(py), |frame| -> PyResult<()> {
+                let msg = frame_to_message(py, frame)?;
+                out.push(Py::new(py, msg)?);
+                Ok(())
+            });
         match result {
             Ok(()) => Ok(out),
             Err(err) if out.is_empty() => {

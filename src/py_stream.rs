@@ -297,7 +297,6 @@ impl PyBodyStream {
     /// Translate an exception raised by a read into the transport error it means.
     fn map_read_error(&self, py: Python<'_>, err: PyErr) -> PyErr {
         if is_instance_of::<ConnectionLostError>(py, &err)
-            || is_instance_of::<ReadTimeoutError>(py, &err)
             || is_instance_of::<DeadlineExceededError>(py, &err)
         {
             return err;
@@ -305,6 +304,8 @@ impl PyBodyStream {
         let mapped = if is_instance_of::<pyo3::exceptions::PyTimeoutError>(py, &err) {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.deadline_error()
+            } else if is_instance_of::<ReadTimeoutError>(py, &err) {
+                return err;
             } else {
                 let after = self
                     .read_timeout
@@ -383,7 +384,9 @@ impl PyBodyStream {
             return;
         };
         let want = match &self.framing {
-            Framing::Length(left) => usize::try_from(*left).map_or(self.read_size, |l| l.min(self.read_size)),
+            Framing::Length(left) => {
+                usize::try_from(*left).map_or(self.read_size, |l| l.min(self.read_size))
+            }
             _ => self.read_size,
         };
         let data = match read1.bind(py).call1((want,)) {

@@ -8,7 +8,7 @@
 
 use crate::errors::DecodeError;
 use crate::frame::Frame;
-use crate::headers::{parse_headers, HeaderValueRef};
+use crate::headers::{visit_headers, HeaderValueRef};
 
 /// What one frame means to a SageMaker stream consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,26 +27,27 @@ pub enum Event<'a> {
 }
 
 /// Classify a verified frame. Every header is parsed (so a malformed or duplicate header is
-/// an error, as in botocore), but nothing is copied.
+/// an error, as in botocore), but nothing is copied or allocated.
 pub fn classify(frame: Frame<'_>) -> Result<Event<'_>, DecodeError> {
     let mut message_type = None;
     let mut event_type = None;
     let mut exception_type = None;
     let mut error_code = None;
     let mut error_message = None;
-    for (name, value) in parse_headers(frame.headers)? {
-        let HeaderValueRef::String(s) = value else {
-            continue;
-        };
-        match name {
-            ":message-type" => message_type = Some(s),
-            ":event-type" => event_type = Some(s),
-            ":exception-type" => exception_type = Some(s),
-            ":error-code" => error_code = Some(s),
-            ":error-message" => error_message = Some(s),
-            _ => {}
+    visit_headers(frame.headers, |name, value| {
+        // Only the `:`-prefixed string headers matter; the rest are checked and skipped.
+        if let (Some(rest), HeaderValueRef::String(s)) = (name.strip_prefix(':'), value) {
+            match rest {
+                "message-type" => message_type = Some(s),
+                "event-type" => event_type = Some(s),
+                "exception-type" => exception_type = Some(s),
+                "error-code" => error_code = Some(s),
+                "error-message" => error_message = Some(s),
+                _ => {}
+            }
         }
-    }
+        Ok(())
+    })?;
     Ok(match message_type {
         Some("error") => Event::Error {
             code: error_code.unwrap_or("Unknown"),
@@ -61,4 +62,122 @@ pub fn classify(frame: Frame<'_>) -> Result<Event<'_>, DecodeError> {
             other => Event::Skip { event_type: other },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{check_frame, parse_prelude, PRELUDE_LENGTH};
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    use bytes::Bytes;
+
+    fn encoded(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| Header::new((*n).to_owned(), HeaderValue::String((*v).to_owned().into())))
+            .collect();
+        let mut out = Vec::new();
+        write_message_to(
+            &Message::new_from_parts(headers, Bytes::copy_from_slice(payload)),
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    fn classify_bytes(data: &[u8]) -> Result<Event<'_>, DecodeError> {
+        let prelude = parse_prelude(&data[..PRELUDE_LENGTH].try_into().unwrap())?;
+        classify(check_frame(data, prelude)?)
+    }
+
+    #[test]
+    fn payload_part() {
+        let data = encoded(
+            &[
+                (":event-type", "PayloadPart"),
+                (":content-type", "application/octet-stream"),
+                (":message-type", "event"),
+            ],
+            b"tok",
+        );
+        assert_eq!(classify_bytes(&data), Ok(Event::Payload(b"tok")));
+    }
+
+    #[test]
+    fn exceptions_and_errors() {
+        let data = encoded(
+            &[
+                (":message-type", "exception"),
+                (":exception-type", "ModelStreamError"),
+            ],
+            b"{}",
+        );
+        assert_eq!(
+            classify_bytes(&data),
+            Ok(Event::Exception {
+                exception_type: "ModelStreamError",
+                payload: b"{}"
+            })
+        );
+        let data = encoded(
+            &[
+                (":message-type", "error"),
+                (":error-code", "Throttled"),
+                (":error-message", "slow down"),
+            ],
+            b"",
+        );
+        assert_eq!(
+            classify_bytes(&data),
+            Ok(Event::Error {
+                code: "Throttled",
+                message: "slow down"
+            })
+        );
+        let data = encoded(&[(":message-type", "error")], b"");
+        assert_eq!(
+            classify_bytes(&data),
+            Ok(Event::Error {
+                code: "Unknown",
+                message: ""
+            })
+        );
+    }
+
+    #[test]
+    fn other_events_are_skipped() {
+        let data = encoded(
+            &[
+                (":message-type", "event"),
+                (":event-type", "initial-response"),
+            ],
+            b"{}",
+        );
+        assert_eq!(
+            classify_bytes(&data),
+            Ok(Event::Skip {
+                event_type: Some("initial-response")
+            })
+        );
+        assert_eq!(
+            classify_bytes(&encoded(&[], b"x")),
+            Ok(Event::Skip { event_type: None })
+        );
+    }
+
+    #[test]
+    fn duplicate_headers_are_errors() {
+        let data = encoded(
+            &[
+                (":event-type", "PayloadPart"),
+                (":event-type", "PayloadPart"),
+            ],
+            b"x",
+        );
+        assert!(matches!(
+            classify_bytes(&data),
+            Err(DecodeError::DuplicateHeader { .. })
+        ));
+    }
 }

@@ -8,10 +8,10 @@ precisely.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,11 @@ EVENTSTREAM = "application/vnd.amazon.eventstream"
 def payload_frame(data: bytes) -> bytes:
     """A PayloadPart event frame."""
     return _core.encode(
-        [(":event-type", "PayloadPart"), (":content-type", "application/octet-stream"), (":message-type", "event")],
+        [
+            (":event-type", "PayloadPart"),
+            (":content-type", "application/octet-stream"),
+            (":message-type", "event"),
+        ],
         data,
     )
 
@@ -141,14 +145,12 @@ class RawServer:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._sock.close()
-        for c in list(self._conns):
-            try:
-                c.close()
-            except OSError:
-                pass
+        for s in [self._sock, *self._conns]:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
         for t in self._threads:
-            t.join(timeout=5)
+            t.join(timeout=1)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -193,10 +195,8 @@ class RawServer:
         except OSError:
             return
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def _answer(self, conn: socket.socket, resp: Response) -> bool:
         head = [f"HTTP/1.1 {resp.status} {resp.reason}"]
@@ -211,7 +211,8 @@ class RawServer:
         conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         for w in resp.writes:
             if isinstance(w, float):
-                time.sleep(w)
+                if self._stop.wait(w):
+                    return False
             elif isinstance(w, Cut):
                 conn.shutdown(socket.SHUT_RDWR)
                 return False

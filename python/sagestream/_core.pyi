@@ -60,6 +60,38 @@ class PayloadIterator(Iterator[bytes]):
 
 # --- stream: raw HTTP body → payloads (src/py_stream.rs) -------------------------------------
 
+from collections.abc import Callable  # noqa: E402
+from typing import Literal  # noqa: E402
+
+@final
+class BodyStream(Iterator[bytes]):
+    """Payloads read straight from an HTTP response body (chunked, Content-Length or until close).
+
+    ``reader`` has ``read1(n)`` (the socket's buffered reader), or with ``framing="iter"`` is an
+    iterable of body reads. ``on_end(reusable)`` is called once when the body ends by itself.
+    """
+
+    def __new__(
+        cls,
+        reader: Any,
+        framing: Literal["chunked", "length", "close", "iter"],
+        *,
+        content_length: int | None = None,
+        read_size: int = 65536,
+        on_end: Callable[[bool], object] | None = None,
+        deadline: float | None = None,
+        settimeout: Callable[[float], object] | None = None,
+        read_timeout: float | None = None,
+    ) -> BodyStream: ...
+    def __iter__(self) -> BodyStream: ...
+    def __next__(self) -> bytes: ...
+    def close(self) -> None:
+        """Stop now; queued payloads are dropped and ``on_end`` is not called."""
+    @property
+    def finished(self) -> bool: ...
+    def stats(self) -> tuple[int, int, float | None, float, float | None, float | None]:
+        """``(parts, bytes, first_part, max_gap, last_part, ended)``, seconds since creation."""
+
 # --- reassembly: lines, SSE, JSON lines (src/py_reassembly.rs) --------------------------------
 
 @final

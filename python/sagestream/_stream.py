@@ -86,7 +86,10 @@ class ResponseStream:
         #: botocore's ``ResponseMetadata`` (request id, status, headers, retries).
         self.response_metadata: dict[str, Any] = dict(meta)
 
-    # Iterating the stream is iterating the Rust object: no Python frame per part.
+    # Iterating the stream is iterating the Rust object: no Python frame per part. The Rust
+    # object owns the connection (through ``on_end``), so ``for part in client.invoke_stream(...)``
+    # works although the ResponseStream itself is not referenced during the loop; an abandoned
+    # stream's socket is closed when it is garbage collected.
     def __iter__(self) -> Iterator[bytes]:
         return self._body  # type: ignore[no-any-return]
 
@@ -155,35 +158,35 @@ class ResponseStream:
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        body = getattr(self, "_body", None)
-        if body is not None and not body.finished:
-            self.close()
-
     def read_all(self) -> bytes:
         """Every remaining payload part, joined."""
         return b"".join(self)
 
     def lines(self, *, max_line_bytes: int | None = None, errors: str = "strict") -> Iterator[str]:
-        """Text lines across part boundaries (UTF-8, ``\\n`` or ``\\r\\n``; the last line may lack one)."""
-        from sagestream.reassembly import iter_lines
+        """Text lines across part boundaries (UTF-8, ``\\n`` or ``\\r\\n``; the last may lack one).
 
-        kwargs: dict[str, Any] = {"errors": errors}
-        if max_line_bytes is not None:
-            kwargs["max_line_bytes"] = max_line_bytes
-        return iter_lines(iter(self), **kwargs)
+        ``max_line_bytes`` bounds the bytes held for one unfinished line (``LineTooLongError``).
+        """
+        from sagestream import reassembly
 
-    def sse(self, **kwargs: Any) -> Iterator[ServerSentEvent]:
-        """Server-sent events (WHATWG rules) across part boundaries."""
-        from sagestream.reassembly import iter_sse
+        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+        return reassembly.iter_lines(self, max_line_bytes=limit, errors=errors)
 
-        return iter_sse(iter(self), **kwargs)
+    def sse(
+        self, *, max_event_bytes: int | None = None, discard_incomplete: bool = False
+    ) -> Iterator[ServerSentEvent]:
+        """Server-sent events (WHATWG rules) across part boundaries; ``.data``, ``.json()``."""
+        from sagestream import reassembly
 
-    def json_lines(self, **kwargs: Any) -> Iterator[Any]:
-        """One JSON value per line across part boundaries."""
-        from sagestream.reassembly import iter_json_lines
+        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_event_bytes is None else max_event_bytes
+        return reassembly.iter_sse(self, max_event_bytes=limit, discard_incomplete=discard_incomplete)
 
-        return iter_json_lines(iter(self), **kwargs)
+    def json_lines(self, *, max_line_bytes: int | None = None) -> Iterator[Any]:
+        """One JSON value per non-blank line, across part boundaries."""
+        from sagestream import reassembly
+
+        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+        return reassembly.iter_json_lines(self, max_line_bytes=limit)
 
     def __repr__(self) -> str:
         m = self.metrics

@@ -17,8 +17,8 @@ from __future__ import annotations
 import http.client
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
 
 import botocore.exceptions
 
@@ -29,6 +29,8 @@ from sagestream.exceptions import (
     ServiceError,
     service_error_from_response,
 )
+
+Framing = Literal["chunked", "length", "close"]
 
 __all__ = ["READ_SIZE", "BodyReader", "open_body", "botocore_errors"]
 
@@ -73,11 +75,9 @@ class BodyReader:
                 release = getattr(raw, "release_conn", None)
                 if release is not None:
                     release()
-        except Exception:  # noqa: BLE001 - closing must not mask the stream's own outcome
-            try:
+        except Exception:
+            with suppress(Exception):
                 raw.close()
-            except Exception:  # noqa: BLE001, S110
-                pass
 
 
 def _is_closed(original: Any) -> bool:
@@ -85,7 +85,7 @@ def _is_closed(original: Any) -> bool:
     return bool(isclosed()) if isclosed is not None else True
 
 
-def _fast_path_reader(raw: Any) -> tuple[Any, str, int | None] | None:
+def _fast_path_reader(raw: Any) -> tuple[Any, Framing, int | None] | None:
     """The socket reader and framing when urllib3's internals are as expected, else None."""
     original = getattr(raw, "_fp", None)
     if not isinstance(original, http.client.HTTPResponse):
@@ -110,14 +110,15 @@ def _fallback_reads(raw: Any) -> Iterator[bytes]:
     import urllib3.exceptions
 
     try:
-        if getattr(raw, "chunked", False) and hasattr(raw, "read_chunked"):
-            yield from raw.read_chunked(decode_content=True)
-        elif hasattr(raw, "read1"):
+        if hasattr(raw, "read1"):
+            # urllib3 >= 2: returns what has arrived, chunked or not, losing nothing on a cut.
             while True:
                 data = raw.read1(READ_SIZE)
                 if not data:
                     return
                 yield data
+        elif getattr(raw, "chunked", False) and hasattr(raw, "read_chunked"):
+            yield from raw.read_chunked(decode_content=True)
         else:
             yield from raw.stream(READ_SIZE)
     except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:

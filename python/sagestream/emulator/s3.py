@@ -6,6 +6,7 @@ that the emulator itself is listening at once; ``EmbeddedS3.url`` waits for it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +54,11 @@ class EmbeddedS3:
     def _run(self) -> None:
         try:
             from moto.server import ThreadedMotoServer
+
+            # werkzeug would print a line per S3 call the emulator makes.
+            werkzeug_log = logging.getLogger("werkzeug")
+            if werkzeug_log.level == logging.NOTSET:
+                werkzeug_log.setLevel(logging.WARNING)
 
             server = ThreadedMotoServer(ip_address=self._host, port=0, verbose=False)
             server.start()

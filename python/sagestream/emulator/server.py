@@ -830,7 +830,7 @@ class EmulatorServer:
     async def _fail(
         self, job: _AsyncJob, code: str, message: str, fields: dict[str, Any] | None = None
     ) -> None:
-        doc = {"InferenceId": job.inference_id, "ErrorCode": code, "Message": message, **(fields or {})}
+        doc = {**(fields or {}), "InferenceId": job.inference_id, "ErrorCode": code, "Message": message}
         data = json.dumps(doc).encode()
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: self._s3().put(job.failure_uri, data, "application/json")

@@ -8,6 +8,7 @@ constant time. Failures carry the error codes and messages AWS answers with (403
 from __future__ import annotations
 
 import datetime as _dt
+import email.utils
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -152,12 +153,22 @@ def verify(
             "UnrecognizedClientException", "The security token included in the request is invalid."
         )
     amz_date_values = headers.get("x-amz-date")
-    if not amz_date_values:
+    date_values = headers.get("date")
+    if amz_date_values:
+        amz_date = amz_date_values[0]
+    elif date_values:
+        try:
+            parsed = email.utils.parsedate_to_datetime(date_values[0])
+        except (TypeError, ValueError):
+            parsed = None
+        amz_date = (
+            parsed.astimezone(_dt.timezone.utc).strftime(_AMZ_DATE_FORMAT) if parsed else date_values[0]
+        )
+    else:
         raise auth_error(
             "IncompleteSignatureException",
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         )
-    amz_date = amz_date_values[0]
     try:
         stamp = _dt.datetime.strptime(amz_date, _AMZ_DATE_FORMAT).replace(tzinfo=_dt.timezone.utc)
     except ValueError:

@@ -1,0 +1,194 @@
+"""sagestream.Client against the emulator: the full signed path, every fault, sessions, parity with boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from sagestream import Client
+from sagestream.emulator import Emulator
+from sagestream.exceptions import (
+    ConnectionLostError,
+    InternalDependencyException,
+    InternalFailure,
+    InternalStreamFailure,
+    ModelError,
+    ModelNotReadyException,
+    ModelStreamError,
+    ParamValidationError,
+    ReadTimeoutError,
+    ServiceUnavailable,
+    TruncatedStreamError,
+    ValidationError,
+)
+
+BODY = b'{"inputs": "Tell me about rivers", "parameters": {"max_new_tokens": 40}}'
+
+
+def make(emulator: Emulator, **config: Any) -> Client:
+    session = boto3.Session(
+        aws_access_key_id=emulator.access_key_id,
+        aws_secret_access_key=emulator.secret_access_key,
+        region_name=emulator.region,
+    )
+    return Client(
+        session, endpoint_url=emulator.url, config=Config(retries={"total_max_attempts": 1}, **config)
+    )
+
+
+@pytest.fixture(scope="module")
+def client(emulator: Emulator) -> Iterator[Client]:
+    with make(emulator) as c:
+        yield c
+
+
+def drain(parts: Any, got: list[bytes]) -> None:
+    """Append every part to ``got`` until the stream ends or raises."""
+    got.extend(parts)
+
+
+def stock_parts(runtime_client: Any, **params: Any) -> list[bytes]:
+    resp = runtime_client.invoke_endpoint_with_response_stream(**params)
+    return [e["PayloadPart"]["Bytes"] for e in resp["Body"]]
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        None,
+        "format=sse;tokens=30",
+        "format=jsonl;tokens=12",
+        "tokens=0",
+        "parts=5000;part_size=100;delay_ms=0",
+    ],
+)
+def test_same_parts_as_boto3(client: Client, runtime_client: Any, attrs: str | None) -> None:
+    extra = {"CustomAttributes": attrs} if attrs else {}
+    expected = stock_parts(runtime_client, EndpointName="demo", Body=BODY, **extra)
+    stream = client.invoke_stream("demo", BODY, custom_attributes=attrs)
+    assert stream._owner.fast_path
+    assert list(stream) == expected
+    assert stream.metrics.parts == len(expected)
+    assert stream.content_type is not None
+    assert stream.invoked_production_variant
+
+
+def test_reassembly_on_demo_output(client: Client) -> None:
+    text = b"".join(client.invoke_stream("demo", BODY, custom_attributes="tokens=20"))
+    lines = list(client.invoke_stream("demo", BODY, custom_attributes="tokens=20").lines())
+    assert "\n".join(lines) == text.decode().rstrip("\n")
+    events = list(client.invoke_stream("demo", BODY, custom_attributes="format=sse;tokens=10").sse())
+    assert len(events) >= 10
+    docs = list(client.invoke_stream("demo", BODY, custom_attributes="format=jsonl;tokens=10").json_lines())
+    assert len(docs) >= 10
+    assert all(isinstance(d, dict) for d in docs)
+
+
+def test_echo_and_parameters(client: Client) -> None:
+    stream = client.invoke_stream(
+        "echo",
+        b"ping",
+        content_type="text/plain",
+        accept="text/plain",
+        inference_id="inf-1",
+        target_variant="AllTraffic",
+    )
+    assert b"".join(stream) == b"ping"
+
+
+def test_connection_reused(client: Client) -> None:
+    for _ in range(3):
+        stream = client.invoke_stream("demo", BODY, custom_attributes="tokens=5")
+        list(stream)
+        assert stream._owner.reused_connection
+
+
+@pytest.mark.parametrize(
+    ("attrs", "cls", "code"),
+    [
+        ("fault=model-stream-error;after=3", ModelStreamError, "ModelInvocationTimeExceeded"),
+        ("fault=model-stream-error;after=2;code=StreamBroken", ModelStreamError, "StreamBroken"),
+        ("fault=internal-stream-failure;after=4", InternalStreamFailure, None),
+    ],
+)
+def test_stream_faults(client: Client, runtime_client: Any, attrs: str, cls: type, code: str | None) -> None:
+    after = int(attrs.split("after=")[1].split(";")[0])
+    got: list[bytes] = []
+    stream = client.invoke_stream("demo", BODY, custom_attributes=attrs)
+    with pytest.raises(cls) as info:
+        drain(stream, got)
+    assert len(got) == after
+    if code is not None:
+        assert info.value.error_code == code
+    assert stream.closed
+
+
+def test_cut_mid_frame(client: Client) -> None:
+    got: list[bytes] = []
+    with pytest.raises((TruncatedStreamError, ConnectionLostError)):
+        drain(client.invoke_stream("demo", BODY, custom_attributes="fault=cut;after=4"), got)
+    assert len(got) == 4
+
+
+def test_stall_is_a_read_timeout(emulator: Emulator) -> None:
+    with make(emulator, read_timeout=0.5) as c:
+        got: list[bytes] = []
+        with pytest.raises(ReadTimeoutError):
+            drain(c.invoke_stream("demo", BODY, custom_attributes="fault=stall;after=2;seconds=3"), got)
+        assert len(got) == 2
+
+
+@pytest.mark.parametrize(
+    ("attrs", "cls"),
+    [
+        ("fault=model-error", ModelError),
+        ("fault=throttle", ModelNotReadyException),
+        ("fault=unavailable", ServiceUnavailable),
+        ("fault=internal-failure", InternalFailure),
+        ("fault=dependency", InternalDependencyException),
+    ],
+)
+def test_http_faults_are_typed(client: Client, attrs: str, cls: type) -> None:
+    with pytest.raises(cls):
+        client.invoke_stream("demo", BODY, custom_attributes=attrs)
+    with pytest.raises(cls):
+        client.invoke("demo", BODY, custom_attributes=attrs)
+
+
+def test_model_error_fields(client: Client) -> None:
+    with pytest.raises(ModelError) as info:
+        client.invoke_stream(
+            "demo", BODY, custom_attributes="fault=model-error;status=503;message=overloaded"
+        )
+    assert info.value.original_status_code == 503
+    assert info.value.original_message is not None
+
+
+def test_unknown_endpoint(client: Client) -> None:
+    with pytest.raises(ValidationError):
+        client.invoke_stream("no-such-endpoint", BODY)
+
+
+def test_sessions(client: Client) -> None:
+    result = client.invoke("echo", b"hello", session_id="NEW_SESSION")
+    assert result.body == b"hello"
+    assert result.new_session_id
+    assert result.new_session_expires is not None
+    assert b"".join(client.invoke_stream("echo", b"again", session_id=result.new_session_id)) == b"again"
+    closed = client.invoke(
+        "echo", b"bye", session_id=result.new_session_id, custom_attributes="session=close"
+    )
+    assert closed.closed_session_id == result.new_session_id
+    with pytest.raises(ParamValidationError):
+        client.invoke_stream("echo", b"x", session_id="NEW_SESSION")
+
+
+def test_close_midway_then_reuse_client(client: Client) -> None:
+    stream = client.invoke_stream("demo", BODY, custom_attributes="parts=100000;part_size=100;delay_ms=0")
+    assert len(next(stream)) == 100
+    stream.close()
+    assert stream.closed
+    assert list(client.invoke_stream("demo", BODY, custom_attributes="tokens=3"))

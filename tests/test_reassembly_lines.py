@@ -1,0 +1,237 @@
+"""Lines and JSON lines reassembled across payload parts, checked against plain Python."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _reassembly_helpers import run, split_streams
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sagestream import reassembly
+from sagestream.exceptions import DecodeError, LineTooLongError, ReassemblyError
+from sagestream.reassembly import JsonLinesDecoder, LineDecoder, iter_json_lines, iter_lines
+
+
+def reference_lines(data: bytes, errors: str = "strict") -> tuple[list[str], tuple[type, Any] | None]:
+    """``bytes.split(b"\\n")``; one ``\\r`` stripped before each ``\\n``; the last piece kept if any."""
+    pieces = data.split(b"\n")
+    last = pieces.pop()
+    lines = [p[:-1] if p.endswith(b"\r") else p for p in pieces]
+    if last:
+        lines.append(last)
+    out: list[str] = []
+    start = 0
+    for raw, piece in zip(lines, data.split(b"\n"), strict=False):
+        try:
+            out.append(raw.decode("utf-8", errors))
+        except UnicodeDecodeError as err:
+            return out, (ReassemblyError, start + err.start)
+        start += len(piece) + 1
+    return out, None
+
+
+@settings(max_examples=400, deadline=None)
+@given(split_streams(), st.sampled_from(["strict", "replace"]))
+def test_any_split_gives_the_reference_lines(case: tuple[bytes, list[bytes]], errors: str) -> None:
+    whole, parts = case
+    expected = reference_lines(whole, errors)
+    assert run(lambda: LineDecoder(errors=errors), [whole]) == expected
+    assert run(lambda: LineDecoder(errors=errors), parts) == expected
+
+
+def test_multibyte_characters_split_at_every_position() -> None:
+    text = "aé€😀𐍈 ß\r\n中文 🎉🇫🇷\nend 😀"
+    data = text.encode()
+    expected = ["aé€😀𐍈 ß", "中文 🎉🇫🇷", "end 😀"]
+    for cut in range(len(data) + 1):
+        for second in range(cut, len(data) + 1):
+            parts = [data[:cut], data[cut:second], data[second:]]
+            assert run(LineDecoder, parts) == (expected, None), parts
+    assert run(LineDecoder, [data[i : i + 1] for i in range(len(data))]) == (expected, None)
+
+
+def test_crlf_split_between_parts_gives_no_empty_line() -> None:
+    d = LineDecoder()
+    assert d.feed(b"one\r") == []
+    assert d.feed(b"\ntwo\r") == ["one"]
+    assert d.feed(b"\n") == ["two"]
+    assert d.feed(b"\r\n") == [""]
+    assert d.finish() == []
+
+
+def test_lone_cr_is_part_of_the_line() -> None:
+    assert list(iter_lines([b"a\rb\n", b"c\r"])) == ["a\rb", "c\r"]
+
+
+def test_final_line_without_newline_is_yielded_at_the_end() -> None:
+    pulled: list[bytes] = []
+
+    def source() -> Iterator[bytes]:
+        for part in (b"first\nsec", b"ond", b" last"):
+            pulled.append(part)
+            yield part
+
+    it = iter_lines(source())
+    assert next(it) == "first"
+    assert pulled == [b"first\nsec"]  # yielded before the next part was read
+    assert list(it) == ["second last"]
+
+
+def test_blank_lines_are_kept() -> None:
+    assert list(iter_lines([b"\n\na\n\r\n"])) == ["", "", "a", ""]
+
+
+def test_invalid_utf8_strict_raises_with_offset_after_earlier_lines() -> None:
+    d = LineDecoder()
+    assert d.feed(b"good\nba\xffd\nnever\n") == ["good"]
+    with pytest.raises(ReassemblyError, match="byte offset 7") as info:
+        d.feed(b"more\n")
+    assert info.value.offset == 7
+    assert isinstance(info.value, DecodeError)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ReassemblyError):  # the decoder stays failed
+        d.finish()
+
+
+def test_invalid_utf8_replace() -> None:
+    assert list(iter_lines([b"ba\xffd\n\xe2\x82", b"\n\xf0\x9f\x98"], errors="replace")) == [
+        "ba\ufffdd",
+        "\ufffd",
+        "\ufffd",
+    ]
+
+
+def test_truncated_character_at_end_of_stream() -> None:
+    with pytest.raises(ReassemblyError, match="byte offset 2"):
+        list(iter_lines([b"ok\xf0\x9f"]))
+
+
+def test_line_too_long_is_bounded_and_clear() -> None:
+    d = LineDecoder(max_line_bytes=1000)
+    fed: list[int] = []
+
+    def offer_10_mb_without_newline() -> None:
+        for _ in range(10_000):
+            d.feed(b"x" * 1000)
+            fed.append(d.buffered)
+
+    with pytest.raises(LineTooLongError, match="max_line_bytes=1000") as info:
+        offer_10_mb_without_newline()
+    assert fed == [1000]  # refused on the second part: nothing beyond the bound is held
+    assert info.value.limit == 1000
+    assert info.value.offset == 0
+    err = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(err, LineTooLongError)
+    assert str(err) == str(info.value)
+
+
+def test_line_bound_counts_content_not_the_terminator() -> None:
+    assert list(iter_lines([b"12345\r", b"\n", b"12345\n"], max_line_bytes=5)) == ["12345", "12345"]
+    with pytest.raises(LineTooLongError):
+        list(iter_lines([b"123456\n"], max_line_bytes=5))
+
+
+def test_line_bound_does_not_depend_on_the_split() -> None:
+    data = b"ok\n" + b"y" * 50 + b"\nafter\n"
+    for size in (1, 7, len(data)):
+        parts = [data[i : i + size] for i in range(0, len(data), size)]
+        out, err = run(lambda: LineDecoder(max_line_bytes=20), parts)
+        assert out == ["ok"]
+        assert err == (LineTooLongError, 3)
+
+
+def test_items_before_an_error_come_first_then_the_error() -> None:
+    d = LineDecoder(max_line_bytes=4)
+    assert d.feed(b"ab\ncd\nefghij") == ["ab", "cd"]
+    with pytest.raises(LineTooLongError):
+        d.finish()
+
+
+def test_feed_after_finish_and_finish_twice() -> None:
+    d = LineDecoder()
+    assert d.feed(b"a") == []
+    assert d.finish() == ["a"]
+    assert d.finish() == []
+    with pytest.raises(ValueError, match="after finish"):
+        d.feed(b"b")
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="errors must be"):
+        LineDecoder(errors="ignore")
+    with pytest.raises(ValueError, match="at least 1"):
+        LineDecoder(max_line_bytes=0)
+    with pytest.raises(TypeError):
+        LineDecoder().feed("text")  # type: ignore[arg-type]
+
+
+def test_python_and_rust_defaults_agree() -> None:
+    for cls, name in ((LineDecoder, "max_line_bytes"), (JsonLinesDecoder, "max_line_bytes")):
+        assert inspect.signature(cls).parameters[name].default == reassembly.DEFAULT_MAX_LINE_BYTES
+    assert inspect.signature(iter_lines).parameters["max_line_bytes"].default == 1_048_576
+
+
+# --- JSON lines --------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(json_values, st.sampled_from(["\n", "\r\n", "\n\n", "\n  \t\n"])), max_size=8),
+    st.data(),
+)
+def test_json_lines_any_split(values: list[tuple[Any, str]], data: st.DataObject) -> None:
+    whole = "".join(json.dumps(v, ensure_ascii=False) + sep for v, sep in values).encode()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(whole)), max_size=10)))
+    bounds = [0, *cuts, len(whole)]
+    parts = [whole[a:b] for a, b in itertools.pairwise(bounds)]
+    expected = [v for v, _ in values]
+    assert list(iter_json_lines(parts)) == expected
+    assert list(iter_json_lines([whole[i : i + 1] for i in range(len(whole))])) == expected
+
+
+def test_json_lines_blank_lines_and_final_line_without_newline() -> None:
+    assert list(iter_json_lines([b'{"a": 1}\n\n  \r\n', b" [1, 2] \n", b"3"])) == [{"a": 1}, [1, 2], 3]
+
+
+def test_json_lines_invalid_line_names_the_line_after_earlier_values() -> None:
+    it = iter_json_lines([b'{"ok": true}\n{"broken": \n', b"[1]\n"])
+    assert next(it) == {"ok": True}
+    with pytest.raises(ReassemblyError, match=r'line 2 \(byte offset 13\).*"\{\\"broken\\": "') as info:
+        next(it)
+    assert info.value.line_number == 2
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
+
+
+def test_json_lines_extra_data_and_long_line_is_truncated_in_message() -> None:
+    with pytest.raises(ReassemblyError, match="Extra data"):
+        list(iter_json_lines([b"[1] [2]\n"]))
+    with pytest.raises(ReassemblyError) as info:
+        list(iter_json_lines([b"[" + b"1," * 5000 + b"x]\n"]))
+    assert len(str(info.value)) < 400
+    assert "10003 bytes" in str(info.value)
+
+
+def test_json_lines_invalid_utf8_and_bound() -> None:
+    with pytest.raises(ReassemblyError, match="invalid UTF-8 at byte offset 4"):
+        list(iter_json_lines([b"[1]\n\xff\n"]))
+    with pytest.raises(LineTooLongError):
+        list(iter_json_lines([b'"' + b"x" * 100], max_line_bytes=50))
+
+
+def test_json_lines_semantics_match_json_loads() -> None:
+    lines = [b"NaN", b"1e400", b"12345678901234567890123", b'"\\ud83d\\ude00"', b'{"a":1,"a":2}']
+    got = list(iter_json_lines([b"\n".join(lines)]))
+    want = [json.loads(line) for line in lines]
+    assert repr(got) == repr(want)
