@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -524,3 +525,41 @@ def test_fallback_without_read1(monkeypatch: pytest.MonkeyPatch, chunked: bool) 
     assert got == PARTS[:4]
     assert isinstance(exc, ModelStreamError)
     assert exc.error_code == "StreamBroken"
+
+
+def test_abandoned_stream_closes_its_connection() -> None:
+    import gc
+    import warnings
+
+    resp = stream_response(FRAMES, end=False)
+    resp.writes.append(5.0)
+    with serve(resp) as srv:
+        stream = make_client(srv.url).invoke_stream("ep", b"")
+        assert next(stream) == PARTS[0]
+        raw = stream._owner._raw
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            del stream
+            gc.collect()
+        assert raw.isclosed()
+
+
+def test_close_from_another_thread_interrupts_a_blocked_read(path: str) -> None:
+    resp = stream_response(FRAMES[:1], end=False)
+    resp.writes.append(10.0)
+    with serve(resp) as srv:
+        stream = make_client(srv.url).invoke_stream("ep", b"")
+        outcome: list[object] = []
+
+        def reader() -> None:
+            got, exc = collect(stream)
+            outcome.extend([got, exc])
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.3)
+        stream.close()
+        t.join(5)
+        assert not t.is_alive(), "close() did not interrupt the blocked read"
+    assert outcome[0] == PARTS[:1]
+    assert outcome[1] is None or isinstance(outcome[1], (TransportError, TruncatedStreamError))

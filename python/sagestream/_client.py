@@ -70,6 +70,8 @@ class Client:
 
     botocore resolves the endpoint, signs the request (SigV4), retries before the first byte
     and parses HTTP errors; sagestream decodes the response stream in Rust.
+
+    ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Client:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
+        verify: bool | str | None = None,
     ) -> None:
         import boto3
 
@@ -102,6 +105,7 @@ class Client:
             region_name=region_name,
             endpoint_url=endpoint_url,
             config=config,
+            verify=verify,
         )
 
     @property

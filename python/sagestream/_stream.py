@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,7 +143,10 @@ class ResponseStream:
 
     def close(self) -> None:
         """Stop reading and release the connection now (idempotent)."""
-        self._body.close()
+        # RuntimeError: another thread is inside next(); shutting the socket down (below)
+        # ends its read.
+        with contextlib.suppress(RuntimeError):
+            self._body.close()
         # A stream that ended by itself already gave its connection back; otherwise the
         # unread rest of the body makes the connection unusable: close it.
         self._owner.release(False)

@@ -15,6 +15,7 @@ the same decoding, errors and metrics.
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -49,6 +50,18 @@ class BodyReader:
         #: Whether the connection went back to the pool after a complete body (for tests).
         self.reused_connection = False
 
+    @property
+    def released(self) -> bool:
+        """True once the connection was given back or closed."""
+        return self._released
+
+    def __del__(self) -> None:
+        # Nobody can read this body any more (the stream and its iterator are gone): close the
+        # connection now rather than leaving the socket to the garbage collector.
+        if not getattr(self, "_released", True):
+            with suppress(Exception):
+                self.release(False)
+
     def on_end(self, reusable: bool) -> None:
         """The body ended (called from Rust): give the connection back, or close it."""
         self.release(reusable)
@@ -71,6 +84,11 @@ class BodyReader:
                 raw.release_conn()
                 self.reused_connection = True
             else:
+                # shutdown() first: it wakes a read blocked in another thread, close() does not.
+                sock = getattr(getattr(raw, "_connection", None), "sock", None)
+                if sock is not None:
+                    with suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
                 raw.close()
                 release = getattr(raw, "release_conn", None)
                 if release is not None:
@@ -105,7 +123,7 @@ def _fast_path_reader(raw: Any) -> tuple[Any, Framing, int | None] | None:
     return fp, "close", None
 
 
-def _fallback_reads(raw: Any) -> Iterator[bytes]:
+def _fallback_reads(raw: Any, owner: BodyReader) -> Iterator[bytes]:
     """Body reads through urllib3's public API, with its errors mapped to ours."""
     import urllib3.exceptions
 
@@ -125,6 +143,11 @@ def _fallback_reads(raw: Any) -> Iterator[bytes]:
         raise ReadTimeoutError(f"no data arrived in time: {exc}") from exc
     except (urllib3.exceptions.ProtocolError, http.client.HTTPException, OSError) as exc:
         raise ConnectionLostError(f"connection lost while reading the stream: {exc}") from exc
+    except Exception as exc:
+        if owner.released:
+            # close() from another thread pulled the response away from under this read.
+            raise ConnectionLostError("the stream was closed") from exc
+        raise
 
 
 def open_body(
@@ -156,7 +179,7 @@ def open_body(
         )
     else:
         body = _core.BodyStream(
-            _fallback_reads(raw),
+            _fallback_reads(raw, owner),
             "iter",
             on_end=owner.on_end,
             deadline=deadline,
