@@ -25,7 +25,7 @@ mod _core {
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
     #[pymodule_export]
     use crate::py_reassembly::{
-        PyJsonLinesDecoder, PyLineDecoder, PyServerSentEvent, PySseDecoder,
+        PyJsonLinesDecoder, PyLineDecoder, PyReassemblyIterator, PyServerSentEvent, PySseDecoder,
     };
     #[pymodule_export]
     use crate::py_stream::{PyBodyStream, PyPayloadDecoder, PyPayloadIterator};

@@ -6,10 +6,12 @@
 //! (`feed` or `finish`), so nothing received before a failure is lost. After an error every call
 //! raises it again; after `finish` the decoder is done.
 
-use pyo3::exceptions::PyValueError;
+use std::collections::VecDeque;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyString, PyTuple};
 
 use crate::reassembly::{
     decode_strict, IncompleteEvent, LineEnding, LineSplitter, ReassemblyError as CoreError,
@@ -159,13 +161,89 @@ fn decode_line<'py>(
     }
 }
 
+/// Where a decoder puts each item it completes.
+type Sink<'a, 'py> = &'a mut dyn FnMut(Bound<'py, PyAny>) -> PyResult<()>;
+
+/// The decoding shared by the `feed`/`finish` classes and [`PyReassemblyIterator`].
+trait Reassemble {
+    /// Decode one part, handing every completed item to `sink`.
+    fn feed_with<'py>(&mut self, py: Python<'py>, data: &[u8], sink: Sink<'_, 'py>)
+        -> PyResult<()>;
+    /// End of input.
+    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> PyResult<()>;
+}
+
+/// `feed` of the decoder classes: items as a list, an error after items kept for the next call.
+fn feed_list<'py>(
+    core: &mut impl Reassemble,
+    state: &mut ErrorState,
+    py: Python<'py>,
+    data: &[u8],
+) -> PyResult<Bound<'py, PyList>> {
+    state.check_feed(py)?;
+    let out = PyList::empty(py);
+    let result = core.feed_with(py, data, &mut |item| out.append(item));
+    state.settle(py, out, result)
+}
+
+/// `finish` of the decoder classes.
+fn finish_list<'py>(
+    core: &mut impl Reassemble,
+    state: &mut ErrorState,
+    py: Python<'py>,
+) -> PyResult<Bound<'py, PyList>> {
+    state.check(py)?;
+    state.finished = true;
+    let out = PyList::empty(py);
+    let result = core.finish_with(py, &mut |item| out.append(item));
+    state.settle(py, out, result)
+}
+
+/// Lines as `str`.
+struct LinesCore {
+    splitter: LineSplitter,
+    replace: bool,
+}
+
+impl LinesCore {
+    fn new(max_line_bytes: usize, errors: &str) -> PyResult<Self> {
+        Ok(Self {
+            splitter: LineSplitter::new(
+                check_limit("max_line_bytes", max_line_bytes)?,
+                LineEnding::Lf,
+            ),
+            replace: parse_errors(errors)?,
+        })
+    }
+}
+
+impl Reassemble for LinesCore {
+    fn feed_with<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        sink: Sink<'_, 'py>,
+    ) -> PyResult<()> {
+        let replace = self.replace;
+        self.splitter.feed(data, |line, offset| -> PyResult<()> {
+            sink(decode_line(py, line, offset, replace)?.into_any())
+        })
+    }
+
+    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> PyResult<()> {
+        let replace = self.replace;
+        self.splitter.finish(|line, offset| -> PyResult<()> {
+            sink(decode_line(py, line, offset, replace)?.into_any())
+        })
+    }
+}
+
 /// Incremental UTF-8 line decoder: `feed(bytes) -> list[str]`, `finish() -> list[str]`.
 ///
 /// `\n` and `\r\n` end a line (also when split between parts); a lone `\r` is part of the line.
 #[pyclass(name = "LineDecoder", module = "sagestream._core")]
 pub struct PyLineDecoder {
-    splitter: LineSplitter,
-    replace: bool,
+    core: LinesCore,
     state: ErrorState,
 }
 
@@ -175,42 +253,25 @@ impl PyLineDecoder {
     #[pyo3(signature = (*, max_line_bytes = 1048576, errors = "strict"))]
     fn new(max_line_bytes: usize, errors: &str) -> PyResult<Self> {
         Ok(Self {
-            splitter: LineSplitter::new(
-                check_limit("max_line_bytes", max_line_bytes)?,
-                LineEnding::Lf,
-            ),
-            replace: parse_errors(errors)?,
+            core: LinesCore::new(max_line_bytes, errors)?,
             state: ErrorState::default(),
         })
     }
 
     /// Feed one part; returns the lines it completes, terminators stripped.
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        self.state.check_feed(py)?;
-        let out = PyList::empty(py);
-        let replace = self.replace;
-        let result = self.splitter.feed(data, |line, offset| -> PyResult<()> {
-            out.append(decode_line(py, line, offset, replace)?)
-        });
-        self.state.settle(py, out, result)
+        feed_list(&mut self.core, &mut self.state, py, data)
     }
 
     /// End of input: returns the last line if it had no line end; the decoder is then done.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        self.state.check(py)?;
-        self.state.finished = true;
-        let out = PyList::empty(py);
-        let replace = self.replace;
-        let result = self.splitter.finish(|line, offset| -> PyResult<()> {
-            out.append(decode_line(py, line, offset, replace)?)
-        });
-        self.state.settle(py, out, result)
+        finish_list(&mut self.core, &mut self.state, py)
     }
 
     /// Bytes held for an unterminated line.
     #[getter]
     fn buffered(&self) -> usize {
-        self.splitter.buffered()
+        self.core.splitter.buffered()
     }
 }
 
@@ -293,17 +354,12 @@ impl PyServerSentEvent {
     }
 }
 
-/// Incremental Server-Sent Events decoder following the WHATWG HTML event stream rules.
-#[pyclass(name = "SseDecoder", module = "sagestream._core")]
-pub struct PySseDecoder {
+/// Server-Sent Events as `ServerSentEvent`.
+struct SseCore {
     parser: SseParser,
-    state: ErrorState,
 }
 
-#[pymethods]
-impl PySseDecoder {
-    #[new]
-    #[pyo3(signature = (*, max_event_bytes = 1048576, discard_incomplete = false))]
+impl SseCore {
     fn new(max_event_bytes: usize, discard_incomplete: bool) -> PyResult<Self> {
         let incomplete = if discard_incomplete {
             IncompleteEvent::Discard
@@ -312,43 +368,69 @@ impl PySseDecoder {
         };
         Ok(Self {
             parser: SseParser::new(check_limit("max_event_bytes", max_event_bytes)?, incomplete),
+        })
+    }
+}
+
+impl Reassemble for SseCore {
+    fn feed_with<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        sink: Sink<'_, 'py>,
+    ) -> PyResult<()> {
+        self.parser.feed(data, |event| -> PyResult<()> {
+            sink(Bound::new(py, PyServerSentEvent::from(event))?.into_any())
+        })
+    }
+
+    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> PyResult<()> {
+        self.parser.finish(|event| -> PyResult<()> {
+            sink(Bound::new(py, PyServerSentEvent::from(event))?.into_any())
+        })
+    }
+}
+
+/// Incremental Server-Sent Events decoder following the WHATWG HTML event stream rules.
+#[pyclass(name = "SseDecoder", module = "sagestream._core")]
+pub struct PySseDecoder {
+    core: SseCore,
+    state: ErrorState,
+}
+
+#[pymethods]
+impl PySseDecoder {
+    #[new]
+    #[pyo3(signature = (*, max_event_bytes = 1048576, discard_incomplete = false))]
+    fn new(max_event_bytes: usize, discard_incomplete: bool) -> PyResult<Self> {
+        Ok(Self {
+            core: SseCore::new(max_event_bytes, discard_incomplete)?,
             state: ErrorState::default(),
         })
     }
 
     /// Feed one part; returns the events it dispatches.
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        self.state.check_feed(py)?;
-        let out = PyList::empty(py);
-        let result = self.parser.feed(data, |event| -> PyResult<()> {
-            out.append(Py::new(py, PyServerSentEvent::from(event))?)
-        });
-        self.state.settle(py, out, result)
+        feed_list(&mut self.core, &mut self.state, py, data)
     }
 
     /// End of input: dispatches an event left without its blank line (unless
     /// `discard_incomplete`); the decoder is then done.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        self.state.check(py)?;
-        self.state.finished = true;
-        let out = PyList::empty(py);
-        let result = self.parser.finish(|event| -> PyResult<()> {
-            out.append(Py::new(py, PyServerSentEvent::from(event))?)
-        });
-        self.state.settle(py, out, result)
+        finish_list(&mut self.core, &mut self.state, py)
     }
 
     /// The last event ID seen so far (also from blocks that dispatched nothing), `None` if empty.
     #[getter]
     fn last_event_id(&self) -> Option<String> {
-        let id = self.parser.last_event_id();
+        let id = self.core.parser.last_event_id();
         (!id.is_empty()).then(|| id.to_owned())
     }
 
     /// The reconnection time last set by a valid `retry` field.
     #[getter]
     fn retry(&self) -> Option<u64> {
-        self.parser.reconnection_time()
+        self.core.parser.reconnection_time()
     }
 }
 
@@ -401,16 +483,63 @@ fn parse_json<'py>(
     Err(with_attr(py, new, "line_number", number))
 }
 
-/// Incremental JSON Lines decoder: every non-blank line is parsed with Python's `json` module.
-#[pyclass(name = "JsonLinesDecoder", module = "sagestream._core")]
-pub struct PyJsonLinesDecoder {
+/// JSON Lines as Python values.
+struct JsonCore {
     splitter: LineSplitter,
+    /// Lines seen so far, blank ones included (for error messages).
     lines: u64,
-    state: ErrorState,
+}
+
+impl JsonCore {
+    fn new(max_line_bytes: usize) -> PyResult<Self> {
+        Ok(Self {
+            splitter: LineSplitter::new(
+                check_limit("max_line_bytes", max_line_bytes)?,
+                LineEnding::Lf,
+            ),
+            lines: 0,
+        })
+    }
 }
 
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+impl Reassemble for JsonCore {
+    fn feed_with<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        sink: Sink<'_, 'py>,
+    ) -> PyResult<()> {
+        let lines = &mut self.lines;
+        self.splitter.feed(data, |line, offset| -> PyResult<()> {
+            *lines += 1;
+            if is_blank(line) {
+                return Ok(());
+            }
+            sink(parse_json(py, line, offset, *lines)?)
+        })
+    }
+
+    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> PyResult<()> {
+        let lines = &mut self.lines;
+        self.splitter.finish(|line, offset| -> PyResult<()> {
+            *lines += 1;
+            if is_blank(line) {
+                return Ok(());
+            }
+            sink(parse_json(py, line, offset, *lines)?)
+        })
+    }
+}
+
+/// Incremental JSON Lines decoder: every non-blank line is parsed with Python's `json` module.
+#[pyclass(name = "JsonLinesDecoder", module = "sagestream._core")]
+pub struct PyJsonLinesDecoder {
+    core: JsonCore,
+    state: ErrorState,
 }
 
 #[pymethods]
@@ -419,43 +548,158 @@ impl PyJsonLinesDecoder {
     #[pyo3(signature = (*, max_line_bytes = 1048576))]
     fn new(max_line_bytes: usize) -> PyResult<Self> {
         Ok(Self {
-            splitter: LineSplitter::new(
-                check_limit("max_line_bytes", max_line_bytes)?,
-                LineEnding::Lf,
-            ),
-            lines: 0,
+            core: JsonCore::new(max_line_bytes)?,
             state: ErrorState::default(),
         })
     }
 
     /// Feed one part; returns the values of the lines it completes (blank lines skipped).
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        self.state.check_feed(py)?;
-        let out = PyList::empty(py);
-        let lines = &mut self.lines;
-        let result = self.splitter.feed(data, |line, offset| -> PyResult<()> {
-            *lines += 1;
-            if is_blank(line) {
-                return Ok(());
-            }
-            out.append(parse_json(py, line, offset, *lines)?)
-        });
-        self.state.settle(py, out, result)
+        feed_list(&mut self.core, &mut self.state, py, data)
     }
 
     /// End of input: parses a last line without line end; the decoder is then done.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        self.state.check(py)?;
-        self.state.finished = true;
-        let out = PyList::empty(py);
-        let lines = &mut self.lines;
-        let result = self.splitter.finish(|line, offset| -> PyResult<()> {
-            *lines += 1;
-            if is_blank(line) {
-                return Ok(());
+        finish_list(&mut self.core, &mut self.state, py)
+    }
+}
+
+/// The decoder behind a [`PyReassemblyIterator`].
+enum AnyCore {
+    Lines(LinesCore),
+    Sse(SseCore),
+    Json(JsonCore),
+}
+
+impl AnyCore {
+    fn get(&mut self) -> &mut dyn Reassemble {
+        match self {
+            Self::Lines(c) => c,
+            Self::Sse(c) => c,
+            Self::Json(c) => c,
+        }
+    }
+}
+
+/// Iterator of lines, events or JSON values over an iterable of parts (`bytes`).
+///
+/// Reads the source only when no decoded item is waiting, so every item is yielded as soon as
+/// the part that completes it arrives. Items before bad bytes are yielded, then the error is
+/// raised; exceptions from the source pass through. Build it with `lines`, `sse` or
+/// `json_lines`.
+#[pyclass(name = "ReassemblyIterator", module = "sagestream._core")]
+pub struct PyReassemblyIterator {
+    source: Option<Py<PyIterator>>,
+    core: AnyCore,
+    ready: VecDeque<Py<PyAny>>,
+    error: Option<PyErr>,
+    done: bool,
+}
+
+impl PyReassemblyIterator {
+    fn build(source: &Bound<'_, PyAny>, core: AnyCore) -> PyResult<Self> {
+        Ok(Self {
+            source: Some(source.try_iter()?.unbind()),
+            core,
+            ready: VecDeque::new(),
+            error: None,
+            done: false,
+        })
+    }
+}
+
+#[pymethods]
+impl PyReassemblyIterator {
+    /// Lines of the parts of `source` (see `LineDecoder`).
+    #[staticmethod]
+    #[pyo3(signature = (source, *, max_line_bytes = 1048576, errors = "strict"))]
+    fn lines(source: &Bound<'_, PyAny>, max_line_bytes: usize, errors: &str) -> PyResult<Self> {
+        Self::build(
+            source,
+            AnyCore::Lines(LinesCore::new(max_line_bytes, errors)?),
+        )
+    }
+
+    /// Server-Sent Events of the parts of `source` (see `SseDecoder`).
+    #[staticmethod]
+    #[pyo3(signature = (source, *, max_event_bytes = 1048576, discard_incomplete = false))]
+    fn sse(
+        source: &Bound<'_, PyAny>,
+        max_event_bytes: usize,
+        discard_incomplete: bool,
+    ) -> PyResult<Self> {
+        Self::build(
+            source,
+            AnyCore::Sse(SseCore::new(max_event_bytes, discard_incomplete)?),
+        )
+    }
+
+    /// JSON values of the lines of the parts of `source` (see `JsonLinesDecoder`).
+    #[staticmethod]
+    #[pyo3(signature = (source, *, max_line_bytes = 1048576))]
+    fn json_lines(source: &Bound<'_, PyAny>, max_line_bytes: usize) -> PyResult<Self> {
+        Self::build(source, AnyCore::Json(JsonCore::new(max_line_bytes)?))
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(Some(item));
             }
-            out.append(parse_json(py, line, offset, *lines)?)
-        });
-        self.state.settle(py, out, result)
+            if let Some(err) = self.error.take() {
+                self.done = true;
+                self.source = None;
+                return Err(err);
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let Some(source) = &self.source else {
+                return Ok(None);
+            };
+            let mut source = source.bind(py).clone();
+            let ready = &mut self.ready;
+            let mut sink = |item: Bound<'_, PyAny>| -> PyResult<()> {
+                ready.push_back(item.unbind());
+                Ok(())
+            };
+            match source.next() {
+                Some(Ok(chunk)) => {
+                    let chunk = chunk.cast_into::<PyBytes>().map_err(|e| {
+                        PyTypeError::new_err(format!(
+                            "payload parts must be bytes, got {}",
+                            e.into_inner().get_type()
+                        ))
+                    })?;
+                    if let Err(err) = self.core.get().feed_with(py, chunk.as_bytes(), &mut sink) {
+                        self.error = Some(err);
+                    }
+                }
+                Some(Err(err)) => {
+                    self.source = None;
+                    self.done = true;
+                    return Err(err);
+                }
+                None => {
+                    self.source = None;
+                    self.done = true;
+                    if let Err(err) = self.core.get().finish_with(py, &mut sink) {
+                        self.error = Some(err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop: drop the source and anything decoded but not yet yielded.
+    fn close(&mut self) {
+        self.source = None;
+        self.done = true;
+        self.ready.clear();
+        self.error = None;
     }
 }

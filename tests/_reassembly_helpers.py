@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from hypothesis import strategies as st
@@ -88,6 +88,17 @@ def run(make: Callable[[], Decoder], parts: Sequence[bytes]) -> tuple[list[Any],
         for part in parts:
             out.extend(decoder.feed(part))
         out.extend(decoder.finish())
+    except ReassemblyError as err:
+        return out, (type(err), getattr(err, "offset", None))
+    return out, None
+
+
+def run_iter(it: Iterator[Any]) -> tuple[list[Any], tuple[type, Any] | None]:
+    """Drain an iterator; returns the items and (error class, offset) if one was raised."""
+    out: list[Any] = []
+    try:
+        for item in it:
+            out.append(item)
     except ReassemblyError as err:
         return out, (type(err), getattr(err, "offset", None))
     return out, None

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _reassembly_helpers import run, split_streams
+from _reassembly_helpers import run, run_iter, split_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagestream import reassembly
@@ -43,6 +43,7 @@ def test_any_split_gives_the_reference_lines(case: tuple[bytes, list[bytes]], er
     expected = reference_lines(whole, errors)
     assert run(lambda: LineDecoder(errors=errors), [whole]) == expected
     assert run(lambda: LineDecoder(errors=errors), parts) == expected
+    assert run_iter(iter_lines(parts, errors=errors)) == expected
 
 
 def test_multibyte_characters_split_at_every_position() -> None:
@@ -198,6 +199,7 @@ def test_json_lines_any_split(values: list[tuple[Any, str]], data: st.DataObject
     parts = [whole[a:b] for a, b in itertools.pairwise(bounds)]
     expected = [v for v, _ in values]
     assert list(iter_json_lines(parts)) == expected
+    assert run(JsonLinesDecoder, parts) == (expected, None)
     assert list(iter_json_lines([whole[i : i + 1] for i in range(len(whole))])) == expected
 
 
@@ -235,3 +237,35 @@ def test_json_lines_semantics_match_json_loads() -> None:
     got = list(iter_json_lines([b"\n".join(lines)]))
     want = [json.loads(line) for line in lines]
     assert repr(got) == repr(want)
+
+
+# --- the Rust iterator behind iter_lines / iter_sse / iter_json_lines ---------------------------
+
+
+def test_iterator_passes_source_errors_through_after_earlier_items() -> None:
+    def source() -> Iterator[bytes]:
+        yield b"a\nb"
+        raise ConnectionError("lost")
+
+    it = iter_lines(source())
+    assert next(it) == "a"
+    with pytest.raises(ConnectionError, match="lost"):
+        next(it)
+    assert list(it) == []  # fused
+
+
+def test_iterator_rejects_non_bytes_parts() -> None:
+    with pytest.raises(TypeError, match="must be bytes"):
+        list(iter_lines(["text\n"]))  # type: ignore[list-item]
+
+
+def test_iterator_close_drops_pending_items() -> None:
+    it = iter_lines([b"a\nb\nc\n"])
+    assert next(it) == "a"
+    it.close()  # type: ignore[attr-defined]
+    assert list(it) == []
+
+
+def test_iterator_argument_errors_are_raised_at_once() -> None:
+    with pytest.raises(ValueError, match="errors must be"):
+        iter_lines([], errors="bogus")

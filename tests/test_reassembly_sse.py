@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from _reassembly_helpers import run, split_streams, sse_streams
+from _reassembly_helpers import run, run_iter, split_streams, sse_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagestream.exceptions import LineTooLongError
@@ -77,6 +77,8 @@ def test_any_split_gives_the_reference_events(case: tuple[bytes, list[bytes]]) -
     assert run(SseDecoder, [whole]) == (reference_sse(whole), None)
     strict = reference_sse(whole, dispatch_incomplete=False)
     assert run(lambda: SseDecoder(discard_incomplete=True), parts) == (strict, None)
+    assert run_iter(iter_sse(parts)) == (reference_sse(whole), None)
+    assert run_iter(iter_sse(parts, discard_incomplete=True)) == (strict, None)
 
 
 def events(*parts: bytes, **kwargs: Any) -> list[ServerSentEvent]:

@@ -167,3 +167,29 @@ class JsonLinesDecoder:
         """Feed one part; returns the values of the lines it completes."""
     def finish(self) -> list[Any]:
         """End of input: parses a last line without line end; the decoder is then done."""
+
+@final
+class ReassemblyIterator(Iterator[Any]):
+    """Lines, events or JSON values over an iterable of parts, decoded and iterated in Rust.
+
+    Reads the source only when no item is waiting (each item is yielded as soon as the part
+    completing it arrives); items before bad bytes are yielded, then the error is raised.
+    """
+
+    @staticmethod
+    def lines(
+        source: Iterable[bytes], *, max_line_bytes: int = 1048576, errors: str = "strict"
+    ) -> ReassemblyIterator:
+        """Iterator of ``str`` lines (see ``LineDecoder``)."""
+    @staticmethod
+    def sse(
+        source: Iterable[bytes], *, max_event_bytes: int = 1048576, discard_incomplete: bool = False
+    ) -> ReassemblyIterator:
+        """Iterator of ``ServerSentEvent`` (see ``SseDecoder``)."""
+    @staticmethod
+    def json_lines(source: Iterable[bytes], *, max_line_bytes: int = 1048576) -> ReassemblyIterator:
+        """Iterator of JSON values (see ``JsonLinesDecoder``)."""
+    def __iter__(self) -> ReassemblyIterator: ...
+    def __next__(self) -> Any: ...
+    def close(self) -> None:
+        """Stop: drop the source and anything decoded but not yet yielded."""

@@ -23,6 +23,10 @@ without a line end (event end) raises ``LineTooLongError``, so memory stays boun
 UTF-8 (strict) or invalid JSON raises ``ReassemblyError`` naming the byte offset (and the line).
 Every item before the bad bytes is yielded first.
 
+The sync functions return a :class:`ReassemblyIterator` (decoding and iteration both in Rust,
+with ``close()``); the async ones drive the ``feed``/``finish`` decoders, which are public too
+for code that receives parts by callback.
+
 Example with stock boto3::
 
     parts = (e["PayloadPart"]["Bytes"] for e in response["Body"] if "PayloadPart" in e)
@@ -35,12 +39,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from sagestream._core import JsonLinesDecoder, LineDecoder, ServerSentEvent, SseDecoder
+from sagestream._core import (
+    JsonLinesDecoder,
+    LineDecoder,
+    ReassemblyIterator,
+    ServerSentEvent,
+    SseDecoder,
+)
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "JsonLinesDecoder",
     "LineDecoder",
+    "ReassemblyIterator",
     "ServerSentEvent",
     "SseDecoder",
     "aiter_json_lines",
@@ -63,10 +74,7 @@ def iter_lines(
     ``errors`` is ``"strict"`` (invalid UTF-8 raises ``ReassemblyError``) or ``"replace"``
     (U+FFFD).
     """
-    decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    return ReassemblyIterator.lines(chunks, max_line_bytes=max_line_bytes, errors=errors)
 
 
 def iter_sse(
@@ -76,20 +84,16 @@ def iter_sse(
     discard_incomplete: bool = False,
 ) -> Iterator[ServerSentEvent]:
     """Yield the Server-Sent Events of ``chunks`` as soon as each is dispatched."""
-    decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    return ReassemblyIterator.sse(
+        chunks, max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete
+    )
 
 
 def iter_json_lines(
     chunks: Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[Any]:
     """Yield the JSON value of each non-blank line of ``chunks`` as soon as the line is complete."""
-    decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    return ReassemblyIterator.json_lines(chunks, max_line_bytes=max_line_bytes)
 
 
 async def aiter_lines(
