@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -80,17 +81,18 @@ class Exchange:
 class ScriptedServer:
     """Answers each request with the next handler of a script (the last one repeats)."""
 
-    def __init__(self, *handlers: Handler) -> None:
+    def __init__(self, *handlers: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handlers = list(handlers)
+        self.tls = tls
         self.requests: list[Exchange] = []
         self.disconnected = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.url = ""
 
     async def __aenter__(self) -> ScriptedServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self.server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -542,3 +544,66 @@ def test_a_client_is_bound_to_its_event_loop() -> None:
     asyncio.run(first(client))
     with pytest.raises(RuntimeError, match="another event loop"):
         asyncio.run(client.invoke("ep", b"x"))
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A self-signed certificate for 127.0.0.1: the server's context and the CA file."""
+    import datetime as dt
+    import ipaddress
+
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, str(cert_path)
+
+
+@pytest.mark.parametrize("verify", ["ca-file", False, None])
+async def test_tls_verification_follows_verify(tls: tuple[ssl.SSLContext, str], verify: Any) -> None:
+    context, ca_file = tls
+    session = boto3.Session(
+        aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
+    )
+    async with ScriptedServer(stream_of(b"secure"), tls=context) as server:
+        client = sagestream.AsyncClient(
+            session,
+            endpoint_url=server.url,
+            config=Config(retries={"total_max_attempts": 1}),
+            verify=ca_file if verify == "ca-file" else verify,
+        )
+        async with client:
+            if verify is None:  # the system's CAs do not know this certificate
+                with pytest.raises(botocore.exceptions.SSLError):
+                    await collect(client)
+            else:
+                assert await collect(client) == [b"secure"]

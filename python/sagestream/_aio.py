@@ -123,6 +123,8 @@ def _pre_response_error(exc: BaseException, url: str) -> Exception:
         return cast(Exception, bexc.ConnectTimeoutError(endpoint_url=url, error=exc))
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
         return cast(Exception, bexc.ReadTimeoutError(endpoint_url=url, error=exc))
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return cast(Exception, bexc.SSLError(endpoint_url=url, error=exc))
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return cast(Exception, bexc.ProxyConnectionError(proxy_url=url, error=exc))
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -558,6 +560,8 @@ class AsyncClient:
     ``session`` (a ``boto3.Session``), ``region_name``, ``endpoint_url`` and ``config`` (a
     ``botocore.config.Config``: timeouts, retries, max_pool_connections, proxies) mean what they
     mean for boto3. ``s3_endpoint_url`` is the S3 endpoint used by :meth:`invoke_async`.
+    ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
+    Without a session, ``aws_access_key_id`` & co. build one.
 
     Use it as ``async with AsyncClient() as client`` or call :meth:`close` when done. The
     botocore clients and credentials are set up in a worker thread on first use.
@@ -574,8 +578,10 @@ class AsyncClient:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
+        verify: bool | str | None = None,
     ) -> None:
         self._session: Any = session
+        self._verify = verify
         self._credentials_given = {
             "aws_access_key_id": aws_access_key_id,
             "aws_secret_access_key": aws_secret_access_key,
@@ -606,6 +612,7 @@ class AsyncClient:
                     region_name=self._region_name,
                     endpoint_url=self._endpoint_url,
                     config=self._config,
+                    verify=self._verify,
                 )
                 if self._config is None:
                     self._config = self._runtime.meta.config
@@ -621,6 +628,7 @@ class AsyncClient:
                     region_name=self._region_name or self._runtime.meta.region_name,
                     endpoint_url=self._s3_endpoint_url,
                     config=self._config,
+                    verify=self._verify,
                 )
             return self._s3
 
