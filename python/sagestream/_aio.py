@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import ssl
 import threading
 import time
@@ -795,7 +796,7 @@ class AsyncClient:
         endpoint_name: str,
         *,
         input_location: str | None = None,
-        input: bytes | str | Any = None,
+        input: bytes | str | os.PathLike[str] | None = None,
         input_prefix: str | None = None,
         content_type: str | None = None,
         accept: str | None = None,
