@@ -607,3 +607,26 @@ async def test_tls_verification_follows_verify(tls: tuple[ssl.SSLContext, str], 
                     await collect(client)
             else:
                 assert await collect(client) == [b"secure"]
+
+
+@pytest.mark.parametrize(("pool", "expected"), [(2, 2), (None, 6)])
+async def test_max_pool_connections_caps_connections_only_when_set(pool: int | None, expected: int) -> None:
+    """Config(max_pool_connections=N) caps concurrent connections; unset, busy clients open more
+    (as botocore's non-blocking urllib3 pool does)."""
+    open_now = 0
+    most = 0
+
+    async def slow(ex: Exchange) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        await ex.send(STREAM_HEAD + chunk(part(b"x")))
+        await asyncio.sleep(0.2)
+        open_now -= 1
+        await ex.send(b"0\r\n\r\n")
+
+    extra = {} if pool is None else {"max_pool_connections": pool}
+    async with ScriptedServer(slow) as server, client_for(server.url, **extra) as client:
+        results = await asyncio.gather(*(collect(client) for _ in range(6)))
+    assert results == [[b"x"]] * 6
+    assert most == expected
