@@ -95,9 +95,8 @@ CREDS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "secret", "r
 
 async def run_sagestream(url: str, streams: int, parts: int) -> tuple[float, float, int]:
     import boto3
-    from botocore.config import Config
-
     import sagestream
+    from botocore.config import Config
 
     client = sagestream.AsyncClient(
         boto3.Session(**CREDS),
@@ -163,7 +162,7 @@ def main() -> int:
         expected = total_parts * len(PART)
         results: dict[str, list[tuple[float, float]]] = {"sagestream": [], "aiobotocore": []}
         runners = {"sagestream": run_sagestream, "aiobotocore": run_aiobotocore}
-        for name, runner in runners.items():  # warm-up: imports, first connections
+        for runner in runners.values():  # warm-up: imports, first connections
             asyncio.run(runner(url, min(args.streams, 10), args.parts))
         for _ in range(args.rounds):
             for name, runner in runners.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -80,17 +81,18 @@ class Exchange:
 class ScriptedServer:
     """Answers each request with the next handler of a script (the last one repeats)."""
 
-    def __init__(self, *handlers: Handler) -> None:
+    def __init__(self, *handlers: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handlers = list(handlers)
+        self.tls = tls
         self.requests: list[Exchange] = []
         self.disconnected = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.url = ""
 
     async def __aenter__(self) -> ScriptedServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self.server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -194,7 +196,9 @@ async def test_signature_matches_botocore_for_the_same_request() -> None:
         session = boto3.Session(
             aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
         )
-        stock = session.client("sagemaker-runtime", endpoint_url=server.url)
+        stock = session.client(
+            "sagemaker-runtime", endpoint_url=server.url, config=Config(retries={"total_max_attempts": 1})
+        )
         captured: dict[str, Any] = {}
 
         def grab(request: Any, **_: Any) -> None:
@@ -202,18 +206,24 @@ async def test_signature_matches_botocore_for_the_same_request() -> None:
             raise botocore.exceptions.ConnectionClosedError(endpoint_url=server.url)
 
         stock.meta.events.register("before-send", grab)
-        stock.meta.config.retries = {"max_attempts": 0}
         with pytest.raises(botocore.exceptions.ConnectionClosedError):
             await asyncio.to_thread(stock.invoke_endpoint_with_response_stream, EndpointName="ep", Body=b"{}")
-    signed = (
-        captured["Authorization"].decode()
-        if isinstance(captured["Authorization"], bytes)
-        else captured["Authorization"]
-    )
-    assert (
-        signed.split("SignedHeaders=")[1].split(",")[0]
-        == ours.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
-    )
+    stock_headers = {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in captured.items()}
+    # Every header botocore would send, with the same value, but for the ones that depend on
+    # the moment or the call (date, signature, invocation id, user agent feature ids).
+    varying = {"authorization", "x-amz-date", "amz-sdk-invocation-id", "user-agent"}
+    for name, value in stock_headers.items():
+        if name not in varying:
+            assert ours.headers[name] == value, name
+    assert "x-amz-date" in ours.headers
+    assert ours.headers["user-agent"].startswith("Boto3/")
+
+    def scope(auth: str) -> tuple[str, str]:
+        credential = auth.split("Credential=")[1].split(",")[0].split("/")
+        signed = auth.split("SignedHeaders=")[1].split(",")[0]
+        return "/".join([credential[0], *credential[2:]]), signed
+
+    assert scope(ours.headers["authorization"]) == scope(stock_headers["authorization"])
 
 
 async def test_connection_is_reused_after_a_complete_stream() -> None:
@@ -489,7 +499,7 @@ async def test_no_blocking_call_on_the_event_loop(caplog: pytest.LogCaptureFixtu
     session = slow_refreshing_session(refresh_threads, 0.3)
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
-    loop.slow_callback_duration = 0.05
+    loop.slow_callback_duration = 0.1  # asyncio's default; the refresh alone takes 0.3 s
     caplog.set_level(logging.WARNING, logger="asyncio")
     try:
         async with (
@@ -523,3 +533,100 @@ async def test_refreshable_credentials_are_refreshed_off_the_loop() -> None:
     assert len(refresh_threads) == 1
     assert threading.main_thread().name not in refresh_threads
     assert all("Credential=AKIDREFRESH/" in ex.headers["authorization"] for ex in server.requests)
+
+
+def test_a_client_is_bound_to_its_event_loop() -> None:
+    async def first(client: sagestream.AsyncClient) -> None:
+        _, transport = await client._ready()
+        await transport.close()  # what the loop's end would otherwise leave unclosed
+
+    client = client_for("http://127.0.0.1:9")
+    asyncio.run(first(client))
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(client.invoke("ep", b"x"))
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A self-signed certificate for 127.0.0.1: the server's context and the CA file."""
+    import datetime as dt
+    import ipaddress
+
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, str(cert_path)
+
+
+@pytest.mark.parametrize("verify", ["ca-file", False, None])
+async def test_tls_verification_follows_verify(tls: tuple[ssl.SSLContext, str], verify: Any) -> None:
+    context, ca_file = tls
+    session = boto3.Session(
+        aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
+    )
+    async with ScriptedServer(stream_of(b"secure"), tls=context) as server:
+        client = sagestream.AsyncClient(
+            session,
+            endpoint_url=server.url,
+            config=Config(retries={"total_max_attempts": 1}),
+            verify=ca_file if verify == "ca-file" else verify,
+        )
+        async with client:
+            if verify is None:  # the system's CAs do not know this certificate
+                with pytest.raises(botocore.exceptions.SSLError):
+                    await collect(client)
+            else:
+                assert await collect(client) == [b"secure"]
+
+
+@pytest.mark.parametrize(("pool", "expected"), [(2, 2), (None, 6)])
+async def test_max_pool_connections_caps_connections_only_when_set(pool: int | None, expected: int) -> None:
+    """Config(max_pool_connections=N) caps concurrent connections; unset, busy clients open more
+    (as botocore's non-blocking urllib3 pool does)."""
+    open_now = 0
+    most = 0
+
+    async def slow(ex: Exchange) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        await ex.send(STREAM_HEAD + chunk(part(b"x")))
+        await asyncio.sleep(0.2)
+        open_now -= 1
+        await ex.send(b"0\r\n\r\n")
+
+    extra = {} if pool is None else {"max_pool_connections": pool}
+    async with ScriptedServer(slow) as server, client_for(server.url, **extra) as client:
+        results = await asyncio.gather(*(collect(client) for _ in range(6)))
+    assert results == [[b"x"]] * 6
+    assert most == expected

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import aiohttp
 import botocore.exceptions as bexc
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
     from sagestream._async_inference import AsyncInvocationAsync
+    from sagestream.reassembly import ServerSentEvent
 
 __all__ = ["AsyncClient", "AsyncResponseStream"]
 
@@ -119,14 +121,16 @@ def _pre_response_error(exc: BaseException, url: str) -> Exception:
     what a boto3 user already catches from the sync client for the same failure.
     """
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return bexc.ConnectTimeoutError(endpoint_url=url, error=exc)
+        return cast(Exception, bexc.ConnectTimeoutError(endpoint_url=url, error=exc))
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-        return bexc.ReadTimeoutError(endpoint_url=url, error=exc)
+        return cast(Exception, bexc.ReadTimeoutError(endpoint_url=url, error=exc))
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return cast(Exception, bexc.SSLError(endpoint_url=url, error=exc))
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return bexc.ProxyConnectionError(proxy_url=url, error=exc)
+        return cast(Exception, bexc.ProxyConnectionError(proxy_url=url, error=exc))
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return bexc.EndpointConnectionError(endpoint_url=url, error=exc)
-    return bexc.ConnectionClosedError(endpoint_url=url, error=exc)
+        return cast(Exception, bexc.EndpointConnectionError(endpoint_url=url, error=exc))
+    return cast(Exception, bexc.ConnectionClosedError(endpoint_url=url, error=exc))
 
 
 def _mid_stream_error(exc: BaseException, what: str) -> Exception:
@@ -174,6 +178,7 @@ class _Transport:
             sock_read=float(config.read_timeout) if config.read_timeout else None,
         )
         self.proxies: dict[str, str] = dict(getattr(config, "proxies", None) or {})
+        self.loop = asyncio.get_running_loop()
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=self.timeout,
@@ -508,19 +513,19 @@ class AsyncResponseStream:
         """Text lines reassembled across parts (UTF-8 safe); see ``sagestream.reassembly``."""
         from sagestream.reassembly import aiter_lines
 
-        return aiter_lines(self, **kwargs)  # type: ignore[no-any-return]
+        return aiter_lines(self, **kwargs)
 
-    def sse(self, **kwargs: Any) -> AsyncIterator[Any]:
+    def sse(self, **kwargs: Any) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events reassembled across parts, per the WHATWG rules."""
         from sagestream.reassembly import aiter_sse
 
-        return aiter_sse(self, **kwargs)  # type: ignore[no-any-return]
+        return aiter_sse(self, **kwargs)
 
     def json_lines(self, **kwargs: Any) -> AsyncIterator[Any]:
         """One decoded JSON value per line."""
         from sagestream.reassembly import aiter_json_lines
 
-        return aiter_json_lines(self, **kwargs)  # type: ignore[no-any-return]
+        return aiter_json_lines(self, **kwargs)
 
 
 class _StreamCall(Awaitable[AsyncResponseStream]):
@@ -556,6 +561,8 @@ class AsyncClient:
     ``session`` (a ``boto3.Session``), ``region_name``, ``endpoint_url`` and ``config`` (a
     ``botocore.config.Config``: timeouts, retries, max_pool_connections, proxies) mean what they
     mean for boto3. ``s3_endpoint_url`` is the S3 endpoint used by :meth:`invoke_async`.
+    ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
+    Without a session, ``aws_access_key_id`` & co. build one.
 
     Use it as ``async with AsyncClient() as client`` or call :meth:`close` when done. The
     botocore clients and credentials are set up in a worker thread on first use.
@@ -572,8 +579,10 @@ class AsyncClient:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
+        verify: bool | str | None = None,
     ) -> None:
         self._session: Any = session
+        self._verify = verify
         self._credentials_given = {
             "aws_access_key_id": aws_access_key_id,
             "aws_secret_access_key": aws_secret_access_key,
@@ -604,6 +613,7 @@ class AsyncClient:
                     region_name=self._region_name,
                     endpoint_url=self._endpoint_url,
                     config=self._config,
+                    verify=self._verify,
                 )
                 if self._config is None:
                     self._config = self._runtime.meta.config
@@ -619,6 +629,7 @@ class AsyncClient:
                     region_name=self._region_name or self._runtime.meta.region_name,
                     endpoint_url=self._s3_endpoint_url,
                     config=self._config,
+                    verify=self._verify,
                 )
             return self._s3
 
@@ -629,6 +640,10 @@ class AsyncClient:
         if runtime is None:
             runtime = await asyncio.to_thread(self._make_runtime)
         transport = self._transport
+        if transport is not None and transport.loop is not asyncio.get_running_loop():
+            raise RuntimeError(
+                "this AsyncClient belongs to another event loop; create one client per event loop"
+            )
         if transport is None:
             transport = self._transport = _Transport(runtime.meta.config, self._tls)
         return runtime, transport
@@ -781,7 +796,7 @@ class AsyncClient:
         endpoint_name: str,
         *,
         input_location: str | None = None,
-        input: bytes | str | Any = None,
+        input: bytes | str | os.PathLike[str] | None = None,
         input_prefix: str | None = None,
         content_type: str | None = None,
         accept: str | None = None,

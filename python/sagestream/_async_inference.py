@@ -337,7 +337,10 @@ def start_invocation(
         bucket, key, source = upload
         s3.put_object(Bucket=bucket, Key=key, Body=_read_source(source))
         params["InputLocation"] = f"s3://{bucket}/{key}"
-    answer = client._runtime.invoke_endpoint_async(**params)
+    from sagestream._transport import botocore_errors
+
+    with botocore_errors("InvokeEndpointAsync"):
+        answer = client._runtime.invoke_endpoint_async(**params)
     return AsyncInvocation(
         s3,
         answer["InferenceId"],
