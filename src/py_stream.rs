@@ -72,20 +72,24 @@ impl PayloadCore {
             return;
         }
         let ready = &mut self.ready;
-        let result = self.splitter.feed(data, |frame| -> PyResult<()> {
-            match classify(frame)? {
-                Event::Payload(payload) => {
-                    ready.push_back(PyBytes::new(py, payload).unbind());
-                    Ok(())
+        let result = self.splitter.feed_with(
+            data,
+            &crate::py_message::GilDetach(py),
+            |frame| -> PyResult<()> {
+                match classify(frame)? {
+                    Event::Payload(payload) => {
+                        ready.push_back(PyBytes::new(py, payload).unbind());
+                        Ok(())
+                    }
+                    Event::Exception {
+                        exception_type,
+                        payload,
+                    } => Err(stream_exception(py, exception_type, payload)),
+                    Event::Error { code, message } => Err(stream_error(py, code, message)),
+                    Event::Skip { .. } => Ok(()),
                 }
-                Event::Exception {
-                    exception_type,
-                    payload,
-                } => Err(stream_exception(py, exception_type, payload)),
-                Event::Error { code, message } => Err(stream_error(py, code, message)),
-                Event::Skip { .. } => Ok(()),
-            }
-        });
+            },
+        );
         if let Err(err) = result {
             self.error = Some(err);
         }

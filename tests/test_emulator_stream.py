@@ -313,14 +313,19 @@ def test_bad_knob_is_a_model_error(runtime_client: Any) -> None:
 
 
 def test_custom_attributes_echoed(runtime_client: Any) -> None:
+    # Each body is read to the end so its connection goes back to the pool (an unread streaming
+    # body holds its socket until garbage collection).
     resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x", CustomAttributes="trace=abc-123")
+    assert resp["Body"].read()
     assert resp["CustomAttributes"] == "trace=abc-123"
     resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x")
+    assert resp["Body"].read()
     assert "CustomAttributes" not in resp
 
 
 def test_target_variant(runtime_client: Any) -> None:
     resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x", TargetVariant="AllTraffic")
+    assert resp["Body"].read()
     assert resp["InvokedProductionVariant"] == "AllTraffic"
     with pytest.raises(ClientError) as info:
         runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x", TargetVariant="Canary")

@@ -41,7 +41,15 @@ from sagestream.exceptions import (
 
 if TYPE_CHECKING:
     from sagestream._aio import AsyncClient, AsyncResponseStream
-    from sagestream._async_inference import AsyncInvocation, AsyncInvocationAsync, as_completed, wait_many
+    from sagestream._async_inference import (
+        AsyncInvocation,
+        AsyncInvocationAsync,
+        WaitProgress,
+        as_completed,
+        as_completed_async,
+        wait_many,
+        wait_many_async,
+    )
     from sagestream._client import Client, InvokeResult
     from sagestream._patch import patch_botocore, unpatch_botocore
     from sagestream._stream import ResponseStream, StreamMetrics
@@ -61,6 +69,9 @@ _LAZY = {
     "AsyncInvocationAsync": "sagestream._async_inference",
     "wait_many": "sagestream._async_inference",
     "as_completed": "sagestream._async_inference",
+    "wait_many_async": "sagestream._async_inference",
+    "as_completed_async": "sagestream._async_inference",
+    "WaitProgress": "sagestream._async_inference",
 }
 
 
@@ -91,6 +102,9 @@ __all__ = [
     "AsyncInvocationAsync",
     "wait_many",
     "as_completed",
+    "wait_many_async",
+    "as_completed_async",
+    "WaitProgress",
     "LineTooLongError",
     "ReassemblyError",
     "AsyncInferenceError",

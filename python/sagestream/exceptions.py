@@ -227,7 +227,7 @@ class ModelStreamError(StreamError):
     code = "ModelStreamError"
 
     @property
-    def error_code(self) -> str:  # type: ignore[override]
+    def error_code(self) -> str:
         value = self.response.get("ErrorCode") or self.error.get("ErrorCode")
         return str(value) if value is not None else ""
 
@@ -279,7 +279,7 @@ def _stream_exception(exception_type: str, payload: bytes) -> StreamError:
     cls = _SERVICE_ERRORS.get(exception_type)
     if cls is None or not issubclass(cls, StreamError):
         cls = StreamError
-    return cls(response, STREAM_OPERATION)  # type: ignore[return-value]
+    return cls(response, STREAM_OPERATION)
 
 
 def _stream_error(code: str, message: str) -> StreamError:
@@ -288,7 +288,7 @@ def _stream_error(code: str, message: str) -> StreamError:
     cls = _SERVICE_ERRORS.get(code)
     if cls is None or not issubclass(cls, StreamError):
         cls = StreamError
-    return cls(response, STREAM_OPERATION)  # type: ignore[return-value]
+    return cls(response, STREAM_OPERATION)
 
 
 # --- transport -------------------------------------------------------------------------------
