@@ -49,7 +49,6 @@ from sagestream._transport import botocore_errors
 from sagestream.exceptions import (
     ConnectionLostError,
     DeadlineExceededError,
-    ParamValidationError,
     ReadTimeoutError,
     ServiceError,
     service_error_from_response,
@@ -720,10 +719,7 @@ class AsyncClient:
             inference_component_name=inference_component_name,
             session_id=session_id,
         )
-        if deadline is not None and (
-            isinstance(deadline, bool) or not isinstance(deadline, int | float) or not deadline > 0
-        ):
-            raise ParamValidationError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        _params.check_deadline(deadline)
 
         async def start() -> AsyncResponseStream:
             started = time.monotonic()

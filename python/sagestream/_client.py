@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from sagestream import _params
 from sagestream._stream import ResponseStream
 from sagestream._transport import botocore_errors, open_body
-from sagestream.exceptions import ParamValidationError
 
 if TYPE_CHECKING:
     import boto3
@@ -163,10 +162,7 @@ class Client:
             inference_component_name=inference_component_name,
             session_id=session_id,
         )
-        if deadline is not None and (
-            isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
-        ):
-            raise ParamValidationError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        _params.check_deadline(deadline)
         started = time.monotonic()
         with botocore_errors(STREAM_OPERATION):
             response = self._runtime.invoke_endpoint_with_response_stream(**params)

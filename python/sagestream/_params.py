@@ -283,6 +283,15 @@ def check_body(value: object) -> bytes | IO[bytes]:
     return data
 
 
+def check_deadline(value: float | None) -> float | None:
+    """An overall stream deadline: ``None`` or a positive number of seconds."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+    ):
+        raise ParamValidationError(f"deadline must be a positive number of seconds, got {value!r}")
+    return value
+
+
 def _remaining_size(fileobj: Any) -> int | None:
     try:
         position = fileobj.tell()

@@ -439,9 +439,15 @@ class EmulatorServer:
                 extra,
             )
 
-    async def _prelude(self, request: web.Request) -> bytes:
+    async def _prelude(self, request: web.Request, *, max_body: int | None = None) -> bytes:
+        """The request body, once the signature is checked (and its size, for the invocations)."""
         body = await request.read()
         await self._authenticate(request, body)
+        if max_body is not None and len(body) > max_body:
+            raise validation_error(
+                f"1 validation error detected: Value at 'body' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {max_body}"
+            )
         return body
 
     def _model_request(
@@ -508,12 +514,7 @@ class EmulatorServer:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         try:
-            body = await self._prelude(request)
-            if len(body) > MAX_BODY:
-                raise validation_error(
-                    f"1 validation error detected: Value at 'body' failed to satisfy constraint: "
-                    f"Member must have length less than or equal to {MAX_BODY}"
-                )
+            body = await self._prelude(request, max_body=MAX_BODY)
             self._common_headers(request, streaming=False)
             name = request.match_info["name"]
             model = self._model(name)
@@ -559,12 +560,7 @@ class EmulatorServer:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         try:
-            body = await self._prelude(request)
-            if len(body) > MAX_BODY:
-                raise validation_error(
-                    f"1 validation error detected: Value at 'body' failed to satisfy constraint: "
-                    f"Member must have length less than or equal to {MAX_BODY}"
-                )
+            body = await self._prelude(request, max_body=MAX_BODY)
             self._common_headers(request, streaming=True)
             name = request.match_info["name"]
             model = self._model(name)
