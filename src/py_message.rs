@@ -11,7 +11,7 @@ use aws_smithy_types::str_bytes::StrBytes;
 use aws_smithy_types::DateTime;
 use bytes::Bytes;
 use pyo3::exceptions::{PyTypeError, PyValueError};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -138,11 +138,69 @@ fn value_to_py<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> PyResult<Boun
 /// first access: a consumer that reads only the payload pays for one `bytes` object.
 #[pyclass(name = "Message", module = "sagestream._core", frozen)]
 pub struct PyMessage {
-    /// The validated headers section, as on the wire.
-    raw_headers: Box<[u8]>,
+    block: Arc<HeaderBlock>,
     payload: Py<PyBytes>,
     headers: OnceLock<Py<PyDict>>,
     header_list: OnceLock<Py<PyList>>,
+}
+
+/// A validated headers section, shared by consecutive messages whose headers are the same bytes
+/// (every PayloadPart frame of a stream): validated once, its Python values built once. Each
+/// message gets its own shallow copy of the dict and list (the values are immutable), so a
+/// caller that mutates one message's headers changes no other message.
+struct HeaderBlock {
+    /// The headers section, as on the wire.
+    raw: Box<[u8]>,
+    dict: OnceLock<Py<PyDict>>,
+    list: OnceLock<Py<PyList>>,
+}
+
+impl HeaderBlock {
+    /// The block for `raw`: `last` itself when it holds the same bytes (already validated),
+    /// else a new block, validated, which becomes `last`.
+    fn for_frame(
+        raw: &[u8],
+        last: &mut Option<Arc<HeaderBlock>>,
+    ) -> Result<Arc<Self>, DecodeError> {
+        if let Some(block) = last {
+            if *block.raw == *raw {
+                return Ok(Arc::clone(block));
+            }
+        }
+        visit_headers(raw, check_convertible)?;
+        let block = Arc::new(HeaderBlock {
+            raw: raw.into(),
+            dict: OnceLock::new(),
+            list: OnceLock::new(),
+        });
+        *last = Some(Arc::clone(&block));
+        Ok(block)
+    }
+
+    fn build_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for item in HeaderIter::new(&self.raw) {
+            let (name, value) = item?;
+            list.append(PyTuple::new(
+                py,
+                [
+                    common_str(py, name).into_any(),
+                    type_name_str(py, value).into_any(),
+                    value_to_py(py, value)?,
+                ],
+            )?)?;
+        }
+        Ok(list)
+    }
+
+    fn build_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for item in HeaderIter::new(&self.raw) {
+            let (name, value) = item?;
+            dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
+        }
+        Ok(dict)
+    }
 }
 
 /// The value cached in `cell`, built by `build` on first use. No Python code runs while any
@@ -161,40 +219,16 @@ fn cached_value<T>(
     Ok(stored.clone_ref(py))
 }
 
-impl PyMessage {
-    fn build_header_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for item in HeaderIter::new(&self.raw_headers) {
-            let (name, value) = item?;
-            list.append(PyTuple::new(
-                py,
-                [
-                    common_str(py, name).into_any(),
-                    type_name_str(py, value).into_any(),
-                    value_to_py(py, value)?,
-                ],
-            )?)?;
-        }
-        Ok(list)
-    }
-
-    fn build_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        for item in HeaderIter::new(&self.raw_headers) {
-            let (name, value) = item?;
-            dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
-        }
-        Ok(dict)
-    }
-}
-
 #[pymethods]
 impl PyMessage {
     /// Header name → Python value.
     #[getter]
     fn headers(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         cached_value(py, &self.headers, || {
-            self.build_headers(py).map(Bound::unbind)
+            let template = cached_value(py, &self.block.dict, || {
+                self.block.build_dict(py).map(Bound::unbind)
+            })?;
+            template.bind(py).copy().map(Bound::unbind)
         })
     }
 
@@ -202,7 +236,10 @@ impl PyMessage {
     #[getter]
     fn header_list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
         cached_value(py, &self.header_list, || {
-            self.build_header_list(py).map(Bound::unbind)
+            let template = cached_value(py, &self.block.list, || {
+                self.block.build_list(py).map(Bound::unbind)
+            })?;
+            Ok(PyList::new(py, template.bind(py).iter())?.unbind())
         })
     }
 
@@ -226,7 +263,7 @@ impl PyMessage {
         };
         let other = other.get();
         // The wire encoding of a header list is canonical, so equal bytes mean equal headers.
-        self.raw_headers == other.raw_headers
+        self.block.raw == other.block.raw
             && self.payload.bind(py).as_bytes() == other.payload.bind(py).as_bytes()
     }
 }
@@ -241,11 +278,15 @@ impl Detach for GilDetach<'_> {
 }
 
 /// Turn a verified frame into a Python `Message`: headers validated (types, lengths, UTF-8,
-/// duplicates, timestamp range) without building Python objects, payload copied once.
-pub(crate) fn frame_to_message(py: Python<'_>, frame: Frame<'_>) -> PyResult<PyMessage> {
-    visit_headers(frame.headers, check_convertible)?;
+/// duplicates, timestamp range) without building Python objects, or shared with the previous
+/// message `last` when they are the same bytes; payload copied once.
+fn frame_to_message(
+    py: Python<'_>,
+    frame: Frame<'_>,
+    last: &mut Option<Arc<HeaderBlock>>,
+) -> PyResult<PyMessage> {
     Ok(PyMessage {
-        raw_headers: frame.headers.into(),
+        block: HeaderBlock::for_frame(frame.headers, last)?,
         payload: PyBytes::new(py, frame.payload).unbind(),
         headers: OnceLock::new(),
         header_list: OnceLock::new(),
@@ -259,6 +300,8 @@ pub struct PyDecoder {
     /// An error met after some messages of the same read were decoded: raised on the next call,
     /// so that those messages reach the caller first.
     deferred: Option<PyErr>,
+    /// The headers of the last message, for the next one to share when they are the same.
+    last_headers: Option<Arc<HeaderBlock>>,
 }
 
 #[pymethods]
@@ -268,6 +311,7 @@ impl PyDecoder {
         Self {
             splitter: FrameSplitter::new(),
             deferred: None,
+            last_headers: None,
         }
     }
 
@@ -278,10 +322,11 @@ impl PyDecoder {
             return Err(err.clone_ref(py));
         }
         let mut out = Vec::new();
+        let last_headers = &mut self.last_headers;
         let result = self
             .splitter
             .feed_with(data, &GilDetach(py), |frame| -> PyResult<()> {
-                let msg = frame_to_message(py, frame)?;
+                let msg = frame_to_message(py, frame, last_headers)?;
                 out.push(Py::new(py, msg)?);
                 Ok(())
             });

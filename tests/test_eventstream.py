@@ -112,6 +112,28 @@ def test_message_equality() -> None:
     assert a != "not a message"
 
 
+def test_repeated_headers_give_each_message_its_own_dict_and_list() -> None:
+    """Consecutive frames with the same headers share their decoding, never their objects."""
+    other = [("k", "int32", 1)]
+    decoder = es.Decoder()
+    messages = decoder.feed(frame(ALL_TYPES, b"1") + frame(ALL_TYPES, b"2") + frame(other, b"3"))
+    messages += decoder.feed(frame(other, b"4")) + decoder.feed(frame(ALL_TYPES, b"5"))
+    decoder.close()
+    full = {n: v for n, _, v in ALL_TYPES}
+    assert [m.headers for m in messages] == [full, full, {"k": 1}, {"k": 1}, full]
+    assert [m.payload for m in messages] == [b"1", b"2", b"3", b"4", b"5"]
+    assert messages[0].headers is not messages[1].headers
+    assert messages[0].header_list is not messages[1].header_list
+    messages[0].headers["added"] = True
+    messages[0].header_list.clear()
+    assert messages[0].headers["added"] is True
+    assert messages[0].header_list == []
+    assert messages[1].headers == full
+    assert messages[4].headers == full
+    assert messages[1].header_list == ALL_TYPES
+    assert messages[2].header_list == other
+
+
 def test_timestamp_outside_datetime_range_is_an_invalid_frame() -> None:
     """A timestamp datetime cannot hold (year > 9999) has no Python value: refused, not wrapped."""
     data = frame([("ts", "timestamp", 2**62)])
