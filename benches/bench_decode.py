@@ -133,18 +133,6 @@ def run_crc32(chunks: list[bytes]) -> int:
     return 0
 
 
-def median_time(fn: Callable[[list[bytes]], int], chunks: list[bytes], runs: int, events: int) -> float:
-    fn(chunks)  # warm-up: first-touch page faults and caches
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        got = fn(chunks)
-        times.append(time.perf_counter() - start)
-        if fn is not run_crc32 and got != events:
-            raise AssertionError(f"{fn.__name__} decoded {got} events, expected {events}")
-    return statistics.median(times)
-
-
 IMPLS: list[tuple[str, Callable[[list[bytes]], int]]] = [
     ("sagestream PayloadDecoder", run_payload_decoder),
     ("sagestream Decoder", run_decoder),
@@ -156,12 +144,25 @@ IMPLS: list[tuple[str, Callable[[list[bytes]], int]]] = [
 
 
 def bench_case(title: str, chunks: list[bytes], events: int, runs: int) -> list[tuple[str, float, float]]:
+    """Time every implementation ``runs`` times, interleaved round by round, so that a slow spell
+    of a shared machine hits them all alike; medians per implementation."""
     total = sum(len(c) for c in chunks)
+    for _, fn in IMPLS:
+        fn(chunks)  # warm-up: first-touch page faults and caches
+    times: dict[str, list[float]] = {name: [] for name, _ in IMPLS}
+    for round_ in range(runs):
+        for name, fn in IMPLS:
+            # botocore is quadratic on one large read; fewer runs keep the case short.
+            if "botocore" in name and len(chunks) == 1 and round_ >= max(1, runs // 3):
+                continue
+            start = time.perf_counter()
+            got = fn(chunks)
+            times[name].append(time.perf_counter() - start)
+            if fn is not run_crc32 and got != events:
+                raise AssertionError(f"{name} decoded {got} events, expected {events}")
     results = []
-    for name, fn in IMPLS:
-        # botocore is quadratic on one large read; fewer runs keep the case short.
-        n_runs = max(1, runs // 3) if "botocore" in name and len(chunks) == 1 else runs
-        seconds = median_time(fn, chunks, n_runs, events)
+    for name, _ in IMPLS:
+        seconds = statistics.median(times[name])
         results.append((name, events / seconds, total / seconds / 1e6))
     base = next(r for r in results if r[0] == "botocore EventStreamBuffer")
     crc = next(r for r in results if r[0].startswith("zlib"))
@@ -180,7 +181,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="fewer frames and runs (a smoke test)")
     args = parser.parse_args()
-    runs = 3 if args.quick else 7
+    runs = 3 if args.quick else 9
     small = 2_000 if args.quick else 20_000
     big = 8 if args.quick else 32
 
