@@ -133,6 +133,17 @@ async def test_model_stream_error_after_parts(client: sagestream.AsyncClient, co
     assert info.value.error_code == code
 
 
+async def test_error_frame_after_parts(client: sagestream.AsyncClient) -> None:
+    got: list[bytes] = []
+    with pytest.raises(sagestream.StreamError) as info:
+        await read_into(
+            got, client, "demo", b"{}", custom_attributes="fault=error-frame;after=4;code=Throttled"
+        )
+    assert len(got) == 4
+    assert type(info.value) is sagestream.StreamError
+    assert info.value.error_code == "Throttled"
+
+
 async def test_internal_stream_failure_after_parts(client: sagestream.AsyncClient) -> None:
     got: list[bytes] = []
     with pytest.raises(sagestream.InternalStreamFailure):

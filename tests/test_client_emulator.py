@@ -21,6 +21,7 @@ from sagestream.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
     ServiceUnavailable,
+    StreamError,
     TruncatedStreamError,
     ValidationError,
 )
@@ -112,6 +113,7 @@ def test_connection_reused(client: Client) -> None:
         ("fault=model-stream-error;after=3", ModelStreamError, "ModelInvocationTimeExceeded"),
         ("fault=model-stream-error;after=2;code=StreamBroken", ModelStreamError, "StreamBroken"),
         ("fault=internal-stream-failure;after=4", InternalStreamFailure, None),
+        ("fault=error-frame;after=3;code=Throttled", StreamError, "Throttled"),
     ],
 )
 def test_stream_faults(client: Client, runtime_client: Any, attrs: str, cls: type, code: str | None) -> None:

@@ -221,6 +221,46 @@ def test_internal_stream_failure_after_n_parts(runtime_client: Any) -> None:
     assert info.value.response["Error"]["Code"] == "InternalStreamFailure"
 
 
+@pytest.mark.parametrize(
+    ("attrs", "code", "message"),
+    [
+        ("fault=error-frame;after=2;tokens=10;code=Throttled;message=slow down", "Throttled", "slow down"),
+        ("fault=error-frame;after=0", "InternalError", "The stream failed."),
+    ],
+)
+def test_error_frame_after_n_parts(runtime_client: Any, attrs: str, code: str, message: str) -> None:
+    """A ``:message-type: error`` frame: botocore raises EventStreamError with its code."""
+    after = int(attrs.split("after=")[1].split(";")[0])
+    resp = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName="demo", Body=b"x", CustomAttributes=attrs
+    )
+    got: list[bytes] = []
+    with pytest.raises(EventStreamError) as info:
+        _until_error(resp, got)
+    assert len(got) == after
+    assert info.value.response["Error"] == {"Code": code, "Message": message}
+
+
+def test_error_frame_on_the_wire(emulator: Any) -> None:
+    raw = _raw_stream(emulator, "fault=error-frame;after=1;code=Boom.Bad-1")
+    buf = EventStreamBuffer()
+    buf.add_data(raw)
+    messages = list(buf)
+    assert [m.headers[":message-type"] for m in messages] == ["event", "error"]
+    assert messages[1].headers[":error-code"] == "Boom.Bad-1"
+    assert messages[1].headers[":error-message"] == "The stream failed."
+    assert messages[1].payload == b""
+
+
+def test_error_frame_code_must_look_like_a_code(runtime_client: Any) -> None:
+    with pytest.raises(ClientError) as info:
+        runtime_client.invoke_endpoint_with_response_stream(
+            EndpointName="demo", Body=b"x", CustomAttributes="fault=error-frame;code=9 lives"
+        )
+    assert info.value.response["Error"]["Code"] == "ModelError"
+    assert info.value.response["OriginalStatusCode"] == 400
+
+
 def test_fault_after_the_last_part_fires_at_the_end(runtime_client: Any) -> None:
     resp = runtime_client.invoke_endpoint_with_response_stream(
         EndpointName="demo", Body=b"x", CustomAttributes="fault=model-stream-error;after=50;tokens=3"

@@ -12,7 +12,7 @@ import urllib3.exceptions
 from botocore.exceptions import EventStreamError
 from sagestream import patch_botocore, unpatch_botocore
 from sagestream._patch import is_patched
-from sagestream.exceptions import InternalStreamFailure, ModelStreamError
+from sagestream.exceptions import InternalStreamFailure, ModelStreamError, StreamError
 
 BODY = b'{"inputs": "Tell me about rivers", "parameters": {"max_new_tokens": 40}}'
 
@@ -75,6 +75,7 @@ def test_same_events(runtime_client: Any, attrs: str | None) -> None:
         ("fault=model-stream-error;after=3", ModelStreamError),
         ("fault=model-stream-error;after=0;code=StreamBroken", ModelStreamError),
         ("fault=internal-stream-failure;after=5", InternalStreamFailure),
+        ("fault=error-frame;after=2;code=Throttled;message=slow down", StreamError),
     ],
 )
 def test_same_stream_errors(runtime_client: Any, attrs: str, typed: type) -> None:

@@ -5,18 +5,21 @@ models read ``key=value`` pairs separated by ``;`` (unknown keys are ignored, so
 attributes of real containers pass through untouched)::
 
     fault=model-stream-error;after=3;code=StreamBroken
+    fault=error-frame;after=2;code=Throttled;message=slow down
     format=sse;tokens=50;delay_ms=20
     parts=100000;part_size=100;delay_ms=0
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 #: Every ``fault=`` value.
 FAULTS = (
     "model-stream-error",
     "internal-stream-failure",
+    "error-frame",
     "model-error",
     "throttle",
     "unavailable",
@@ -29,6 +32,9 @@ FAULTS = (
 HTTP_FAULTS = ("model-error", "throttle", "unavailable", "internal-failure", "dependency")
 FORMATS = ("text", "sse", "jsonl", "json")
 STREAM_ERROR_CODES = ("ModelInvocationTimeExceeded", "StreamBroken")
+#: The ``:error-code`` of an ``error-frame`` fault without ``code=``.
+ERROR_FRAME_CODE = "InternalError"
+_ERROR_FRAME_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
 class KnobError(ValueError):
@@ -41,6 +47,7 @@ class Knobs:
 
     fault: str | None = None
     after: int = 0
+    #: ModelStreamError's ErrorCode, or the ``:error-code`` of an error frame.
     code: str = "ModelInvocationTimeExceeded"
     status: int = 500
     message: str | None = None
@@ -99,7 +106,14 @@ def parse_knobs(custom_attributes: str | None) -> Knobs:
             raise KnobError(f"CustomAttributes fault={fault!r}: expected one of {', '.join(FAULTS)}")
         knobs.fault = fault
     knobs.after = _int(attrs, "after", 0, 10_000_000) or 0
-    if "code" in attrs:
+    if knobs.fault == "error-frame":
+        knobs.code = attrs.get("code", ERROR_FRAME_CODE)
+        if _ERROR_FRAME_CODE_RE.fullmatch(knobs.code) is None:
+            raise KnobError(
+                f"CustomAttributes code={knobs.code!r}: expected a letter, then up to 63 letters, "
+                "digits, '_', '.' or '-'"
+            )
+    elif "code" in attrs:
         if attrs["code"] not in STREAM_ERROR_CODES:
             raise KnobError(
                 f"CustomAttributes code={attrs['code']!r}: expected {' or '.join(STREAM_ERROR_CODES)}"

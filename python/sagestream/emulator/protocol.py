@@ -161,3 +161,8 @@ def exception_frame(exception_type: str, message: str, error_code: str | None = 
         ],
         json.dumps(doc).encode(),
     )
+
+
+def error_frame(code: str, message: str) -> bytes:
+    """A ``:message-type: error`` frame: an unmodeled error, code and message in headers."""
+    return _core.encode([(":error-code", code), (":error-message", message), (":message-type", "error")], b"")

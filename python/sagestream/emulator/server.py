@@ -33,6 +33,7 @@ from .protocol import (
     EmulatorError,
     FrameEncoder,
     chunk,
+    error_frame,
     exception_frame,
     model_error,
     validation_error,
@@ -69,7 +70,7 @@ _EXTENSION_RE = re.compile(r"^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+$")
 _FILENAME_RE = re.compile(r"^(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]*$")
 _CUSTOM_ATTRIBUTES_RE = re.compile(r"^[\x20-\x7e\t]*$")
 
-_STREAM_FAULTS = ("model-stream-error", "internal-stream-failure", "cut", "stall")
+_STREAM_FAULTS = ("model-stream-error", "internal-stream-failure", "error-frame", "cut", "stall")
 
 
 @dataclass
@@ -631,7 +632,9 @@ class EmulatorServer:
         if knobs.fault == "cut":
             await stream.cut(next_part or b"x" * 64)
             return True
-        if knobs.fault == "model-stream-error":
+        if knobs.fault == "error-frame":
+            frame = error_frame(knobs.code, knobs.message or "The stream failed.")
+        elif knobs.fault == "model-stream-error":
             frame = exception_frame(
                 "ModelStreamError",
                 knobs.message or "Model invocation time exceeded while streaming the response.",
@@ -817,7 +820,7 @@ class EmulatorServer:
         reply = await self._call_model(job.model, request)
         if knobs.fault == "stall":
             await asyncio.sleep(knobs.seconds)
-        if knobs.fault in ("model-stream-error", "internal-stream-failure", "cut"):
+        if knobs.fault in ("model-stream-error", "internal-stream-failure", "error-frame", "cut"):
             await _aclose(reply)
             raise EmulatorError(500, "ModelError", "The model failed while producing the response.")
         out = b"".join([b"".join(batch) async for batch in reply.parts])
