@@ -312,6 +312,53 @@ async def test_retries_stop_at_max_attempts_with_the_typed_error() -> None:
     assert len(server.requests) == 3
 
 
+async def test_adaptive_mode_rate_limiter_runs_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """adaptive mode: botocore's rate limiter sees every send, in a worker thread (it may sleep)."""
+    import threading
+
+    from botocore.retries.adaptive import ClientRateLimiter
+
+    seen: list[tuple[bool, bool]] = []
+    original = ClientRateLimiter.on_sending_request
+
+    def spy(self: ClientRateLimiter, request: Any, **kwargs: Any) -> None:
+        seen.append((threading.current_thread() is threading.main_thread(), self._enabled))
+        original(self, request, **kwargs)
+
+    monkeypatch.setattr(ClientRateLimiter, "on_sending_request", spy)
+
+    async def throttled(ex: Exchange) -> None:
+        await ex.send(
+            json_error(
+                400, "Bad Request", {"message": "slow down"}, b"x-amzn-ErrorType: ThrottlingException\r\n"
+            )
+        )
+
+    async with (
+        ScriptedServer(throttled, stream_of(b"ok")) as server,
+        client_for(server.url, retries={"max_attempts": 2, "mode": "adaptive"}) as client,
+    ):
+        assert threading.current_thread() is threading.main_thread()
+        assert await collect(client) == [b"ok"]
+    assert len(server.requests) == 2
+    # Both sends went through the limiter off the loop's thread; the throttle enabled it.
+    assert seen == [(False, False), (False, True)]
+
+
+async def test_before_send_handlers_see_each_request() -> None:
+    async with ScriptedServer(stream_of(b"ok")) as server, client_for(server.url) as client:
+        runtime, _ = await client._ready()
+        urls: list[str] = []
+        runtime.meta.events.register("before-send", lambda request, **_: urls.append(request.url))
+        assert await collect(client) == [b"ok"]
+        assert urls == [f"{server.url}/endpoints/ep/invocations-response-stream"]
+
+        runtime.meta.events.register("before-send", lambda request, **_: object())
+        with pytest.raises(NotImplementedError, match="sends every request itself"):
+            await collect(client)
+    assert len(server.requests) == 1
+
+
 async def test_connection_refused_is_botocores_error() -> None:
     async with ScriptedServer(stream_of(b"x")) as server:
         url = server.url

@@ -9,8 +9,9 @@ does well, through its own machinery:
   ``request-created`` events, and so SigV4 signing with the client's credentials;
 * error parsing with the operation's response parser, modeled error fields included;
 * the retry policy of the client's ``Config`` (legacy, standard or adaptive mode, max_attempts,
-  the retry quota), by emitting the same ``needs-retry`` event botocore's endpoint emits and
-  sleeping the delay it answers with ``asyncio.sleep``.
+  the retry quota), by emitting the same ``before-send`` and ``needs-retry`` events botocore's
+  endpoint emits and sleeping the delay it answers with ``asyncio.sleep`` (adaptive mode's rate
+  limiter waits in a worker thread).
 
 Only the HTTP transport is replaced: one ``aiohttp.ClientSession`` per :class:`AsyncClient`
 (connection pooling, Config's connect and read timeouts, proxies, TLS verification), and the
@@ -213,6 +214,10 @@ class _Transport:
         emitter = client.meta.events
         service_id = client._service_model.service_id.hyphenize()
         retry_event = f"needs-retry.{service_id}.{operation_name}"
+        send_event = f"before-send.{service_id}.{operation_name}"
+        # adaptive mode's client-side rate limiter is a before-send handler that sleeps until
+        # its token bucket allows the request: run the handlers off the loop then.
+        blocking_send_hooks = client.meta.config.retries.get("mode") == "adaptive"
         context = request_dict["context"]
         attempts = 1
         while True:
@@ -221,6 +226,15 @@ class _Transport:
                 prepared = await asyncio.to_thread(endpoint.create_request, request_dict, operation_model)
             else:
                 prepared = endpoint.create_request(request_dict, operation_model)
+            if blocking_send_hooks:
+                answers = await asyncio.to_thread(emitter.emit, send_event, request=prepared)
+            else:
+                answers = emitter.emit(send_event, request=prepared)
+            if _first_answer(answers) is not None:
+                raise NotImplementedError(
+                    f"a {send_event} handler answered the request in place of the network; "
+                    "sagestream.AsyncClient sends every request itself (use the sync Client)"
+                )
             reply: _Reply | None = None
             caught: Exception | None = None
             try:
