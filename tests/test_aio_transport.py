@@ -359,6 +359,18 @@ async def test_before_send_handlers_see_each_request() -> None:
     assert len(server.requests) == 1
 
 
+async def test_a_stubbed_client_is_refused_not_ignored() -> None:
+    from botocore.stub import Stubber
+
+    async with ScriptedServer(stream_of(b"ok")) as server, client_for(server.url) as client:
+        runtime, _ = await client._ready()
+        with Stubber(runtime) as stubber:
+            stubber.add_response("invoke_endpoint", {"Body": b"stubbed"})
+            with pytest.raises(NotImplementedError, match="before-call"):
+                await client.invoke("ep", b"x")
+    assert server.requests == []
+
+
 async def test_connection_refused_is_botocores_error() -> None:
     async with ScriptedServer(stream_of(b"x")) as server:
         url = server.url

@@ -304,13 +304,18 @@ class _Transport:
         )
         resolve_checksum_context(request_dict, operation_model, api_params)
         service_id = client._service_model.service_id.hyphenize()
-        client.meta.events.emit_until_response(
+        _, answer = client.meta.events.emit_until_response(
             f"before-call.{service_id}.{operation_name}",
             model=operation_model,
             params=request_dict,
             request_signer=client._request_signer,
             context=request_context,
         )
+        if answer is not None:  # botocore's Stubber, for one, answers here
+            raise NotImplementedError(
+                f"a before-call.{service_id}.{operation_name} handler answered the call in place "
+                "of the service; sagestream.AsyncClient sends every request itself"
+            )
         maybe_compress_request(config, request_dict, operation_model)
         apply_request_checksum(request_dict)
         return operation_model, request_dict
