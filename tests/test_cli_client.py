@@ -81,6 +81,20 @@ def test_invoke_modes(env: list[str], capfdbinary: pytest.CaptureFixture[bytes])
     assert out == b"a\nb\nc\n"
 
 
+def test_sse_over_plain_text_says_so(env: list[str], capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """--sse on an answer without SSE events ends with a note on stderr, not in silence."""
+    assert (
+        main(["invoke", "demo", "--body", BODY, "--custom-attributes", "tokens=5", "--sse", "-q", *env]) == 0
+    )
+    out, err = capfdbinary.readouterr()
+    assert out == b""
+    assert b"--sse:" in err
+    assert b"no server-sent events" in err
+    assert b"text/plain" in err
+    assert main(["invoke", "echo", "--body", "", "--sse", "-q", *env]) == 0
+    assert capfdbinary.readouterr() == (b"", b"")  # nothing received: nothing to explain
+
+
 def test_invoke_body_from_file_and_no_stream(
     env: list[str], tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
 ) -> None:

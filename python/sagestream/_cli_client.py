@@ -117,16 +117,28 @@ def _summary(stream: Any, err: IO[str]) -> None:
     )
 
 
+_UNITS = {"lines": "lines", "sse": "server-sent events", "json": "JSON lines"}
+
+
 def _stream_out(stream: Any, mode: str, quiet: bool) -> int:
     out = sys.stdout.buffer
+    written = 0
     try:
         with stream:
             for piece in _render(stream, mode):
                 out.write(piece)
                 out.flush()
+                written += 1
     finally:
         if not quiet:
             _summary(stream, sys.stderr)
+    if mode in _UNITS and written == 0 and stream.metrics.bytes:
+        # Not silent: the bytes arrived but held nothing of the chosen kind.
+        sys.stderr.write(
+            f"[sagestream] --{mode}: {stream.metrics.bytes} bytes received but no {_UNITS[mode]} in "
+            f"them (the endpoint answered {stream.content_type or 'no content type'}); "
+            f"run without --{mode} to see them as they came\n"
+        )
     return 0
 
 
