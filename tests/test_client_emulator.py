@@ -194,3 +194,25 @@ def test_close_midway_then_reuse_client(client: Client) -> None:
     stream.close()
     assert stream.closed
     assert list(client.invoke_stream("demo", BODY, custom_attributes="tokens=3"))
+
+
+@pytest.mark.parametrize("pool", [4, 32])
+def test_one_client_shared_by_many_threads(emulator: Emulator, pool: int) -> None:
+    """botocore clients are thread-safe; so is a Client, with fewer pooled connections than
+    threads too (botocore then opens extra ones and drops them when the pool is full)."""
+    import random
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [random.Random(i).randbytes(random.Random(i).randrange(1, 40_000)) for i in range(160)]
+    threads: set[str] = set()
+
+    def one(body: bytes) -> bytes:
+        threads.add(threading.current_thread().name)
+        with shared.invoke_stream("echo", body, content_type="application/octet-stream") as stream:
+            return b"".join(stream)
+
+    with make(emulator, max_pool_connections=pool) as shared, ThreadPoolExecutor(16) as executor:
+        got = list(executor.map(one, bodies, timeout=60))
+    assert got == bodies
+    assert len(threads) > 1
