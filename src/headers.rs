@@ -361,7 +361,7 @@ mod tests {
         }
         // 128 KiB of zero bytes: two-byte headers with an empty name, a duplicate at once.
         assert_eq!(
-            parse_headers(&[0u8; 128 * 1024]),
+            parse_headers(&vec![0u8; 128 * 1024]),
             Err(DecodeError::DuplicateHeader {
                 name: String::new()
             })

@@ -145,7 +145,7 @@ pub struct PyMessage {
 }
 
 /// A validated headers section, shared by consecutive messages whose headers are the same bytes
-/// (every PayloadPart frame of a stream): validated once, its Python values built once. Each
+/// (every `PayloadPart` frame of a stream): validated once, its Python values built once. Each
 /// message gets its own shallow copy of the dict and list (the values are immutable), so a
 /// caller that mutates one message's headers changes no other message.
 struct HeaderBlock {
@@ -214,8 +214,8 @@ fn cached_value<T>(
     if let Some(value) = cell.get() {
         return Ok(value.clone_ref(py));
     }
-    let built = build()?;
-    let stored = cell.get_or_init(|| built.clone_ref(py));
+    let fresh = build()?;
+    let stored = cell.get_or_init(|| fresh.clone_ref(py));
     Ok(stored.clone_ref(py))
 }
 

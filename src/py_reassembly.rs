@@ -251,7 +251,7 @@ pub struct PyLineDecoder {
 #[pymethods]
 impl PyLineDecoder {
     #[new]
-    #[pyo3(signature = (*, max_line_bytes = 1048576, errors = "strict"))]
+    #[pyo3(signature = (*, max_line_bytes = 1_048_576, errors = "strict"))]
     fn new(max_line_bytes: usize, errors: &str) -> PyResult<Self> {
         Ok(Self {
             core: LinesCore::new(max_line_bytes, errors)?,
@@ -409,7 +409,7 @@ pub struct PySseDecoder {
 #[pymethods]
 impl PySseDecoder {
     #[new]
-    #[pyo3(signature = (*, max_event_bytes = 1048576, discard_incomplete = false))]
+    #[pyo3(signature = (*, max_event_bytes = 1_048_576, discard_incomplete = false))]
     fn new(max_event_bytes: usize, discard_incomplete: bool) -> PyResult<Self> {
         Ok(Self {
             core: SseCore::new(max_event_bytes, discard_incomplete)?,
@@ -460,9 +460,9 @@ fn quote_line(line: &[u8]) -> String {
 ///
 /// The fast path parses with `serde_json` straight into Python objects (measured ~1.7x faster
 /// than the C scanner of Python's `json` module on TGI-style token lines, which is itself ~1.8x
-/// faster than calling `json.loads`). Where serde_json and Python could disagree, the line goes
-/// to the C scanner: integers of 19+ digits (serde_json would make them floats), `-0` (an int
-/// in Python), and every line serde_json refuses (`NaN`, `Infinity`, lone surrogate escapes,
+/// faster than calling `json.loads`). Where `serde_json` and Python could disagree, the line goes
+/// to the C scanner: integers of 19+ digits (`serde_json` would make them floats), `-0` (an int
+/// in Python), and every line `serde_json` refuses (`NaN`, `Infinity`, lone surrogate escapes,
 /// out-of-range floats, deep nesting) — so Python's error message is the one reported.
 fn parse_json<'py>(
     py: Python<'py>,
@@ -502,7 +502,7 @@ fn parse_json<'py>(
     Err(with_attr(py, new, "line_number", number))
 }
 
-/// serde_json → Python objects without an intermediate `serde_json::Value`.
+/// `serde_json` → Python objects without an intermediate `serde_json::Value`.
 mod json_fast {
     use std::borrow::Cow;
     use std::fmt;
@@ -511,9 +511,9 @@ mod json_fast {
     use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
     use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 
-    /// False when serde_json's value could differ from Python's for this text: a run of 19 or
-    /// more digits (a possible integer beyond 64 bits, which serde_json turns into a float) or
-    /// `-0` not followed by a fraction or exponent (an int 0 in Python, -0.0 in serde_json).
+    /// False when `serde_json`'s value could differ from Python's for this text: a run of 19 or
+    /// more digits (a possible integer beyond 64 bits, which `serde_json` turns into a float) or
+    /// `-0` not followed by a fraction or exponent (an int 0 in Python, -0.0 in `serde_json`).
     /// Conservative: digits inside strings also count.
     pub(super) fn agrees_with_python(line: &[u8]) -> bool {
         let mut run = 0usize;
@@ -667,7 +667,7 @@ pub struct PyJsonLinesDecoder {
 #[pymethods]
 impl PyJsonLinesDecoder {
     #[new]
-    #[pyo3(signature = (*, max_line_bytes = 1048576))]
+    #[pyo3(signature = (*, max_line_bytes = 1_048_576))]
     fn new(max_line_bytes: usize) -> PyResult<Self> {
         Ok(Self {
             core: JsonCore::new(max_line_bytes)?,
@@ -746,7 +746,7 @@ impl PyReassemblyIterator {
 impl PyReassemblyIterator {
     /// Lines of the parts of `source` (see `LineDecoder`).
     #[staticmethod]
-    #[pyo3(signature = (source, *, max_line_bytes = 1048576, errors = "strict"))]
+    #[pyo3(signature = (source, *, max_line_bytes = 1_048_576, errors = "strict"))]
     fn lines(source: &Bound<'_, PyAny>, max_line_bytes: usize, errors: &str) -> PyResult<Self> {
         Self::build(
             source,
@@ -756,7 +756,7 @@ impl PyReassemblyIterator {
 
     /// Server-Sent Events of the parts of `source` (see `SseDecoder`).
     #[staticmethod]
-    #[pyo3(signature = (source, *, max_event_bytes = 1048576, discard_incomplete = false))]
+    #[pyo3(signature = (source, *, max_event_bytes = 1_048_576, discard_incomplete = false))]
     fn sse(
         source: &Bound<'_, PyAny>,
         max_event_bytes: usize,
@@ -770,7 +770,7 @@ impl PyReassemblyIterator {
 
     /// JSON values of the lines of the parts of `source` (see `JsonLinesDecoder`).
     #[staticmethod]
-    #[pyo3(signature = (source, *, max_line_bytes = 1048576))]
+    #[pyo3(signature = (source, *, max_line_bytes = 1_048_576))]
     fn json_lines(source: &Bound<'_, PyAny>, max_line_bytes: usize) -> PyResult<Self> {
         Self::build(source, AnyCore::Json(JsonCore::new(max_line_bytes)?))
     }

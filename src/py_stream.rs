@@ -339,53 +339,82 @@ impl PyBodyStream {
 
     /// Read once and decode; sets `core.error` or `body_done` as it goes.
     fn read_more(&mut self, py: Python<'_>) {
-        if let Some(deadline) = self.deadline {
-            let now = Instant::now();
-            if now >= deadline {
-                self.core.error = Some(self.deadline_error());
-                return;
-            }
-            if let Some(settimeout) = &self.settimeout {
-                let left = (deadline - now).as_secs_f64();
-                let timeout = self.read_timeout.map_or(left, |t| t.min(left));
-                if let Err(err) = settimeout.bind(py).call1((timeout,)) {
-                    self.core.error = Some(self.map_read_error(py, err));
-                    return;
-                }
-            }
+        if !self.arm_deadline(py) {
+            return;
         }
         if let Framing::Source(source) = &self.framing {
-            let mut source = source.bind(py).clone();
-            match source.next() {
-                Some(Ok(chunk)) => match chunk.cast_into::<PyBytes>() {
-                    Ok(chunk) => self.core.feed(py, chunk.as_bytes()),
-                    Err(e) => {
-                        self.core.error = Some(pyo3::exceptions::PyTypeError::new_err(format!(
-                            "body reads must be bytes, got {}",
-                            e.into_inner().get_type()
-                        )));
-                    }
-                },
-                Some(Err(err)) => {
-                    let err = self.map_read_error(py, err);
-                    if is_instance_of::<ConnectionLostError>(py, &err)
-                        && self.core.splitter.buffered() > 0
-                    {
-                        self.core.finish();
-                        if let Some(trunc) = &self.core.error {
-                            trunc.set_cause(py, Some(err));
-                        }
-                    } else {
-                        self.core.error = Some(err);
-                    }
-                }
-                None => self.body_done = true,
-            }
+            let source = source.bind(py).clone();
+            self.read_source(py, source);
             return;
         }
+        let Some(data) = self.read_socket(py) else {
+            return;
+        };
+        let data = data.as_bytes();
+        if data.is_empty() {
+            self.end_of_input();
+        } else {
+            self.feed_framed(py, data);
+        }
+    }
+
+    /// Before a read: the deadline error if it has passed, else the socket timeout set to what
+    /// is left of it (bounded by the read timeout). False when the read must not happen.
+    fn arm_deadline(&mut self, py: Python<'_>) -> bool {
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            self.core.error = Some(self.deadline_error());
+            return false;
+        }
+        if let Some(settimeout) = &self.settimeout {
+            let left = (deadline - now).as_secs_f64();
+            let timeout = self.read_timeout.map_or(left, |t| t.min(left));
+            if let Err(err) = settimeout.bind(py).call1((timeout,)) {
+                self.core.error = Some(self.map_read_error(py, err));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One item of a Python iterator of body reads (already de-chunked).
+    fn read_source(&mut self, py: Python<'_>, mut source: Bound<'_, PyIterator>) {
+        match source.next() {
+            Some(Ok(chunk)) => match chunk.cast_into::<PyBytes>() {
+                Ok(chunk) => self.core.feed(py, chunk.as_bytes()),
+                Err(e) => {
+                    self.core.error = Some(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "body reads must be bytes, got {}",
+                        e.into_inner().get_type()
+                    )));
+                }
+            },
+            Some(Err(err)) => {
+                let err = self.map_read_error(py, err);
+                if is_instance_of::<ConnectionLostError>(py, &err)
+                    && self.core.splitter.buffered() > 0
+                {
+                    self.core.finish();
+                    if let Some(trunc) = &self.core.error {
+                        trunc.set_cause(py, Some(err));
+                    }
+                } else {
+                    self.core.error = Some(err);
+                }
+            }
+            None => self.body_done = true,
+        }
+    }
+
+    /// One `read1` from the socket's buffered reader: the bytes (empty at end of input), or
+    /// `None` with `core.error` set.
+    fn read_socket<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         let Some(read1) = &self.read1 else {
             self.core.error = Some(ConnectionLostError::new_err("the stream was closed"));
-            return;
+            return None;
         };
         let want = match &self.framing {
             Framing::Length(left) => {
@@ -407,39 +436,43 @@ impl PyBodyStream {
                 } else {
                     self.core.error = Some(err);
                 }
-                return;
+                return None;
             }
         };
-        let data = match data.cast_into::<PyBytes>() {
-            Ok(d) => d,
+        match data.cast_into::<PyBytes>() {
+            Ok(data) => Some(data),
             Err(e) => {
                 self.core.error = Some(pyo3::exceptions::PyTypeError::new_err(format!(
                     "read1() must return bytes, got {}",
                     e.into_inner().get_type()
                 )));
-                return;
+                None
             }
-        };
-        let data = data.as_bytes();
-        if data.is_empty() {
-            match &self.framing {
-                Framing::UntilClose => self.body_done = true,
-                Framing::Length(left) => {
-                    let what = format!("{left} bytes missing");
-                    self.premature_end(&what);
-                }
-                Framing::Chunked(dec) => {
-                    let what = if dec.at_chunk_boundary() {
-                        "the last chunk never came"
-                    } else {
-                        "cut inside a chunk"
-                    };
-                    self.premature_end(what);
-                }
-                Framing::Source(_) => {}
-            }
-            return;
         }
+    }
+
+    /// The socket reached end of input: the body's end, or a premature one.
+    fn end_of_input(&mut self) {
+        match &self.framing {
+            Framing::UntilClose => self.body_done = true,
+            Framing::Length(left) => {
+                let what = format!("{left} bytes missing");
+                self.premature_end(&what);
+            }
+            Framing::Chunked(dec) => {
+                let what = if dec.at_chunk_boundary() {
+                    "the last chunk never came"
+                } else {
+                    "cut inside a chunk"
+                };
+                self.premature_end(what);
+            }
+            Framing::Source(_) => {}
+        }
+    }
+
+    /// Remove the HTTP framing of one socket read and decode what it carries.
+    fn feed_framed(&mut self, py: Python<'_>, data: &[u8]) {
         let core = &mut self.core;
         match &mut self.framing {
             Framing::Chunked(dec) => {

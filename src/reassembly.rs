@@ -88,6 +88,7 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// A splitter that refuses lines longer than `max_line` bytes (terminator excluded).
+    #[must_use]
     pub fn new(max_line: usize, ending: LineEnding) -> Self {
         Self {
             buf: Vec::new(),
@@ -101,11 +102,13 @@ impl LineSplitter {
     }
 
     /// Bytes held for an unterminated line.
+    #[must_use]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
 
     /// Whether `finish` was called.
+    #[must_use]
     pub fn is_finished(&self) -> bool {
         self.finished
     }
@@ -275,6 +278,7 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
 impl SseParser {
     /// A parser bounding each event's buffered fields plus its unfinished line to `max_event`
     /// bytes.
+    #[must_use]
     pub fn new(max_event: usize, incomplete: IncompleteEvent) -> Self {
         Self {
             // The event bound is checked here, on complete lines and after each part on the
@@ -293,11 +297,13 @@ impl SseParser {
     }
 
     /// The last event ID buffer (empty if never set).
+    #[must_use]
     pub fn last_event_id(&self) -> &str {
         &self.last_event_id
     }
 
     /// The reconnection time last set by a valid `retry` field.
+    #[must_use]
     pub fn reconnection_time(&self) -> Option<u64> {
         self.reconnection_time
     }

@@ -1,4 +1,4 @@
-//! The SageMaker Runtime event mapping for InvokeEndpointWithResponseStream, pyo3-free.
+//! The SageMaker Runtime event mapping for `InvokeEndpointWithResponseStream`, pyo3-free.
 //!
 //! - `:message-type: event`, `:event-type: PayloadPart` → the payload bytes.
 //! - `:message-type: exception`, `:exception-type: ModelStreamError | InternalStreamFailure`
