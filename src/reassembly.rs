@@ -16,7 +16,7 @@
 use std::fmt;
 
 /// Default bound on one line (and on one SSE event): 1 MiB. The Python signatures in
-/// `src/py_reassembly.rs` and `python/sagestream/reassembly.py` spell it as the literal 1048576.
+/// `src/py_reassembly.rs` and `python/sagestream/reassembly.py` spell it as a literal.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// What can go wrong while reassembling text from payload parts.
@@ -221,6 +221,9 @@ pub fn decode_strict(line: &[u8], offset: u64) -> Result<&str, ReassemblyError> 
     })
 }
 
+/// The UTF-8 byte order mark, stripped once from the start of an event stream.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// One dispatched Server-Sent Event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SseEvent {
@@ -312,6 +315,18 @@ impl SseParser {
         self.data.len() + self.event.len()
     }
 
+    /// Bytes of the unfinished line that will count against the bound: on the first line, not
+    /// a byte order mark (or the start of one) that `line` strips, so that where the stream is
+    /// cut never changes the verdict.
+    fn unfinished_len(&self, lines: &LineSplitter) -> usize {
+        let held = &lines.buf;
+        if !self.first_line {
+            return held.len();
+        }
+        let bom = held.iter().zip(BOM).take_while(|(a, b)| a == b).count();
+        held.len() - bom
+    }
+
     fn too_long(&self, offset: u64) -> ReassemblyError {
         ReassemblyError::TooLong {
             what: "event",
@@ -349,7 +364,7 @@ impl SseParser {
     fn line(&mut self, mut line: &[u8], offset: u64) -> Result<Option<SseEvent>, ReassemblyError> {
         if self.first_line {
             self.first_line = false;
-            if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
+            if let Some(rest) = line.strip_prefix(BOM) {
                 line = rest;
             }
         }
@@ -409,7 +424,8 @@ impl SseParser {
         });
         // The unfinished line counts against the event bound too.
         let result = result.and_then(|()| {
-            if lines.buffered() > 0 && self.held() + lines.buffered() > self.max_event {
+            let unfinished = self.unfinished_len(&lines);
+            if unfinished > 0 && self.held() + unfinished > self.max_event {
                 Err(self.too_long(lines.line_start).into())
             } else {
                 Ok(())
@@ -688,5 +704,27 @@ mod tests {
             Err(ReassemblyError::TooLong { what: "event", .. })
         ));
         assert!(p.lines.buffered() <= 27);
+    }
+
+    /// A byte order mark does not count against the bound, however the stream is cut (found
+    /// by the `reassembly` fuzz target: cut after the mark, the unfinished line counted it).
+    #[test]
+    fn sse_bom_is_outside_the_bound_at_every_split() {
+        let stream = b"\xEF\xBB\xBFdata: 0123456\n\n";
+        for parts in all_splits(stream) {
+            let mut p = SseParser::new(13, IncompleteEvent::Dispatch);
+            let mut out = Vec::new();
+            for part in &parts {
+                p.feed(part, |e| {
+                    out.push(e);
+                    Ok::<(), ReassemblyError>(())
+                })
+                .unwrap_or_else(|e| panic!("{parts:?}: {e}"));
+            }
+            assert_eq!(out, vec![ev("message", "0123456", None, None)], "{parts:?}");
+        }
+        let mut p = SseParser::new(12, IncompleteEvent::Dispatch);
+        let r = p.feed(stream, |_| Ok::<(), ReassemblyError>(()));
+        assert!(matches!(r, Err(ReassemblyError::TooLong { limit: 12, .. })));
     }
 }
