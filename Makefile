@@ -42,6 +42,10 @@ test-rust:
 test:
 	pytest
 
+.PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
+test-abi3:
+	bash .ci/test-abi3
+
 .PHONY: bench ## Benchmarks against botocore/boto3/aiobotocore, side by side
 bench: build-prod
 	python benches/bench_decode.py
