@@ -217,7 +217,7 @@ class _Transport:
         send_event = f"before-send.{service_id}.{operation_name}"
         # adaptive mode's client-side rate limiter is a before-send handler that sleeps until
         # its token bucket allows the request: run the handlers off the loop then.
-        blocking_send_hooks = client.meta.config.retries.get("mode") == "adaptive"
+        blocking_send_hooks = (client.meta.config.retries or {}).get("mode") == "adaptive"
         context = request_dict["context"]
         attempts = 1
         while True:
