@@ -8,9 +8,11 @@ import json
 import logging
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import boto3
 import botocore.exceptions
 import pytest
@@ -441,6 +443,121 @@ async def test_body_ending_inside_a_frame_is_truncated() -> None:
     async with ScriptedServer(handler) as server, client_for(server.url) as client:
         got: list[bytes] = []
         with pytest.raises(sagestream.TruncatedStreamError):
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"first"]
+
+
+#: Marks a test response to be followed by a connection reset.
+CUT = b"<reset>"
+HOSTILE_PRELUDE = b"\xff\xff\xff\xff\x00\x00\x00\x00" + zlib.crc32(
+    b"\xff\xff\xff\xff\x00\x00\x00\x00"
+).to_bytes(4, "big")
+
+
+def _corrupt(frame: bytes) -> bytes:
+    """``frame`` with one payload bit flipped: its message CRC no longer matches."""
+    return frame[:-5] + bytes([frame[-5] ^ 0x01]) + frame[-4:]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        # A prelude claiming 4 GiB (valid prelude CRC): refused on its 12 bytes.
+        (chunk(HOSTILE_PRELUDE), sagestream.FrameTooLargeError),
+        (chunk(_corrupt(part(b"second"))), sagestream.ChecksumMismatchError),
+        # Half a chunk, then the connection is reset.
+        (b"%x\r\n" % len(part(b"second")) + part(b"second")[:9] + CUT, sagestream.ConnectionLostError),
+    ],
+)
+async def test_bad_bytes_after_parts_are_typed_errors(bad: bytes, error: type | None) -> None:
+    """Whatever the server sends after good parts: those parts, then a sagestream error (never
+    a raw aiohttp exception, a hang or a silent end)."""
+
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD)
+        await asyncio.sleep(0.1)  # the response has begun; then the good part and the bad bytes
+        data, cut = (bad[: -len(CUT)], True) if bad.endswith(CUT) else (bad, False)
+        await ex.send(chunk(part(b"first")) + data)  # in one segment, so in one read
+        if cut:
+            ex.writer.transport.abort()
+        else:
+            await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.SageStreamError) as info:
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"first"]
+        if error is not None:
+            assert type(info.value) is error
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+async def test_parts_aiohttp_holds_back_behind_an_error_are_delivered() -> None:
+    """aiohttp's StreamReader raises its exception before handing out what it still buffers
+    (its pure-Python parser does this on bad chunking; the deadline does it too): those bytes
+    are decoded and their parts delivered before the error."""
+    from aiohttp.base_protocol import BaseProtocol
+    from aiohttp.streams import StreamReader
+    from sagestream._aio import AsyncResponseStream
+
+    class Response:
+        def __init__(self, content: StreamReader) -> None:
+            self.content = content
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+        def release(self) -> None:
+            raise AssertionError("a failed stream must not go back to the pool")
+
+    loop = asyncio.get_running_loop()
+    content = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    content.feed_data(part(b"first") + part(b"second") + part(b"third")[:7])
+    content.set_exception(aiohttp.ClientPayloadError("Response payload is not completed"))
+    response = Response(content)
+    stream = AsyncResponseStream(response, {})  # type: ignore[arg-type]
+    got: list[bytes] = []
+
+    async def drain(stream: AsyncResponseStream) -> None:
+        async for p in stream:
+            got.append(p)
+
+    with pytest.raises(sagestream.ConnectionLostError):
+        await drain(stream)
+    assert got == [b"first", b"second"]
+    assert response.closed
+    assert stream.metrics.parts == 2
+
+    # An error frame among the held-back bytes came first on the wire: it is the one raised.
+    error = encode(
+        {":message-type": "exception", ":exception-type": "InternalStreamFailure"}, b'{"Message": "x"}'
+    )
+    content = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    content.feed_data(part(b"first") + error + part(b"late"))
+    content.set_exception(aiohttp.ClientPayloadError("Response payload is not completed"))
+    got.clear()
+    with pytest.raises(sagestream.InternalStreamFailure):
+        await drain(AsyncResponseStream(Response(content), {}))  # type: ignore[arg-type]
+    assert got == [b"first"]
+
+
+async def test_malformed_chunking_after_parts_is_connection_lost() -> None:
+    """Bad HTTP chunk framing once the body has begun. aiohttp's pure-Python parser reports it
+    to the body; its compiled parser (3.14) closes the connection and tells only the connection,
+    cancelling the read timeout too: without sagestream's watch on the connection, this stream
+    would wait forever. The parts before it, then ConnectionLostError."""
+
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD)
+        await asyncio.sleep(0.1)
+        await ex.send(chunk(part(b"first")) + b"zz\r\n" + part(b"second") + b"\r\n0\r\n\r\n")
+        await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.ConnectionLostError):
             await asyncio.wait_for(read_into(got, client), 10)
         assert got == [b"first"]
 

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -51,6 +53,7 @@ from sagestream.exceptions import (
     ConnectionLostError,
     DeadlineExceededError,
     ReadTimeoutError,
+    SageStreamError,
     ServiceError,
     service_error_from_response,
 )
@@ -391,6 +394,40 @@ def _add_modeled_error_fields(client: Any, parser: Any, response_dict: dict[str,
 # --- the stream ------------------------------------------------------------------------------
 
 
+#: The body being read on each open connection, for :func:`_body_cut_off` (one entry per
+#: connection, dropped with it).
+_BODIES: weakref.WeakKeyDictionary[Any, aiohttp.StreamReader] = weakref.WeakKeyDictionary()
+
+
+def _watch_connection(response: Any) -> None:
+    """Have the end of ``response``'s connection reach its body (see :func:`_body_cut_off`)."""
+    protocol = getattr(getattr(response, "connection", None), "protocol", None)
+    closed = getattr(protocol, "closed", None)
+    if not isinstance(closed, asyncio.Future):
+        return
+    if protocol not in _BODIES:  # one watch per connection, however many streams it carries
+        closed.add_done_callback(functools.partial(_body_cut_off, weakref.ref(protocol)))
+    _BODIES[protocol] = response.content
+
+
+def _body_cut_off(protocol: weakref.ref[Any], closed: asyncio.Future[None]) -> None:
+    """The connection closed: make sure its unfinished body says so.
+
+    On bad HTTP chunk framing once a body has begun, aiohttp's compiled parser (3.14) closes the
+    connection and records the error on the connection only: the body reader, and whoever
+    awaits it, would wait forever, the read timeout being cancelled too.
+    """
+    cause = None if closed.cancelled() else closed.exception()  # also marks it retrieved
+    owner = protocol()
+    content = _BODIES.pop(owner, None) if owner is not None else None
+    if content is None or content.is_eof() or content.exception() is not None:
+        return
+    error = aiohttp.ClientPayloadError("the connection closed before the end of the response body")
+    if cause is not None:
+        error.__cause__ = cause
+    content.set_exception(error)
+
+
 class AsyncResponseStream:
     """The payload parts of one InvokeEndpointWithResponseStream answer, as ``bytes``.
 
@@ -413,6 +450,8 @@ class AsyncResponseStream:
         self._content = response.content
         self._decoder = PayloadDecoder()
         self._pending: collections.deque[bytes] = collections.deque()
+        #: The error to raise once ``_pending`` is delivered.
+        self._error: BaseException | None = None
         self._done = False
         self._deadline_handle: asyncio.TimerHandle | None = None
         self._deadline_hit = False
@@ -428,6 +467,7 @@ class AsyncResponseStream:
         if deadline is not None:
             loop = asyncio.get_running_loop()
             self._deadline_handle = loop.call_later(max(0.0, deadline), self._on_deadline, deadline)
+        _watch_connection(response)
 
     @property
     def request_id(self) -> str | None:
@@ -449,6 +489,9 @@ class AsyncResponseStream:
         pending = self._pending
         if pending:
             return pending.popleft()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         decoder = self._decoder
         while not self._done:
             try:
@@ -459,12 +502,10 @@ class AsyncResponseStream:
             except asyncio.CancelledError:
                 self._end(clean=False)
                 raise
-            except DeadlineExceededError:
-                self._end(clean=False)
-                raise
+            except DeadlineExceededError as exc:
+                return self._fail(exc)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                self._end(clean=False)
-                raise _mid_stream_error(exc, "the response stream") from None
+                return self._fail(_mid_stream_error(exc, "the response stream"))
             except BaseException:
                 self._end(clean=False)
                 raise
@@ -487,6 +528,32 @@ class AsyncResponseStream:
                     pending.extend(parts[1:])
                 return parts[0]
         raise StopAsyncIteration
+
+    def _fail(self, error: BaseException) -> bytes:
+        """End the stream with ``error``, after the parts of the bytes aiohttp had received.
+
+        Once its payload has an exception, aiohttp raises it before handing out what it still
+        buffers (a malformed chunk after good ones in one read, say), so those bytes are taken
+        from its buffer and decoded here. An error frame or bad bytes among them came first on
+        the wire and is the one raised.
+        """
+        parts: list[bytes] = []
+        buffer = getattr(self._content, "_buffer", None)
+        if buffer:
+            data = b"".join(buffer)[getattr(self._content, "_buffer_offset", 0) :]
+            buffer.clear()
+            try:
+                parts = self._decoder.feed(data)
+                self._decoder.feed(b"")  # raises an error held back after those parts
+            except SageStreamError as held:
+                error = held
+        self._end(clean=False)
+        if not parts:
+            raise error from None
+        _record(self.metrics, time.monotonic(), parts)
+        self._pending.extend(parts[1:])
+        self._error = error
+        return parts[0]
 
     def _end(self, *, clean: bool) -> None:
         """Stop: a cleanly finished body gives its connection back to the pool, else close it."""
