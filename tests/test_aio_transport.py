@@ -562,6 +562,20 @@ async def test_malformed_chunking_after_parts_is_connection_lost() -> None:
         assert got == [b"first"]
 
 
+async def test_malformed_chunking_in_a_whole_answer_is_an_error_not_a_hang() -> None:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        await asyncio.sleep(0.1)
+        await ex.send(chunk(b'{"a":') + b"zz\r\n1}\r\n0\r\n\r\n")
+        await ex.reader.read()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        with pytest.raises(sagestream.ConnectionLostError):
+            await asyncio.wait_for(client.invoke("ep", b"x"), 10)
+
+
 async def test_read_timeout_mid_stream() -> None:
     async def handler(ex: Exchange) -> None:
         await ex.send(STREAM_HEAD + chunk(part(b"first")))

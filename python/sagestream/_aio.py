@@ -342,6 +342,7 @@ class _Transport:
             proxy=self._proxy_for(prepared.url),
             allow_redirects=False,
         )
+        _watch_connection(response)
         status = response.status
         if stream and status < 300:
             return _Reply(status, response.headers, None, response, None)
@@ -467,7 +468,6 @@ class AsyncResponseStream:
         if deadline is not None:
             loop = asyncio.get_running_loop()
             self._deadline_handle = loop.call_later(max(0.0, deadline), self._on_deadline, deadline)
-        _watch_connection(response)
 
     @property
     def request_id(self) -> str | None:
