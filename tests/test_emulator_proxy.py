@@ -36,6 +36,22 @@ class Container:
         self.seen_headers = dict(request.headers)
         if body == b"fail":
             return web.Response(status=400, text="container says no")
+        if body in (b"die", b"garble"):
+            # Two good chunks, then the connection reset or a malformed chunk header.
+            transport = request.transport
+            assert transport is not None
+            transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            await asyncio.sleep(0.05)
+            transport.write(b"3\r\none\r\n3\r\ntwo\r\n")
+            await asyncio.sleep(0.05)
+            if body == b"die":
+                transport.abort()
+            else:
+                transport.write(b"zz\r\nthree\r\n0\r\n\r\n")
+            await asyncio.sleep(1)
+            return web.Response()
         resp = web.StreamResponse(
             headers={
                 "Content-Type": "application/x-container",
@@ -112,6 +128,25 @@ def test_invoke_joins_the_reply(container: Container, proxied: Any) -> None:
     resp = proxied.invoke_endpoint(EndpointName="proxy", Body=b"x", ContentType="text/plain")
     assert resp["Body"].read() == b"first:xsecondthird"
     assert resp["ContentType"] == "application/x-container"
+
+
+@pytest.mark.parametrize("how", [b"die", b"garble"])
+def test_container_breaking_off_is_a_stream_broken_error(proxied: Any, how: bytes) -> None:
+    """As the service reports it: the parts so far, then ModelStreamError StreamBroken."""
+    from botocore.exceptions import EventStreamError
+
+    resp = proxied.invoke_endpoint_with_response_stream(EndpointName="proxy", Body=how)
+    got: list[bytes] = []
+    with pytest.raises(EventStreamError) as info:
+        got.extend(event["PayloadPart"]["Bytes"] for event in resp["Body"])
+    assert got == [b"one", b"two"]
+    assert info.value.response["Error"]["Code"] == "ModelStreamError"
+    assert "broke" in info.value.response["Error"]["Message"]
+
+    with pytest.raises(ClientError) as whole:
+        proxied.invoke_endpoint(EndpointName="proxy", Body=how)
+    assert whole.value.response["Error"]["Code"] == "ModelError"
+    assert whole.value.response["OriginalStatusCode"] == 500
 
 
 def test_container_error_is_a_model_error(proxied: Any) -> None:

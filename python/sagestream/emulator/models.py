@@ -17,6 +17,7 @@ from typing import Protocol
 
 import aiohttp
 
+from .._aio import _watch_connection
 from .faults import Knobs
 
 #: Built-in model names (anything else must be an ``http://host:port`` container URL).
@@ -106,6 +107,11 @@ class ModelFailure(Exception):
 
 class ModelNotReady(Exception):
     """The container does not answer its health check (becomes ModelNotReadyException 429)."""
+
+
+class ModelStreamBroken(Exception):
+    """The container's reply broke off mid-stream (becomes a ModelStreamError frame with
+    ErrorCode StreamBroken, as the service reports it)."""
 
 
 @dataclass
@@ -365,6 +371,8 @@ class ProxyModel:
             raise ModelFailure(resp.status, text)
         chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
 
+        _watch_connection(resp)  # bad chunk framing must end the reply, not stall it
+
         async def parts() -> AsyncIterator[list[bytes]]:
             try:
                 if chunked:
@@ -380,6 +388,8 @@ class ProxyModel:
                     async for data in resp.content.iter_any():
                         if data:
                             yield [data]
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise ModelStreamBroken(f"The model container's response stream broke: {exc}") from exc
             finally:
                 resp.release()
 

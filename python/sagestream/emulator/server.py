@@ -25,7 +25,16 @@ from aiohttp import web
 
 from . import faults as _faults
 from .faults import KnobError, Knobs
-from .models import Model, ModelFailure, ModelNotReady, ModelReply, ModelRequest, bulk_reply, make_model
+from .models import (
+    Model,
+    ModelFailure,
+    ModelNotReady,
+    ModelReply,
+    ModelRequest,
+    ModelStreamBroken,
+    bulk_reply,
+    make_model,
+)
 from .protocol import (
     ACCOUNT_ID,
     DEFAULT_VARIANT,
@@ -529,7 +538,10 @@ class EmulatorServer:
             reply = await self._call_model(model, model_request)
             if knobs.fault == "stall":
                 await asyncio.sleep(knobs.seconds)
-            out = b"".join([b"".join(batch) async for batch in reply.parts])
+            try:
+                out = b"".join([b"".join(batch) async for batch in reply.parts])
+            except ModelStreamBroken as exc:
+                raise model_error(name, self.config.region, 500, str(exc)) from None
         except EmulatorError as exc:
             self._log(request, exc.status, started, f" {exc.code}")
             return exc.response(request_id)
@@ -589,6 +601,10 @@ class EmulatorServer:
         try:
             await stream.start()
             outcome = await self._pump(stream, reply, knobs)
+        except ModelStreamBroken as exc:
+            outcome = "stream-broken"
+            await stream.write_frame(exception_frame("ModelStreamError", str(exc), "StreamBroken"))
+            await stream.finish()
         except (ConnectionError, asyncio.CancelledError):
             outcome = "client-gone"
             aclose = getattr(reply.parts, "aclose", None)
