@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import os
 import ssl
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -46,6 +44,7 @@ from yarl import URL
 
 from sagestream import _params
 from sagestream._client import InvokeResult, parse_new_session
+from sagestream._connwatch import watch_connection
 from sagestream._core import PayloadDecoder
 from sagestream._stream import StreamMetrics
 from sagestream._transport import botocore_errors
@@ -342,7 +341,7 @@ class _Transport:
             proxy=self._proxy_for(prepared.url),
             allow_redirects=False,
         )
-        _watch_connection(response)
+        watch_connection(response)
         status = response.status
         if stream and status < 300:
             return _Reply(status, response.headers, None, response, None)
@@ -393,40 +392,6 @@ def _add_modeled_error_fields(client: Any, parser: Any, response_dict: dict[str,
 
 
 # --- the stream ------------------------------------------------------------------------------
-
-
-#: The body being read on each open connection, for :func:`_body_cut_off` (one entry per
-#: connection, dropped with it).
-_BODIES: weakref.WeakKeyDictionary[Any, aiohttp.StreamReader] = weakref.WeakKeyDictionary()
-
-
-def _watch_connection(response: Any) -> None:
-    """Have the end of ``response``'s connection reach its body (see :func:`_body_cut_off`)."""
-    protocol = getattr(getattr(response, "connection", None), "protocol", None)
-    closed = getattr(protocol, "closed", None)
-    if not isinstance(closed, asyncio.Future):
-        return
-    if protocol not in _BODIES:  # one watch per connection, however many streams it carries
-        closed.add_done_callback(functools.partial(_body_cut_off, weakref.ref(protocol)))
-    _BODIES[protocol] = response.content
-
-
-def _body_cut_off(protocol: weakref.ref[Any], closed: asyncio.Future[None]) -> None:
-    """The connection closed: make sure its unfinished body says so.
-
-    On bad HTTP chunk framing once a body has begun, aiohttp's compiled parser (3.14) closes the
-    connection and records the error on the connection only: the body reader, and whoever
-    awaits it, would wait forever, the read timeout being cancelled too.
-    """
-    cause = None if closed.cancelled() else closed.exception()  # also marks it retrieved
-    owner = protocol()
-    content = _BODIES.pop(owner, None) if owner is not None else None
-    if content is None or content.is_eof() or content.exception() is not None:
-        return
-    error = aiohttp.ClientPayloadError("the connection closed before the end of the response body")
-    if cause is not None:
-        error.__cause__ = cause
-    content.set_exception(error)
 
 
 class AsyncResponseStream:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import aiohttp
 
-from .._aio import _watch_connection
+from .._connwatch import watch_connection
 from .faults import Knobs
 
 #: Built-in model names (anything else must be an ``http://host:port`` container URL).
@@ -371,7 +371,7 @@ class ProxyModel:
             raise ModelFailure(resp.status, text)
         chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
 
-        _watch_connection(resp)  # bad chunk framing must end the reply, not stall it
+        watch_connection(resp)  # bad chunk framing must end the reply, not stall it
 
         async def parts() -> AsyncIterator[list[bytes]]:
             try:
