@@ -137,8 +137,11 @@ def test_container_breaking_off_is_a_stream_broken_error(proxied: Any, how: byte
 
     resp = proxied.invoke_endpoint_with_response_stream(EndpointName="proxy", Body=how)
     got: list[bytes] = []
-    with pytest.raises(EventStreamError) as info:
-        got.extend(event["PayloadPart"]["Bytes"] for event in resp["Body"])
+    try:
+        with pytest.raises(EventStreamError) as info:
+            got.extend(event["PayloadPart"]["Bytes"] for event in resp["Body"])
+    finally:
+        resp["Body"].close()
     assert got == [b"one", b"two"]
     assert info.value.response["Error"]["Code"] == "ModelStreamError"
     assert "broke" in info.value.response["Error"]["Message"]
