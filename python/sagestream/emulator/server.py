@@ -112,7 +112,10 @@ class Stats:
     by_status: dict[int, int] = field(default_factory=dict)
 
 
-def _validate_len(name: str, value: str | None, low: int, high: int) -> None:
+def _validate_len(
+    name: str, value: str | None, low: int, high: int, pattern: re.Pattern[str] | None = None
+) -> None:
+    """The service's length constraint on ``value`` (absent: nothing to check), then ``pattern``."""
     if value is None:
         return
     if len(value) < low:
@@ -125,6 +128,8 @@ def _validate_len(name: str, value: str | None, low: int, high: int) -> None:
             f"1 validation error detected: Value at '{name}' failed to satisfy constraint: "
             f"Member must have length less than or equal to {high}"
         )
+    if pattern is not None:
+        _validate_pattern(name, value, pattern)
 
 
 def _validate_pattern(name: str, value: str | None, pattern: re.Pattern[str]) -> None:
@@ -132,6 +137,16 @@ def _validate_pattern(name: str, value: str | None, pattern: re.Pattern[str]) ->
         raise validation_error(
             f"1 validation error detected: Value '{value}' at '{name}' failed to satisfy constraint: "
             f"Member must satisfy regular expression pattern: {pattern.pattern}"
+        )
+
+
+def _validate_custom_attributes(value: str | None) -> None:
+    """CustomAttributes: at most 1024 visible US-ASCII characters."""
+    _validate_len("customAttributes", value, 0, 1024)
+    if value is not None and not _CUSTOM_ATTRIBUTES_RE.match(value):
+        raise validation_error(
+            "1 validation error detected: Value at 'customAttributes' failed to satisfy constraint: "
+            "Member must consist of visible US-ASCII characters"
         )
 
 
@@ -339,8 +354,7 @@ class EmulatorServer:
         )
 
     def _model(self, name: str) -> Model:
-        _validate_len("endpointName", name, 1, 63)
-        _validate_pattern("endpointName", name, _NAME_RE)
+        _validate_len("endpointName", name, 1, 63, _NAME_RE)
         model = self._models.get(name, self._default_model)
         if model is None:
             raise validation_error(f"Endpoint {name} of account {ACCOUNT_ID} not found.")
@@ -348,13 +362,7 @@ class EmulatorServer:
 
     def _common_headers(self, request: web.Request, *, streaming: bool) -> None:
         h = request.headers
-        custom = h.get("X-Amzn-SageMaker-Custom-Attributes")
-        _validate_len("customAttributes", custom, 0, 1024)
-        if custom is not None and not _CUSTOM_ATTRIBUTES_RE.match(custom):
-            raise validation_error(
-                "1 validation error detected: Value at 'customAttributes' failed to satisfy constraint: "
-                "Member must consist of visible US-ASCII characters"
-            )
+        _validate_custom_attributes(h.get("X-Amzn-SageMaker-Custom-Attributes"))
         for name, header in (("contentType", "Content-Type"), ("accept", "Accept")):
             if streaming and header == "Accept":
                 header = "X-Amzn-SageMaker-Accept"
@@ -364,17 +372,13 @@ class EmulatorServer:
             ("targetVariant", "X-Amzn-SageMaker-Target-Variant"),
             ("targetContainerHostname", "X-Amzn-SageMaker-Target-Container-Hostname"),
         ):
-            _validate_len(name, h.get(header), 0, 63)
-            _validate_pattern(name, h.get(header), _NAME_RE)
+            _validate_len(name, h.get(header), 0, 63, _NAME_RE)
         component = h.get("X-Amzn-SageMaker-Inference-Component")
-        _validate_len("inferenceComponentName", component, 0, 63)
-        _validate_pattern("inferenceComponentName", component, _COMPONENT_RE)
+        _validate_len("inferenceComponentName", component, 0, 63, _COMPONENT_RE)
         inference_id = h.get("X-Amzn-SageMaker-Inference-Id")
-        _validate_len("inferenceId", inference_id, 1, 64)
-        _validate_pattern("inferenceId", inference_id, _PRINTABLE_RE)
+        _validate_len("inferenceId", inference_id, 1, 64, _PRINTABLE_RE)
         target_model = h.get("X-Amzn-SageMaker-Target-Model")
-        _validate_len("targetModel", target_model, 1, 1024)
-        _validate_pattern("targetModel", target_model, _PRINTABLE_RE)
+        _validate_len("targetModel", target_model, 1, 1024, _PRINTABLE_RE)
         variant = h.get("X-Amzn-SageMaker-Target-Variant")
         if variant is not None and variant != DEFAULT_VARIANT:
             raise validation_error(
@@ -690,12 +694,7 @@ class EmulatorServer:
         try:
             await self._prelude(request)
             custom = h.get("X-Amzn-SageMaker-Custom-Attributes")
-            _validate_len("customAttributes", custom, 0, 1024)
-            if custom is not None and not _CUSTOM_ATTRIBUTES_RE.match(custom):
-                raise validation_error(
-                    "1 validation error detected: Value at 'customAttributes' failed to satisfy "
-                    "constraint: Member must consist of visible US-ASCII characters"
-                )
+            _validate_custom_attributes(custom)
             for name, header in (
                 ("contentType", "X-Amzn-SageMaker-Content-Type"),
                 ("accept", "X-Amzn-SageMaker-Accept"),
@@ -703,22 +702,18 @@ class EmulatorServer:
                 _validate_len(name, h.get(header), 0, 1024)
                 _validate_ascii(name, h.get(header))
             inference_id = h.get("X-Amzn-SageMaker-Inference-Id")
-            _validate_len("inferenceId", inference_id, 1, 64)
-            _validate_pattern("inferenceId", inference_id, _PRINTABLE_RE)
+            _validate_len("inferenceId", inference_id, 1, 64, _PRINTABLE_RE)
             input_location = h.get("X-Amzn-SageMaker-InputLocation")
             if input_location is None:
                 raise validation_error(
                     "1 validation error detected: Value null at 'inputLocation' failed to satisfy "
                     "constraint: Member must not be null"
                 )
-            _validate_len("inputLocation", input_location, 1, 1024)
-            _validate_pattern("inputLocation", input_location, _INPUT_LOCATION_RE)
+            _validate_len("inputLocation", input_location, 1, 1024, _INPUT_LOCATION_RE)
             extension = h.get("X-Amzn-SageMaker-S3OutputPathExtension")
-            _validate_len("s3OutputPathExtension", extension, 1, 512)
-            _validate_pattern("s3OutputPathExtension", extension, _EXTENSION_RE)
+            _validate_len("s3OutputPathExtension", extension, 1, 512, _EXTENSION_RE)
             filename = h.get("X-Amzn-SageMaker-Filename")
-            _validate_len("filename", filename, 1, 32)
-            _validate_pattern("filename", filename, _FILENAME_RE)
+            _validate_len("filename", filename, 1, 32, _FILENAME_RE)
             ttl = _int_header("requestTTLSeconds", h.get("X-Amzn-SageMaker-RequestTTLSeconds"), 60, 21600)
             timeout = _int_header(
                 "invocationTimeoutSeconds", h.get("X-Amzn-SageMaker-InvocationTimeoutSeconds"), 1, 3600
