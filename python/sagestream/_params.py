@@ -1,7 +1,8 @@
 """Request parameter validation, before anything is sent.
 
-Each rule below is one SageMaker Runtime enforces (botocore's ``sagemaker-runtime`` 2017-05-13
-service model, plus the limits in the API reference that the model does not encode). Checking
+The rules themselves live in :mod:`sagestream._rules`, the one table the emulator answers by
+too (botocore's ``sagemaker-runtime`` 2017-05-13 service model, plus the limits in the API
+reference that the model does not encode); this module phrases them for callers. Checking
 here turns a round trip and a generic ``ValidationError`` into an immediate
 :class:`~sagestream.exceptions.ParamValidationError` naming the parameter.
 
@@ -16,6 +17,7 @@ import os
 import re
 from typing import IO, Any, TypeAlias
 
+from sagestream import _rules
 from sagestream.exceptions import ParamValidationError
 
 __all__ = [
@@ -44,20 +46,11 @@ __all__ = [
 ]
 
 #: InvokeEndpoint / InvokeEndpointWithResponseStream request payload limit (6 MiB).
-MAX_BODY_BYTES = 6_291_456
+MAX_BODY_BYTES = _rules.MAX_BODY_BYTES
 
 Body: TypeAlias = bytes | bytearray | memoryview | str | IO[bytes]
 
-# Patterns from the service model (Java regex syntax there; equivalent Python here). The model's
-# patterns are anchored only at the start for some shapes; the service matches the whole value.
-_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")  # EndpointName, TargetVariant, hostname
-_COMPONENT_RE = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
-_SESSION_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-# `\A\S[\p{Print}]*\z`: \p{Print} is printable US-ASCII in Java's default mode.
-_PRINTABLE_ID_RE = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
-_FILENAME_RE = re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
-_S3_OUTPUT_EXT_RE = re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+")
-_INPUT_LOCATION_RE = re.compile(r"(https|s3)://([^/]+)/?(.*)", re.DOTALL)
+# Not a service rule: ``input_prefix`` is where the client uploads an async input.
 _S3_URI_RE = re.compile(r"s3://([^/]+)(/.*)?", re.DOTALL)
 
 
@@ -74,40 +67,63 @@ def _require_str(name: str, value: object) -> str:
     return value
 
 
-def _check_name(name: str, value: object, pattern: re.Pattern[str], max_len: int, rule: str) -> str:
-    value = _require_str(name, value)
-    if not value:
-        raise _fail(name, value, "must not be empty")
-    if len(value) > max_len:
-        raise _fail(name, value, f"is {len(value)} characters, at most {max_len} allowed")
-    if pattern.fullmatch(value) is None:
-        raise _fail(name, value, rule)
+def _explain(violation: _rules.Violation) -> str:
+    """The broken rule in words, for a ParamValidationError."""
+    rule = violation.rule
+    value = violation.value
+    if violation.kind == "min_length":
+        if isinstance(value, str) and not value:
+            return "must not be empty"
+        return f"is {len(value)} characters, at least {violation.limit} needed"  # type: ignore[arg-type]
+    if violation.kind == "max_length":
+        return f"is {len(value)} characters, at most {violation.limit} allowed"  # type: ignore[arg-type]
+    if violation.kind in ("min_value", "max_value"):
+        return f"must be between {rule.min} and {rule.max} seconds"
+    if violation.char is not None:
+        return f"character {violation.char!r} at index {violation.index} is not {rule.describe}"
+    if isinstance(value, str) and not value:
+        return "must not be empty"
+    return f"must be {rule.describe}"
+
+
+def _check(rule: _rules.Rule, value: object, name: str | None = None) -> Any:
+    """``value`` if it satisfies ``rule``; else a ParamValidationError naming ``name``."""
+    name = name or rule.member
+    violation = rule.violation(value)
+    if violation is not None:
+        if violation.kind == "type":
+            kind = "an int" if rule.type == "integer" else "a str"
+            raise ParamValidationError(f"{name} must be {kind}, got {type(value).__name__}")
+        raise _fail(name, value, _explain(violation))
+    if isinstance(value, str) and not _rules.header_safe(value):
+        raise _fail(name, value, "must not contain CR, LF or NUL")
     return value
-
-
-_ALNUM_HYPHEN = "letters, digits and hyphens, starting and ending with a letter or digit"
 
 
 def check_endpoint_name(value: object, name: str = "EndpointName") -> str:
     """An endpoint name: 1-63 letters, digits and hyphens, no leading or trailing hyphen."""
     if value is None:
         raise ParamValidationError(f"{name} is required")
-    return _check_name(name, value, _NAME_RE, 63, _ALNUM_HYPHEN)
+    result: str = _check(_rules.ENDPOINT_NAME, value, name)
+    return result
 
 
 def check_target_variant(value: object) -> str:
     """A production variant name: same rule as an endpoint name (1-63)."""
-    return _check_name("TargetVariant", value, _NAME_RE, 63, _ALNUM_HYPHEN)
+    result: str = _check(_rules.TARGET_VARIANT, value)
+    return result
 
 
 def check_target_container_hostname(value: object) -> str:
     """A container hostname in a multi-container endpoint (1-63)."""
-    return _check_name("TargetContainerHostname", value, _NAME_RE, 63, _ALNUM_HYPHEN)
+    result: str = _check(_rules.TARGET_CONTAINER_HOSTNAME, value)
+    return result
 
 
 def check_inference_component_name(value: object) -> str:
     """An inference component name (1-63)."""
-    return _check_name("InferenceComponentName", value, _COMPONENT_RE, 63, _ALNUM_HYPHEN)
+    result: str = _check(_rules.INFERENCE_COMPONENT_NAME, value)
+    return result
 
 
 def check_session_id(value: object, *, allow_new: bool = True) -> str:
@@ -116,124 +132,69 @@ def check_session_id(value: object, *, allow_new: bool = True) -> str:
     InvokeEndpointWithResponseStream accepts only an existing id (``allow_new=False``).
     """
     value = _require_str("SessionId", value)
-    if value == "NEW_SESSION":
-        if allow_new:
-            return value
+    if value == _rules.NEW_SESSION and not allow_new:
         raise _fail(
             "SessionId",
             value,
             "a streaming request needs an existing session id;"
             " open one with invoke(session_id='NEW_SESSION')",
         )
-    return _check_name("SessionId", value, _SESSION_RE, 256, _ALNUM_HYPHEN)
-
-
-def _check_printable_id(name: str, value: object, max_len: int) -> str:
-    value = _require_str(name, value)
-    if not value:
-        raise _fail(name, value, "must not be empty")
-    if len(value) > max_len:
-        raise _fail(name, value, f"is {len(value)} characters, at most {max_len} allowed")
-    if _PRINTABLE_ID_RE.fullmatch(value) is None:
-        raise _fail(name, value, "must be printable US-ASCII and must not start with whitespace")
-    return value
+    result: str = _check(_rules.SESSION_ID_OR_NEW if allow_new else _rules.SESSION_ID, value)
+    return result
 
 
 def check_inference_id(value: object) -> str:
     """An inference id: 1-64 printable US-ASCII characters, not starting with a space."""
-    return _check_printable_id("InferenceId", value, 64)
+    result: str = _check(_rules.INFERENCE_ID, value)
+    return result
 
 
 def check_target_model(value: object) -> str:
     """A multi-model endpoint's model path: 1-1024 printable US-ASCII characters."""
-    return _check_printable_id("TargetModel", value, 1024)
+    result: str = _check(_rules.TARGET_MODEL, value)
+    return result
 
 
 def check_enable_explanations(value: object) -> str:
-    """A SageMaker Clarify explanation expression: 1-64 characters."""
-    value = _require_str("EnableExplanations", value)
-    if not 1 <= len(value) <= 64:
-        raise _fail("EnableExplanations", value, "must be 1 to 64 characters")
-    if any(c in value for c in "\r\n\0"):
-        raise _fail("EnableExplanations", value, "must not contain CR, LF or NUL")
-    return value
-
-
-def _check_ascii_header(name: str, value: object, max_len: int = 1024) -> str:
-    value = _require_str(name, value)
-    if len(value) > max_len:
-        raise _fail(name, value, f"is {len(value)} characters, at most {max_len} allowed")
-    if not value.isascii():
-        raise _fail(name, value, "must be US-ASCII")
-    if any(c in value for c in "\r\n\0"):
-        raise _fail(name, value, "must not contain CR, LF or NUL")
-    return value
+    """A SageMaker Clarify explanation expression: 1-64 characters on one line."""
+    result: str = _check(_rules.ENABLE_EXPLANATIONS, value)
+    return result
 
 
 def check_content_type(value: object, name: str = "ContentType") -> str:
     """A MIME type for ContentType / Accept: US-ASCII, at most 1024 characters."""
-    return _check_ascii_header(name, value)
+    result: str = _check(_rules.ACCEPT if name == "Accept" else _rules.CONTENT_TYPE, value, name)
+    return result
 
 
 def check_custom_attributes(value: object) -> str:
     """CustomAttributes: at most 1024 visible US-ASCII characters (RFC 7230 field value)."""
-    value = _require_str("CustomAttributes", value)
-    if len(value) > 1024:
-        raise _fail("CustomAttributes", value, f"is {len(value)} characters, at most 1024 allowed")
-    for index, char in enumerate(value):
-        if not (" " <= char <= "~" or char == "\t"):
-            raise _fail(
-                "CustomAttributes",
-                value,
-                f"character {char!r} at index {index} is not visible US-ASCII",
-            )
-    return value
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParamValidationError(f"{name} must be an int, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise _fail(name, value, f"must be between {low} and {high} seconds")
-    return value
+    result: str = _check(_rules.CUSTOM_ATTRIBUTES, value)
+    return result
 
 
 def check_invocation_timeout(value: object) -> int:
     """InvocationTimeoutSeconds: 1-3600."""
-    return _check_int("InvocationTimeoutSeconds", value, 1, 3600)
+    result: int = _check(_rules.INVOCATION_TIMEOUT_SECONDS, value)
+    return result
 
 
 def check_ttl(value: object) -> int:
     """RequestTTLSeconds: 60-21600 (6 hours)."""
-    return _check_int("RequestTTLSeconds", value, 60, 21600)
+    result: int = _check(_rules.REQUEST_TTL_SECONDS, value)
+    return result
 
 
 def check_filename(value: object) -> str:
     """Filename of the async output: 1-32 characters, at most one dot, starting alphanumeric."""
-    value = _require_str("Filename", value)
-    if not 1 <= len(value) <= 32:
-        raise _fail("Filename", value, f"is {len(value)} characters, must be 1 to 32")
-    if _FILENAME_RE.fullmatch(value) is None:
-        raise _fail(
-            "Filename",
-            value,
-            "must start with a letter or digit, use letters, digits, '-', '_' and at most one '.'",
-        )
-    return value
+    result: str = _check(_rules.FILENAME, value)
+    return result
 
 
 def check_s3_output_path_extension(value: object) -> str:
     """S3OutputPathExtension: 1-512 characters of ``[a-zA-Z0-9!_.*'()/-]``, not a URI."""
-    value = _require_str("S3OutputPathExtension", value)
-    if not 1 <= len(value) <= 512:
-        raise _fail("S3OutputPathExtension", value, "must be 1 to 512 characters")
-    if _S3_OUTPUT_EXT_RE.fullmatch(value) is None:
-        raise _fail(
-            "S3OutputPathExtension",
-            value,
-            "must be a relative path of letters, digits and !_.*'()/- (not an s3: or https: URI)",
-        )
-    return value
+    result: str = _check(_rules.S3_OUTPUT_PATH_EXTENSION, value)
+    return result
 
 
 def check_s3_uri(value: object, name: str = "S3Uri") -> str:
@@ -250,12 +211,8 @@ def check_input_location(value: object) -> str:
     """InputLocation: an ``s3://`` (or ``https://``) URI of 1-1024 characters."""
     if value is None:
         raise ParamValidationError("InputLocation is required")
-    value = _require_str("InputLocation", value)
-    if not 1 <= len(value) <= 1024:
-        raise _fail("InputLocation", value, f"is {len(value)} characters, must be 1 to 1024")
-    if _INPUT_LOCATION_RE.fullmatch(value) is None:
-        raise _fail("InputLocation", value, "must be an s3://bucket/key (or https://) URI")
-    return value
+    result: str = _check(_rules.INPUT_LOCATION, value)
+    return result
 
 
 def check_body(value: object) -> bytes | IO[bytes]:
@@ -306,9 +263,26 @@ def _remaining_size(fileobj: Any) -> int | None:
         return None
 
 
-def _put(params: dict[str, Any], key: str, value: object, check: Any) -> None:
-    if value is not None:
-        params[key] = check(value)
+def _member(op: _rules.Operation, member: str, value: object) -> Any:
+    """``value`` checked by the rule ``op`` gives ``member``."""
+    if member == "EndpointName":
+        return check_endpoint_name(value)
+    if member == "Body":
+        return check_body(value)
+    if member == "InputLocation":
+        return check_input_location(value)
+    if member == "SessionId":
+        return check_session_id(value, allow_new=op.members[member].rule is _rules.SESSION_ID_OR_NEW)
+    return _check(op.members[member].rule, value)
+
+
+def _build(op: _rules.Operation, values: dict[str, object]) -> dict[str, Any]:
+    """The botocore parameters of ``op``: required members always, the others when set."""
+    params: dict[str, Any] = {}
+    for member, value in values.items():
+        if value is not None or op.members[member].required:
+            params[member] = _member(op, member, value)
+    return params
 
 
 def stream_params(
@@ -325,19 +299,21 @@ def stream_params(
     session_id: str | None = None,
 ) -> dict[str, Any]:
     """botocore parameters for InvokeEndpointWithResponseStream, validated."""
-    params: dict[str, Any] = {
-        "EndpointName": check_endpoint_name(endpoint_name),
-        "Body": check_body(body),
-    }
-    _put(params, "ContentType", content_type, check_content_type)
-    _put(params, "Accept", accept, lambda v: check_content_type(v, "Accept"))
-    _put(params, "CustomAttributes", custom_attributes, check_custom_attributes)
-    _put(params, "TargetVariant", target_variant, check_target_variant)
-    _put(params, "TargetContainerHostname", target_container_hostname, check_target_container_hostname)
-    _put(params, "InferenceId", inference_id, check_inference_id)
-    _put(params, "InferenceComponentName", inference_component_name, check_inference_component_name)
-    _put(params, "SessionId", session_id, lambda v: check_session_id(v, allow_new=False))
-    return params
+    return _build(
+        _rules.INVOKE_STREAM,
+        {
+            "EndpointName": endpoint_name,
+            "Body": body,
+            "ContentType": content_type,
+            "Accept": accept,
+            "CustomAttributes": custom_attributes,
+            "TargetVariant": target_variant,
+            "TargetContainerHostname": target_container_hostname,
+            "InferenceId": inference_id,
+            "InferenceComponentName": inference_component_name,
+            "SessionId": session_id,
+        },
+    )
 
 
 def invoke_params(
@@ -356,21 +332,23 @@ def invoke_params(
     session_id: str | None = None,
 ) -> dict[str, Any]:
     """botocore parameters for InvokeEndpoint, validated."""
-    params: dict[str, Any] = {
-        "EndpointName": check_endpoint_name(endpoint_name),
-        "Body": check_body(body),
-    }
-    _put(params, "ContentType", content_type, check_content_type)
-    _put(params, "Accept", accept, lambda v: check_content_type(v, "Accept"))
-    _put(params, "CustomAttributes", custom_attributes, check_custom_attributes)
-    _put(params, "TargetModel", target_model, check_target_model)
-    _put(params, "TargetVariant", target_variant, check_target_variant)
-    _put(params, "TargetContainerHostname", target_container_hostname, check_target_container_hostname)
-    _put(params, "InferenceId", inference_id, check_inference_id)
-    _put(params, "EnableExplanations", enable_explanations, check_enable_explanations)
-    _put(params, "InferenceComponentName", inference_component_name, check_inference_component_name)
-    _put(params, "SessionId", session_id, check_session_id)
-    return params
+    return _build(
+        _rules.INVOKE,
+        {
+            "EndpointName": endpoint_name,
+            "Body": body,
+            "ContentType": content_type,
+            "Accept": accept,
+            "CustomAttributes": custom_attributes,
+            "TargetModel": target_model,
+            "TargetVariant": target_variant,
+            "TargetContainerHostname": target_container_hostname,
+            "InferenceId": inference_id,
+            "EnableExplanations": enable_explanations,
+            "InferenceComponentName": inference_component_name,
+            "SessionId": session_id,
+        },
+    )
 
 
 def async_params(
@@ -387,16 +365,18 @@ def async_params(
     filename: str | None = None,
 ) -> dict[str, Any]:
     """botocore parameters for InvokeEndpointAsync, validated."""
-    params: dict[str, Any] = {
-        "EndpointName": check_endpoint_name(endpoint_name),
-        "InputLocation": check_input_location(input_location),
-    }
-    _put(params, "ContentType", content_type, check_content_type)
-    _put(params, "Accept", accept, lambda v: check_content_type(v, "Accept"))
-    _put(params, "CustomAttributes", custom_attributes, check_custom_attributes)
-    _put(params, "InferenceId", inference_id, check_inference_id)
-    _put(params, "RequestTTLSeconds", request_ttl_seconds, check_ttl)
-    _put(params, "InvocationTimeoutSeconds", invocation_timeout_seconds, check_invocation_timeout)
-    _put(params, "S3OutputPathExtension", s3_output_path_extension, check_s3_output_path_extension)
-    _put(params, "Filename", filename, check_filename)
-    return params
+    return _build(
+        _rules.INVOKE_ASYNC,
+        {
+            "EndpointName": endpoint_name,
+            "InputLocation": input_location,
+            "ContentType": content_type,
+            "Accept": accept,
+            "CustomAttributes": custom_attributes,
+            "InferenceId": inference_id,
+            "RequestTTLSeconds": request_ttl_seconds,
+            "InvocationTimeoutSeconds": invocation_timeout_seconds,
+            "S3OutputPathExtension": s3_output_path_extension,
+            "Filename": filename,
+        },
+    )

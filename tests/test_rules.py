@@ -1,0 +1,184 @@
+"""The rules table against botocore's own ``sagemaker-runtime`` service model.
+
+Every input member of the three operations must be in the table with the model's lengths,
+ranges, pattern and header name. Patterns are compared by meaning: the model's Java pattern is
+translated to Python and both are asked about sample values that must match and must not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import botocore.session
+import pytest
+from sagestream import _rules
+
+MODEL = botocore.session.get_session().get_service_model("sagemaker-runtime")
+
+
+def _java_to_python(pattern: str) -> re.Pattern[str]:
+    """The model's Java pattern as Python, with Java's meaning of each construct used."""
+    translated = (
+        pattern.replace("\\p{ASCII}", "\\x00-\\x7f")
+        .replace("\\p{Print}", "\\x20-\\x7e")
+        .replace("\\A", "")
+        .replace("\\z", "")
+        # Java's \S is anything but [ \t\n\x0B\f\r] (non-ASCII characters included).
+        .replace("\\S", "[^ \\t\\n\\x0b\\x0c\\r]")
+    )
+    # Bare class shorthands were written without brackets in the model: \p{ASCII}*.
+    translated = re.sub(r"^\\x00-\\x7f\*$", "[\\\\x00-\\\\x7f]*", translated)
+    return re.compile(_java_dots(translated))
+
+
+def _java_dots(pattern: str) -> str:
+    """Java's "." outside a character class: any character but a line terminator."""
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "." and not in_class:
+            out.append("[^\\n\\r\\x85\\u2028\\u2029]")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+# Values that must be accepted and refused, per member; "stricter" values are refused by the
+# service although the model's pattern alone would take them.
+SAMPLES: dict[str, dict[str, list[str]]] = {
+    "EndpointName": {
+        "ok": ["a", "my-endpoint", "A1--b2", "0"],
+        "bad": ["", "-a", "a-", "a_b", "chat\n", "é"],
+    },
+    "ContentType": {"ok": ["application/json", "", "a\tb"], "bad": ["text/é", "\u2028"]},
+    "Accept": {"ok": ["text/event-stream", ""], "bad": ["é"]},
+    "CustomAttributes": {
+        "ok": ["a=1; b=two", "", "tab\there"],
+        "bad": ["café"],
+        "stricter": ["bell\x07", "a\nb"],
+    },
+    "TargetModel": {"ok": ["m.tar.gz", "a b"], "bad": ["", " lead", "tab\there"], "stricter": ["émodel"]},
+    "TargetVariant": {"ok": ["AllTraffic", "v-1"], "bad": ["", "bad_name", "v\n"]},
+    "TargetContainerHostname": {"ok": ["c-1"], "bad": ["bad_host", "-c"]},
+    "InferenceId": {
+        "ok": ["abc 123!", "x"],
+        "bad": ["", " lead", "tab\there", "id\n"],
+        "stricter": ["\u00e9abc", "\u4e2dx"],
+    },
+    "EnableExplanations": {"ok": ["`true`", "a b c"], "bad": ["a\nb", "x\ry"]},
+    "InferenceComponentName": {"ok": ["ic", "ic-1", "a"], "bad": ["bad_", "-ic", "ic-", "ic\n"]},
+    "SessionId": {"ok": ["abc-123", "s"], "bad": ["a_b", "", "s\n"]},
+    "InputLocation": {
+        "ok": ["s3://bucket/key", "https://host/b/k", "s3://b"],
+        "bad": ["ftp://b/k", "s3:///k", "bucket/key", "s3://b/k\n"],
+    },
+    "S3OutputPathExtension": {
+        "ok": ["run/1", "team/run-7", "a(b)*!'"],
+        "bad": ["s3://x", "https://x", "a b"],
+    },
+    "Filename": {"ok": ["out.json", "a", "A-b_c.txt"], "bad": [".hidden", "a.b.c", "-a", "a/b", "a b"]},
+}
+
+
+def _members() -> list[tuple[str, str, Any]]:
+    out = []
+    for op_name in ("InvokeEndpoint", "InvokeEndpointWithResponseStream", "InvokeEndpointAsync"):
+        shape = MODEL.operation_model(op_name).input_shape
+        for member, member_shape in shape.members.items():
+            out.append((op_name, member, member_shape))
+    return out
+
+
+def test_the_table_has_the_three_operations_and_their_routes() -> None:
+    assert set(_rules.OPERATIONS) == set(MODEL.operation_names)
+    for name, op in _rules.OPERATIONS.items():
+        http = MODEL.operation_model(name).http
+        assert op.method == http["method"]
+        assert op.path == http["requestUri"]
+        assert op.status == http.get("responseCode", 200)
+        assert set(op.members) == set(MODEL.operation_model(name).input_shape.members), name
+    assert MODEL.signing_name == _rules.SIGNING_NAME
+
+
+@pytest.mark.parametrize(("op_name", "member", "shape"), _members(), ids=lambda v: str(v)[:40])
+def test_member_matches_the_service_model(op_name: str, member: str, shape: Any) -> None:
+    op = _rules.OPERATIONS[op_name]
+    entry = op.members[member]
+    rule = entry.rule
+    assert entry.required == (member in MODEL.operation_model(op_name).input_shape.required_members)
+    location = shape.serialization.get("location", "body")
+    assert entry.location == location
+    if location == "header":
+        assert op.header(member) == shape.serialization["name"]
+    assert rule.type == shape.type_name
+    assert rule.min == shape.metadata.get("min")
+    assert rule.max == shape.metadata.get("max")
+    assert rule.pattern == shape.metadata.get("pattern")
+    assert rule.sensitive == bool(shape.metadata.get("sensitive"))
+    if rule.pattern is None:
+        return
+    model = _java_to_python(rule.pattern)
+    samples = SAMPLES[member]
+    if member == "SessionId" and op_name == "InvokeEndpoint":
+        samples = {**samples, "ok": [*samples["ok"], "NEW_SESSION"]}
+    if member == "SessionId" and op_name == "InvokeEndpointWithResponseStream":
+        samples = {**samples, "bad": [*samples["bad"], "NEW_SESSION"]}
+    for value in samples["ok"]:
+        if rule.min is not None and len(value) < rule.min:
+            continue
+        assert model.fullmatch(value), (member, value)
+        assert rule.violation(value) is None, (member, value)
+    for value in samples["bad"]:
+        violation = rule.violation(value)
+        assert violation is not None, (member, value)
+        if violation.kind == "pattern":
+            assert not violation.strict_only, (member, value)
+            assert model.fullmatch(value) is None, (member, value)
+    for value in samples.get("stricter", []):
+        assert model.fullmatch(value), (member, value)
+        violation = rule.violation(value)
+        assert violation is not None, (member, value)
+        assert violation.strict_only
+        assert rule.stricter is not None
+    if not samples.get("stricter"):
+        assert rule.stricter is None, member
+
+
+@pytest.mark.parametrize(("op_name", "member", "shape"), _members(), ids=lambda v: str(v)[:40])
+def test_lengths_and_ranges_are_inclusive(op_name: str, member: str, shape: Any) -> None:
+    rule = _rules.OPERATIONS[op_name].members[member].rule
+    if rule.type == "integer":
+        assert rule.min is not None
+        assert rule.max is not None
+        assert rule.violation(rule.min) is None
+        assert rule.violation(rule.max) is None
+        assert rule.violation(rule.min - 1).kind == "min_value"  # type: ignore[union-attr]
+        assert rule.violation(rule.max + 1).kind == "max_value"  # type: ignore[union-attr]
+        assert rule.violation(True).kind == "type"  # type: ignore[union-attr]
+        return
+    assert rule.max is not None
+    fill = b"x" if rule.type == "blob" else SAMPLES.get(member, {"ok": ["x"]})["ok"][0][:1] or "x"
+    if rule.type == "blob":
+        assert rule.violation(b"x" * rule.max) is None
+        assert rule.violation(b"x" * (rule.max + 1)).kind == "max_length"  # type: ignore[union-attr]
+        return
+    too_long = str(fill) * (rule.max + 1)
+    violation = rule.violation(too_long)
+    assert violation is not None
+    assert violation.kind == "max_length"
+
+
+def test_defaults_and_constants() -> None:
+    assert MODEL.shape_for("BodyBlob").metadata["max"] == _rules.MAX_BODY_BYTES
+    assert _rules.DEFAULT_REQUEST_TTL_SECONDS == 21_600
+    assert _rules.DEFAULT_INVOCATION_TIMEOUT_SECONDS == 900
+    assert _rules.INFERENCE_ID.wire_name == "inferenceId"
+    assert _rules.REQUEST_TTL_SECONDS.wire_name == "requestTTLSeconds"
