@@ -202,7 +202,8 @@ def test_endpoint_name_validation(unvalidated: Any) -> None:
 
 
 def test_custom_attributes_limit_is_inclusive(runtime_client: Any) -> None:
-    attrs = "k=" + "v" * 1022
+    attrs = "echo_attributes=1;k=" + "v" * 1004
+    assert len(attrs) == 1024
     assert (
         runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x", CustomAttributes=attrs)[
             "CustomAttributes"

@@ -80,14 +80,14 @@ def test_aws_cli_invoke_endpoint(served: Served, aws_env: dict[str, str], tmp_pa
         "--content-type",
         "application/json",
         "--custom-attributes",
-        "trace=cli",
+        "trace=cli;echo_attributes=1",
         "--endpoint-url",
         served.url,
         str(out),
     )
     assert meta["ContentType"] == "application/json"
     assert meta["InvokedProductionVariant"] == "AllTraffic"
-    assert meta["CustomAttributes"] == "trace=cli"
+    assert meta["CustomAttributes"] == "trace=cli;echo_attributes=1"
     assert json.loads(out.read_text()) == [{"generated_text": "".join(demo_tokens("cli", 6))}]
 
 

@@ -137,7 +137,7 @@ def test_demo_stream_json_lines_via_custom_attributes(runtime_client: Any) -> No
         EndpointName="demo", Body=b"plain prompt", CustomAttributes="format=jsonl;tokens=4"
     )
     assert resp["ContentType"] == "application/jsonlines"
-    assert resp["CustomAttributes"] == "format=jsonl;tokens=4"
+    assert "CustomAttributes" not in resp  # the demo sets none unless asked to
     lines = [json.loads(p) for p in _parts(resp)]
     assert [line["token"]["text"] for line in lines] == demo_tokens("plain prompt", 4)
     assert lines[-1]["generated_text"] == "".join(demo_tokens("plain prompt", 4))
@@ -193,7 +193,9 @@ def test_model_stream_error_after_n_parts(runtime_client: Any, after: int, code:
         _until_error(resp, got)
     assert got == [bulk_part(i, 10) for i in range(after)]
     assert info.value.response["Error"]["Code"] == "ModelStreamError"
-    assert "time exceeded" in info.value.response["Error"]["Message"]
+    # One default message per ErrorCode.
+    expected = "stream broke" if code == "StreamBroken" else "time exceeded"
+    assert expected in info.value.response["Error"]["Message"]
 
 
 def test_model_stream_error_frame_carries_error_code(emulator: Any) -> None:
@@ -352,13 +354,24 @@ def test_bad_knob_is_a_model_error(runtime_client: Any) -> None:
     assert info.value.response["OriginalStatusCode"] == 400
 
 
-def test_custom_attributes_echoed(runtime_client: Any) -> None:
-    # Each body is read to the end so its connection goes back to the pool (an unread streaming
-    # body holds its socket until garbage collection).
-    resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x", CustomAttributes="trace=abc-123")
+@pytest.mark.parametrize("endpoint", ["demo", "echo"])
+def test_custom_attributes_only_when_the_model_sets_them(runtime_client: Any, endpoint: str) -> None:
+    # The service does not echo CustomAttributes: a response carries them only when the model
+    # sets them, which the built-in models do on request (echo_attributes=1). Each body is read
+    # to the end so its connection goes back to the pool.
+    resp = runtime_client.invoke_endpoint(EndpointName=endpoint, Body=b"x", CustomAttributes="trace=abc-123")
     assert resp["Body"].read()
-    assert resp["CustomAttributes"] == "trace=abc-123"
-    resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=b"x")
+    assert "CustomAttributes" not in resp
+    attrs = "trace=abc-123;echo_attributes=1"
+    resp = runtime_client.invoke_endpoint(EndpointName=endpoint, Body=b"x", CustomAttributes=attrs)
+    assert resp["Body"].read()
+    assert resp["CustomAttributes"] == attrs
+    resp = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName=endpoint, Body=b"x", CustomAttributes=attrs
+    )
+    assert _parts(resp)
+    assert resp["CustomAttributes"] == attrs
+    resp = runtime_client.invoke_endpoint(EndpointName=endpoint, Body=b"x")
     assert resp["Body"].read()
     assert "CustomAttributes" not in resp
 

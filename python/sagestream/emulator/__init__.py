@@ -7,27 +7,33 @@ InvokeEndpointAsync (through S3), with demo, echo and proxy models and fault inj
 
 from __future__ import annotations
 
-from .models import bulk_part, demo_tokens
-from .server import (
+from .config import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ASYNC_FAILURE_PATH,
+    DEFAULT_ASYNC_INPUT_PATH,
     DEFAULT_ASYNC_OUTPUT_PATH,
     DEFAULT_REGION,
     DEFAULT_SECRET_ACCESS_KEY,
-    Emulator,
     EmulatorConfig,
-    EmulatorServer,
 )
+from .demo import demo_tokens
+from .harness import Emulator
+from .models import bulk_part
+from .requestlog import RequestLog, RequestRecord
+from .server import EmulatorServer
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ASYNC_FAILURE_PATH",
+    "DEFAULT_ASYNC_INPUT_PATH",
     "DEFAULT_ASYNC_OUTPUT_PATH",
     "DEFAULT_REGION",
     "DEFAULT_SECRET_ACCESS_KEY",
     "Emulator",
     "EmulatorConfig",
     "EmulatorServer",
+    "RequestLog",
+    "RequestRecord",
     "bulk_part",
     "demo_tokens",
 ]

@@ -9,27 +9,33 @@ import signal
 import sys
 from typing import Any
 
-from .server import (
+from .catalog import check_model_spec
+from .config import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ASYNC_FAILURE_PATH,
+    DEFAULT_ASYNC_INPUT_PATH,
     DEFAULT_ASYNC_OUTPUT_PATH,
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_REGION,
     DEFAULT_SECRET_ACCESS_KEY,
     EmulatorConfig,
-    EmulatorServer,
 )
+from .server import EmulatorServer
 
 
 def _endpoint(value: str) -> tuple[str, str]:
     name, sep, model = value.partition("=")
     if not sep or not name or not model:
         raise argparse.ArgumentTypeError(
-            f"expected NAME=MODEL (MODEL: demo, echo or http://host:port), got {value!r}"
+            f"expected NAME=MODEL (MODEL: demo, demo:FORMAT, echo or http://host:port), got {value!r}"
         )
-    if model not in ("demo", "echo") and not model.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"unknown model {model!r}: expected demo, echo or http://host:port")
+    try:
+        check_model_spec(model)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return name, model
 
 
@@ -64,7 +70,8 @@ def register(subparsers: Any) -> None:
         type=_endpoint,
         default=[],
         metavar="NAME=MODEL",
-        help="serve endpoint NAME with MODEL: demo, echo or http://host:port (a container); repeatable. "
+        help="serve endpoint NAME with MODEL: demo, demo:FORMAT (its default output format: text, sse, "
+        "jsonl or json), echo or http://host:port (a container); repeatable. "
         "NAME '*' matches every other name. Without any, every name is served by demo.",
     )
     parser.add_argument(
@@ -78,6 +85,11 @@ def register(subparsers: Any) -> None:
         default=0.02,
         metavar="SECONDS",
         help="pause before each token of the demo model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--async-input-path",
+        default=DEFAULT_ASYNC_INPUT_PATH,
+        help="S3 prefix for async inputs; its bucket is created in the embedded S3 (default: %(default)s)",
     )
     parser.add_argument(
         "--async-output-path",
@@ -94,6 +106,27 @@ def register(subparsers: Any) -> None:
         type=int,
         default=4,
         help="async invocations processed at once per emulator; the rest queue (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection with no request in progress after this long (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="a request body must arrive within this long of its headers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="open client connections at most (default: a margin below the open-file limit)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not log one line per request")
     parser.set_defaults(func=_serve)
@@ -117,9 +150,13 @@ def _serve(args: argparse.Namespace) -> int:
         s3_endpoint_url=args.s3_endpoint_url,
         embedded_s3=args.s3_endpoint_url is None,
         token_delay=args.token_delay,
+        async_input_path=args.async_input_path,
         async_output_path=args.async_output_path,
         async_failure_path=args.async_failure_path,
         async_max_concurrency=args.async_max_concurrency,
+        idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
     try:
         server = EmulatorServer(config)
@@ -157,11 +194,30 @@ async def _run(server: EmulatorServer) -> int:
         f"AWS_SECRET_ACCESS_KEY={config.secret_access_key}",
         flush=True,
     )
+    s3_url: str | None = None
     try:
         s3_url = await loop.run_in_executor(None, lambda: server.s3_endpoint_url)
-        print(f"  S3: {s3_url}", flush=True)
     except RuntimeError as exc:
-        print(f"  S3: unavailable ({exc}); async invocations will fail", flush=True)
+        server.s3_problem = str(exc)
+    if s3_url is None:
+        print(
+            f"  S3: none, so async invocations are refused ({server.s3_problem}); install "
+            "'sagestream[s3]' for the embedded S3 or pass --s3-endpoint-url",
+            flush=True,
+        )
+    else:
+        print(f"  S3: {s3_url}", flush=True)
+        if server.s3_buckets:
+            print(
+                f"  S3 buckets: {', '.join(server.s3_buckets)} (async inputs under "
+                f"{config.async_input_path}/, results under {config.async_output_path}/, "
+                f"failures under {config.async_failure_path}/)",
+                flush=True,
+            )
+    env = f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={server.url}"
+    if s3_url is not None:
+        env += f" AWS_ENDPOINT_URL_S3={s3_url}"
+    print(f"  environment: {env} AWS_DEFAULT_REGION={config.region}", flush=True)
     try:
         await stop.wait()
     finally:

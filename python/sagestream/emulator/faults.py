@@ -8,12 +8,15 @@ attributes of real containers pass through untouched)::
     fault=error-frame;after=2;code=Throttled;message=slow down
     format=sse;tokens=50;delay_ms=20
     parts=100000;part_size=100;delay_ms=0
+    echo_attributes=1
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from .protocol import EmulatorError, model_error
 
 #: Every ``fault=`` value.
 FAULTS = (
@@ -30,8 +33,15 @@ FAULTS = (
 )
 #: ``fault=`` values answered as an HTTP error before any output.
 HTTP_FAULTS = ("model-error", "throttle", "unavailable", "internal-failure", "dependency")
+#: ``fault=`` values that act inside a response stream.
+STREAM_FAULTS = ("model-stream-error", "internal-stream-failure", "error-frame", "cut", "stall")
 FORMATS = ("text", "sse", "jsonl", "json")
-STREAM_ERROR_CODES = ("ModelInvocationTimeExceeded", "StreamBroken")
+#: ModelStreamError's ErrorCode values, each with the message the service sends with it.
+STREAM_ERROR_MESSAGES = {
+    "ModelInvocationTimeExceeded": "Model invocation time exceeded while streaming the response.",
+    "StreamBroken": "The model's response stream broke while streaming the response.",
+}
+STREAM_ERROR_CODES = tuple(STREAM_ERROR_MESSAGES)
 #: The ``:error-code`` of an ``error-frame`` fault without ``code=``.
 ERROR_FRAME_CODE = "InternalError"
 _ERROR_FRAME_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
@@ -58,6 +68,38 @@ class Knobs:
     parts: int | None = None
     part_size: int = 100
     session_close: bool = False
+    #: ``echo_attributes=1``: the demo and echo models answer the request's CustomAttributes.
+    echo_attributes: bool = False
+
+
+def default_stream_error_message(code: str) -> str:
+    """The message of a ModelStreamError with ErrorCode ``code``."""
+    return STREAM_ERROR_MESSAGES.get(code, "The model failed while streaming the response.")
+
+
+def raise_http_fault(knobs: Knobs, endpoint: str, region: str) -> None:
+    """Raise the HTTP error an ``HTTP_FAULTS`` knob asks for (nothing for other knobs)."""
+    fault = knobs.fault
+    if fault == "model-error":
+        raise model_error(endpoint, region, knobs.status, knobs.message or "Injected model error")
+    if fault == "throttle":
+        raise EmulatorError(
+            429, "ModelNotReadyException", knobs.message or "Model is not ready to serve requests."
+        )
+    if fault == "unavailable":
+        raise EmulatorError(
+            503, "ServiceUnavailable", knobs.message or "The service is unavailable. Try again later."
+        )
+    if fault == "internal-failure":
+        raise EmulatorError(
+            500, "InternalFailure", knobs.message or "An internal failure occurred. Try again later."
+        )
+    if fault == "dependency":
+        raise EmulatorError(
+            530,
+            "InternalDependencyException",
+            knobs.message or "An internal dependency failed. Try again later.",
+        )
 
 
 def parse_attributes(value: str | None) -> dict[str, str]:
@@ -144,4 +186,9 @@ def parse_knobs(custom_attributes: str | None) -> Knobs:
         if session != "close":
             raise KnobError(f"CustomAttributes session={session!r}: expected close")
         knobs.session_close = True
+    echo = attrs.get("echo_attributes")
+    if echo is not None:
+        if echo not in ("0", "1"):
+            raise KnobError(f"CustomAttributes echo_attributes={echo!r}: expected 0 or 1")
+        knobs.echo_attributes = echo == "1"
     return knobs

@@ -1,4 +1,5 @@
-"""The models an emulated endpoint can serve: ``demo``, ``echo`` and a proxy to a container.
+"""The models an emulated endpoint can serve: ``demo`` (in :mod:`.demo`), ``echo`` and a proxy
+to a container.
 
 A model turns one request into a reply: a content type and an async iterator of batches of
 payload parts (a batch is written to the socket in one go; each part is its own PayloadPart
@@ -8,10 +9,7 @@ frame on streams, and the parts are joined for InvokeEndpoint).
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,81 +17,14 @@ import aiohttp
 
 from .._connwatch import watch_connection
 from .faults import Knobs
+from .protocol import EmulatorError, model_error
 
-#: Built-in model names (anything else must be an ``http://host:port`` container URL).
-BUILTIN_MODELS = ("demo", "echo")
-#: Tokens the demo model generates when the request does not say.
-DEFAULT_MAX_NEW_TOKENS = 20
 #: Echo streams split the body into parts of this size.
 ECHO_PART_SIZE = 4096
-#: Parts per batch when there is no pacing.
-_BATCH = 512
-
-_CONTENT_TYPES = {
-    "text": "text/plain",
-    "sse": "text/event-stream",
-    "jsonl": "application/jsonlines",
-    "json": "application/json",
-}
-_ACCEPT_FORMATS = {
-    "text/plain": "text",
-    "text/event-stream": "sse",
-    "application/jsonlines": "jsonl",
-    "application/jsonl": "jsonl",
-    "application/x-ndjson": "jsonl",
-    "application/json": "json",
-}
-
-_WORDS = [
-    "stream",
-    "river",
-    "token",
-    "frame",
-    "model",
-    "answer",
-    "bright",
-    "quiet",
-    "swift",
-    "endpoint",
-    "signal",
-    "packet",
-    "harbor",
-    "lantern",
-    "meadow",
-    "orbit",
-    "pixel",
-    "quartz",
-    "rocket",
-    "summit",
-    "timber",
-    "velvet",
-    "willow",
-    "zephyr",
-    "amber",
-    "beacon",
-    "cobalt",
-    "delta",
-    "ember",
-    "fable",
-    "glacier",
-    "horizon",
-    "island",
-    "jasper",
-    "kernel",
-    "lumen",
-    "marble",
-    "nectar",
-    "onyx",
-    "prism",
-    "quiver",
-    "ripple",
-    "saffron",
-    "tundra",
-    "umber",
-    "vortex",
-    "wander",
-    "yonder",
-]
+#: A batch (written to the socket in one go, then drained) holds at most this many parts and
+#: about this many bytes, so memory stays bounded by one batch whatever the reply's size.
+_BATCH_PARTS = 512
+_BATCH_BYTES = 256 * 1024
 
 
 class ModelFailure(Exception):
@@ -148,19 +79,23 @@ class Model(Protocol):
     async def close(self) -> None: ...
 
 
-async def _batches(parts: list[bytes], delay: float) -> AsyncIterator[list[bytes]]:
+async def batches(parts: Iterable[bytes], delay: float) -> AsyncIterator[list[bytes]]:
+    """Parts in batches for the writer: one per ``delay`` seconds, or as many as fit a batch."""
     if delay > 0:
         for part in parts:
             await asyncio.sleep(delay)
             yield [part]
-    else:
-        for i in range(0, len(parts), _BATCH):
-            yield parts[i : i + _BATCH]
-
-
-async def _nothing() -> AsyncIterator[list[bytes]]:
-    return
-    yield  # pragma: no cover
+        return
+    batch: list[bytes] = []
+    size = 0
+    for part in parts:
+        batch.append(part)
+        size += len(part)
+        if len(batch) >= _BATCH_PARTS or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 # --- bulk parts (benchmarks and load tests) ---------------------------------------------------
@@ -178,126 +113,51 @@ def bulk_part(index: int, size: int) -> bytes:
     return head + fill[:fill_len]
 
 
-def bulk_reply(count: int, size: int, delay: float) -> ModelReply:
-    """``count`` parts of ``size`` bytes, paced by ``delay`` seconds (0: as fast as possible)."""
-
-    async def parts() -> AsyncIterator[list[bytes]]:
-        if delay > 0:
-            for i in range(count):
-                await asyncio.sleep(delay)
-                yield [bulk_part(i, size)]
-            return
-        fill = _FILL * (size // len(_FILL) + 2)
-        for start in range(0, count, _BATCH):
-            batch = []
-            for i in range(start, min(count, start + _BATCH)):
-                head = b"%d:" % i
-                batch.append((head + fill)[:size] if size > len(head) else head[:size])
-            yield batch
-
-    return ModelReply("application/octet-stream", parts())
-
-
-# --- demo -------------------------------------------------------------------------------------
-
-
-def _prompt_and_limit(body: bytes) -> tuple[str, int | None]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return body.decode("utf-8", "replace"), None
-    if isinstance(doc, str):
-        return doc, None
-    if not isinstance(doc, dict):
-        return body.decode("utf-8", "replace"), None
-    prompt = doc.get("inputs", doc.get("prompt", doc.get("text_inputs", "")))
-    if isinstance(prompt, list):
-        prompt = " ".join(str(p) for p in prompt)
-    params = doc.get("parameters")
-    limit = None
-    if isinstance(params, dict) and isinstance(params.get("max_new_tokens"), int):
-        limit = params["max_new_tokens"]
-    elif isinstance(doc.get("max_new_tokens"), int):
-        limit = doc["max_new_tokens"]
-    return str(prompt), limit
-
-
-def demo_tokens(prompt: str, count: int) -> list[str]:
-    """The demo model's deterministic tokens for ``prompt``: the same prompt, the same text."""
-    rng = random.Random(zlib.crc32(prompt.encode("utf-8", "replace")))
-    tokens = []
+def _bulk_parts(count: int, size: int) -> Iterator[bytes]:
+    fill = _FILL * (size // len(_FILL) + 2)
     for i in range(count):
-        word = rng.choice(_WORDS)
-        tokens.append(word.capitalize() if i == 0 else " " + word)
-    if tokens:
-        tokens[-1] += "."
-    return tokens
+        head = b"%d:" % i
+        yield (head + fill[: size - len(head)]) if size > len(head) else head[:size]
 
 
-def _token_id(text: str) -> int:
-    return zlib.crc32(text.encode()) % 32000
+def bulk_reply(count: int, size: int, delay: float) -> ModelReply:
+    """``count`` parts of ``size`` bytes, paced by ``delay`` seconds (0: as fast as possible).
+
+    The parts are made as the writer asks for them: a million parts of 16 MiB cost one batch
+    of memory, not the total.
+    """
+    return ModelReply("application/octet-stream", batches(_bulk_parts(count, size), delay))
 
 
-def _logprob(index: int, text: str) -> float:
-    return -round((zlib.crc32(f"{index}{text}".encode()) % 5000) / 1000.0, 3)
+class ReplyTooLarge(Exception):
+    """A reply joined into one body (InvokeEndpoint, async output) grew past its bound."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the model's response is larger than {limit} bytes")
+        self.limit = limit
 
 
-def _format_tokens(tokens: list[str], fmt: str) -> list[bytes]:
-    """One part per token in format ``fmt`` (``json`` is a single part)."""
-    text = "".join(tokens)
-    if fmt == "text":
-        return [t.encode() for t in tokens]
-    if fmt == "json":
-        return [json.dumps([{"generated_text": text}]).encode()]
-    out = []
-    last = len(tokens) - 1
-    for i, tok in enumerate(tokens):
-        token = {"id": _token_id(tok), "text": tok}
-        if fmt == "sse":
-            doc = {
-                "token": {**token, "logprob": _logprob(i, tok), "special": False},
-                "generated_text": text if i == last else None,
-                "details": None,
-            }
-            out.append(b"data: " + json.dumps(doc).encode() + b"\n\n")
-        else:
-            line: dict[str, object] = {"token": {**token, "log_prob": _logprob(i, tok)}}
-            if i == last:
-                line["generated_text"] = text
-            out.append(json.dumps(line).encode() + b"\n")
-    return out
+async def join_reply(reply: ModelReply, limit: int) -> bytes:
+    """The reply's parts as one body, refusing to hold more than ``limit`` bytes."""
+    out: list[bytes] = []
+    size = 0
+    try:
+        async for batch in reply.parts:
+            for part in batch:
+                size += len(part)
+                if size > limit:
+                    raise ReplyTooLarge(limit)
+                out.append(part)
+    finally:
+        await aclose_reply(reply)
+    return b"".join(out)
 
 
-def demo_format(request: ModelRequest) -> str:
-    """The output format: ``format=`` knob, else the Accept type, else text (streams) / json."""
-    if request.knobs.format:
-        return request.knobs.format
-    accept = (request.accept or "").split(";", 1)[0].strip().lower()
-    fmt = _ACCEPT_FORMATS.get(accept)
-    if fmt is None or (fmt == "json" and request.streaming):
-        return "text" if request.streaming else "json"
-    return fmt
-
-
-class DemoModel:
-    """Deterministic text generation, token by token, in the formats LLM containers use."""
-
-    name = "demo"
-
-    async def invoke(self, request: ModelRequest) -> ModelReply:
-        prompt, limit = _prompt_and_limit(request.body)
-        count = request.knobs.tokens if request.knobs.tokens is not None else limit
-        if count is None:
-            count = DEFAULT_MAX_NEW_TOKENS
-        fmt = demo_format(request)
-        parts = _format_tokens(demo_tokens(prompt, count), fmt)
-        delay = request.knobs.delay if request.knobs.delay is not None else request.token_delay
-        if not request.streaming:
-            delay = 0.0
-        return ModelReply(_CONTENT_TYPES[fmt], _batches(parts, delay))
-
-    async def close(self) -> None:
-        return None
+async def aclose_reply(reply: ModelReply) -> None:
+    """Stop the reply's generator (and whatever it holds: a container response)."""
+    aclose = getattr(reply.parts, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class EchoModel:
@@ -312,7 +172,10 @@ class EchoModel:
         else:
             parts = [body] if body else []
         delay = request.knobs.delay or 0.0
-        return ModelReply(request.content_type or "application/octet-stream", _batches(parts, delay))
+        attributes = request.custom_attributes if request.knobs.echo_attributes else None
+        return ModelReply(
+            request.content_type or "application/octet-stream", batches(parts, delay), attributes
+        )
 
     async def close(self) -> None:
         return None
@@ -405,12 +268,13 @@ class ProxyModel:
             self._session = None
 
 
-def make_model(spec: str) -> Model:
-    """``demo`` | ``echo`` | ``http://host:port`` → a model."""
-    if spec == "demo":
-        return DemoModel()
-    if spec == "echo":
-        return EchoModel()
-    if spec.startswith(("http://", "https://")):
-        return ProxyModel(spec)
-    raise ValueError(f"unknown model {spec!r}: expected demo, echo or an http://host:port container URL")
+async def call_model(model: Model, request: ModelRequest, region: str) -> ModelReply:
+    """The model's reply (a bulk reply for ``parts=N``), its failures as the service's errors."""
+    if request.knobs.parts is not None:
+        return bulk_reply(request.knobs.parts, request.knobs.part_size, request.knobs.delay or 0.0)
+    try:
+        return await model.invoke(request)
+    except ModelFailure as exc:
+        raise model_error(request.endpoint, region, exc.status, exc.message) from None
+    except ModelNotReady as exc:
+        raise EmulatorError(429, "ModelNotReadyException", str(exc)) from None

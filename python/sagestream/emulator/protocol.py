@@ -12,6 +12,7 @@ import json
 import struct
 import zlib
 from typing import Any
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -67,6 +68,28 @@ class EmulatorError(Exception):
                 "Content-Type": "application/json",
             },
         )
+
+
+class S3StyleError(EmulatorError):
+    """An error answered as S3 answers it (an XML document), for S3 clients that reached the
+    runtime port by mistake."""
+
+    def response(self, request_id: str) -> web.Response:
+        """The HTTP response carrying this error."""
+        return web.Response(
+            status=self.status,
+            body=s3_error_body(self.code, self.message, request_id),
+            headers={"x-amz-request-id": request_id, "Content-Type": "application/xml"},
+        )
+
+
+def s3_error_body(code: str, message: str, request_id: str) -> bytes:
+    """An S3 XML error document."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<RequestId>{escape(request_id)}</RequestId></Error>"
+    ).encode()
 
 
 def validation_error(message: str) -> EmulatorError:

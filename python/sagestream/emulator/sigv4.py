@@ -3,6 +3,11 @@
 The signature is recomputed from the request as received (method, path, query, the headers
 named in ``SignedHeaders``, the body hash) with the configured secret key and compared in
 constant time. Failures carry the error codes and messages AWS answers with (403).
+
+Verification comes in two steps so that a server can refuse a request on its headers before
+reading its body: :func:`check_request` does every check the headers allow (and the whole
+signature when the client declared the payload hash), :meth:`SignedRequest.verify_payload`
+finishes with the hash of the body as received.
 """
 
 from __future__ import annotations
@@ -100,9 +105,16 @@ def canonical_request(
     headers: Mapping[str, list[str]],
     signed_headers: tuple[str, ...],
     payload_hash: str,
+    *,
+    s3: bool = False,
 ) -> str:
-    """The SigV4 canonical request (paths are URI-encoded once more, as for non-S3 services)."""
-    lines = [method.upper(), quote(raw_path or "/", safe="/~"), _canonical_query(query_string)]
+    """The SigV4 canonical request.
+
+    Paths are URI-encoded once more, as for every service but S3, whose signers use the path
+    as sent (``s3=True``).
+    """
+    path = (raw_path or "/") if s3 else quote(raw_path or "/", safe="/~")
+    lines = [method.upper(), path, _canonical_query(query_string)]
     for name in signed_headers:
         values = headers.get(name, [])
         lines.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}")
@@ -127,21 +139,100 @@ def signature(secret_key: str, auth: Authorization, amz_date: str, canonical: st
     return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-def verify(
+#: ``x-amz-content-sha256`` values that are not a hash of the body.
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+_STREAMING_PREFIX = "STREAMING-"
+#: What AWS answers for an ``x-amz-*`` header left out of SignedHeaders.
+UNSIGNED_HEADERS = "There were headers present in the request which were not signed"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A request whose headers passed every SigV4 check; the payload hash is still to come.
+
+    When the client declared the payload hash (``x-amz-content-sha256``), the signature has
+    already been checked too, and :meth:`verify_payload` only compares the body's hash.
+    """
+
+    auth: Authorization
+    secret: str
+    amz_date: str
+    method: str
+    raw_path: str
+    query_string: str
+    headers: Mapping[str, list[str]]
+    declared_hash: str | None
+    s3: bool
+
+    @property
+    def access_key_id(self) -> str:
+        """The access key id the request was signed with."""
+        return self.auth.access_key_id
+
+    @property
+    def body_is_signed(self) -> bool:
+        """False when the body is not part of the signature (UNSIGNED-PAYLOAD, streaming)."""
+        declared = self.declared_hash
+        return declared is None or not (
+            declared == UNSIGNED_PAYLOAD or declared.startswith(_STREAMING_PREFIX)
+        )
+
+    def check_signature(self, payload_hash: str) -> None:
+        """Compare the signature over the canonical request with ``payload_hash``."""
+        canonical = canonical_request(
+            self.method,
+            self.raw_path,
+            self.query_string,
+            self.headers,
+            self.auth.signed_headers,
+            payload_hash,
+            s3=self.s3,
+        )
+        expected = signature(self.secret, self.auth, self.amz_date, canonical)
+        if not hmac.compare_digest(expected, self.auth.signature):
+            raise auth_error("InvalidSignatureException", _MISMATCH)
+
+    def verify_payload(self, body_hash: str) -> str:
+        """Finish verification with the hex SHA-256 of the body received; the access key id."""
+        declared = self.declared_hash
+        if declared is None:
+            self.check_signature(body_hash)
+        elif self.body_is_signed and not hmac.compare_digest(declared, body_hash):
+            raise auth_error(
+                "XAmzContentSHA256Mismatch" if self.s3 else "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                status=400,
+            )
+        return self.auth.access_key_id
+
+
+def scope_service(headers: Mapping[str, list[str]]) -> str | None:
+    """The service an ``Authorization`` header is scoped to, or None if there is none."""
+    values = headers.get("authorization")
+    if not values:
+        return None
+    try:
+        return parse_authorization(values[0]).service
+    except EmulatorError:
+        return None
+
+
+def check_request(
     *,
     method: str,
     raw_path: str,
     query_string: str,
     headers: Mapping[str, list[str]],
-    body: bytes,
     credentials: Mapping[str, str],
     region: str,
     service: str,
     now: _dt.datetime | None = None,
-) -> str:
-    """Verify a request's SigV4 signature; returns the access key id or raises EmulatorError.
+    s3: bool = False,
+) -> SignedRequest:
+    """Every SigV4 check that needs no body; raises EmulatorError (403) on the first failure.
 
-    ``headers`` maps lower-case names to every value received under that name.
+    ``headers`` maps lower-case names to every value received under that name. Every
+    ``x-amz-*`` header must be signed; other headers may travel unsigned, as with AWS.
     """
     authorization = headers.get("authorization")
     if not authorization:
@@ -152,23 +243,54 @@ def verify(
         raise auth_error(
             "UnrecognizedClientException", "The security token included in the request is invalid."
         )
+    amz_date = _request_date(headers)
+    _check_scope(auth, amz_date, region, service, now)
+    unsigned = sorted(n for n in headers if n.startswith("x-amz-") and n not in auth.signed_headers)
+    if unsigned:
+        raise auth_error("InvalidSignatureException", f"{UNSIGNED_HEADERS}: {', '.join(unsigned)}")
+    declared_values = headers.get("x-amz-content-sha256")
+    declared = declared_values[0] if declared_values else None
+    if s3 and declared is None:
+        raise auth_error(
+            "InvalidRequest", "Missing required header for this request: x-amz-content-sha256", status=400
+        )
+    signed = SignedRequest(
+        auth=auth,
+        secret=secret,
+        amz_date=amz_date,
+        method=method,
+        raw_path=raw_path,
+        query_string=query_string,
+        headers=headers,
+        declared_hash=declared,
+        s3=s3,
+    )
+    if declared is not None:
+        # The payload hash is known: refuse a bad signature before the body is read.
+        signed.check_signature(declared)
+    return signed
+
+
+def _request_date(headers: Mapping[str, list[str]]) -> str:
     amz_date_values = headers.get("x-amz-date")
     date_values = headers.get("date")
     if amz_date_values:
-        amz_date = amz_date_values[0]
-    elif date_values:
+        return amz_date_values[0]
+    if date_values:
         try:
             parsed = email.utils.parsedate_to_datetime(date_values[0])
         except (TypeError, ValueError):
             parsed = None
-        amz_date = (
-            parsed.astimezone(_dt.timezone.utc).strftime(_AMZ_DATE_FORMAT) if parsed else date_values[0]
-        )
-    else:
-        raise auth_error(
-            "IncompleteSignatureException",
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-        )
+        return parsed.astimezone(_dt.timezone.utc).strftime(_AMZ_DATE_FORMAT) if parsed else date_values[0]
+    raise auth_error(
+        "IncompleteSignatureException",
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+    )
+
+
+def _check_scope(
+    auth: Authorization, amz_date: str, region: str, service: str, now: _dt.datetime | None
+) -> None:
     try:
         stamp = _dt.datetime.strptime(amz_date, _AMZ_DATE_FORMAT).replace(tzinfo=_dt.timezone.utc)
     except ValueError:
@@ -210,19 +332,34 @@ def verify(
             "InvalidSignatureException",
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         )
-    body_hash = hashlib.sha256(body).hexdigest()
-    declared = headers.get("x-amz-content-sha256")
-    payload_hash = body_hash
-    if declared:
-        payload_hash = declared[0]
-        if payload_hash not in ("UNSIGNED-PAYLOAD", body_hash):
-            raise auth_error(
-                "InvalidSignatureException",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                status=400,
-            )
-    canonical = canonical_request(method, raw_path, query_string, headers, auth.signed_headers, payload_hash)
-    expected = signature(secret, auth, amz_date, canonical)
-    if not hmac.compare_digest(expected, auth.signature):
-        raise auth_error("InvalidSignatureException", _MISMATCH)
-    return auth.access_key_id
+
+
+def verify(
+    *,
+    method: str,
+    raw_path: str,
+    query_string: str,
+    headers: Mapping[str, list[str]],
+    body: bytes,
+    credentials: Mapping[str, str],
+    region: str,
+    service: str,
+    now: _dt.datetime | None = None,
+    s3: bool = False,
+) -> str:
+    """Verify a whole request's SigV4 signature; returns the access key id or raises EmulatorError.
+
+    ``headers`` maps lower-case names to every value received under that name.
+    """
+    signed = check_request(
+        method=method,
+        raw_path=raw_path,
+        query_string=query_string,
+        headers=headers,
+        credentials=credentials,
+        region=region,
+        service=service,
+        now=now,
+        s3=s3,
+    )
+    return signed.verify_payload(hashlib.sha256(body).hexdigest())

@@ -1,0 +1,57 @@
+"""What an emulator serves and how: ``EmulatorConfig`` and the documented defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: Documented default credentials (any SDK configured with these can call the emulator).
+DEFAULT_ACCESS_KEY_ID = "sagestream"
+DEFAULT_SECRET_ACCESS_KEY = "sagestream-secret"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+#: The bucket the emulator creates in its embedded S3, and where async inputs, results and
+#: failures go unless configured.
+DEFAULT_ASYNC_BUCKET = "sagestream-async"
+DEFAULT_ASYNC_INPUT_PATH = f"s3://{DEFAULT_ASYNC_BUCKET}/input"
+DEFAULT_ASYNC_OUTPUT_PATH = f"s3://{DEFAULT_ASYNC_BUCKET}/output"
+DEFAULT_ASYNC_FAILURE_PATH = f"s3://{DEFAULT_ASYNC_BUCKET}/failure"
+#: How long a stateful session lives after it is created.
+DEFAULT_SESSION_TTL = 20 * 60.0
+#: A connection with no request in progress (none sent yet, headers still arriving, or idle
+#: between requests) is closed after this many seconds.
+DEFAULT_IDLE_TIMEOUT = 60.0
+#: A request body must arrive whole within this many seconds of its headers.
+DEFAULT_BODY_TIMEOUT = 60.0
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the server needs to know.
+
+    ``endpoints`` maps endpoint names to models: ``"demo"`` (optionally ``"demo:FORMAT"``, the
+    demo's default output format), ``"echo"`` or a container URL ``"http://host:port"``;
+    ``"*"`` matches every other name; ``None`` serves every name with the demo model.
+    ``max_connections`` caps open client connections (None: from the process's open-file
+    limit); at the cap the connection idle the longest is closed to make room.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    region: str = DEFAULT_REGION
+    access_key_id: str = DEFAULT_ACCESS_KEY_ID
+    secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY
+    endpoints: Mapping[str, str] | None = None
+    s3_endpoint_url: str | None = None
+    embedded_s3: bool = False
+    token_delay: float = 0.0
+    async_input_path: str = DEFAULT_ASYNC_INPUT_PATH
+    async_output_path: str = DEFAULT_ASYNC_OUTPUT_PATH
+    async_failure_path: str = DEFAULT_ASYNC_FAILURE_PATH
+    async_max_concurrency: int = 4
+    async_time_scale: float = 1.0
+    session_ttl: float = DEFAULT_SESSION_TTL
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_connections: int | None = None
