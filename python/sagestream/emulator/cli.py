@@ -166,8 +166,31 @@ def _serve(args: argparse.Namespace) -> int:
     return asyncio.run(_run(server))
 
 
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Log running out of file descriptors once per 10 s, not once per refused accept.
+
+    asyncio reports every failed ``accept()`` of a burst, each with a traceback; the connection
+    guard makes room, and accepting resumes a second later.
+    """
+    last = [-1e9]
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            now = loop.time()
+            if now - last[0] >= 10.0:
+                last[0] = now
+                logging.getLogger("sagestream.emulator").warning(
+                    "out of file descriptors: accepting again in a second, idle connections are closed"
+                )
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def _run(server: EmulatorServer) -> int:
     loop = asyncio.get_running_loop()
+    _quiet_accept_errors(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
