@@ -247,3 +247,42 @@ def test_unknown_path(emulator: Emulator) -> None:
         resp = pool.request("GET", request.url, headers=dict(request.headers.items()))
     assert resp.status == 404
     assert resp.headers["x-amzn-ErrorType"] == "UnknownOperationException"
+
+
+# --- the rules table, as the service answers it --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        # The model's pattern is anchored at the start only; the service matches it whole.
+        ({"EndpointName": "chat\n"}, "endpointName"),
+        ({"InferenceId": "\u00e9abc"}, "inferenceId"),  # Java's \S takes it; the service does not
+        ({"TargetModel": "\u00e9model.tar.gz"}, "targetModel"),
+        ({"SessionId": "a_b"}, "sessionId"),
+        ({"EnableExplanations": "x" * 65}, "enableExplanations"),
+    ],
+)
+def test_drifted_rules_are_the_services(unvalidated: Any, kwargs: dict[str, str], field: str) -> None:
+    params = {"EndpointName": "demo", "Body": b"x", **kwargs}
+    message = _validation_error(lambda: unvalidated.invoke_endpoint(**params))
+    assert f"at '{field}' failed to satisfy constraint" in message
+
+
+def test_every_broken_rule_is_reported_at_once(unvalidated: Any) -> None:
+    message = _validation_error(
+        lambda: unvalidated.invoke_endpoint(
+            EndpointName="demo", Body=b"x", InferenceId="x" * 65, TargetContainerHostname="bad_host"
+        )
+    )
+    assert message.startswith("2 validation errors detected: ")
+    assert "Member must have length less than or equal to 64" in message
+    assert "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*" in message
+
+
+def test_sensitive_values_are_not_repeated(unvalidated: Any) -> None:
+    message = _validation_error(
+        lambda: unvalidated.invoke_endpoint(EndpointName="demo", Body=b"x", CustomAttributes="secret\u00e9")
+    )
+    assert "secret" not in message
+    assert "at 'customAttributes' failed to satisfy constraint" in message

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,3 +160,29 @@ def test_stops_cleanly_on_signals(sig: int) -> None:
     # One log line per request.
     assert '"POST /endpoints/anything-goes/invocations" 200' in err
     assert "Traceback" not in err
+
+
+def test_endpoint_with_a_default_format() -> None:
+    served = start_serve("--endpoint", "events=demo:sse")
+    try:
+        assert any("endpoint events -> demo:sse" in line for line in served.banner)
+        resp = served.client().invoke_endpoint_with_response_stream(
+            EndpointName="events", Body=b"hi", CustomAttributes="tokens=3"
+        )
+        assert resp["ContentType"] == "text/event-stream"
+        parts = [e["PayloadPart"]["Bytes"] for e in resp["Body"]]
+        assert [json.loads(p[len(b"data: ") :])["token"]["text"] for p in parts] == demo_tokens("hi", 3)
+    finally:
+        stop_serve(served)
+
+
+def test_unknown_model_spec_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sagestream", "serve", "--endpoint", "x=demo:xml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "demo:FORMAT" in proc.stderr
+    assert "Traceback" not in proc.stderr
