@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -161,3 +162,26 @@ def test_request_ttl(scaled: Emulator, s3_client: Any) -> None:
     assert kind == "failure"
     assert json.loads(body)["ErrorCode"] == "RequestExpired"
     assert _wait(s3_client, slow)[0] == "output"
+
+
+def test_readme_async_example_with_the_service_specific_endpoint_variables(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME and AWS_ENDPOINT_URL_S3, the emulator's input prefix:
+    the README's example runs as written, with no bucket created by hand."""
+    import sagestream
+
+    assert emulator.s3_endpoint_url is not None
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", emulator.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", emulator.s3_endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", emulator.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", emulator.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", emulator.region)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    job = sagestream.Client().invoke_async(
+        "demo", input=b'{"inputs": "Hi"}', input_prefix="s3://sagestream-async/input/"
+    )
+    assert json.loads(job.wait(timeout=30)) == [{"generated_text": "".join(demo_tokens("Hi", 20))}]
