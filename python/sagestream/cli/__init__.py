@@ -1,0 +1,86 @@
+"""The ``sagestream`` command: ``demo``, ``invoke``, ``invoke-async`` and ``serve``.
+
+One module per command, each with a ``register(subparsers)`` that adds its parser and sets
+``func`` (taking the parsed namespace, returning the exit status). ``serve`` lives with the
+emulator (``sagestream.emulator.cli``).
+
+Starting stays cheap: the command modules import boto3, rich or the emulator only when their
+command runs, and ``serve``'s module (which imports aiohttp) is loaded only when ``serve`` is
+asked for, so ``sagestream --help`` and ``sagestream invoke --help`` load none of them.
+
+Exit status, every command: 0 done (also when stdout is closed early, as by ``| head``); 1 the
+request, the stream or the inference failed; 2 a usage or configuration error, with nothing
+sent (a bad option, an invalid parameter, no region, no credentials, an unknown profile);
+124 ``invoke-async --wait`` timed out; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+_COMMAND_MODULES = ("sagestream.cli.demo", "sagestream.cli.invoke", "sagestream.cli.invoke_async")
+# `serve`: its module is imported only when it runs, so its one-line help is repeated here.
+_SERVE_MODULE = "sagestream.emulator.cli"
+_SERVE_HELP = "run a local SageMaker Runtime endpoint emulator"
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser(*, serve: bool = False) -> argparse.ArgumentParser:
+    """The ``sagestream`` parser; ``serve=True`` loads the ``serve`` command's own parser."""
+    from sagestream import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sagestream",
+        description="Stream inference from Amazon SageMaker AI endpoints, or emulate one locally.",
+        epilog="'sagestream COMMAND --help' describes a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"sagestream {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    if serve:
+        importlib.import_module(_SERVE_MODULE).register(subparsers)
+    else:
+        subparsers.add_parser("serve", help=_SERVE_HELP)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sagestream`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # The parser itself has no option taking a value: the first other word names the command.
+    command = next((word for word in args_list if not word.startswith("-")), None)
+    parser = build_parser(serve=command == "serve")
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): not an error for a command writing a stream.
+        _drop_stdout()
+        return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError.
+
+    As the Python documentation advises for SIGPIPE (library/signal.html, "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

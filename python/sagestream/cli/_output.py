@@ -1,0 +1,99 @@
+"""Writing a response stream out: each piece to stdout as it arrives, the timing summary to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+_UNITS = {"lines": "lines", "sse": "server-sent events", "json": "JSON lines"}
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--lines`` / ``--sse`` / ``--json`` (default: the raw parts) and ``--quiet``."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--lines", action="store_const", dest="mode", const="lines", help="print text lines")
+    group.add_argument(
+        "--sse",
+        action="store_const",
+        dest="mode",
+        const="sse",
+        help="print the data of each server-sent event",
+    )
+    group.add_argument(
+        "--json", action="store_const", dest="mode", const="json", help="print each JSON line, compact"
+    )
+    parser.set_defaults(mode=None)
+    parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+
+def render(stream: Any, mode: str | None) -> Iterator[bytes]:
+    """What to write for each unit of output in ``mode`` (``None``: the parts as they came)."""
+    if mode == "lines":
+        for line in stream.lines(errors="replace"):
+            yield line.encode("utf-8") + b"\n"
+    elif mode == "sse":
+        for event in stream.sse():
+            yield event.data.encode("utf-8") + b"\n"
+    elif mode == "json":
+        for value in stream.json_lines():
+            yield json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    else:
+        yield from stream
+
+
+def write_out(pieces: Iterable[bytes]) -> int:
+    """Write each piece to stdout and flush it at once; returns how many were written.
+
+    A reader that goes away (``| head``) raises ``BrokenPipeError`` here, which the ``sagestream``
+    entry point turns into a quiet exit 0.
+    """
+    out = sys.stdout.buffer
+    written = 0
+    for piece in pieces:
+        out.write(piece)
+        out.flush()
+        written += 1
+    return written
+
+
+def summary(stream: Any, err: IO[str]) -> None:
+    """One line about the stream: parts, bytes, duration, time to first part, rate, longest gap."""
+    m = stream.metrics
+    first = "-" if m.time_to_first_part is None else f"{m.time_to_first_part * 1000:.1f} ms"
+    total = m.duration if m.duration is not None else (time.monotonic() - m.started)
+    rate = m.parts / total if total > 0 else 0.0
+    err.write(
+        f"\n[sagestream] {m.parts} parts, {m.bytes} bytes in {total:.3f} s; "
+        f"first part after {first}; {rate:,.0f} parts/s; longest gap {m.max_gap * 1000:.1f} ms\n"
+    )
+
+
+def stream_out(stream: Any, pieces: Iterable[bytes], *, quiet: bool, mode: str | None = None) -> int:
+    """Write ``pieces`` (drawn from ``stream``) to stdout, then the summary unless ``quiet``.
+
+    Errors of the stream propagate after the summary, so the parts received before them are
+    out and counted. ``mode`` names the ``--lines`` / ``--sse`` / ``--json`` option that made
+    ``pieces``, for the note when they found nothing. Returns 0.
+    """
+    broken_pipe = False
+    try:
+        with stream:
+            written = write_out(pieces)
+    except BrokenPipeError:
+        broken_pipe = True
+        raise
+    finally:
+        if not quiet and not broken_pipe:
+            summary(stream, sys.stderr)
+    if mode in _UNITS and written == 0 and stream.metrics.bytes:
+        # Not silent: the bytes arrived but held nothing of the chosen kind.
+        sys.stderr.write(
+            f"[sagestream] --{mode}: {stream.metrics.bytes} bytes received but no {_UNITS[mode]} in "
+            f"them (the endpoint answered {stream.content_type or 'no content type'}); "
+            f"run without --{mode} to see them as they came\n"
+        )
+    return 0

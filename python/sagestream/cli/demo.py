@@ -1,0 +1,81 @@
+"""``sagestream demo``: stream from an endpoint emulated in this process, no AWS account needed."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from sagestream.cli import _common, _output
+
+DEMO_PROMPT = "Tell me about rivers"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``demo`` to the ``sagestream`` parser."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="stream from a local emulated endpoint (no AWS account needed)",
+        description=(
+            "Start the endpoint emulator in this process on a free port and stream a prompt "
+            "through the full signed path, as 'invoke' does against SageMaker: the text to "
+            "stdout token by token, a timing summary to stderr."
+        ),
+    )
+    parser.add_argument("prompt", nargs="?", default=DEMO_PROMPT, help="prompt (default: %(default)r)")
+    parser.add_argument(
+        "--format",
+        choices=("text", "sse", "jsonl"),
+        default="text",
+        help="the model's output format, decoded back to text (default: %(default)s)",
+    )
+    parser.add_argument("--tokens", type=int, default=40, help="tokens to generate (default: %(default)s)")
+    parser.add_argument(
+        "--delay-ms", type=float, default=30.0, help="pause between tokens (default: %(default)s)"
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``demo`` handler."""
+    from sagestream import Client
+    from sagestream.emulator import Emulator
+
+    with Emulator(
+        host="127.0.0.1", port=0, endpoints={"demo": "demo"}, token_delay=args.delay_ms / 1000
+    ) as emu:
+        if not args.quiet:
+            sys.stderr.write(f"[sagestream] emulated endpoint 'demo' at {emu.url}\n")
+        body = json.dumps({"inputs": args.prompt, "parameters": {"max_new_tokens": args.tokens}})
+        with Client(
+            region_name=emu.region,
+            endpoint_url=emu.url,
+            aws_access_key_id=emu.access_key_id,
+            aws_secret_access_key=emu.secret_access_key,
+        ) as client:
+            try:
+                stream = client.invoke_stream(
+                    "demo", body, content_type="application/json", custom_attributes=f"format={args.format}"
+                )
+                pieces = itertools.chain(_text(stream, args.format), [b"\n"])
+                _output.stream_out(stream, pieces, quiet=args.quiet)
+            except _common.failures() as exc:
+                return _common.report("demo", exc)
+    return 0
+
+
+def _text(stream: Any, fmt: str) -> Iterator[bytes]:
+    """The generated text, token by token, whatever the output format."""
+    if fmt == "sse":
+        for event in stream.sse():
+            if event.data:
+                yield str(event.json()["token"]["text"]).encode("utf-8")
+    elif fmt == "jsonl":
+        for doc in stream.json_lines():
+            yield str(doc["token"]["text"]).encode("utf-8")
+    else:
+        yield from stream

@@ -1,0 +1,215 @@
+"""``sagestream invoke-async``: start an asynchronous inference and, with ``--wait``, fetch its output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+from typing import Any
+
+from sagestream import _params
+from sagestream.cli import _common
+
+#: Exit status when ``--wait`` gave up before the output or the failure document appeared.
+EXIT_TIMEOUT = 124
+
+_DESCRIPTION = """\
+Start an asynchronous inference (InvokeEndpointAsync) on an input already in S3
+(--input-location) or on a local file uploaded first (--input with --input-prefix).
+
+Without --wait, print the invocation as JSON: InferenceId, OutputLocation, FailureLocation.
+With --wait, poll S3 until the output appears and write its bytes to stdout; stderr shows a
+spinner and the time waited on a terminal, plain lines otherwise.
+
+Exit status: 0 done, 1 the inference or a request failed (the failure document goes to
+stderr), 2 a usage or configuration error (nothing sent), 124 --wait timed out,
+130 interrupted.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``invoke-async`` to the ``sagestream`` parser."""
+    parser = subparsers.add_parser(
+        "invoke-async",
+        help="start an asynchronous inference (InvokeEndpointAsync), optionally wait for its output",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "endpoint",
+        metavar="ENDPOINT",
+        type=_common.checked(_params.check_endpoint_name),
+        help="endpoint name",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--input",
+        metavar="FILE",
+        type=_input_file,
+        help="a local file to upload as the input (needs --input-prefix)",
+    )
+    source.add_argument(
+        "--input-location",
+        metavar="S3URI",
+        type=_common.checked(_params.check_input_location),
+        help="the input already in S3 (s3://bucket/key)",
+    )
+    parser.add_argument(
+        "--input-prefix",
+        metavar="S3URI",
+        type=_common.checked(lambda v: _params.check_s3_uri(v, "input prefix")),
+        help="where to upload --input (s3://bucket/prefix)",
+    )
+    request = parser.add_argument_group("request")
+    request.add_argument(
+        "--content-type",
+        metavar="MIME",
+        type=_common.checked(_params.check_content_type),
+        help="the input's MIME type",
+    )
+    request.add_argument(
+        "--accept",
+        metavar="MIME",
+        type=_common.checked(lambda v: _params.check_content_type(v, "Accept")),
+        help="the MIME type wanted for the output",
+    )
+    request.add_argument(
+        "--custom-attributes",
+        metavar="TEXT",
+        type=_common.checked(_params.check_custom_attributes),
+        help="CustomAttributes passed to the model",
+    )
+    request.add_argument(
+        "--inference-id",
+        metavar="ID",
+        type=_common.checked(_params.check_inference_id),
+        help="an id of your own for this inference",
+    )
+    request.add_argument(
+        "--request-ttl",
+        type=_common.checked(_params.check_ttl, int),
+        metavar="SECONDS",
+        help="RequestTTLSeconds, 60 to 21600 (default: the service's, 21600)",
+    )
+    request.add_argument(
+        "--invocation-timeout",
+        type=_common.checked(_params.check_invocation_timeout, int),
+        metavar="SECONDS",
+        help="InvocationTimeoutSeconds, 1 to 3600 (default: the service's, 900)",
+    )
+    request.add_argument(
+        "--output-path-extension",
+        metavar="PATH",
+        type=_common.checked(_params.check_s3_output_path_extension),
+        help="S3OutputPathExtension: a path appended to the output location",
+    )
+    request.add_argument(
+        "--filename",
+        metavar="NAME",
+        type=_common.checked(_params.check_filename),
+        help="the output object's name (at most 32 characters)",
+    )
+    waiting = parser.add_argument_group("waiting")
+    waiting.add_argument("--wait", action="store_true", help="wait for the output and write it to stdout")
+    waiting.add_argument(
+        "--timeout",
+        type=_common.positive_seconds,
+        metavar="SECONDS",
+        help="with --wait: give up after this long (default: the request's TTL plus its invocation timeout)",
+    )
+    _common.add_aws_options(parser)
+    parser.add_argument(
+        "--s3-endpoint-url",
+        type=_common.endpoint_url,
+        metavar="URL",
+        help="S3 URL for the upload and the output (e.g. the one 'sagestream serve' prints)",
+    )
+    parser.set_defaults(func=run, parser=parser)
+
+
+def _input_file(value: str) -> pathlib.Path:
+    if not os.path.isfile(value):
+        reason = "is a directory" if os.path.isdir(value) else "no such file"
+        raise argparse.ArgumentTypeError(f"cannot read {value!r}: {reason}")
+    return pathlib.Path(value)
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    parser: argparse.ArgumentParser = args.parser
+    if args.input is not None and args.input_prefix is None:
+        parser.error("--input needs --input-prefix s3://bucket/prefix: where to upload the file")
+    if args.input_location is not None and args.input_prefix is not None:
+        parser.error("--input-prefix goes with --input; --input-location is already in S3")
+    if args.timeout is not None and not args.wait:
+        parser.error("--timeout bounds --wait; add --wait")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``invoke-async`` handler."""
+    _check_combinations(args)
+    with _common.ConnectionNotices() as notices:
+        return _run(args, notices)
+
+
+def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
+    try:
+        client = _common.make_client(args, notices, s3_endpoint_url=args.s3_endpoint_url)
+    except _common.failures() as exc:
+        return _common.report("invoke-async", exc)
+    with client:
+        try:
+            handle = client.invoke_async(
+                args.endpoint,
+                input_location=args.input_location,
+                input=args.input,
+                input_prefix=args.input_prefix,
+                content_type=args.content_type,
+                accept=args.accept,
+                custom_attributes=args.custom_attributes,
+                inference_id=args.inference_id,
+                request_ttl_seconds=args.request_ttl,
+                invocation_timeout_seconds=args.invocation_timeout,
+                s3_output_path_extension=args.output_path_extension,
+                filename=args.filename,
+            )
+            if not args.wait:
+                doc = {
+                    "InferenceId": handle.inference_id,
+                    "OutputLocation": handle.output_location,
+                    "FailureLocation": handle.failure_location,
+                }
+                sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+                sys.stdout.flush()
+                return 0
+            return _wait(handle, args.timeout)
+        except _common.failures() as exc:
+            return _common.report("invoke-async", exc)
+
+
+def _wait(handle: Any, timeout: float | None) -> int:
+    from sagestream.cli._waiting import WaitDisplay  # imports rich: only when waiting
+    from sagestream.exceptions import AsyncInferenceFailed, AsyncInferenceTimeout
+
+    sys.stderr.write(f"inference {handle.inference_id}: waiting for {handle.output_location}\n")
+    bound = timeout if timeout is not None else handle.lifetime
+    try:
+        with WaitDisplay(sys.stderr, handle.inference_id, bound) as display:
+            output = handle.wait(timeout=timeout, progress=display)
+    except AsyncInferenceFailed as exc:
+        sys.stderr.write(f"sagestream invoke-async: the inference failed ({exc.failure_location}):\n")
+        sys.stderr.write(exc.failure.decode("utf-8", "replace") + "\n")
+        return _common.EXIT_FAILED
+    except AsyncInferenceTimeout as exc:
+        sys.stderr.write(f"sagestream invoke-async: {exc}\n")
+        return EXIT_TIMEOUT
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            f"sagestream invoke-async: stopped waiting; the inference goes on, its output will be at "
+            f"{handle.output_location}\n"
+        )
+        raise
+    sys.stdout.buffer.write(output)
+    sys.stdout.buffer.flush()
+    return 0
