@@ -13,52 +13,11 @@
 //! ≥ 0x80), so decoding each complete line on its own is exactly the same as decoding the whole
 //! stream at once: no character can be split by the reassembly.
 
-use std::fmt;
+use crate::errors::ReassemblyError;
 
 /// Default bound on one line (and on one SSE event): 1 MiB. The Python signatures in
 /// `src/py_reassembly.rs` and `python/sagestream/reassembly.py` spell it as a literal.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
-
-/// What can go wrong while reassembling text from payload parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReassemblyError {
-    /// A line (or the fields of one SSE event) grew past the bound without ending.
-    TooLong {
-        /// `"line"` or `"event"`.
-        what: &'static str,
-        /// The configured bound in bytes.
-        limit: usize,
-        /// Stream offset of the first byte of the line or event.
-        offset: u64,
-    },
-    /// A line is not valid UTF-8 (strict decoding).
-    InvalidUtf8 {
-        /// Stream offset of the first invalid byte.
-        offset: u64,
-    },
-}
-
-impl fmt::Display for ReassemblyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLong {
-                what,
-                limit,
-                offset,
-            } => write!(
-                f,
-                "{what} starting at byte {offset} is longer than max_{what}_bytes={limit} \
-                 (the bound on bytes held while waiting for its end); raise max_{what}_bytes \
-                 if such {what}s are expected"
-            ),
-            Self::InvalidUtf8 { offset } => {
-                write!(f, "invalid UTF-8 at byte offset {offset} of the stream")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ReassemblyError {}
 
 /// Which bytes end a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +159,7 @@ impl LineSplitter {
     /// Later calls do nothing.
     pub fn finish<E, F>(&mut self, mut on_line: F) -> Result<(), E>
     where
+        E: From<ReassemblyError>,
         F: FnMut(&[u8], u64) -> Result<(), E>,
     {
         if self.finished {

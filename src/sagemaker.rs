@@ -6,7 +6,7 @@
 //! - `:message-type: error` → `:error-code` / `:error-message`.
 //! - `initial-response` and unknown event types are skipped, as the AWS SDKs do.
 
-use crate::errors::DecodeError;
+use crate::errors::{DecodeError, ServiceError};
 use crate::frame::Frame;
 use crate::headers::{visit_headers, HeaderValueRef};
 
@@ -24,6 +24,27 @@ pub enum Event<'a> {
     Error { code: &'a str, message: &'a str },
     /// Anything else (`initial-response`, event types this version does not know).
     Skip { event_type: Option<&'a str> },
+}
+
+impl Event<'_> {
+    /// The error an exception or error frame carries, as owned data; `None` for the others.
+    #[must_use]
+    pub fn service_error(&self) -> Option<ServiceError> {
+        match *self {
+            Event::Exception {
+                exception_type,
+                payload,
+            } => Some(ServiceError::Exception {
+                exception_type: exception_type.to_owned(),
+                payload: payload.to_vec(),
+            }),
+            Event::Error { code, message } => Some(ServiceError::Error {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            }),
+            Event::Payload(_) | Event::Skip { .. } => None,
+        }
+    }
 }
 
 /// Classify a verified frame. Every header is parsed (so a malformed or duplicate header is
@@ -141,6 +162,34 @@ mod tests {
             Ok(Event::Error {
                 code: "Unknown",
                 message: ""
+            })
+        );
+        let data = encoded(&[(":message-type", "exception")], b"{}");
+        let event = classify_bytes(&data).unwrap();
+        assert_eq!(
+            event,
+            Event::Exception {
+                exception_type: "Unknown",
+                payload: b"{}"
+            }
+        );
+        assert_eq!(
+            event.service_error(),
+            Some(ServiceError::Exception {
+                exception_type: "Unknown".to_owned(),
+                payload: b"{}".to_vec()
+            })
+        );
+        assert_eq!(Event::Payload(b"x").service_error(), None);
+        assert_eq!(
+            Event::Error {
+                code: "C",
+                message: "m"
+            }
+            .service_error(),
+            Some(ServiceError::Error {
+                code: "C".into(),
+                message: "m".into()
             })
         );
     }
