@@ -155,8 +155,9 @@ impl LineSplitter {
         }
     }
 
-    /// End of input: hands the final unterminated line (if any, and not empty) to `on_line`.
-    /// Later calls do nothing.
+    /// End of input: hands the final unterminated line (if any, and not empty) to `on_line`,
+    /// or the bound's error if it is too long. A `\r` at its end is part of it now (no `\n` can
+    /// follow), so it counts against the bound as any other byte. Later calls do nothing.
     pub fn finish<E, F>(&mut self, mut on_line: F) -> Result<(), E>
     where
         E: From<ReassemblyError>,
@@ -168,6 +169,10 @@ impl LineSplitter {
         self.finished = true;
         if self.buf.is_empty() {
             return Ok(());
+        }
+        if self.buf.len() > self.max_line {
+            self.buf = Vec::new();
+            return Err(self.too_long().into());
         }
         let line = std::mem::take(&mut self.buf);
         on_line(&line, self.line_start)
@@ -531,6 +536,31 @@ mod tests {
                 })
             );
             assert!(s.buffered() <= 6);
+        }
+    }
+
+    /// The bound is on the bytes of one line: a `\r` that ends the input is one of them (no
+    /// `\n` can pair with it any more), however the stream is cut.
+    #[test]
+    fn a_final_cr_counts_against_the_bound_at_every_split() {
+        for (data, max, want) in [
+            (&b"ab\r"[..], 2, None),
+            (b"ab\r", 3, Some(vec![b"ab\r".to_vec()])),
+            (b"ab\r\n", 2, Some(vec![b"ab".to_vec()])),
+            (b"x\nab\r", 2, None),
+            (b"ab", 2, Some(vec![b"ab".to_vec()])),
+            (b"abc", 2, None),
+        ] {
+            for parts in all_splits(data) {
+                let got = split_lines(&parts, max);
+                match &want {
+                    Some(lines) => assert_eq!(got.as_ref(), Ok(lines), "{data:?} {parts:?}"),
+                    None => assert!(
+                        matches!(got, Err(ReassemblyError::TooLong { limit, .. }) if limit == max),
+                        "{data:?} {parts:?}: {got:?}"
+                    ),
+                }
+            }
         }
     }
 
