@@ -5,6 +5,8 @@
 //!   → a modeled error with a JSON payload `{"Message": ..., "ErrorCode": ...}`.
 //! - `:message-type: error` → `:error-code` / `:error-message`.
 //! - `initial-response` and unknown event types are skipped, as the AWS SDKs do.
+//!
+//! Headers a frame lacks read as empty strings, as botocore's parser reads them.
 
 use crate::errors::{DecodeError, ServiceError};
 use crate::frame::Frame;
@@ -71,11 +73,11 @@ pub fn classify(frame: Frame<'_>) -> Result<Event<'_>, DecodeError> {
     })?;
     Ok(match message_type {
         Some("error") => Event::Error {
-            code: error_code.unwrap_or("Unknown"),
+            code: error_code.unwrap_or(""),
             message: error_message.unwrap_or(""),
         },
         Some("exception") => Event::Exception {
-            exception_type: exception_type.unwrap_or("Unknown"),
+            exception_type: exception_type.unwrap_or(""),
             payload: frame.payload,
         },
         _ => match event_type {
@@ -160,7 +162,7 @@ mod tests {
         assert_eq!(
             classify_bytes(&data),
             Ok(Event::Error {
-                code: "Unknown",
+                code: "",
                 message: ""
             })
         );
@@ -169,14 +171,14 @@ mod tests {
         assert_eq!(
             event,
             Event::Exception {
-                exception_type: "Unknown",
+                exception_type: "",
                 payload: b"{}"
             }
         );
         assert_eq!(
             event.service_error(),
             Some(ServiceError::Exception {
-                exception_type: "Unknown".to_owned(),
+                exception_type: String::new(),
                 payload: b"{}".to_vec()
             })
         );
