@@ -374,7 +374,7 @@ impl PyDecoder {
     /// Feed one read; returns every message it completes. When the read also holds a bad
     /// frame, the messages before it are returned and the error is raised by the next call, and
     /// by every call after that.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         feed_list(&mut self.core, py, data, "close")
     }
 
@@ -401,7 +401,7 @@ impl PyDecoder {
 
 /// Decode a whole buffer of complete frames.
 #[pyfunction]
-pub fn decode(py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
+pub fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
     let mut core = MessageCore::default();
     core.feed(py, data);
     if core.queue.is_open() {

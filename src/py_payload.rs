@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 use pyo3::PyTraverseError;
 
 use crate::errors::Error;
@@ -187,7 +187,7 @@ impl PyPayloadDecoder {
     /// Feed one read; returns the payloads it completes. If the read also holds an error
     /// frame or bad bytes, the payloads before it are returned and the error is raised by the
     /// next call to `feed` or `close`, and by every call after that.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Part>> {
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         feed_list(&mut self.core, py, data, "close")
     }
 

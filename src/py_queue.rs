@@ -11,7 +11,7 @@
 use pyo3::exceptions::{PyBaseException, PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyIterator};
+use pyo3::types::{PyBytes, PyIterator, PyList};
 use pyo3::PyTraverseError;
 
 use crate::errors::{DecodeError, Error, ReassemblyError};
@@ -111,23 +111,30 @@ pub(crate) trait Feed {
     fn finish(&mut self, py: Python<'_>);
 }
 
-/// The items the queue holds, or the held error when it holds none.
-fn drain<T>(py: Python<'_>, queue: &mut PyQueue<T>) -> PyResult<Vec<T>> {
-    queue
-        .drain()
-        .map(Iterator::collect)
-        .map_err(|err| err.to_py_err(py))
+/// The items the queue holds as a list, or the held error when it holds none.
+fn drain<'py, T>(py: Python<'py>, queue: &mut PyQueue<T>) -> PyResult<Bound<'py, PyList>>
+where
+    T: IntoPyObject<'py>,
+{
+    match queue.drain() {
+        Ok(items) => PyList::new(py, items),
+        Err(err) => Err(err.to_py_err(py)),
+    }
 }
 
 /// `feed(data) -> list` of a decoder class: the items `data` completes. When `data` also holds
 /// an error, the items come first and the error is raised by the next call (and every later
 /// one). Feeding after the end (`end_method`, `finish` or `close`) is a `ValueError`.
-pub(crate) fn feed_list<C: Feed>(
+pub(crate) fn feed_list<'py, C>(
     core: &mut C,
-    py: Python<'_>,
+    py: Python<'py>,
     data: &[u8],
     end_method: &str,
-) -> PyResult<Vec<C::Item>> {
+) -> PyResult<Bound<'py, PyList>>
+where
+    C: Feed,
+    C::Item: IntoPyObject<'py>,
+{
     if core.queue_ref().is_open() {
         core.feed(py, data);
     } else if core.queue_ref().error().is_none() && core.queue_ref().is_empty() {
@@ -140,7 +147,11 @@ pub(crate) fn feed_list<C: Feed>(
 
 /// `finish() -> list` of a decoder class: end of input, the items it completes, or the error.
 /// Later calls return nothing (or raise the error again).
-pub(crate) fn finish_list<C: Feed>(core: &mut C, py: Python<'_>) -> PyResult<Vec<C::Item>> {
+pub(crate) fn finish_list<'py, C>(core: &mut C, py: Python<'py>) -> PyResult<Bound<'py, PyList>>
+where
+    C: Feed,
+    C::Item: IntoPyObject<'py>,
+{
     if core.queue_ref().is_open() {
         core.finish(py);
     }

@@ -10,7 +10,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyList, PyString};
 use pyo3::PyTraverseError;
 
 use crate::py_json::parse_line;
@@ -272,12 +272,12 @@ impl PyLineDecoder {
     }
 
     /// Feed one part; returns the lines it completes, terminators stripped.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyAny>>> {
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         feed_list(&mut self.core, py, data, "finish")
     }
 
     /// End of input: returns the last line if it had no line end; the decoder is then done.
-    fn finish(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         finish_list(&mut self.core, py)
     }
 
@@ -313,13 +313,13 @@ impl PySseDecoder {
     }
 
     /// Feed one part; returns the events it dispatches.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyAny>>> {
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         feed_list(&mut self.core, py, data, "finish")
     }
 
     /// End of input: dispatches an event left without its blank line (unless
     /// `discard_incomplete`); the decoder is then done.
-    fn finish(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         finish_list(&mut self.core, py)
     }
 
@@ -362,12 +362,12 @@ impl PyJsonLinesDecoder {
     }
 
     /// Feed one part; returns the values of the lines it completes (blank lines skipped).
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyAny>>> {
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         feed_list(&mut self.core, py, data, "finish")
     }
 
     /// End of input: parses a last line without line end; the decoder is then done.
-    fn finish(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         finish_list(&mut self.core, py)
     }
 
