@@ -208,7 +208,8 @@ class ReassemblyIterator(Iterator[Any]):
     """Lines, events or JSON values over an iterable of parts, decoded and iterated in Rust.
 
     Reads the source only when no item is waiting (each item is yielded as soon as the part
-    completing it arrives); items before bad bytes are yielded, then the error is raised.
+    completing it arrives); items before bad bytes are yielded, then the error is raised, and
+    again by every later ``next()``. Exceptions from the source pass through and end it.
     """
 
     @staticmethod
