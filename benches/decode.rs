@@ -2,14 +2,20 @@
 //! `cargo bench --no-default-features --bench decode`.
 //!
 //! Splits a stream of SageMaker `PayloadPart` frames and classifies every frame, as
-//! `PayloadDecoder` does before it creates the payload `bytes`; also the bare CRC32 over the
-//! same bytes, the floor of any decoder that checks them.
+//! `PayloadDecoder` does before it creates the payload `bytes`, two ways side by side on the
+//! same reads: sagestream's `frame.rs` + `sagemaker.rs`, and aws-smithy-eventstream's
+//! `MessageFrameDecoder` over a `BytesMut` of the reads (the way the crate is driven by its own
+//! users), looking up `:event-type` in each decoded `Message`. Also the bare CRC32 over the same
+//! bytes, the floor of any decoder that checks them.
 
 use std::hint::black_box;
 
 use _core::errors::DecodeError;
 use _core::frame::FrameSplitter;
 use _core::sagemaker::{classify, Event};
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::HeaderValue;
+use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn string_header(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -61,6 +67,38 @@ fn decode(data: &[u8], read: usize) -> usize {
     bytes
 }
 
+/// The same work on aws-smithy-eventstream's decoder: the reads appended to one buffer, every
+/// complete frame decoded into a `Message` (headers parsed into owned values, payload copied),
+/// the payload of each `PayloadPart` counted.
+fn decode_smithy(data: &[u8], read: usize) -> usize {
+    let mut decoder = MessageFrameDecoder::new();
+    let mut buffer = BytesMut::new();
+    let mut bytes = 0;
+    for chunk in data.chunks(read) {
+        buffer.extend_from_slice(chunk);
+        loop {
+            match decoder.decode_frame(&mut buffer) {
+                Ok(DecodedFrame::Complete(message)) => {
+                    let is_part = message.headers().iter().any(|h| {
+                        h.name().as_str() == ":event-type"
+                            && matches!(h.value(), HeaderValue::String(s) if s.as_str() == "PayloadPart")
+                    });
+                    if is_part {
+                        bytes += black_box(message.payload()).len();
+                    }
+                }
+                Ok(DecodedFrame::Incomplete) => break,
+                Err(_) => return 0,
+            }
+        }
+    }
+    if buffer.is_empty() {
+        bytes
+    } else {
+        0
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let small: Vec<u8> = (0..20_000u32)
         .flat_map(|i| payload_part(&[u8::try_from(i % 251).unwrap_or(0); 100]))
@@ -72,9 +110,17 @@ fn bench(c: &mut Criterion) {
     for (name, data, frames) in [("100B", &small, 20_000u64), ("1MiB", &large, 16)] {
         group.throughput(Throughput::Elements(frames));
         for (reads, size) in [("64KiB-reads", 64 * 1024), ("one-read", data.len())] {
-            group.bench_with_input(BenchmarkId::new(name, reads), data, |b, data| {
-                b.iter(|| decode(data, size));
-            });
+            assert_eq!(decode(data, size), decode_smithy(data, size));
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/{reads}"), "frame.rs"),
+                data,
+                |b, data| b.iter(|| decode(data, size)),
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/{reads}"), "smithy"),
+                data,
+                |b, data| b.iter(|| decode_smithy(data, size)),
+            );
         }
         group.bench_with_input(BenchmarkId::new(name, "crc32-floor"), data, |b, data| {
             b.iter(|| crc32fast::hash(black_box(data)));

@@ -1,5 +1,16 @@
-//! The one error type of the decoder, and (with the `python` feature) its mapping to the
-//! exception classes defined in `sagestream/exceptions.py`.
+//! Every error of the Rust core, as plain data, and (with the `python` feature) the one function
+//! per error type that maps it to its exception class in `sagestream/exceptions.py`.
+//!
+//! - [`DecodeError`]: the bytes are not a valid event stream.
+//! - [`ReassemblyError`]: payload parts cannot be reassembled into lines, events or JSON values.
+//! - [`ServiceError`]: an error frame inside the stream (`:message-type` `exception` or `error`).
+//! - [`Error`]: any of those three, the error that ends a stream and that
+//!   [`crate::sticky::StickyQueue`] holds.
+//! - [`EncodeError`]: a message cannot be encoded (a caller's mistake, never a stream's end).
+//!
+//! None of them holds a Python object. A decoder keeps its error as one of these values and makes
+//! a fresh exception each time it raises it, so no raised exception (whose traceback holds the
+//! caller's frame, which holds the decoder) is ever kept alive by the decoder.
 
 use std::fmt;
 
@@ -30,8 +41,6 @@ pub enum DecodeError {
         buffered: usize,
         expected: Option<usize>,
     },
-    /// A value cannot be encoded (name or value too long, frame too large).
-    Encode { reason: String },
 }
 
 impl fmt::Display for DecodeError {
@@ -78,7 +87,6 @@ impl fmt::Display for DecodeError {
                     "stream ended mid-frame: {buffered} bytes of a 12-byte prelude received"
                 ),
             },
-            Self::Encode { reason } => write!(f, "cannot encode message: {reason}"),
         }
     }
 }
@@ -93,10 +101,186 @@ impl DecodeError {
     }
 }
 
+/// What can go wrong while reassembling text from payload parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReassemblyError {
+    /// A line (or the fields of one SSE event) grew past the bound without ending.
+    TooLong {
+        /// `"line"` or `"event"`.
+        what: &'static str,
+        /// The configured bound in bytes.
+        limit: usize,
+        /// Stream offset of the first byte of the line or event.
+        offset: u64,
+    },
+    /// A line is not valid UTF-8 (strict decoding).
+    InvalidUtf8 {
+        /// Stream offset of the first invalid byte.
+        offset: u64,
+    },
+    /// A JSON line is not valid JSON.
+    InvalidJson {
+        /// 1-based number of the line in the stream, blank lines included.
+        line_number: u64,
+        /// Stream offset of the first byte of the line.
+        offset: u64,
+        /// Why the parser refused it (the text of Python's `json` error).
+        reason: String,
+        /// The start of the line, quoted, for the message.
+        quoted: String,
+        /// The fields of Python's `json.JSONDecodeError`, when that is what refused the line:
+        /// a fresh one is made as the `__cause__` of each raised exception.
+        syntax: Option<JsonSyntax>,
+    },
+}
+
+/// The fields of a `json.JSONDecodeError`, kept as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonSyntax {
+    /// The unformatted message (`JSONDecodeError.msg`).
+    pub msg: String,
+    /// The text that was parsed (`JSONDecodeError.doc`).
+    pub doc: String,
+    /// Index in `doc` where parsing failed (`JSONDecodeError.pos`).
+    pub pos: usize,
+}
+
+impl fmt::Display for ReassemblyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLong {
+                what,
+                limit,
+                offset,
+            } => write!(
+                f,
+                "{what} starting at byte {offset} is longer than max_{what}_bytes={limit} \
+                 (the bound on bytes held while waiting for its end); raise max_{what}_bytes \
+                 if such {what}s are expected"
+            ),
+            Self::InvalidUtf8 { offset } => {
+                write!(f, "invalid UTF-8 at byte offset {offset} of the stream")
+            }
+            Self::InvalidJson {
+                line_number,
+                offset,
+                reason,
+                quoted,
+                ..
+            } => write!(
+                f,
+                "invalid JSON on line {line_number} (byte offset {offset}): {reason}: {quoted}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReassemblyError {}
+
+/// An error frame of a SageMaker response stream, as data.
+///
+/// Fields a frame lacks are empty strings, as botocore's parser reads them
+/// (`headers.get(':error-code', '')`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    /// `:message-type: exception`: the error named by `:exception-type`, with its JSON payload
+    /// (`{"Message": ..., "ErrorCode": ...}`).
+    Exception {
+        exception_type: String,
+        payload: Vec<u8>,
+    },
+    /// `:message-type: error`: `:error-code` and `:error-message`.
+    Error { code: String, message: String },
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exception {
+                exception_type,
+                payload,
+            } => write!(
+                f,
+                "{exception_type} in the stream: {}",
+                String::from_utf8_lossy(payload)
+            ),
+            Self::Error { code, message } => write!(f, "{code} in the stream: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// The error that ends a stream: bad bytes, text that cannot be reassembled, or an error frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The bytes are not a valid event stream.
+    Decode(DecodeError),
+    /// The payload parts cannot be reassembled.
+    Reassembly(ReassemblyError),
+    /// The service sent an error frame.
+    Service(ServiceError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode(err) => err.fmt(f),
+            Self::Reassembly(err) => err.fmt(f),
+            Self::Service(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Decode(err) => Some(err),
+            Self::Reassembly(err) => Some(err),
+            Self::Service(err) => Some(err),
+        }
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(err: DecodeError) -> Self {
+        Self::Decode(err)
+    }
+}
+
+impl From<ReassemblyError> for Error {
+    fn from(err: ReassemblyError) -> Self {
+        Self::Reassembly(err)
+    }
+}
+
+impl From<ServiceError> for Error {
+    fn from(err: ServiceError) -> Self {
+        Self::Service(err)
+    }
+}
+
+/// A message that cannot be encoded: a header name or value too long, a frame too large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError {
+    /// What is wrong, from the encoder.
+    pub reason: String,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot encode message: {}", self.reason)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
 #[cfg(feature = "python")]
 mod py {
-    use super::DecodeError;
+    use super::{DecodeError, EncodeError, Error, JsonSyntax, ReassemblyError, ServiceError};
     use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
+    use pyo3::types::{PyBytes, PyDict};
 
     // These names must match the classes in `python/sagestream/exceptions.py`.
     pyo3::import_exception!(sagestream.exceptions, ChecksumMismatchError);
@@ -104,31 +288,146 @@ mod py {
     pyo3::import_exception!(sagestream.exceptions, TruncatedStreamError);
     pyo3::import_exception!(sagestream.exceptions, InvalidFrameError);
     pyo3::import_exception!(sagestream.exceptions, DuplicateHeaderError);
+    mod classes {
+        pyo3::import_exception!(sagestream.exceptions, ReassemblyError);
+        pyo3::import_exception!(sagestream.exceptions, LineTooLongError);
+    }
+
+    /// The one mapping of decode errors to their classes (lazy: no GIL needed).
+    fn decode_error(err: &DecodeError) -> PyErr {
+        let msg = err.to_string();
+        match err {
+            DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. } => {
+                ChecksumMismatchError::new_err(msg)
+            }
+            DecodeError::HeadersTooLarge { .. } | DecodeError::PayloadTooLarge { .. } => {
+                FrameTooLargeError::new_err(msg)
+            }
+            DecodeError::Truncated { .. } => TruncatedStreamError::new_err(msg),
+            DecodeError::DuplicateHeader { .. } => DuplicateHeaderError::new_err(msg),
+            DecodeError::FrameTooShort { .. }
+            | DecodeError::InvalidHeadersLength { .. }
+            | DecodeError::InvalidHeader { .. } => InvalidFrameError::new_err(msg),
+        }
+    }
+
+    /// `cls(message, **fields)`, or whatever building it raised.
+    fn instantiate<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        message: String,
+        fields: &[(&str, u64)],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kwargs = PyDict::new(cls.py());
+        for (name, value) in fields {
+            kwargs.set_item(name, value)?;
+        }
+        cls.call((message,), Some(&kwargs))
+    }
+
+    /// A fresh `json.JSONDecodeError` with the fields of the one that refused a line.
+    fn json_decode_error<'py>(py: Python<'py>, syntax: &JsonSyntax) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?.getattr("JSONDecodeError")?.call1((
+            syntax.msg.as_str(),
+            syntax.doc.as_str(),
+            syntax.pos,
+        ))
+    }
+
+    /// The one mapping of reassembly errors to their classes, with `offset`, `limit` and
+    /// `line_number` set by the classes' `__init__`.
+    fn reassembly_error(py: Python<'_>, err: &ReassemblyError) -> PyErr {
+        let msg = err.to_string();
+        let made = match err {
+            ReassemblyError::TooLong { limit, offset, .. } => instantiate(
+                &py.get_type::<classes::LineTooLongError>(),
+                msg,
+                &[("offset", *offset), ("limit", *limit as u64)],
+            ),
+            ReassemblyError::InvalidUtf8 { offset } => instantiate(
+                &py.get_type::<classes::ReassemblyError>(),
+                msg,
+                &[("offset", *offset)],
+            ),
+            ReassemblyError::InvalidJson {
+                line_number,
+                offset,
+                syntax,
+                ..
+            } => instantiate(
+                &py.get_type::<classes::ReassemblyError>(),
+                msg,
+                &[("offset", *offset), ("line_number", *line_number)],
+            )
+            .and_then(|exc| {
+                if let Some(syntax) = syntax {
+                    exc.setattr("__cause__", json_decode_error(py, syntax)?)?;
+                }
+                Ok(exc)
+            }),
+        };
+        made.map_or_else(|e| e, PyErr::from_value)
+    }
+
+    static STREAM_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static STREAM_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+    /// `sagestream.exceptions.<name>`, looked up once.
+    fn factory<'py>(
+        py: Python<'py>,
+        cell: &'static PyOnceLock<Py<PyAny>>,
+        name: &str,
+    ) -> PyResult<&'py Bound<'py, PyAny>> {
+        cell.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("sagestream.exceptions")?.getattr(name)?.unbind())
+        })
+        .map(|f| f.bind(py))
+    }
+
+    /// The one mapping of error frames to their classes, through the factories in
+    /// `sagestream/exceptions.py` (`_stream_exception`, `_stream_error`), so that the classes
+    /// and their fields are defined in one place.
+    fn service_error(py: Python<'_>, err: &ServiceError) -> PyErr {
+        let made = match err {
+            ServiceError::Exception {
+                exception_type,
+                payload,
+            } => factory(py, &STREAM_EXCEPTION, "_stream_exception")
+                .and_then(|f| f.call1((exception_type.as_str(), PyBytes::new(py, payload)))),
+            ServiceError::Error { code, message } => factory(py, &STREAM_ERROR, "_stream_error")
+                .and_then(|f| f.call1((code.as_str(), message.as_str()))),
+        };
+        made.map_or_else(|e| e, PyErr::from_value)
+    }
+
+    impl Error {
+        /// A new exception for this error (each call makes a fresh one).
+        pub(crate) fn to_py_err(&self, py: Python<'_>) -> PyErr {
+            match self {
+                Error::Decode(err) => decode_error(err),
+                Error::Reassembly(err) => reassembly_error(py, err),
+                Error::Service(err) => service_error(py, err),
+            }
+        }
+    }
 
     impl From<DecodeError> for PyErr {
         fn from(err: DecodeError) -> PyErr {
-            let msg = err.to_string();
-            match err {
-                DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. } => {
-                    ChecksumMismatchError::new_err(msg)
-                }
-                DecodeError::HeadersTooLarge { .. } | DecodeError::PayloadTooLarge { .. } => {
-                    FrameTooLargeError::new_err(msg)
-                }
-                DecodeError::Truncated { .. } => TruncatedStreamError::new_err(msg),
-                DecodeError::DuplicateHeader { .. } => DuplicateHeaderError::new_err(msg),
-                DecodeError::FrameTooShort { .. }
-                | DecodeError::InvalidHeadersLength { .. }
-                | DecodeError::InvalidHeader { .. } => InvalidFrameError::new_err(msg),
-                DecodeError::Encode { .. } => pyo3::exceptions::PyValueError::new_err(msg),
-            }
+            decode_error(&err)
+        }
+    }
+
+    impl From<EncodeError> for PyErr {
+        /// Encoding fails on the caller's values: a `ValueError`, as for the other bad arguments
+        /// of `encode`.
+        fn from(err: EncodeError) -> PyErr {
+            pyo3::exceptions::PyValueError::new_err(err.to_string())
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::DecodeError;
+    use super::*;
 
     #[test]
     fn messages_name_the_problem() {
@@ -173,6 +472,48 @@ mod tests {
         ];
         for (err, want) in cases {
             assert_eq!(err.to_string(), want);
+            assert_eq!(Error::from(err).to_string(), want);
         }
+    }
+
+    #[test]
+    fn reassembly_service_and_encode_messages() {
+        let json = ReassemblyError::InvalidJson {
+            line_number: 2,
+            offset: 13,
+            reason: "Expecting value: line 1 column 1 (char 0)".into(),
+            quoted: "\"x\"".into(),
+            syntax: None,
+        };
+        assert_eq!(
+            json.to_string(),
+            "invalid JSON on line 2 (byte offset 13): Expecting value: line 1 column 1 (char 0): \"x\""
+        );
+        assert_eq!(
+            ReassemblyError::InvalidUtf8 { offset: 5 }.to_string(),
+            "invalid UTF-8 at byte offset 5 of the stream"
+        );
+        let err = ServiceError::Error {
+            code: String::new(),
+            message: "m".into(),
+        };
+        assert_eq!(Error::from(err).to_string(), " in the stream: m");
+        assert_eq!(
+            EncodeError {
+                reason: "too long".into()
+            }
+            .to_string(),
+            "cannot encode message: too long"
+        );
+    }
+
+    #[test]
+    fn the_source_of_an_error_is_its_kind() {
+        use std::error::Error as _;
+        let err = Error::from(ReassemblyError::InvalidUtf8 { offset: 1 });
+        assert_eq!(
+            err.source().map(ToString::to_string),
+            Some("invalid UTF-8 at byte offset 1 of the stream".to_owned())
+        );
     }
 }

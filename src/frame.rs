@@ -622,19 +622,18 @@ mod tests {
 
     #[test]
     fn a_callback_error_stops_the_feed_without_poisoning() {
+        use crate::errors::{Error, ReassemblyError};
         let (stream, _) = sample_stream();
         let mut splitter = FrameSplitter::new();
         let mut seen = 0;
         let err = splitter
             .feed(&stream, |_| {
                 seen += 1;
-                Err(DecodeError::Encode {
-                    reason: "stop".into(),
-                })
+                Err(Error::from(ReassemblyError::InvalidUtf8 { offset: 0 }))
             })
             .unwrap_err();
         assert_eq!(seen, 1);
-        assert!(matches!(err, DecodeError::Encode { .. }));
+        assert!(matches!(err, Error::Reassembly(_)));
         assert!(splitter.error().is_none());
     }
 

@@ -1,6 +1,19 @@
 //! sagestream's Rust core: AWS event stream (`application/vnd.amazon.eventstream`) framing with
-//! CRC32 validation and size caps, the SageMaker Runtime event mapping, and (with the default
-//! `python` feature) the `sagestream._core` extension module.
+//! CRC32 validation and size caps, the SageMaker Runtime event mapping, reassembly of payload
+//! parts into lines, Server-Sent Events and JSON lines, and (with the default `python` feature)
+//! the `sagestream._core` extension module.
+//!
+//! Decoding runs on sagestream's own code, pyo3-free and tested without libpython
+//! (`cargo test --no-default-features`): [`frame`] splits reads into checksum-verified frames
+//! (borrowed from the read when whole inside it, caps checked on the prelude), [`headers`]
+//! reads their headers in place, [`sagemaker`] maps them to payloads and error frames.
+//! `aws-smithy-eventstream` encodes (`sagestream.eventstream.encode`, the emulator's frames) and
+//! is the oracle of the decode fuzz target; its `MessageFrameDecoder` is not used to decode
+//! because it copies every frame and allocates its headers (see `benches/decode.rs` and the
+//! README's codec section for the measured difference).
+//!
+//! Every decoder hands out what it completed before an error, then the error, on every later
+//! call too: [`sticky::StickyQueue`], with the errors of [`errors`].
 
 pub mod chunked;
 pub mod errors;
@@ -8,11 +21,20 @@ pub mod frame;
 pub mod headers;
 pub mod reassembly;
 pub mod sagemaker;
+pub mod sticky;
 
+#[cfg(feature = "python")]
+mod py_json;
 #[cfg(feature = "python")]
 mod py_message;
 #[cfg(feature = "python")]
+mod py_payload;
+#[cfg(feature = "python")]
+mod py_queue;
+#[cfg(feature = "python")]
 mod py_reassembly;
+#[cfg(feature = "python")]
+mod py_sse;
 #[cfg(feature = "python")]
 mod py_stream;
 
@@ -24,11 +46,15 @@ mod _core {
     #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
     #[pymodule_export]
+    use crate::py_payload::{PyPayloadDecoder, PyPayloadIterator};
+    #[pymodule_export]
     use crate::py_reassembly::{
-        PyJsonLinesDecoder, PyLineDecoder, PyReassemblyIterator, PyServerSentEvent, PySseDecoder,
+        PyJsonLinesDecoder, PyLineDecoder, PyReassemblyIterator, PySseDecoder,
     };
     #[pymodule_export]
-    use crate::py_stream::{PyBodyStream, PyPayloadDecoder, PyPayloadIterator};
+    use crate::py_sse::PyServerSentEvent;
+    #[pymodule_export]
+    use crate::py_stream::PyBodyStream;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -13,14 +13,17 @@ use bytes::Bytes;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use std::sync::{Arc, OnceLock};
 
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::PyTraverseError;
 
-use crate::errors::DecodeError;
+use crate::errors::{DecodeError, EncodeError};
 use crate::frame::{Detach, Frame, FrameSplitter};
 use crate::headers::{visit_headers, HeaderIter, HeaderValueRef};
+use crate::py_queue::{feed_list, finish_list, Feed, HeldError, PyQueue, Visit};
 
 static DATETIME_EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -148,7 +151,7 @@ pub struct PyMessage {
 /// (every `PayloadPart` frame of a stream): validated once, its Python values built once. Each
 /// message gets its own shallow copy of the dict and list (the values are immutable), so a
 /// caller that mutates one message's headers changes no other message.
-struct HeaderBlock {
+pub(crate) struct HeaderBlock {
     /// The headers section, as on the wire.
     raw: Box<[u8]>,
     dict: OnceLock<Py<PyDict>>,
@@ -257,6 +260,16 @@ impl PyMessage {
         ))
     }
 
+    /// A caller may store anything in a message's `headers` dict or `header_list` (the message
+    /// itself, say): the collector must see them. Frozen, so no `__clear__`: the dict and list
+    /// clear themselves. The block's templates are shared by several messages (one reference
+    /// for all of them) and never handed out, so they are not visited.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.payload)?;
+        visit.call(self.headers.get())?;
+        visit.call(self.header_list.get())
+    }
+
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> bool {
         let Ok(other) = other.cast::<PyMessage>() else {
             return false;
@@ -280,11 +293,11 @@ impl Detach for GilDetach<'_> {
 /// Turn a verified frame into a Python `Message`: headers validated (types, lengths, UTF-8,
 /// duplicates, timestamp range) without building Python objects, or shared with the previous
 /// message `last` when they are the same bytes; payload copied once.
-fn frame_to_message(
+pub(crate) fn frame_to_message(
     py: Python<'_>,
     frame: Frame<'_>,
     last: &mut Option<Arc<HeaderBlock>>,
-) -> PyResult<PyMessage> {
+) -> Result<PyMessage, DecodeError> {
     Ok(PyMessage {
         block: HeaderBlock::for_frame(frame.headers, last)?,
         payload: PyBytes::new(py, frame.payload).unbind(),
@@ -293,15 +306,60 @@ fn frame_to_message(
     })
 }
 
+/// Frames → messages: the decoder behind `Decoder` and `decode`.
+#[derive(Default)]
+struct MessageCore {
+    splitter: FrameSplitter,
+    queue: PyQueue<Py<PyMessage>>,
+    /// The headers of the last message, for the next one to share when they are the same.
+    last_headers: Option<Arc<HeaderBlock>>,
+}
+
+impl Feed for MessageCore {
+    type Item = Py<PyMessage>;
+
+    fn queue(&mut self) -> &mut PyQueue<Py<PyMessage>> {
+        &mut self.queue
+    }
+
+    fn queue_ref(&self) -> &PyQueue<Py<PyMessage>> {
+        &self.queue
+    }
+
+    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
+        if !self.queue_ref().is_open() {
+            return;
+        }
+        let Self {
+            splitter,
+            queue,
+            last_headers,
+        } = self;
+        let result = splitter.feed_with(data, &GilDetach(py), |frame| {
+            let message = frame_to_message(py, frame, last_headers)?;
+            queue.push(Py::new(py, message).map_err(|e| HeldError::from_py(py, e))?);
+            Ok::<(), HeldError>(())
+        });
+        if let Err(err) = result {
+            queue.fail(err);
+        }
+    }
+
+    fn finish(&mut self, _py: Python<'_>) {
+        if !self.queue_ref().is_open() {
+            return;
+        }
+        match self.splitter.finish() {
+            Ok(()) => self.queue.end(),
+            Err(err) => self.queue.fail(err.into()),
+        }
+    }
+}
+
 /// Incremental decoder of generic event stream messages.
 #[pyclass(name = "Decoder", module = "sagestream._core")]
 pub struct PyDecoder {
-    splitter: FrameSplitter,
-    /// An error met after some messages of the same read were decoded: raised on the next call,
-    /// so that those messages reach the caller first.
-    deferred: Option<PyErr>,
-    /// The headers of the last message, for the next one to share when they are the same.
-    last_headers: Option<Arc<HeaderBlock>>,
+    core: MessageCore,
 }
 
 #[pymethods]
@@ -309,63 +367,50 @@ impl PyDecoder {
     #[new]
     fn new() -> Self {
         Self {
-            splitter: FrameSplitter::new(),
-            deferred: None,
-            last_headers: None,
+            core: MessageCore::default(),
         }
     }
 
     /// Feed one read; returns every message it completes. When the read also holds a bad
-    /// frame, the messages before it are returned and the error is raised by the next call.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
-        if let Some(err) = &self.deferred {
-            return Err(err.clone_ref(py));
-        }
-        let mut out = Vec::new();
-        let last_headers = &mut self.last_headers;
-        let result = self
-            .splitter
-            .feed_with(data, &GilDetach(py), |frame| -> PyResult<()> {
-                let msg = frame_to_message(py, frame, last_headers)?;
-                out.push(Py::new(py, msg)?);
-                Ok(())
-            });
-        match result {
-            Ok(()) => Ok(out),
-            Err(err) if out.is_empty() => {
-                self.deferred = Some(err.clone_ref(py));
-                Err(err)
-            }
-            Err(err) => {
-                self.deferred = Some(err);
-                Ok(out)
-            }
-        }
+    /// frame, the messages before it are returned and the error is raised by the next call, and
+    /// by every call after that.
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        feed_list(&mut self.core, py, data, "close")
     }
 
-    /// End of stream: raises the deferred error if any, `TruncatedStreamError` if a partial
-    /// frame is buffered.
+    /// End of stream: raises the error of a bad frame if any, `TruncatedStreamError` if a
+    /// partial frame is buffered.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        if let Some(err) = &self.deferred {
-            return Err(err.clone_ref(py));
-        }
-        Ok(self.splitter.finish()?)
+        finish_list(&mut self.core, py).map(drop)
     }
 
     /// Bytes buffered for an incomplete frame.
     #[getter]
     fn buffered(&self) -> usize {
-        self.splitter.buffered()
+        self.core.splitter.buffered()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.core.queue.visit(&visit)
+    }
+
+    fn __clear__(&mut self) {
+        self.core.queue.close();
     }
 }
 
 /// Decode a whole buffer of complete frames.
 #[pyfunction]
-pub fn decode(py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyMessage>>> {
-    let mut decoder = PyDecoder::new();
-    let out = decoder.feed(py, data)?;
-    decoder.close(py)?;
-    Ok(out)
+pub fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    let mut core = MessageCore::default();
+    core.feed(py, data);
+    if core.queue.is_open() {
+        core.finish(py);
+    }
+    if let Some(err) = core.queue.error() {
+        return Err(err.to_py_err(py));
+    }
+    finish_list(&mut core, py)
 }
 
 fn int_header(value: &Bound<'_, PyAny>, type_name: &str) -> PyResult<HeaderValue> {
@@ -495,10 +540,8 @@ pub fn encode<'py>(
     }
     let message = Message::new_from_parts(out_headers, Bytes::copy_from_slice(payload));
     let mut buf: Vec<u8> = Vec::with_capacity(payload.len() + 256);
-    write_message_to(&message, &mut buf).map_err(|e| {
-        PyErr::from(DecodeError::Encode {
-            reason: e.to_string(),
-        })
+    write_message_to(&message, &mut buf).map_err(|e| EncodeError {
+        reason: e.to_string(),
     })?;
     Ok(PyBytes::new(py, &buf))
 }

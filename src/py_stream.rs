@@ -1,241 +1,15 @@
-//! The SageMaker payload stream: frames in, payload `bytes` out, typed errors after every
-//! payload that came before them.
-
-use std::collections::VecDeque;
+//! The raw HTTP response body → payloads: `BodyStream`, on the payload decoder of
+//! [`crate::py_payload`].
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyIterator};
 
 use std::time::{Duration, Instant};
 
 use crate::chunked::{ChunkedDecoder, FeedError};
-use crate::frame::FrameSplitter;
-use crate::sagemaker::{classify, Event};
-
-static STREAM_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static STREAM_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// Build the exception for an in-stream error through the factories in
-/// `sagestream/exceptions.py` (`_stream_exception`, `_stream_error`), so the classes and their
-/// fields are defined in one place.
-fn stream_exception(py: Python<'_>, exception_type: &str, payload: &[u8]) -> PyErr {
-    let made = STREAM_EXCEPTION
-        .get_or_try_init(py, || {
-            Ok::<_, PyErr>(
-                py.import("sagestream.exceptions")?
-                    .getattr("_stream_exception")?
-                    .unbind(),
-            )
-        })
-        .and_then(|f| {
-            f.bind(py)
-                .call1((exception_type, PyBytes::new(py, payload)))
-        });
-    match made {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(err) => err,
-    }
-}
-
-fn stream_error(py: Python<'_>, code: &str, message: &str) -> PyErr {
-    let made = STREAM_ERROR
-        .get_or_try_init(py, || {
-            Ok::<_, PyErr>(
-                py.import("sagestream.exceptions")?
-                    .getattr("_stream_error")?
-                    .unbind(),
-            )
-        })
-        .and_then(|f| f.bind(py).call1((code, message)));
-    match made {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(err) => err,
-    }
-}
-
-/// Frames → payloads, shared by the decoder and the iterator.
-#[derive(Default)]
-pub(crate) struct PayloadCore {
-    splitter: FrameSplitter,
-    ready: VecDeque<Py<PyBytes>>,
-    /// The error that ends the stream, raised once `ready` is drained.
-    error: Option<PyErr>,
-    /// Set once the error was raised or the stream ended: the iterator is fused.
-    finished: bool,
-}
-
-impl PayloadCore {
-    /// Decode `data`, queueing payloads; an error is kept until the queue is drained.
-    pub(crate) fn feed(&mut self, py: Python<'_>, data: &[u8]) {
-        if self.error.is_some() || self.finished {
-            return;
-        }
-        let ready = &mut self.ready;
-        let result = self.splitter.feed_with(
-            data,
-            &crate::py_message::GilDetach(py),
-            |frame| -> PyResult<()> {
-                match classify(frame)? {
-                    Event::Payload(payload) => {
-                        ready.push_back(PyBytes::new(py, payload).unbind());
-                        Ok(())
-                    }
-                    Event::Exception {
-                        exception_type,
-                        payload,
-                    } => Err(stream_exception(py, exception_type, payload)),
-                    Event::Error { code, message } => Err(stream_error(py, code, message)),
-                    Event::Skip { .. } => Ok(()),
-                }
-            },
-        );
-        if let Err(err) = result {
-            self.error = Some(err);
-        }
-    }
-
-    /// End of input: a partial frame becomes `TruncatedStreamError`.
-    pub(crate) fn finish(&mut self) {
-        if self.error.is_none() {
-            if let Err(err) = self.splitter.finish() {
-                self.error = Some(err.into());
-            }
-        }
-    }
-
-    /// Next payload, or the pending error once the queue is empty, or `None`.
-    pub(crate) fn pop(&mut self) -> PyResult<Option<Py<PyBytes>>> {
-        if let Some(p) = self.ready.pop_front() {
-            return Ok(Some(p));
-        }
-        if let Some(err) = self.error.take() {
-            self.finished = true;
-            return Err(err);
-        }
-        Ok(None)
-    }
-
-    pub(crate) fn has_error(&self) -> bool {
-        self.error.is_some()
-    }
-}
-
-/// Incremental SageMaker payload decoder: `feed(data) -> list[bytes]`.
-#[pyclass(name = "PayloadDecoder", module = "sagestream._core")]
-pub struct PyPayloadDecoder {
-    core: PayloadCore,
-}
-
-#[pymethods]
-impl PyPayloadDecoder {
-    #[new]
-    fn new() -> Self {
-        Self {
-            core: PayloadCore::default(),
-        }
-    }
-
-    /// Feed one read; returns the payloads it completes. If the read also holds an error
-    /// frame or bad bytes, the payloads before it are returned and the error is raised by the
-    /// next call to `feed` or `close`.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyBytes>>> {
-        let had_error = self.core.has_error();
-        if !had_error {
-            self.core.feed(py, data);
-        }
-        let mut out = Vec::with_capacity(self.core.ready.len());
-        out.extend(self.core.ready.drain(..));
-        if out.is_empty() || had_error {
-            if let Some(err) = self.core.error.take() {
-                self.core.finished = true;
-                return Err(err);
-            }
-        }
-        Ok(out)
-    }
-
-    /// End of stream: raises a pending error, or `TruncatedStreamError` for a partial frame.
-    fn close(&mut self) -> PyResult<()> {
-        self.core.finish();
-        match self.core.error.take() {
-            Some(err) => Err(err),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Iterator of payloads over an iterable of raw body reads (`bytes`).
-///
-/// Reads the source only when no decoded payload is waiting, so each payload is yielded as soon
-/// as the read that completes its frame returns. Exceptions from the source pass through.
-#[pyclass(name = "PayloadIterator", module = "sagestream._core")]
-pub struct PyPayloadIterator {
-    source: Option<Py<PyIterator>>,
-    core: PayloadCore,
-}
-
-#[pymethods]
-impl PyPayloadIterator {
-    #[new]
-    fn new(source: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self {
-            source: Some(source.try_iter()?.unbind()),
-            core: PayloadCore::default(),
-        })
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        loop {
-            if let Some(p) = self.core.pop()? {
-                return Ok(Some(p));
-            }
-            if self.core.finished {
-                return Ok(None);
-            }
-            let Some(source) = &self.source else {
-                return Ok(None);
-            };
-            let mut source = source.bind(py).clone();
-            match source.next() {
-                Some(Ok(chunk)) => {
-                    let chunk = chunk.cast_into::<PyBytes>().map_err(|e| {
-                        pyo3::exceptions::PyTypeError::new_err(format!(
-                            "body reads must be bytes, got {}",
-                            e.into_inner().get_type()
-                        ))
-                    })?;
-                    self.core.feed(py, chunk.as_bytes());
-                }
-                Some(Err(err)) => {
-                    self.source = None;
-                    self.core.finished = true;
-                    return Err(err);
-                }
-                None => {
-                    self.source = None;
-                    self.core.finish();
-                    if !self.core.has_error() {
-                        self.core.finished = true;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Stop iterating and drop the source (the caller closes the connection).
-    fn close(&mut self) {
-        self.source = None;
-        self.core.finished = true;
-        self.core.ready.clear();
-    }
-}
-
-// --- raw HTTP body → payloads ------------------------------------------------------------
+use crate::py_payload::{Part, PayloadCore};
+use crate::py_queue::{Feed, HeldError};
+use crate::sticky::Next;
 
 pyo3::import_exception!(sagestream.exceptions, ConnectionLostError);
 pyo3::import_exception!(sagestream.exceptions, ReadTimeoutError);
@@ -328,13 +102,22 @@ impl PyBodyStream {
     }
 
     /// The body ended before its framing said it would.
-    fn premature_end(&mut self, what: &str) {
-        self.core.finish();
-        if !self.core.has_error() {
-            self.core.error = Some(ConnectionLostError::new_err(format!(
-                "the connection closed before the end of the response body ({what})"
-            )));
+    fn premature_end(&mut self, py: Python<'_>, what: &str) {
+        if self.core.buffered() > 0 {
+            self.core.finish(py);
+        } else {
+            self.fail(
+                py,
+                ConnectionLostError::new_err(format!(
+                    "the connection closed before the end of the response body ({what})"
+                )),
+            );
         }
+    }
+
+    /// End the stream with `err` once the queued payloads are out.
+    fn fail(&mut self, py: Python<'_>, err: PyErr) {
+        self.core.fail(HeldError::from_py(py, err));
     }
 
     /// Read once and decode; sets `core.error` or `body_done` as it goes.
@@ -352,7 +135,7 @@ impl PyBodyStream {
         };
         let data = data.as_bytes();
         if data.is_empty() {
-            self.end_of_input();
+            self.end_of_input(py);
         } else {
             self.feed_framed(py, data);
         }
@@ -366,14 +149,15 @@ impl PyBodyStream {
         };
         let now = Instant::now();
         if now >= deadline {
-            self.core.error = Some(self.deadline_error());
+            self.fail(py, self.deadline_error());
             return false;
         }
         if let Some(settimeout) = &self.settimeout {
             let left = (deadline - now).as_secs_f64();
             let timeout = self.read_timeout.map_or(left, |t| t.min(left));
             if let Err(err) = settimeout.bind(py).call1((timeout,)) {
-                self.core.error = Some(self.map_read_error(py, err));
+                let err = self.map_read_error(py, err);
+                self.fail(py, err);
                 return false;
             }
         }
@@ -386,23 +170,19 @@ impl PyBodyStream {
             Some(Ok(chunk)) => match chunk.cast_into::<PyBytes>() {
                 Ok(chunk) => self.core.feed(py, chunk.as_bytes()),
                 Err(e) => {
-                    self.core.error = Some(pyo3::exceptions::PyTypeError::new_err(format!(
+                    let err = pyo3::exceptions::PyTypeError::new_err(format!(
                         "body reads must be bytes, got {}",
                         e.into_inner().get_type()
-                    )));
+                    ));
+                    self.fail(py, err);
                 }
             },
             Some(Err(err)) => {
                 let err = self.map_read_error(py, err);
-                if is_instance_of::<ConnectionLostError>(py, &err)
-                    && self.core.splitter.buffered() > 0
-                {
-                    self.core.finish();
-                    if let Some(trunc) = &self.core.error {
-                        trunc.set_cause(py, Some(err));
-                    }
+                if is_instance_of::<ConnectionLostError>(py, &err) && self.core.buffered() > 0 {
+                    self.core.finish_caused_by(py, err);
                 } else {
-                    self.core.error = Some(err);
+                    self.fail(py, err);
                 }
             }
             None => self.body_done = true,
@@ -413,7 +193,7 @@ impl PyBodyStream {
     /// `None` with `core.error` set.
     fn read_socket<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         let Some(read1) = &self.read1 else {
-            self.core.error = Some(ConnectionLostError::new_err("the stream was closed"));
+            self.fail(py, ConnectionLostError::new_err("the stream was closed"));
             return None;
         };
         let want = match &self.framing {
@@ -428,13 +208,9 @@ impl PyBodyStream {
                 let err = self.map_read_error(py, err);
                 if is_instance_of::<ConnectionLostError>(py, &err) {
                     // A reset in the middle of a frame is a truncated stream.
-                    self.core.finish();
-                    match &self.core.error {
-                        Some(trunc) => trunc.set_cause(py, Some(err)),
-                        None => self.core.error = Some(err),
-                    }
+                    self.core.finish_caused_by(py, err);
                 } else {
-                    self.core.error = Some(err);
+                    self.fail(py, err);
                 }
                 return None;
             }
@@ -442,22 +218,23 @@ impl PyBodyStream {
         match data.cast_into::<PyBytes>() {
             Ok(data) => Some(data),
             Err(e) => {
-                self.core.error = Some(pyo3::exceptions::PyTypeError::new_err(format!(
+                let err = pyo3::exceptions::PyTypeError::new_err(format!(
                     "read1() must return bytes, got {}",
                     e.into_inner().get_type()
-                )));
+                ));
+                self.fail(py, err);
                 None
             }
         }
     }
 
     /// The socket reached end of input: the body's end, or a premature one.
-    fn end_of_input(&mut self) {
+    fn end_of_input(&mut self, py: Python<'_>) {
         match &self.framing {
             Framing::UntilClose => self.body_done = true,
             Framing::Length(left) => {
                 let what = format!("{left} bytes missing");
-                self.premature_end(&what);
+                self.premature_end(py, &what);
             }
             Framing::Chunked(dec) => {
                 let what = if dec.at_chunk_boundary() {
@@ -465,7 +242,7 @@ impl PyBodyStream {
                 } else {
                     "cut inside a chunk"
                 };
-                self.premature_end(what);
+                self.premature_end(py, what);
             }
             Framing::Source(_) => {}
         }
@@ -478,10 +255,10 @@ impl PyBodyStream {
             Framing::Chunked(dec) => {
                 let fed = dec.feed(data, |piece| -> Result<(), ()> {
                     core.feed(py, piece);
-                    if core.has_error() {
-                        Err(())
-                    } else {
+                    if core.queue_ref().is_open() {
                         Ok(())
+                    } else {
+                        Err(())
                     }
                 });
                 match fed {
@@ -495,9 +272,10 @@ impl PyBodyStream {
                     }
                     Err(FeedError::Sink(())) => {}
                     Err(FeedError::Chunked(err)) => {
-                        if !core.has_error() {
-                            core.error = Some(InvalidFrameError::new_err(err.to_string()));
-                        }
+                        core.fail(HeldError::from_py(
+                            py,
+                            InvalidFrameError::new_err(err.to_string()),
+                        ));
                     }
                 }
             }
@@ -586,7 +364,7 @@ impl PyBodyStream {
         Ok(Self {
             read1,
             framing,
-            core: PayloadCore::default(),
+            core: PayloadCore::new(false),
             read_size: read_size.clamp(1, 16 * 1024 * 1024),
             on_end,
             body_done: false,
@@ -609,33 +387,35 @@ impl PyBodyStream {
         slf
     }
 
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Part>> {
         loop {
-            if let Some(p) = self.core.ready.pop_front() {
-                let now = Instant::now();
-                match self.last_part {
-                    None => self.first_part = Some(now - self.origin),
-                    Some(last) => self.max_gap = self.max_gap.max(now - last),
+            match self.core.queue().pop() {
+                Ok(Next::Item(p)) => {
+                    let now = Instant::now();
+                    match self.last_part {
+                        None => self.first_part = Some(now - self.origin),
+                        Some(last) => self.max_gap = self.max_gap.max(now - last),
+                    }
+                    self.last_part = Some(now);
+                    self.parts += 1;
+                    self.bytes += p.payload_len(py) as u64;
+                    return Ok(Some(p));
                 }
-                self.last_part = Some(now);
-                self.parts += 1;
-                self.bytes += p.bind(py).as_bytes().len() as u64;
-                return Ok(Some(p));
-            }
-            if let Some(err) = self.core.error.take() {
-                self.core.finished = true;
-                self.end(py, false)?;
-                return Err(err);
-            }
-            if self.core.finished {
-                return Ok(None);
+                Err(err) => {
+                    // Raised once: the body stream then simply ends.
+                    let err = err.to_py_err(py);
+                    self.core.queue().close();
+                    self.end(py, false)?;
+                    return Err(err);
+                }
+                Ok(Next::End) => return Ok(None),
+                Ok(Next::NeedsInput) => {}
             }
             if self.body_done {
-                self.core.finish();
-                if self.core.has_error() {
+                self.core.finish(py);
+                if self.core.queue_ref().error().is_some() {
                     continue;
                 }
-                self.core.finished = true;
                 self.end(py, true)?;
                 return Ok(None);
             }
@@ -651,9 +431,7 @@ impl PyBodyStream {
         self.settimeout = None;
         self.on_end = None;
         self.framing = Framing::UntilClose;
-        self.core.finished = true;
-        self.core.ready.clear();
-        self.core.error = None;
+        self.core.queue().close();
         if self.ended.is_none() {
             self.ended = Some(self.origin.elapsed());
         }
@@ -662,7 +440,8 @@ impl PyBodyStream {
     /// True once the stream ended (cleanly, by an error, or closed).
     #[getter]
     fn finished(&self) -> bool {
-        self.core.finished
+        let queue = self.core.queue_ref();
+        !queue.is_open() && queue.is_empty() && queue.error().is_none()
     }
 
     /// `(parts, bytes, first_part, max_gap, last_part, ended)`, times in seconds since this

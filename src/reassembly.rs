@@ -13,52 +13,11 @@
 //! ≥ 0x80), so decoding each complete line on its own is exactly the same as decoding the whole
 //! stream at once: no character can be split by the reassembly.
 
-use std::fmt;
+use crate::errors::ReassemblyError;
 
 /// Default bound on one line (and on one SSE event): 1 MiB. The Python signatures in
 /// `src/py_reassembly.rs` and `python/sagestream/reassembly.py` spell it as a literal.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
-
-/// What can go wrong while reassembling text from payload parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReassemblyError {
-    /// A line (or the fields of one SSE event) grew past the bound without ending.
-    TooLong {
-        /// `"line"` or `"event"`.
-        what: &'static str,
-        /// The configured bound in bytes.
-        limit: usize,
-        /// Stream offset of the first byte of the line or event.
-        offset: u64,
-    },
-    /// A line is not valid UTF-8 (strict decoding).
-    InvalidUtf8 {
-        /// Stream offset of the first invalid byte.
-        offset: u64,
-    },
-}
-
-impl fmt::Display for ReassemblyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLong {
-                what,
-                limit,
-                offset,
-            } => write!(
-                f,
-                "{what} starting at byte {offset} is longer than max_{what}_bytes={limit} \
-                 (the bound on bytes held while waiting for its end); raise max_{what}_bytes \
-                 if such {what}s are expected"
-            ),
-            Self::InvalidUtf8 { offset } => {
-                write!(f, "invalid UTF-8 at byte offset {offset} of the stream")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ReassemblyError {}
 
 /// Which bytes end a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,10 +155,12 @@ impl LineSplitter {
         }
     }
 
-    /// End of input: hands the final unterminated line (if any, and not empty) to `on_line`.
-    /// Later calls do nothing.
+    /// End of input: hands the final unterminated line (if any, and not empty) to `on_line`,
+    /// or the bound's error if it is too long. A `\r` at its end is part of it now (no `\n` can
+    /// follow), so it counts against the bound as any other byte. Later calls do nothing.
     pub fn finish<E, F>(&mut self, mut on_line: F) -> Result<(), E>
     where
+        E: From<ReassemblyError>,
         F: FnMut(&[u8], u64) -> Result<(), E>,
     {
         if self.finished {
@@ -208,6 +169,10 @@ impl LineSplitter {
         self.finished = true;
         if self.buf.is_empty() {
             return Ok(());
+        }
+        if self.buf.len() > self.max_line {
+            self.buf = Vec::new();
+            return Err(self.too_long().into());
         }
         let line = std::mem::take(&mut self.buf);
         on_line(&line, self.line_start)
@@ -571,6 +536,31 @@ mod tests {
                 })
             );
             assert!(s.buffered() <= 6);
+        }
+    }
+
+    /// The bound is on the bytes of one line: a `\r` that ends the input is one of them (no
+    /// `\n` can pair with it any more), however the stream is cut.
+    #[test]
+    fn a_final_cr_counts_against_the_bound_at_every_split() {
+        for (data, max, want) in [
+            (&b"ab\r"[..], 2, None),
+            (b"ab\r", 3, Some(vec![b"ab\r".to_vec()])),
+            (b"ab\r\n", 2, Some(vec![b"ab".to_vec()])),
+            (b"x\nab\r", 2, None),
+            (b"ab", 2, Some(vec![b"ab".to_vec()])),
+            (b"abc", 2, None),
+        ] {
+            for parts in all_splits(data) {
+                let got = split_lines(&parts, max);
+                match &want {
+                    Some(lines) => assert_eq!(got.as_ref(), Ok(lines), "{data:?} {parts:?}"),
+                    None => assert!(
+                        matches!(got, Err(ReassemblyError::TooLong { limit, .. }) if limit == max),
+                        "{data:?} {parts:?}: {got:?}"
+                    ),
+                }
+            }
         }
     }
 

@@ -5,8 +5,10 @@
 //!   → a modeled error with a JSON payload `{"Message": ..., "ErrorCode": ...}`.
 //! - `:message-type: error` → `:error-code` / `:error-message`.
 //! - `initial-response` and unknown event types are skipped, as the AWS SDKs do.
+//!
+//! Headers a frame lacks read as empty strings, as botocore's parser reads them.
 
-use crate::errors::DecodeError;
+use crate::errors::{DecodeError, ServiceError};
 use crate::frame::Frame;
 use crate::headers::{visit_headers, HeaderValueRef};
 
@@ -24,6 +26,27 @@ pub enum Event<'a> {
     Error { code: &'a str, message: &'a str },
     /// Anything else (`initial-response`, event types this version does not know).
     Skip { event_type: Option<&'a str> },
+}
+
+impl Event<'_> {
+    /// The error an exception or error frame carries, as owned data; `None` for the others.
+    #[must_use]
+    pub fn service_error(&self) -> Option<ServiceError> {
+        match *self {
+            Event::Exception {
+                exception_type,
+                payload,
+            } => Some(ServiceError::Exception {
+                exception_type: exception_type.to_owned(),
+                payload: payload.to_vec(),
+            }),
+            Event::Error { code, message } => Some(ServiceError::Error {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            }),
+            Event::Payload(_) | Event::Skip { .. } => None,
+        }
+    }
 }
 
 /// Classify a verified frame. Every header is parsed (so a malformed or duplicate header is
@@ -50,11 +73,11 @@ pub fn classify(frame: Frame<'_>) -> Result<Event<'_>, DecodeError> {
     })?;
     Ok(match message_type {
         Some("error") => Event::Error {
-            code: error_code.unwrap_or("Unknown"),
+            code: error_code.unwrap_or(""),
             message: error_message.unwrap_or(""),
         },
         Some("exception") => Event::Exception {
-            exception_type: exception_type.unwrap_or("Unknown"),
+            exception_type: exception_type.unwrap_or(""),
             payload: frame.payload,
         },
         _ => match event_type {
@@ -139,8 +162,36 @@ mod tests {
         assert_eq!(
             classify_bytes(&data),
             Ok(Event::Error {
-                code: "Unknown",
+                code: "",
                 message: ""
+            })
+        );
+        let data = encoded(&[(":message-type", "exception")], b"{}");
+        let event = classify_bytes(&data).unwrap();
+        assert_eq!(
+            event,
+            Event::Exception {
+                exception_type: "",
+                payload: b"{}"
+            }
+        );
+        assert_eq!(
+            event.service_error(),
+            Some(ServiceError::Exception {
+                exception_type: String::new(),
+                payload: b"{}".to_vec()
+            })
+        );
+        assert_eq!(Event::Payload(b"x").service_error(), None);
+        assert_eq!(
+            Event::Error {
+                code: "C",
+                message: "m"
+            }
+            .service_error(),
+            Some(ServiceError::Error {
+                code: "C".into(),
+                message: "m".into()
             })
         );
     }

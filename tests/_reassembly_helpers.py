@@ -75,6 +75,12 @@ def split_streams(draw: st.DrawFn, data: st.SearchStrategy[bytes] = streams) -> 
     return whole, [whole[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+def every_split(data: bytes) -> list[list[bytes]]:
+    """Every two-way cut of ``data``, and ``data`` byte by byte."""
+    halves = [[data[:i], data[i:]] for i in range(len(data) + 1)]
+    return [*halves, [data[i : i + 1] for i in range(len(data))]]
+
+
 class Decoder(Protocol):
     def feed(self, data: bytes) -> list[Any]: ...
     def finish(self) -> list[Any]: ...

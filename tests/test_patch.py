@@ -140,6 +140,7 @@ def test_patch_is_idempotent_reversible_and_thread_safe() -> None:
     assert botocore.eventstream.EventStream.__iter__ is original
     assert not is_patched()
     assert sagestream.patch_botocore is patch_botocore
+    assert sagestream.is_patched is is_patched
 
 
 def test_other_event_streams_are_left_to_botocore() -> None:
@@ -164,3 +165,74 @@ def test_patched_path_does_not_use_botocore_decoder(
     events, exc = run(runtime_client, "tokens=10")
     assert exc is None
     assert len(events) == 10
+
+
+# --- aiobotocore (aioboto3 users): the same checks over its real aiohttp body -----------------
+
+
+async def arun(emulator: Any, attrs: str | None) -> tuple[list[Any], BaseException | None, Any]:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    params: dict[str, Any] = {"EndpointName": "demo", "Body": BODY}
+    if attrs:
+        params["CustomAttributes"] = attrs
+    async with get_session().create_client(
+        "sagemaker-runtime",
+        region_name=emulator.region,
+        endpoint_url=emulator.url,
+        aws_access_key_id=emulator.access_key_id,
+        aws_secret_access_key=emulator.secret_access_key,
+        config=AioConfig(retries={"total_max_attempts": 1}),
+    ) as client:
+        resp = await client.invoke_endpoint_with_response_stream(**params)
+        body = resp["Body"]
+        events: list[Any] = []
+        try:
+            async for event in body:
+                events.append(event)
+        except Exception as exc:
+            return events, exc, body
+        return events, None, body
+
+
+async def aboth(emulator: Any, attrs: str | None) -> tuple[Any, Any]:
+    unpatch_botocore()
+    stock = await arun(emulator, attrs)
+    patch_botocore()
+    try:
+        patched = await arun(emulator, attrs)
+    finally:
+        unpatch_botocore()
+    # The patched body was decoded by sagestream: it holds sagestream's decoder.
+    assert "_sagestream_events" in vars(patched[2])
+    assert "_sagestream_events" not in vars(stock[2])
+    return stock[:2], patched[:2]
+
+
+@pytest.mark.parametrize(
+    "attrs", [None, "format=sse;tokens=30", "tokens=0", "parts=500;part_size=100;delay_ms=0"]
+)
+async def test_aiobotocore_same_events(emulator: Any, attrs: str | None) -> None:
+    (stock_events, stock_exc), (events, exc) = await aboth(emulator, attrs)
+    assert stock_exc is None
+    assert exc is None
+    assert events == stock_events
+    assert bool(events) == (attrs != "tokens=0")
+
+
+@pytest.mark.parametrize(
+    ("attrs", "typed"),
+    [
+        ("fault=model-stream-error;after=3", ModelStreamError),
+        ("fault=internal-stream-failure;after=5", InternalStreamFailure),
+        ("fault=error-frame;after=2;code=Throttled;message=slow down", StreamError),
+    ],
+)
+async def test_aiobotocore_same_stream_errors(emulator: Any, attrs: str, typed: type) -> None:
+    (stock_events, stock_exc), (events, exc) = await aboth(emulator, attrs)
+    assert type(stock_exc) is EventStreamError
+    assert events == stock_events
+    assert type(exc) is typed
+    assert str(exc) == str(stock_exc)
+    assert exc.response == stock_exc.response  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _reassembly_helpers import run, run_iter, split_streams
+from _reassembly_helpers import every_split, run, run_iter, split_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagestream import reassembly
@@ -345,3 +345,38 @@ def test_iterator_closes_its_source_on_a_reassembly_error_and_on_close() -> None
     src = ClosableSource([b"a\nb"])
     assert list(iter_lines(src)) == ["a", "b"]
     assert src.closed == 0  # a source that ended normally is left alone
+
+
+def _every_split(data: bytes) -> list[list[bytes]]:
+    """Every two-way cut of ``data``, and byte by byte."""
+    return [[data[:i], data[i:]] for i in range(len(data) + 1)] + [
+        [data[i : i + 1] for i in range(len(data))]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "lines", "fits"),
+    [
+        (b"12", ["12"], 2),
+        (b"12\n", ["12"], 2),
+        (b"12\r\n", ["12"], 2),  # the terminator does not count
+        (b"12\r", ["12\r"], 3),  # a final \r has no \n to pair with: it is part of the line
+        (b"12\r\r\n", ["12\r"], 3),
+        (b"1\n12\r", ["1", "12\r"], 3),
+    ],
+)
+def test_the_bound_is_exact_at_every_split(data: bytes, lines: list[str], fits: int) -> None:
+    """``max_line_bytes`` bounds the bytes of one line: its longest line fits, one byte less
+    does not, however the stream is cut (JSON lines too: a trailing ``\r`` is whitespace)."""
+    for parts in every_split(data):
+        assert run(lambda: LineDecoder(max_line_bytes=fits), parts) == (lines, None)
+        assert list(iter_lines(parts, max_line_bytes=fits)) == lines
+        _, err = run(lambda: LineDecoder(max_line_bytes=fits - 1), parts)
+        assert err is not None
+        assert err[0] is LineTooLongError
+        assert run(lambda: JsonLinesDecoder(max_line_bytes=fits), parts) == ([int(x) for x in lines], None)
+        _, err = run(lambda: JsonLinesDecoder(max_line_bytes=fits - 1), parts)
+        assert err is not None
+        assert err[0] is LineTooLongError
+        with pytest.raises(LineTooLongError):
+            list(iter_json_lines(parts, max_line_bytes=fits - 1))

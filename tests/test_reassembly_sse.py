@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from _reassembly_helpers import run, run_iter, split_streams, sse_streams
+from _reassembly_helpers import every_split, run, run_iter, split_streams, sse_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagestream.exceptions import LineTooLongError
@@ -214,6 +214,21 @@ def test_event_bound_after_earlier_events() -> None:
     assert d.feed(b"data: a\n\ndata: " + b"z" * 100) == [ServerSentEvent("a")]
     with pytest.raises(LineTooLongError):
         d.finish()
+
+
+@pytest.mark.parametrize("end", [b"", b"\n", b"\r", b"\r\n", b"\n\n", b"\r\r", b"\r\n\r\n"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_event_bound_is_exact_at_every_split(end: bytes, bom: bytes) -> None:
+    """``max_event_bytes`` bounds the bytes of one event's lines: ``data: 12345`` (11 bytes)
+    fits in 11, not in 10, whatever ends it, with or without a byte order mark, however the
+    stream is cut (the twin of the line bound's final ``\r`` edge)."""
+    data = bom + b"data: 12345" + end
+    for parts in every_split(data):
+        assert run(lambda: SseDecoder(max_event_bytes=11), parts) == ([ServerSentEvent("12345")], None)
+        out, err = run(lambda: SseDecoder(max_event_bytes=10), parts)
+        assert out == []
+        assert err is not None
+        assert err[0] is LineTooLongError
 
 
 def test_server_sent_event_value_semantics() -> None:

@@ -8,9 +8,8 @@
 
 #![no_main]
 
-use _core::reassembly::{
-    IncompleteEvent, LineEnding, LineSplitter, ReassemblyError, SseEvent, SseParser,
-};
+use _core::errors::ReassemblyError;
+use _core::reassembly::{IncompleteEvent, LineEnding, LineSplitter, SseEvent, SseParser};
 use libfuzzer_sys::fuzz_target;
 
 /// What a run produced: every item, then the verdict.

@@ -1,6 +1,8 @@
 """sagestream: fast, correct streaming from Amazon SageMaker AI endpoints.
 
-The AWS event stream is decoded in Rust (``sagestream._core``, on ``aws-smithy-eventstream``).
+The AWS event stream is decoded in Rust (``sagestream._core``): sagestream's own zero-copy frame
+splitter with CRC32 checks and size caps, differential-fuzzed against ``aws-smithy-eventstream``,
+which encodes. ``patch_botocore()`` puts stock boto3 (and aiobotocore) streams on the same decoder.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
         wait_many_async,
     )
     from sagestream._client import Client, InvokeResult
-    from sagestream._patch import patch_botocore, unpatch_botocore
+    from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
     from sagestream._stream import ResponseStream, StreamMetrics
 
 # Public names defined in modules that import botocore/aiohttp machinery: loaded on first use
@@ -63,6 +65,7 @@ _LAZY = {
     "StreamMetrics": "sagestream._stream",
     "patch_botocore": "sagestream._patch",
     "unpatch_botocore": "sagestream._patch",
+    "is_patched": "sagestream._patch",
     "AsyncClient": "sagestream._aio",
     "AsyncResponseStream": "sagestream._aio",
     "AsyncInvocation": "sagestream._async_inference",
@@ -96,6 +99,7 @@ __all__ = [
     "StreamMetrics",
     "patch_botocore",
     "unpatch_botocore",
+    "is_patched",
     "AsyncClient",
     "AsyncResponseStream",
     "AsyncInvocation",

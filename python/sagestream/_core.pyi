@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension ``sagestream._core``."""
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final, TypeAlias, final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final, overload
 
 __version__: Final[str]
 MAX_HEADERS_LENGTH: Final[int]
@@ -43,9 +43,10 @@ class Decoder:
     def feed(self, data: bytes) -> list[Message]:
         """Decode one read; returns every message it completes. If the read also holds a bad
         frame, the messages before it are returned and the ``DecodeError`` is raised by the
-        next call."""
+        next call, and by every call after that. ``ValueError`` after ``close()``."""
     def close(self) -> None:
-        """End of stream: raises ``TruncatedStreamError`` if a partial frame is buffered."""
+        """End of stream: raises the error of a bad frame, or ``TruncatedStreamError`` if a
+        partial frame is buffered."""
     @property
     def buffered(self) -> int:
         """Bytes held for a frame that is not complete yet."""
@@ -56,27 +57,46 @@ def decode(data: bytes) -> list[Message]:
 def encode(headers: _HeaderItems, payload: bytes) -> bytes:
     """Encode one message; types are inferred or given as ``(name, value, type_name)``."""
 
-@final
-class PayloadDecoder:
-    """SageMaker stream decoder: PayloadPart frames in, payload bytes out."""
-
-    def __init__(self) -> None: ...
-    def feed(self, data: bytes) -> list[bytes]: ...
-    def close(self) -> None: ...
+_Part = TypeVar("_Part", bound=bytes | Message)
 
 @final
-class PayloadIterator(Iterator[bytes]):
-    """Iterator of payloads over an iterable of raw body reads."""
+class PayloadDecoder(Generic[_Part]):
+    """SageMaker stream decoder: PayloadPart frames in, payload bytes out.
 
-    def __new__(cls, source: Iterable[bytes]) -> PayloadIterator: ...
-    def __iter__(self) -> PayloadIterator: ...
-    def __next__(self) -> bytes: ...
-    def close(self) -> None: ...
+    An error frame or bad bytes raise the typed sagestream exception after the payloads before
+    them, then again at every later call. With ``other_frames=True`` every frame that is not a
+    ``PayloadPart`` event (error frames included) is returned as a ``Message`` instead of being
+    skipped or raised.
+    """
+
+    @overload
+    def __new__(cls, *, other_frames: Literal[False] = False) -> PayloadDecoder[bytes]: ...
+    @overload
+    def __new__(cls, *, other_frames: Literal[True]) -> PayloadDecoder[bytes | Message]: ...
+    def feed(self, data: bytes) -> list[_Part]:
+        """Decode one read; returns the payloads it completes (``ValueError`` after ``close()``)."""
+    def close(self) -> None:
+        """End of stream: raises a pending error, or ``TruncatedStreamError`` for a partial frame."""
+
+@final
+class PayloadIterator(Iterator[_Part]):
+    """Iterator of payloads over an iterable of raw body reads (``other_frames`` as for
+    ``PayloadDecoder``). Exceptions from the source pass through and end the iteration."""
+
+    @overload
+    def __new__(
+        cls, source: Iterable[bytes], *, other_frames: Literal[False] = False
+    ) -> PayloadIterator[bytes]: ...
+    @overload
+    def __new__(
+        cls, source: Iterable[bytes], *, other_frames: Literal[True]
+    ) -> PayloadIterator[bytes | Message]: ...
+    def __iter__(self) -> PayloadIterator[_Part]: ...
+    def __next__(self) -> _Part: ...
+    def close(self) -> None:
+        """Stop iterating and drop the source."""
 
 # --- stream: raw HTTP body → payloads (src/py_stream.rs) -------------------------------------
-
-from collections.abc import Callable  # noqa: E402
-from typing import Literal  # noqa: E402
 
 @final
 class BodyStream(Iterator[bytes]):
@@ -117,7 +137,7 @@ class LineDecoder:
     the line. A line longer than ``max_line_bytes`` raises ``LineTooLongError``; invalid UTF-8
     raises ``ReassemblyError`` (``errors="strict"``) or becomes U+FFFD (``errors="replace"``).
     When a part holds complete lines and then an error, ``feed`` returns the lines and the next
-    call raises.
+    call raises, as does every call after it.
     """
 
     def __new__(cls, *, max_line_bytes: int = 1048576, errors: str = "strict") -> LineDecoder: ...
@@ -188,7 +208,8 @@ class ReassemblyIterator(Iterator[Any]):
     """Lines, events or JSON values over an iterable of parts, decoded and iterated in Rust.
 
     Reads the source only when no item is waiting (each item is yielded as soon as the part
-    completing it arrives); items before bad bytes are yielded, then the error is raised.
+    completing it arrives); items before bad bytes are yielded, then the error is raised, and
+    again by every later ``next()``. Exceptions from the source pass through and end it.
     """
 
     @staticmethod

@@ -25,9 +25,9 @@ Hierarchy::
         ├── AsyncInferenceFailed              the failure document of InvokeEndpointAsync
         └── AsyncInferenceTimeout (TimeoutError)
 
-The Rust core raises the decode errors and builds the stream errors through
-``_stream_exception`` / ``_stream_error``; their names must match ``src/errors.rs`` and
-``src/py_stream.rs``.
+The Rust core raises the decode and reassembly errors and builds the stream errors through
+``_stream_exception`` / ``_stream_error``, all in ``src/errors.rs``: the names used there must
+match these.
 """
 
 from __future__ import annotations
@@ -104,11 +104,38 @@ class DuplicateHeaderError(InvalidFrameError):
 
 
 class ReassemblyError(DecodeError):
-    """Payload parts cannot be reassembled into lines, SSE events or JSON values."""
+    """Payload parts cannot be reassembled into lines, SSE events or JSON values.
+
+    ``offset`` is the stream offset of the bad byte (invalid UTF-8) or of the start of the bad
+    line or event; ``line_number`` the 1-based number of an invalid JSON line.
+    """
+
+    offset: int | None = None
+    line_number: int | None = None
+
+    def __init__(
+        self, message: str = "", *, offset: int | None = None, line_number: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.line_number = line_number
 
 
 class LineTooLongError(ReassemblyError):
-    """A line or event grew past the bound on unread bytes without ending."""
+    """A line or event grew past the bound on unread bytes without ending (``limit`` bytes)."""
+
+    limit: int | None = None
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        offset: int | None = None,
+        line_number: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(message, offset=offset, line_number=line_number)
+        self.limit = limit
 
 
 class ParamValidationError(SageStreamError, ValueError):
@@ -260,6 +287,14 @@ def service_error_from_response(error_response: dict[str, Any], operation_name: 
     return cls(error_response, operation_name)
 
 
+def _stream_error_class(code: str) -> type[StreamError]:
+    """The class of an in-stream error with this code: its own, or ``StreamError``."""
+    cls = _SERVICE_ERRORS.get(code)
+    if cls is None or not issubclass(cls, StreamError):
+        return StreamError
+    return cls
+
+
 def _stream_exception(exception_type: str, payload: bytes) -> StreamError:
     """Build the exception for a ``:message-type: exception`` frame (called from Rust)."""
     fields: dict[str, Any] = {}
@@ -276,19 +311,16 @@ def _stream_exception(exception_type: str, payload: bytes) -> StreamError:
     response: dict[str, Any] = {"Error": error, **fields, "_payload": payload}
     if "ErrorCode" in fields:
         error["ErrorCode"] = fields["ErrorCode"]
-    cls = _SERVICE_ERRORS.get(exception_type)
-    if cls is None or not issubclass(cls, StreamError):
-        cls = StreamError
-    return cls(response, STREAM_OPERATION)
+    return _stream_error_class(exception_type)(response, STREAM_OPERATION)
 
 
 def _stream_error(code: str, message: str) -> StreamError:
-    """Build the exception for a ``:message-type: error`` frame (called from Rust)."""
+    """Build the exception for a ``:message-type: error`` frame (called from Rust).
+
+    A header the frame lacks is ``""``, as botocore's parser reads it.
+    """
     response: dict[str, Any] = {"Error": {"Code": code, "Message": message}}
-    cls = _SERVICE_ERRORS.get(code)
-    if cls is None or not issubclass(cls, StreamError):
-        cls = StreamError
-    return cls(response, STREAM_OPERATION)
+    return _stream_error_class(code)(response, STREAM_OPERATION)
 
 
 # --- transport -------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ Rules:
 Errors (from :mod:`sagestream.exceptions`): more than ``max_line_bytes`` (``max_event_bytes``)
 without a line end (event end) raises ``LineTooLongError``, so memory stays bounded; invalid
 UTF-8 (strict) or invalid JSON raises ``ReassemblyError`` naming the byte offset (and the line).
-Every item before the bad bytes is yielded first, and on such an error the source is closed
+Every item before the bad bytes is yielded first, then the error; the sync iterators and the
+decoders raise it again at every later call (a new exception each time: nothing raised is kept
+alive), the async twins end after raising it. On such an error the source is closed
 at once (``close()``, or ``aclose()`` for the async twins) when it has that method, so a
 response stream releases its connection.
 
