@@ -107,24 +107,36 @@ mod py {
 
     impl From<DecodeError> for PyErr {
         fn from(err: DecodeError) -> PyErr {
-            let msg = err.to_string();
-            match err {
-                DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. } => {
-                    ChecksumMismatchError::new_err(msg)
-                }
-                DecodeError::HeadersTooLarge { .. } | DecodeError::PayloadTooLarge { .. } => {
-                    FrameTooLargeError::new_err(msg)
-                }
-                DecodeError::Truncated { .. } => TruncatedStreamError::new_err(msg),
-                DecodeError::DuplicateHeader { .. } => DuplicateHeaderError::new_err(msg),
-                DecodeError::FrameTooShort { .. }
-                | DecodeError::InvalidHeadersLength { .. }
-                | DecodeError::InvalidHeader { .. } => InvalidFrameError::new_err(msg),
-                DecodeError::Encode { .. } => pyo3::exceptions::PyValueError::new_err(msg),
+            decode_error(&err, None)
+        }
+    }
+
+    /// The Python exception for `err`, its message followed by `hint` (what the response was
+    /// instead of an event stream) when there is one.
+    pub(crate) fn decode_error(err: &DecodeError, hint: Option<&str>) -> PyErr {
+        let msg = match hint {
+            Some(hint) => format!("{err} ({hint})"),
+            None => err.to_string(),
+        };
+        match err {
+            DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. } => {
+                ChecksumMismatchError::new_err(msg)
             }
+            DecodeError::HeadersTooLarge { .. } | DecodeError::PayloadTooLarge { .. } => {
+                FrameTooLargeError::new_err(msg)
+            }
+            DecodeError::Truncated { .. } => TruncatedStreamError::new_err(msg),
+            DecodeError::DuplicateHeader { .. } => DuplicateHeaderError::new_err(msg),
+            DecodeError::FrameTooShort { .. }
+            | DecodeError::InvalidHeadersLength { .. }
+            | DecodeError::InvalidHeader { .. } => InvalidFrameError::new_err(msg),
+            DecodeError::Encode { .. } => pyo3::exceptions::PyValueError::new_err(msg),
         }
     }
 }
+
+#[cfg(feature = "python")]
+pub(crate) use py::decode_error;
 
 #[cfg(test)]
 mod tests {

@@ -2,19 +2,32 @@
 //! CRC32 validation and size caps, the SageMaker Runtime event mapping, and (with the default
 //! `python` feature) the `sagestream._core` extension module.
 
-pub mod chunked;
 pub mod errors;
 pub mod frame;
 pub mod headers;
 pub mod reassembly;
+pub mod runtime;
 pub mod sagemaker;
+pub mod sign;
+pub mod stream;
+pub mod transport;
 
 #[cfg(feature = "python")]
+mod py_body;
+#[cfg(feature = "python")]
+mod py_failure;
+#[cfg(feature = "python")]
+mod py_hub;
+#[cfg(feature = "python")]
 mod py_message;
+#[cfg(feature = "python")]
+mod py_parts;
 #[cfg(feature = "python")]
 mod py_reassembly;
 #[cfg(feature = "python")]
 mod py_stream;
+#[cfg(feature = "python")]
+mod py_transport;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]
@@ -22,13 +35,21 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use crate::py_body::PyBodyStream;
+    #[pymodule_export]
+    use crate::py_hub::PyHub;
+    #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
+    #[pymodule_export]
+    use crate::py_parts::{PyAsyncParts, PyParts, PyStreamStats};
     #[pymodule_export]
     use crate::py_reassembly::{
         PyJsonLinesDecoder, PyLineDecoder, PyReassemblyIterator, PyServerSentEvent, PySseDecoder,
     };
     #[pymodule_export]
-    use crate::py_stream::{PyBodyStream, PyPayloadDecoder, PyPayloadIterator};
+    use crate::py_stream::{PyPayloadDecoder, PyPayloadIterator};
+    #[pymodule_export]
+    use crate::py_transport::{PyPending, PyResponse, PyTransport};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
