@@ -51,6 +51,13 @@ mod _core {
     #[pymodule_export]
     use crate::py_transport::{PyPending, PyResponse, PyTransport};
 
+    /// A random (version 4) UUID as text: botocore's `amz-sdk-invocation-id`, without a
+    /// system call per request.
+    #[pyfunction]
+    fn invocation_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(

@@ -2,13 +2,14 @@
 //! (waiting without the GIL), [`PyAsyncParts`] for `async for` (waiting on an asyncio future
 //! its hub resolves; a part that is already there is returned without waiting at all).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyType};
+use tokio::runtime::Runtime;
 
 use crate::py_failure::stream_failure;
 use crate::py_hub::PyHub;
@@ -93,16 +94,59 @@ impl Drop for Held {
     }
 }
 
+/// Close `stream`; on a per-thread runtime, also let its tasks run a few turns, so that the
+/// aborted reader and its connection are dropped now (the socket closed) rather than the next
+/// time a thread waits on that runtime.
+fn close_on(stream: &PartStream, runtime: Option<&Runtime>) {
+    stream.close();
+    if let Some(runtime) = runtime {
+        runtime.block_on(async {
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+}
+
 /// Payload parts for a thread: `next()` waits without the GIL.
 #[pyclass(name = "PartIterator", module = "sagestream._core", frozen)]
 pub struct PyParts {
     stream: Held,
+    /// The per-thread runtime the stream's reader runs on: a waiting thread drives it.
+    runtime: Option<Arc<Runtime>>,
+    /// Threads inside `next()` now (one at a time may wait).
+    readers: AtomicUsize,
 }
 
 impl PyParts {
-    pub(crate) fn new(stream: Arc<PartStream>) -> Self {
+    pub(crate) fn new(stream: Arc<PartStream>, runtime: Option<Arc<Runtime>>) -> Self {
         Self {
             stream: Held(stream),
+            runtime,
+            readers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Wait for the next part without the GIL, driving the stream's runtime.
+    fn wait(&self, py: Python<'_>) -> PyResult<Next> {
+        let stream = &self.stream.0;
+        let main = on_main_thread(py);
+        loop {
+            let next = py.detach(|| match &self.runtime {
+                Some(runtime) if main => runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(50), stream.next())
+                        .await
+                        .unwrap_or(Next::Pending)
+                }),
+                Some(runtime) => runtime.block_on(stream.next()),
+                None if main => stream.wait_next(Some(Duration::from_millis(50))),
+                None => stream.wait_next(None),
+            });
+            if next != Next::Pending {
+                return Ok(next);
+            }
+            // Let Ctrl-C through (only the main thread waits in slices).
+            py.check_signals()?;
         }
     }
 }
@@ -114,20 +158,17 @@ impl PyParts {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let stream = &self.stream.0;
-        let mut next = stream.try_next();
+        let mut next = self.stream.0.try_next();
         if next == Next::Pending {
-            if on_main_thread(py) {
-                loop {
-                    next = py.detach(|| stream.wait_next(Some(Duration::from_millis(50))));
-                    if next != Next::Pending {
-                        break;
-                    }
-                    py.check_signals()?;
-                }
-            } else {
-                next = py.detach(|| stream.wait_next(None));
+            if self.readers.fetch_add(1, Ordering::AcqRel) > 0 {
+                self.readers.fetch_sub(1, Ordering::AcqRel);
+                return Err(PyRuntimeError::new_err(
+                    "another thread is already reading this stream",
+                ));
             }
+            let waited = self.wait(py);
+            self.readers.fetch_sub(1, Ordering::AcqRel);
+            next = waited?;
         }
         match next {
             Next::Part(part) => Ok(Some(PyBytes::new(py, &part))),
@@ -137,8 +178,8 @@ impl PyParts {
     }
 
     /// Stop reading and close the connection (idempotent).
-    fn close(&self) {
-        self.stream.0.close();
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| close_on(&self.stream.0, self.runtime.as_deref()));
     }
 
     /// True once the stream ended, failed, or was closed.
@@ -150,6 +191,14 @@ impl PyParts {
     /// Counters and times.
     fn stats(&self) -> PyStreamStats {
         self.stream.0.metrics().into()
+    }
+}
+
+impl Drop for PyParts {
+    fn drop(&mut self) {
+        if !self.stream.0.finished() {
+            close_on(&self.stream.0, self.runtime.as_deref());
+        }
     }
 }
 

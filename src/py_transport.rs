@@ -2,7 +2,8 @@
 //! send on it — blocking the calling thread (GIL released) or as an awaitable completed
 //! through a [`PyHub`].
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::SignableBody;
@@ -12,7 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, Runtime};
 use tokio::task::AbortHandle;
 
 use crate::py_failure::{sign_error, transport_error};
@@ -21,7 +22,7 @@ use crate::py_parts::{on_main_thread, PyAsyncParts, PyParts};
 use crate::sign::{SignError, Signer};
 use crate::stream::{pump, PartStream};
 use crate::transport::{
-    Deadline, Proxy, Request, Transport, TransportConfig, TransportError, Verify,
+    Deadline, Pool, Proxy, Request, Transport, TransportConfig, TransportError, Verify,
 };
 
 const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
@@ -65,33 +66,88 @@ impl Failed {
     }
 }
 
-/// A response: status, headers, and its body read whole or as a stream of parts.
+/// A response: status, headers, and its body read whole or as a stream of parts (with the
+/// per-thread runtime its reader runs on, for a blocking consumer to drive).
 struct Outcome {
     status: u16,
     headers: HeaderMap,
     body: Option<Bytes>,
     stream: Option<Arc<PartStream>>,
+    runtime: Option<Arc<Runtime>>,
 }
 
-/// The configuration and the live transport, rebuilt after a fork.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The configuration, the transport, and the pools of idle connections: one for the shared
+/// runtime (asyncio calls), one per calling thread (blocking calls, on that thread's runtime).
 struct Shared {
-    config: TransportConfig,
     signer: Signer,
-    live: Mutex<(u64, Arc<Transport>)>,
+    transport: Arc<Transport>,
+    /// The shared runtime's generation (it changes after a fork) and its pool.
+    live: Mutex<(u64, Arc<Pool>)>,
+    /// Every per-thread pool, to close them all.
+    thread_pools: Mutex<Vec<Weak<Pool>>>,
+    id: u64,
+    alive: Arc<()>,
 }
 
 impl Shared {
-    fn transport(&self) -> PyResult<(Handle, Arc<Transport>)> {
+    /// The shared runtime and its pool.
+    fn shared(&self) -> PyResult<(Handle, Arc<Pool>)> {
         let (handle, generation) = crate::runtime::current()
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         if live.0 != generation {
             // A forked child: the parent's connections belong to threads that are gone.
-            let fresh = Transport::new(&self.config).map_err(PyValueError::new_err)?;
-            let stale = std::mem::replace(&mut *live, (generation, Arc::new(fresh)));
+            let stale = std::mem::replace(
+                &mut *live,
+                (generation, Arc::new(self.transport.new_pool())),
+            );
             std::mem::forget(stale);
         }
         Ok((handle, live.1.clone()))
+    }
+
+    /// This thread's runtime and pool.
+    fn local(&self) -> PyResult<(Arc<Runtime>, Arc<Pool>)> {
+        let made = crate::runtime::local(|local| {
+            let mut fresh = false;
+            let pool = local.slot(self.id, &self.alive, || {
+                fresh = true;
+                self.transport.new_pool()
+            });
+            (local.runtime.clone(), pool, fresh)
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
+        let (runtime, pool, fresh) = made;
+        let pool = pool.ok_or_else(|| PyRuntimeError::new_err("the connection pool is gone"))?;
+        if fresh {
+            let mut pools = self
+                .thread_pools
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pools.retain(|p| p.strong_count() > 0);
+            pools.push(Arc::downgrade(&pool));
+        }
+        Ok((runtime, pool))
+    }
+
+    fn pools(&self) -> Vec<Arc<Pool>> {
+        let mut pools: Vec<Arc<Pool>> = self
+            .thread_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        pools.push(
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .1
+                .clone(),
+        );
+        pools
     }
 }
 
@@ -124,7 +180,8 @@ fn stream_hint(headers: &HeaderMap) -> Option<String> {
 
 async fn perform(
     shared: Arc<Shared>,
-    transport: Arc<Transport>,
+    pool: Arc<Pool>,
+    runtime: Option<Arc<Runtime>>,
     spec: Spec,
 ) -> Result<Outcome, Failed> {
     let Spec {
@@ -161,8 +218,10 @@ async fn perform(
     for (name, value) in &after {
         headers.insert(name.clone(), value.clone());
     }
-    let response = transport
+    let response = shared
+        .transport
         .send(
+            &pool,
             Request {
                 method,
                 uri,
@@ -183,6 +242,7 @@ async fn perform(
             headers: response.headers,
             body: None,
             stream: Some(stream),
+            runtime,
         });
     }
     let body = response
@@ -195,6 +255,7 @@ async fn perform(
         headers: response.headers,
         body: Some(body),
         stream: None,
+        runtime: None,
     })
 }
 
@@ -330,11 +391,15 @@ impl PyTransport {
         };
         let transport = Transport::new(&config).map_err(PyValueError::new_err)?;
         let generation = crate::runtime::generation().unwrap_or(0);
+        let pool = Arc::new(transport.new_pool());
         Ok(Self {
             shared: Arc::new(Shared {
-                config,
                 signer: Signer::new(region, service),
-                live: Mutex::new((generation, Arc::new(transport))),
+                transport: Arc::new(transport),
+                live: Mutex::new((generation, pool)),
+                thread_pools: Mutex::new(Vec::new()),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                alive: Arc::new(()),
             }),
         })
     }
@@ -347,24 +412,16 @@ impl PyTransport {
             .set_credentials(access_key, secret_key, token);
     }
 
-    /// Idle pooled connections.
+    /// Idle pooled connections, over every pool.
     fn idle_connections(&self) -> usize {
-        self.shared
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .idle_connections()
+        self.shared.pools().iter().map(|p| p.idle_count()).sum()
     }
 
-    /// Close the idle connections.
+    /// Close the idle connections of every pool (open streams keep theirs until they end).
     fn close(&self) {
-        self.shared
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .close_idle();
+        for pool in self.shared.pools() {
+            pool.clear();
+        }
     }
 
     /// Send a request and wait, without the GIL, for its response (see the stub for the
@@ -387,36 +444,34 @@ impl PyTransport {
         let spec = Self::spec(
             method, url, headers, body, sign, after, mode, deadline, limit,
         )?;
-        let (handle, transport) = self.shared.transport()?;
-        let mut join = handle.spawn(perform(self.shared.clone(), transport, spec));
+        let (runtime, pool) = self.shared.local()?;
+        let mut work = Box::pin(perform(
+            self.shared.clone(),
+            pool,
+            Some(runtime.clone()),
+            spec,
+        ));
         let main = on_main_thread(py);
-        let joined = loop {
+        let outcome = loop {
+            // The calling thread does the I/O itself, on its own runtime, without the GIL.
             let waited = py.detach(|| {
                 if main {
                     // Wake up now and then to let Ctrl-C through.
-                    handle.block_on(async {
-                        tokio::time::timeout(Duration::from_millis(50), &mut join)
+                    runtime.block_on(async {
+                        tokio::time::timeout(Duration::from_millis(50), &mut work)
                             .await
                             .ok()
                     })
                 } else {
-                    Some(handle.block_on(&mut join))
+                    Some(runtime.block_on(&mut work))
                 }
             });
             match waited {
-                Some(joined) => break joined,
-                None => {
-                    if let Err(err) = py.check_signals() {
-                        join.abort();
-                        return Err(err);
-                    }
-                }
+                Some(outcome) => break outcome,
+                None => py.check_signals()?,
             }
         };
-        let outcome = joined
-            .map_err(|e| PyRuntimeError::new_err(format!("the request task failed: {e}")))?
-            .map_err(Failed::into_pyerr)?;
-        Ok(PyResponse::new(outcome))
+        Ok(PyResponse::new(outcome.map_err(Failed::into_pyerr)?))
     }
 
     /// Send a request; an awaitable of the response, completed through `hub`.
@@ -438,12 +493,12 @@ impl PyTransport {
         let spec = Self::spec(
             method, url, headers, body, sign, after, mode, deadline, limit,
         )?;
-        let (handle, transport) = self.shared.transport()?;
+        let (handle, pool) = self.shared.shared()?;
         let op = Arc::new(Op::default());
         let done = op.clone();
         let shared = self.shared.clone();
         let task = handle.spawn(async move {
-            let result = perform(shared, transport, spec).await;
+            let result = perform(shared, pool, None, spec).await;
             done.complete(result);
         });
         Ok(PyPending {
@@ -564,6 +619,7 @@ pub struct PyResponse {
     headers: HeaderMap,
     body: Option<Bytes>,
     stream: Mutex<Option<Arc<PartStream>>>,
+    runtime: Option<Arc<Runtime>>,
 }
 
 impl PyResponse {
@@ -573,6 +629,7 @@ impl PyResponse {
             headers: outcome.headers,
             body: outcome.body,
             stream: Mutex::new(outcome.stream),
+            runtime: outcome.runtime,
         }
     }
 
@@ -636,7 +693,7 @@ impl PyResponse {
 
     /// The payload parts of a streamed body, for a thread to iterate.
     fn parts(&self) -> PyResult<PyParts> {
-        Ok(PyParts::new(self.take_stream()?))
+        Ok(PyParts::new(self.take_stream()?, self.runtime.clone()))
     }
 
     /// The payload parts of a streamed body, for `async for` on `hub`'s loop.

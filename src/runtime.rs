@@ -62,6 +62,73 @@ pub fn current() -> std::io::Result<(Handle, u64)> {
     Ok((handle, generation))
 }
 
+/// The per-thread runtime of one calling thread, and what lives on it.
+pub struct Local {
+    pid: u32,
+    /// A current-thread runtime: the calling thread itself does the I/O of its own blocking
+    /// calls (no wake-up of another thread per read). Any thread can drive it while it is
+    /// free, so a stream opened on one thread can be read on another.
+    pub runtime: Arc<Runtime>,
+    /// Per-transport state kept on this thread (its idle connections), by transport id.
+    slots: Vec<(
+        u64,
+        std::sync::Weak<()>,
+        Arc<dyn std::any::Any + Send + Sync>,
+    )>,
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Option<Local>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with this thread's runtime, creating it on first use (and after a fork).
+///
+/// # Errors
+/// When the runtime's I/O driver cannot be created.
+pub fn local<R>(f: impl FnOnce(&mut Local) -> R) -> std::io::Result<R> {
+    LOCAL.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let pid = std::process::id();
+        if slot.as_ref().is_some_and(|l| l.pid != pid) {
+            // Inherited through fork: its driver's descriptors are the parent's too.
+            std::mem::forget(slot.take());
+        }
+        if slot.is_none() {
+            let runtime = Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()?;
+            *slot = Some(Local {
+                pid,
+                runtime: Arc::new(runtime),
+                slots: Vec::new(),
+            });
+        }
+        match slot.as_mut() {
+            Some(local) => Ok(f(local)),
+            None => Err(std::io::Error::other("no runtime")),
+        }
+    })
+}
+
+impl Local {
+    /// This thread's value for the owner `id` (alive while `alive` is), made by `make` once.
+    pub fn slot<T: Send + Sync + 'static>(
+        &mut self,
+        id: u64,
+        alive: &Arc<()>,
+        make: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
+        self.slots.retain(|(_, owner, _)| owner.strong_count() > 0);
+        if let Some((_, _, value)) = self.slots.iter().find(|(i, _, _)| *i == id) {
+            return value.clone().downcast::<T>().ok();
+        }
+        let value: Arc<T> = Arc::new(make());
+        self.slots.push((id, Arc::downgrade(alive), value.clone()));
+        Some(value)
+    }
+}
+
 /// The generation of the runtime `current()` would return now, without creating one.
 #[must_use]
 pub fn generation() -> Option<u64> {

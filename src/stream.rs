@@ -65,6 +65,15 @@ pub enum Next {
     Pending,
 }
 
+/// A task waiting for the stream.
+struct TaskWaker(Waker);
+
+impl Wake for TaskWaker {
+    fn wake(self: Box<Self>) {
+        self.0.wake();
+    }
+}
+
 /// Another consumer is already waiting on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
@@ -272,6 +281,35 @@ impl PartStream {
         Ok(None)
     }
 
+    /// Wait for the stream with `waiter`, replacing the one waiting now (the same consumer,
+    /// looking again); given back when the stream has something now.
+    fn replace_waiter(&self, waiter: Box<dyn Wake>) -> Option<Box<dyn Wake>> {
+        let mut state = self.lock();
+        if !state.parts.is_empty() || state.end.is_some() {
+            return Some(waiter);
+        }
+        state.waiter = Some(waiter);
+        None
+    }
+
+    /// The next part, the end or the failure: a future for a thread that drives the stream's
+    /// runtime while it waits (one consumer at a time).
+    pub async fn next(&self) -> Next {
+        std::future::poll_fn(|cx| loop {
+            let next = self.try_next();
+            if next != Next::Pending {
+                return std::task::Poll::Ready(next);
+            }
+            if self
+                .replace_waiter(Box::new(TaskWaker(cx.waker().clone())))
+                .is_none()
+            {
+                return std::task::Poll::Pending;
+            }
+        })
+        .await
+    }
+
     /// Drop the waiter (its task was cancelled).
     pub fn clear_waiter(&self) -> Option<Box<dyn Wake>> {
         self.lock().waiter.take()
@@ -297,7 +335,10 @@ impl PartStream {
             state.waiter.take()
         };
         self.ready.notify_all();
-        drop(waiter);
+        if let Some(waiter) = waiter {
+            // A consumer blocked in another thread (or task) sees the end at once.
+            waiter.wake();
+        }
         if let Some(reader) = self
             .reader
             .lock()

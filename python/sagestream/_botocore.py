@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -54,6 +54,8 @@ KNOWN_HANDLERS = frozenset(
         ("botocore.retries.standard", "RetryQuotaChecker.release_retry_quota"),
         ("botocore.retries.adaptive", "ClientRateLimiter.on_sending_request"),
         ("botocore.retries.adaptive", "ClientRateLimiter.on_receiving_response"),
+        # This path's own, while it takes a User-Agent from botocore (Bridge.user_agent).
+        ("sagestream._botocore", "_take_request"),
     }
 )
 
@@ -127,6 +129,11 @@ class _Captured(Exception):
     def __init__(self, request: Any) -> None:
         super().__init__("captured")
         self.request = request
+
+
+def _take_request(request: Any, **_: Any) -> None:
+    """The ``before-send`` handler of :meth:`Bridge.user_agent`: take the request, send nothing."""
+    raise _Captured(request)
 
 
 def _handler_identity(handler: Any) -> tuple[str, str]:
@@ -216,15 +223,22 @@ class Bridge:
     transport: Any = None
     #: A failure has been seen: standard mode's retry quota is then told of successes too.
     failed_once: bool = False
+    #: The client's retry mode (``legacy``, ``standard``, ``adaptive``).
+    retry_mode: str = "legacy"
+    #: Inside AWS Lambda (botocore then adds the recursion-detection header).
+    in_lambda: bool = False
     _user_agents: dict[str, str] = field(default_factory=dict)
     _credentials: Credentials = field(default_factory=Credentials)
     _handlers_seen: Any = None
+    _capture_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Handlers of SWITCHED_HANDLERS, with the attribute that turns each on.
     _switched: list[tuple[Any, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, client: Any) -> Bridge:
         bridge = cls(client)
+        bridge.retry_mode = str((client.meta.config.retries or {}).get("mode", "legacy"))
+        bridge.in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
         model = client._service_model
         bridge.routes = {op: Route.of(model.operation_model(op)) for op in OPERATIONS}
         signer = client._request_signer
@@ -336,16 +350,16 @@ class Bridge:
         """The User-Agent botocore sends for ``route`` (built by botocore once, then reused)."""
         ua = self._user_agents.get(route.name)
         if ua is None:
-            ua = self._user_agents[route.name] = self._capture(route).headers["User-Agent"]
-            if isinstance(ua, bytes):
-                ua = self._user_agents[route.name] = ua.decode("ascii")
+            with self._capture_lock:  # one capture at a time: they share a handler id
+                ua = self._user_agents.get(route.name)
+                if ua is None:
+                    found = self._capture(route).headers["User-Agent"]
+                    ua = found.decode("ascii") if isinstance(found, bytes) else str(found)
+                    self._user_agents[route.name] = ua
         return ua
 
     def _capture(self, route: Route) -> Any:
         """The request botocore builds for ``route`` with placeholder parameters (not sent)."""
-
-        def take(request: Any, **_: Any) -> None:
-            raise _Captured(request)
 
         params: dict[str, Any] = {"EndpointName": "e"}
         params["InputLocation" if route.payload is None else "Body"] = (
@@ -355,7 +369,7 @@ class Bridge:
         api = {v: k for k, v in method.items()}[route.name]
         events = self.client.meta.events
         event = f"before-send.{SERVICE_ID}.{route.name}"
-        events.register_first(event, take, unique_id="sagestream-capture")
+        events.register_first(event, _take_request, unique_id="sagestream-capture")
         try:
             getattr(self.client, api)(**params)
         except _Captured as captured:
@@ -375,10 +389,10 @@ class Bridge:
             name = route.headers.get(key)
             if name is not None:
                 headers.append((name, str(value)))
-        # botocore's add_recursion_detection_header, inside AWS Lambda.
-        trace_id = os.environ.get("_X_AMZN_TRACE_ID")
-        if trace_id and "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
-            headers.append(("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',")))
+        if self.in_lambda:  # botocore's add_recursion_detection_header
+            trace_id = os.environ.get("_X_AMZN_TRACE_ID")
+            if trace_id:
+                headers.append(("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',")))
         body = params.get(route.payload, b"") if route.payload else b""
         if not isinstance(body, bytes):
             body = body.read() if hasattr(body, "read") else bytes(body)
@@ -446,7 +460,7 @@ class Bridge:
 
     def tells_successes(self) -> bool:
         """Whether successes must reach botocore's retry handler (its rate or quota track them)."""
-        mode = (self.client.meta.config.retries or {}).get("mode", "legacy")
+        mode = self.retry_mode
         return mode == "adaptive" or (mode == "standard" and self.failed_once)
 
     def parse(self, route: Route, status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -503,6 +517,4 @@ def botocore_error(exc: BaseException, url: str) -> Any:
     return exc
 
 
-def invocation_id() -> str:
-    """A fresh ``amz-sdk-invocation-id``."""
-    return str(uuid.uuid4())
+invocation_id = _core.invocation_id

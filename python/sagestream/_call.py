@@ -115,7 +115,7 @@ class Attempts:
 
     def adaptive(self) -> bool:
         """Whether adaptive mode's rate limiter must see the attempt first (it may sleep)."""
-        return (self.bridge.client.meta.config.retries or {}).get("mode") == "adaptive"
+        return self.bridge.retry_mode == "adaptive"
 
     def before_send(self) -> None:
         """Let adaptive mode's client-side rate limiter hold the attempt back (blocking)."""

@@ -123,6 +123,9 @@ class BodyStream(Iterator[bytes]):
 
 # --- the request path (src/py_transport.rs, py_parts.rs, py_hub.rs) ---------------------------
 
+def invocation_id() -> str:
+    """A random (version 4) UUID as text (botocore's ``amz-sdk-invocation-id``)."""
+
 @final
 class Hub:
     """Resolves asyncio futures of one event loop for the runtime's threads, in batches.

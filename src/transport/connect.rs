@@ -2,6 +2,7 @@
 //! happy eyeballs, `TCP_NODELAY` as urllib3 sets it, keep-alive when asked), through a proxy
 //! when one is configured, then TLS for `https` destinations.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -34,6 +35,12 @@ impl<T: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static> Io for T {}
 pub(crate) struct Connection {
     pub io: Box<dyn Io>,
     pub forward_proxy: Option<Proxy>,
+    /// The socket, to check an idle connection before it is used again.
+    pub fd: Option<RawFd>,
+}
+
+fn fd_of(tcp: &TokioIo<tokio::net::TcpStream>) -> Option<RawFd> {
+    Some(tcp.inner().as_raw_fd()).filter(|fd| *fd >= 0)
 }
 
 /// Makes connections for one transport.
@@ -109,21 +116,30 @@ impl Connector {
             self.http_proxy.as_ref()
         };
         match (proxy, https) {
-            (None, false) => Ok(Connection {
-                io: Box::new(self.tcp(dst).await?),
-                forward_proxy: None,
-            }),
+            (None, false) => {
+                let tcp = self.tcp(dst).await?;
+                Ok(Connection {
+                    fd: fd_of(&tcp),
+                    io: Box::new(tcp),
+                    forward_proxy: None,
+                })
+            }
             (None, true) => {
                 let tcp = self.tcp(dst).await?;
                 Ok(Connection {
+                    fd: fd_of(&tcp),
                     io: Box::new(self.tls(dst, tcp).await?),
                     forward_proxy: None,
                 })
             }
-            (Some(proxy), false) => Ok(Connection {
-                io: Box::new(self.tcp(&proxy.uri).await.map_err(as_proxy_error)?),
-                forward_proxy: Some(proxy.clone()),
-            }),
+            (Some(proxy), false) => {
+                let tcp = self.tcp(&proxy.uri).await.map_err(as_proxy_error)?;
+                Ok(Connection {
+                    fd: fd_of(&tcp),
+                    io: Box::new(tcp),
+                    forward_proxy: Some(proxy.clone()),
+                })
+            }
             (Some(proxy), true) => {
                 let mut tunnel = Tunnel::new(proxy.uri.clone(), self.tcp.clone());
                 if let Some(auth) = &proxy.authorization {
@@ -142,6 +158,7 @@ impl Connector {
                         ),
                     })?;
                 Ok(Connection {
+                    fd: fd_of(&tcp),
                     io: Box::new(self.tls(dst, tcp).await?),
                     forward_proxy: None,
                 })

@@ -17,5 +17,6 @@ mod tls;
 
 pub use connect::Proxy;
 pub use error::{ConnectKind, TransportError};
+pub use pool::Pool;
 pub use request::{Deadline, Request, Response, ResponseBody, Transport, TransportConfig};
 pub use tls::Verify;

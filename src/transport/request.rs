@@ -2,6 +2,7 @@
 //! timeout bounds making a connection, the read timeout every wait for response bytes (the
 //! headers, then each body read), and an optional deadline the whole call.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use super::connect::{authority, Connector, Proxy};
 use super::error::{io_kind, root_cause, TransportError};
-use super::pool::{Pool, Sender};
+use super::pool::{Idle, Pool, Sender};
 use super::tls::Verify;
 
 /// How long a connection that finished its response may take to be ready for the next one
@@ -85,12 +86,19 @@ struct Lease {
     pool: Arc<Pool>,
     key: Arc<str>,
     sender: Sender,
+    fd: Option<RawFd>,
 }
 
 impl Lease {
     async fn release(mut self) {
         if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, self.sender.ready()).await {
-            self.pool.checkin(self.key, self.sender);
+            self.pool.checkin(
+                self.key,
+                Idle {
+                    sender: self.sender,
+                    fd: self.fd,
+                },
+            );
         }
     }
 }
@@ -229,10 +237,10 @@ fn body_error(err: &hyper::Error, chunked: bool) -> TransportError {
     }
 }
 
-/// An HTTP/1.1 client with its own connection pool.
+/// An HTTP/1.1 client; its idle connections are kept in [`Pool`]s (one per runtime).
 pub struct Transport {
     connector: Connector,
-    pool: Arc<Pool>,
+    max_idle_per_host: usize,
     read_timeout: Option<Duration>,
 }
 
@@ -251,20 +259,15 @@ impl Transport {
                 config.connect_timeout,
                 config.tcp_keepalive,
             ),
-            pool: Arc::new(Pool::new(config.max_idle_per_host)),
+            max_idle_per_host: config.max_idle_per_host,
             read_timeout: config.read_timeout,
         })
     }
 
-    /// Idle connections in the pool now.
+    /// A new, empty pool for this transport's connections on one runtime.
     #[must_use]
-    pub fn idle_connections(&self) -> usize {
-        self.pool.idle_count()
-    }
-
-    /// Close the idle connections (open responses keep theirs until they end).
-    pub fn close_idle(&self) {
-        self.pool.clear();
+    pub fn new_pool(&self) -> Pool {
+        Pool::new(self.max_idle_per_host)
     }
 
     /// The `Host` header of a URI as HTTP clients send it: the port only when it is not the
@@ -292,10 +295,11 @@ impl Transport {
     /// `Connect`, `ConnectionLost`, `ReadTimeout`, `Deadline`, `InvalidRequest`.
     pub async fn send(
         &self,
+        pool: &Arc<Pool>,
         request: Request,
         deadline: Option<Deadline>,
     ) -> Result<Response, TransportError> {
-        let work = self.send_unbounded(request);
+        let work = self.send_unbounded(pool, request);
         match deadline {
             None => work.await,
             Some(d) => tokio::time::timeout_at(d.at, work)
@@ -304,7 +308,11 @@ impl Transport {
         }
     }
 
-    async fn send_unbounded(&self, request: Request) -> Result<Response, TransportError> {
+    async fn send_unbounded(
+        &self,
+        pool: &Arc<Pool>,
+        request: Request,
+    ) -> Result<Response, TransportError> {
         let key: Arc<str> = pool_key(&request.uri)?.into();
         let mut pending = Some(request);
         loop {
@@ -313,13 +321,17 @@ impl Transport {
                     message: "the request was lost before it was sent".to_owned(),
                 });
             };
-            let (mut sender, forward_proxy, reused) = if let Some(sender) = self.pool.checkout(&key)
-            {
-                (sender, self.forward_proxy_for(&request.uri), true)
+            let (mut sender, forward_proxy, fd, reused) = if let Some(idle) = pool.checkout(&key) {
+                (
+                    idle.sender,
+                    self.forward_proxy_for(&request.uri),
+                    idle.fd,
+                    true,
+                )
             } else {
                 let connection = self.connector.connect(&request.uri).await?;
                 let sender = handshake(connection.io, &request.uri).await?;
-                (sender, connection.forward_proxy, false)
+                (sender, connection.forward_proxy, connection.fd, false)
             };
             let http_request = build(request.clone(), forward_proxy.as_ref())?;
             let sent = bounded(
@@ -345,9 +357,10 @@ impl Transport {
                         body: ResponseBody {
                             incoming,
                             lease: Some(Lease {
-                                pool: self.pool.clone(),
+                                pool: pool.clone(),
                                 key,
                                 sender,
+                                fd,
                             }),
                             read_timeout: self.read_timeout,
                             chunked,
