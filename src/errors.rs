@@ -8,6 +8,10 @@
 //!   [`crate::sticky::StickyQueue`] holds.
 //! - [`EncodeError`]: a message cannot be encoded (a caller's mistake, never a stream's end).
 //!
+//! The request path's own failures are data of their modules too
+//! ([`crate::transport::TransportError`], [`crate::sign::SignError`],
+//! [`crate::stream::Failure`]); their Python classes are mapped here, beside the others.
+//!
 //! None of them holds a Python object. A decoder keeps its error as one of these values and makes
 //! a fresh exception each time it raises it, so no raised exception (whose traceback holds the
 //! caller's frame, which holds the decoder) is ever kept alive by the decoder.
@@ -278,6 +282,9 @@ impl std::error::Error for EncodeError {}
 #[cfg(feature = "python")]
 mod py {
     use super::{DecodeError, EncodeError, Error, JsonSyntax, ReassemblyError, ServiceError};
+    use crate::sign::SignError;
+    use crate::stream::Failure;
+    use crate::transport::{ConnectKind, TransportError};
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
     use pyo3::types::{PyBytes, PyDict};
@@ -295,7 +302,16 @@ mod py {
 
     /// The one mapping of decode errors to their classes (lazy: no GIL needed).
     fn decode_error(err: &DecodeError) -> PyErr {
-        let msg = err.to_string();
+        decode_error_with(err, None)
+    }
+
+    /// The exception for `err`, its message followed by `hint` (what a response was instead of
+    /// an event stream) when there is one.
+    pub(crate) fn decode_error_with(err: &DecodeError, hint: Option<&str>) -> PyErr {
+        let msg = match hint {
+            Some(hint) => format!("{err} ({hint})"),
+            None => err.to_string(),
+        };
         match err {
             DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. } => {
                 ChecksumMismatchError::new_err(msg)
@@ -399,6 +415,56 @@ mod py {
         made.map_or_else(|e| e, PyErr::from_value)
     }
 
+    /// The classes of the request path's failures.
+    mod transport_classes {
+        pyo3::import_exception!(sagestream.exceptions, ConnectError);
+        pyo3::import_exception!(sagestream.exceptions, ConnectTimeoutError);
+        pyo3::import_exception!(sagestream.exceptions, ConnectionLostError);
+        pyo3::import_exception!(sagestream.exceptions, ReadTimeoutError);
+        pyo3::import_exception!(sagestream.exceptions, DeadlineExceededError);
+        pyo3::import_exception!(sagestream.exceptions, TransportError);
+        pyo3::import_exception!(sagestream.exceptions, SigningError);
+    }
+
+    /// The one mapping of transport failures to their classes.
+    pub(crate) fn transport_error(err: &TransportError) -> PyErr {
+        use transport_classes as c;
+        let message = err.to_string();
+        match err {
+            TransportError::Connect {
+                kind: ConnectKind::Timeout,
+                ..
+            } => c::ConnectTimeoutError::new_err((message, ConnectKind::Timeout.as_str())),
+            TransportError::Connect { kind, .. } => {
+                c::ConnectError::new_err((message, kind.as_str()))
+            }
+            TransportError::ConnectionLost { .. } => c::ConnectionLostError::new_err(message),
+            TransportError::ReadTimeout { .. } => c::ReadTimeoutError::new_err(message),
+            TransportError::Deadline { .. } => c::DeadlineExceededError::new_err(message),
+            TransportError::InvalidResponse { .. } => InvalidFrameError::new_err(message),
+            TransportError::InvalidRequest { .. } => {
+                pyo3::exceptions::PyValueError::new_err(message)
+            }
+            TransportError::BodyTooLarge { .. } => c::TransportError::new_err(message),
+        }
+    }
+
+    /// The exception for a request that could not be signed.
+    pub(crate) fn sign_error(err: &SignError) -> PyErr {
+        transport_classes::SigningError::new_err(err.to_string())
+    }
+
+    impl Failure {
+        /// A new exception for the failure that ended a response stream.
+        pub(crate) fn to_py_err(&self, py: Python<'_>) -> PyErr {
+            match self {
+                Failure::Decode { error, hint } => decode_error_with(error, hint.as_deref()),
+                Failure::Service(err) => service_error(py, err),
+                Failure::Transport(err) => transport_error(err),
+            }
+        }
+    }
+
     impl Error {
         /// A new exception for this error (each call makes a fresh one).
         pub(crate) fn to_py_err(&self, py: Python<'_>) -> PyErr {
@@ -424,6 +490,9 @@ mod py {
         }
     }
 }
+
+#[cfg(feature = "python")]
+pub(crate) use py::{sign_error, transport_error};
 
 #[cfg(test)]
 mod tests {

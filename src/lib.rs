@@ -15,18 +15,27 @@
 //! Every decoder hands out what it completed before an error, then the error, on every later
 //! call too: [`sticky::StickyQueue`], with the errors of [`errors`].
 
-pub mod chunked;
 pub mod errors;
 pub mod frame;
 pub mod headers;
 pub mod reassembly;
+pub mod runtime;
 pub mod sagemaker;
+pub mod sign;
 pub mod sticky;
+pub mod stream;
+pub mod transport;
 
+#[cfg(feature = "python")]
+mod py_body;
+#[cfg(feature = "python")]
+mod py_hub;
 #[cfg(feature = "python")]
 mod py_json;
 #[cfg(feature = "python")]
 mod py_message;
+#[cfg(feature = "python")]
+mod py_parts;
 #[cfg(feature = "python")]
 mod py_payload;
 #[cfg(feature = "python")]
@@ -36,7 +45,7 @@ mod py_reassembly;
 #[cfg(feature = "python")]
 mod py_sse;
 #[cfg(feature = "python")]
-mod py_stream;
+mod py_transport;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]
@@ -44,7 +53,13 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use crate::py_body::PyBodyStream;
+    #[pymodule_export]
+    use crate::py_hub::PyHub;
+    #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
+    #[pymodule_export]
+    use crate::py_parts::{PyAsyncParts, PyParts, PyStreamStats};
     #[pymodule_export]
     use crate::py_payload::{PyPayloadDecoder, PyPayloadIterator};
     #[pymodule_export]
@@ -54,7 +69,14 @@ mod _core {
     #[pymodule_export]
     use crate::py_sse::PyServerSentEvent;
     #[pymodule_export]
-    use crate::py_stream::PyBodyStream;
+    use crate::py_transport::{PyPending, PyResponse, PyTransport};
+
+    /// A random (version 4) UUID as text: botocore's `amz-sdk-invocation-id`, without a
+    /// system call per request.
+    #[pyfunction]
+    fn invocation_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -80,11 +80,6 @@ impl PayloadCore {
         }
     }
 
-    /// Bytes held for a frame that is not complete yet.
-    pub(crate) fn buffered(&self) -> usize {
-        self.splitter.buffered()
-    }
-
     /// End the stream with `err` (raised once the queued payloads are out).
     pub(crate) fn fail(&mut self, err: HeldError) {
         self.queue.fail(err);

@@ -12,7 +12,6 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import boto3
 import botocore.exceptions
 import pytest
@@ -349,7 +348,7 @@ async def test_adaptive_mode_rate_limiter_runs_off_the_loop(monkeypatch: pytest.
 
 async def test_before_send_handlers_see_each_request() -> None:
     async with ScriptedServer(stream_of(b"ok")) as server, client_for(server.url) as client:
-        runtime, _ = await client._ready()
+        runtime = client.runtime_client
         urls: list[str] = []
         runtime.meta.events.register("before-send", lambda request, **_: urls.append(request.url))
         assert await collect(client) == [b"ok"]
@@ -365,20 +364,23 @@ async def test_a_stubbed_client_is_refused_not_ignored() -> None:
     from botocore.stub import Stubber
 
     async with ScriptedServer(stream_of(b"ok")) as server, client_for(server.url) as client:
-        runtime, _ = await client._ready()
-        with Stubber(runtime) as stubber:
+        with Stubber(client.runtime_client) as stubber:
             stubber.add_response("invoke_endpoint", {"Body": b"stubbed"})
             with pytest.raises(NotImplementedError, match="before-call"):
                 await client.invoke("ep", b"x")
     assert server.requests == []
 
 
-async def test_connection_refused_is_botocores_error() -> None:
+async def test_connection_refused_is_a_connect_error_after_botocores_retries() -> None:
     async with ScriptedServer(stream_of(b"x")) as server:
         url = server.url
     async with client_for(url, retries={"max_attempts": 2, "mode": "standard"}) as client:
-        with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        with pytest.raises(sagestream.ConnectError) as info:
             await collect(client)
+    assert info.value.kind == "unreachable"
+    assert isinstance(info.value, sagestream.TransportError)
+    # What botocore's retry handler was shown, and judged retryable.
+    assert isinstance(info.value.__cause__, botocore.exceptions.EndpointConnectionError)
 
 
 async def test_bad_parameters_fail_before_sending() -> None:
@@ -422,10 +424,23 @@ async def test_error_frame_after_parts_in_one_read() -> None:
         await asyncio.wait_for(server.disconnected.wait(), 5)
 
 
-async def test_cut_connection_mid_stream_is_connection_lost() -> None:
+async def test_cut_connection_inside_a_frame_is_truncated() -> None:
     async def handler(ex: Exchange) -> None:
         frame = part(b"second")
         await ex.send(STREAM_HEAD + chunk(part(b"first")) + b"%x\r\n" % len(frame) + frame[:10])
+        ex.writer.transport.abort()
+
+    async with ScriptedServer(handler) as server, client_for(server.url) as client:
+        got: list[bytes] = []
+        with pytest.raises(sagestream.TruncatedStreamError):
+            await asyncio.wait_for(read_into(got, client), 10)
+        assert got == [b"first"]
+
+
+async def test_cut_connection_between_frames_is_connection_lost() -> None:
+    async def handler(ex: Exchange) -> None:
+        await ex.send(STREAM_HEAD + chunk(part(b"first")))
+        await asyncio.sleep(0.1)
         ex.writer.transport.abort()
 
     async with ScriptedServer(handler) as server, client_for(server.url) as client:
@@ -465,8 +480,8 @@ def _corrupt(frame: bytes) -> bytes:
         # A prelude claiming 4 GiB (valid prelude CRC): refused on its 12 bytes.
         (chunk(HOSTILE_PRELUDE), sagestream.FrameTooLargeError),
         (chunk(_corrupt(part(b"second"))), sagestream.ChecksumMismatchError),
-        # Half a chunk, then the connection is reset.
-        (b"%x\r\n" % len(part(b"second")) + part(b"second")[:9] + CUT, sagestream.ConnectionLostError),
+        # Half a frame, then the connection is reset: a truncated stream.
+        (b"%x\r\n" % len(part(b"second")) + part(b"second")[:9] + CUT, sagestream.TruncatedStreamError),
     ],
 )
 async def test_bad_bytes_after_parts_are_typed_errors(bad: bytes, error: type | None) -> None:
@@ -493,61 +508,9 @@ async def test_bad_bytes_after_parts_are_typed_errors(bad: bytes, error: type | 
         await asyncio.wait_for(server.disconnected.wait(), 5)
 
 
-async def test_parts_aiohttp_holds_back_behind_an_error_are_delivered() -> None:
-    """aiohttp's StreamReader raises its exception before handing out what it still buffers
-    (its pure-Python parser does this on bad chunking; the deadline does it too): those bytes
-    are decoded and their parts delivered before the error."""
-    from aiohttp.base_protocol import BaseProtocol
-    from aiohttp.streams import StreamReader
-    from sagestream._aio import AsyncResponseStream
-
-    class Response:
-        def __init__(self, content: StreamReader) -> None:
-            self.content = content
-            self.closed = False
-
-        def close(self) -> None:
-            self.closed = True
-
-        def release(self) -> None:
-            raise AssertionError("a failed stream must not go back to the pool")
-
-    loop = asyncio.get_running_loop()
-    content = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
-    content.feed_data(part(b"first") + part(b"second") + part(b"third")[:7])
-    content.set_exception(aiohttp.ClientPayloadError("Response payload is not completed"))
-    response = Response(content)
-    stream = AsyncResponseStream(response, {})  # type: ignore[arg-type]
-    got: list[bytes] = []
-
-    async def drain(stream: AsyncResponseStream) -> None:
-        async for p in stream:
-            got.append(p)
-
-    with pytest.raises(sagestream.ConnectionLostError):
-        await drain(stream)
-    assert got == [b"first", b"second"]
-    assert response.closed
-    assert stream.metrics.parts == 2
-
-    # An error frame among the held-back bytes came first on the wire: it is the one raised.
-    error = encode(
-        {":message-type": "exception", ":exception-type": "InternalStreamFailure"}, b'{"Message": "x"}'
-    )
-    content = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
-    content.feed_data(part(b"first") + error + part(b"late"))
-    content.set_exception(aiohttp.ClientPayloadError("Response payload is not completed"))
-    got.clear()
-    with pytest.raises(sagestream.InternalStreamFailure):
-        await drain(AsyncResponseStream(Response(content), {}))  # type: ignore[arg-type]
-    assert got == [b"first"]
-
-
-async def test_malformed_chunking_after_parts_is_connection_lost() -> None:
-    """Bad HTTP chunk framing once the body has begun. aiohttp's pure-Python parser reports it
-    to the body; its compiled parser (3.14) closes the connection and tells only the connection,
-    cancelling the read timeout too: without sagestream's watch on the connection, this stream
-    would wait forever. The parts before it, then ConnectionLostError."""
+async def test_malformed_chunking_after_parts_is_invalid_framing() -> None:
+    """Bad HTTP chunk framing once the body has begun: the parts before it, then
+    InvalidFrameError naming the chunking (as on the sync client), never a hang."""
 
     async def handler(ex: Exchange) -> None:
         await ex.send(STREAM_HEAD)
@@ -557,9 +520,10 @@ async def test_malformed_chunking_after_parts_is_connection_lost() -> None:
 
     async with ScriptedServer(handler) as server, client_for(server.url) as client:
         got: list[bytes] = []
-        with pytest.raises(sagestream.ConnectionLostError):
+        with pytest.raises(sagestream.InvalidFrameError, match="chunk"):
             await asyncio.wait_for(read_into(got, client), 10)
         assert got == [b"first"]
+    assert len(server.requests) == 1
 
 
 async def test_malformed_chunking_in_a_whole_answer_is_an_error_not_a_hang() -> None:
@@ -572,8 +536,9 @@ async def test_malformed_chunking_in_a_whole_answer_is_an_error_not_a_hang() -> 
         await ex.reader.read()
 
     async with ScriptedServer(handler) as server, client_for(server.url) as client:
-        with pytest.raises(sagestream.ConnectionLostError):
+        with pytest.raises(sagestream.InvalidFrameError, match="chunk"):
             await asyncio.wait_for(client.invoke("ep", b"x"), 10)
+    assert len(server.requests) == 1
 
 
 async def test_read_timeout_mid_stream() -> None:
@@ -731,8 +696,7 @@ async def test_refreshable_credentials_are_refreshed_off_the_loop() -> None:
 
 def test_a_client_is_bound_to_its_event_loop() -> None:
     async def first(client: sagestream.AsyncClient) -> None:
-        _, transport = await client._ready()
-        await transport.close()  # what the loop's end would otherwise leave unclosed
+        await client._ready()
 
     client = client_for("http://127.0.0.1:9")
     asyncio.run(first(client))
@@ -761,17 +725,19 @@ async def test_tls_verification_follows_verify(tls: tuple[ssl.SSLContext, str], 
             verify=ca_file if verify == "ca-file" else verify,
         )
         async with client:
-            if verify is None:  # the system's CAs do not know this certificate
-                with pytest.raises(botocore.exceptions.SSLError):
+            if verify is None:  # the default CAs do not know this certificate
+                with pytest.raises(sagestream.ConnectError) as info:
                     await collect(client)
+                assert info.value.kind == "tls"
+                assert isinstance(info.value.__cause__, botocore.exceptions.SSLError)
             else:
                 assert await collect(client) == [b"secure"]
 
 
-@pytest.mark.parametrize(("pool", "expected"), [(2, 2), (None, 6)])
-async def test_max_pool_connections_caps_connections_only_when_set(pool: int | None, expected: int) -> None:
-    """Config(max_pool_connections=N) caps concurrent connections; unset, busy clients open more
-    (as botocore's non-blocking urllib3 pool does)."""
+@pytest.mark.parametrize(("pool", "idle"), [(2, 2), (None, 6)])
+async def test_max_pool_connections_bounds_idle_connections_as_botocore(pool: int | None, idle: int) -> None:
+    """Config(max_pool_connections=N) is botocore's: N idle connections are kept per host; busy,
+    the client opens more (urllib3's non-blocking pool) and closes the extra ones afterwards."""
     open_now = 0
     most = 0
 
@@ -787,5 +753,10 @@ async def test_max_pool_connections_caps_connections_only_when_set(pool: int | N
     extra = {} if pool is None else {"max_pool_connections": pool}
     async with ScriptedServer(slow) as server, client_for(server.url, **extra) as client:
         results = await asyncio.gather(*(collect(client) for _ in range(6)))
+        for _ in range(50):  # a finished connection is pooled once hyper says it is idle
+            if client.idle_connections() == idle:
+                break
+            await asyncio.sleep(0.02)
+        assert client.idle_connections() == idle
     assert results == [[b"x"]] * 6
-    assert most == expected
+    assert most == 6

@@ -181,7 +181,7 @@ def test_correct_requests_are_served_while_more_idle_sockets_are_open_than_files
         errors.seek(0)
         log = errors.read()
         errors.close()
-    assert "Traceback" not in log
+    assert "Traceback" not in log, log[-3000:]
     assert log.count("out of file descriptors") <= 3
 
 

@@ -36,7 +36,7 @@ def test_tls_fast_path(tls: tuple[ssl.SSLContext, Path]) -> None:
             config=Config(retries={"total_max_attempts": 1}, read_timeout=5),
         )
         stream = client.invoke_stream("ep", b"")
-        assert stream._owner.fast_path
+        assert client.fast_path, client.fast_path_reason
         assert list(stream) == parts
         assert list(client.invoke_stream("ep", b"")) == parts
         assert srv.connections == 1

@@ -337,16 +337,9 @@ def start_invocation(
         bucket, key, source = upload
         s3.put_object(Bucket=bucket, Key=key, Body=_read_source(source))
         params["InputLocation"] = f"s3://{bucket}/{key}"
-    from sagestream._transport import botocore_errors
-
-    with botocore_errors("InvokeEndpointAsync"):
-        answer = client._runtime.invoke_endpoint_async(**params)
+    answer = client._invoke_async_call(params)
     return AsyncInvocation(
-        s3,
-        answer["InferenceId"],
-        answer["OutputLocation"],
-        answer.get("FailureLocation", ""),
-        _lifetime(params),
+        s3, answer.inference_id, answer.output_location, answer.failure_location, _lifetime(params)
     )
 
 
@@ -425,13 +418,9 @@ async def start_invocation_async(
 
             raise ServiceError(reply.parsed or {}, "PutObject")
         params["InputLocation"] = f"s3://{bucket}/{key}"
-    answer = await client._call("InvokeEndpointAsync", params)
+    answer = await client._invoke_async_call(params)
     return AsyncInvocationAsync(
-        client,
-        answer["InferenceId"],
-        answer["OutputLocation"],
-        answer.get("FailureLocation", ""),
-        _lifetime(params),
+        client, answer.inference_id, answer.output_location, answer.failure_location, _lifetime(params)
     )
 
 

@@ -1,14 +1,28 @@
-"""The synchronous client: a boto3 session in, payload parts out, typed errors."""
+"""The synchronous client: a boto3 session in, payload parts out, typed errors.
+
+Each call runs on the request path (:mod:`sagestream._call`: Rust sends and signs, the calling
+thread waits with the GIL released), unless the botocore client holds machinery that path does
+not reproduce; then botocore sends it and sagestream decodes the body (:mod:`._transport`).
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sagestream import _params
+from sagestream._botocore import Bridge
+from sagestream._call import Attempts, response_metadata, send
+from sagestream._operations import (
+    ASYNC_OPERATION,
+    INVOKE_OPERATION,
+    STREAM_OPERATION,
+    AsyncAnswer,
+    InvokeResult,
+    StreamInfo,
+    parse_new_session,
+)
 from sagestream._stream import ResponseStream
 from sagestream._transport import botocore_errors, open_body
 
@@ -18,57 +32,14 @@ if TYPE_CHECKING:
 
     from sagestream._async_inference import AsyncInvocation
 
-__all__ = ["Client", "InvokeResult"]
-
-STREAM_OPERATION = "InvokeEndpointWithResponseStream"
-INVOKE_OPERATION = "InvokeEndpoint"
-
-
-@dataclass
-class InvokeResult:
-    """The answer of InvokeEndpoint."""
-
-    body: bytes
-    content_type: str | None = None
-    invoked_production_variant: str | None = None
-    custom_attributes: str | None = None
-    #: With ``session_id="NEW_SESSION"``: the id of the session the endpoint opened.
-    new_session_id: str | None = None
-    #: When the new session expires, if the service said.
-    new_session_expires: _dt.datetime | None = None
-    #: The id of a session the request closed.
-    closed_session_id: str | None = None
-    response_metadata: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def text(self, encoding: str = "utf-8") -> str:
-        """The body decoded as text."""
-        return self.body.decode(encoding)
-
-
-def parse_new_session(value: str | None) -> tuple[str | None, _dt.datetime | None]:
-    """Split ``X-Amzn-SageMaker-New-Session-Id`` (``<id>; Expires=<ISO time>``)."""
-    if not value:
-        return None, None
-    session_id, _, rest = value.partition(";")
-    expires: _dt.datetime | None = None
-    for attribute in rest.split(";"):
-        name, _, raw = attribute.strip().partition("=")
-        if name.strip().lower() == "expires" and raw.strip():
-            text = raw.strip()
-            if text.endswith("Z"):
-                text = text[:-1] + "+00:00"
-            try:
-                expires = _dt.datetime.fromisoformat(text)
-            except ValueError:
-                expires = None
-    return session_id.strip() or None, expires
+__all__ = ["Client", "InvokeResult", "parse_new_session"]
 
 
 class Client:
     """Streaming client for SageMaker AI endpoints on top of a botocore ``sagemaker-runtime`` client.
 
-    botocore resolves the endpoint, signs the request (SigV4), retries before the first byte
-    and parses HTTP errors; sagestream decodes the response stream in Rust.
+    botocore resolves the endpoint, the credentials and the retry policy and parses error
+    answers; sagestream sends and signs the requests and decodes the response stream in Rust.
 
     ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
     """
@@ -76,10 +47,10 @@ class Client:
     def __init__(
         self,
         session: boto3.Session | None = None,
+        *,
         region_name: str | None = None,
         endpoint_url: str | None = None,
         config: Config | None = None,
-        *,
         s3_endpoint_url: str | None = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
@@ -88,6 +59,11 @@ class Client:
     ) -> None:
         import boto3
 
+        if session is not None and not hasattr(session, "client"):
+            raise TypeError(
+                f"session must be a boto3.Session, got {type(session).__name__}"
+                " (pass the region as region_name=...)"
+            )
         if session is None:
             session = boto3.Session(
                 region_name=region_name,
@@ -99,6 +75,7 @@ class Client:
         self._config = config
         self._endpoint_url = endpoint_url
         self._s3_endpoint_url = s3_endpoint_url
+        self._verify = verify
         self._runtime: Any = session.client(
             "sagemaker-runtime",
             region_name=region_name,
@@ -106,6 +83,7 @@ class Client:
             config=config,
             verify=verify,
         )
+        self._bridge = Bridge.of(self._runtime)
 
     @property
     def region_name(self) -> str:
@@ -117,8 +95,26 @@ class Client:
         """The underlying botocore ``sagemaker-runtime`` client."""
         return self._runtime
 
+    @property
+    def fast_path(self) -> bool:
+        """Whether calls take the request path (see :attr:`fast_path_reason` when not)."""
+        return self._bridge.fast()
+
+    @property
+    def fast_path_reason(self) -> str | None:
+        """Why calls take botocore's own path instead, or None."""
+        self._bridge.fast()
+        return self._bridge.reason
+
+    def idle_connections(self) -> int:
+        """Connections of the request path kept open for the next calls."""
+        transport = self._bridge.transport
+        return int(transport.idle_connections()) if transport is not None else 0
+
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
+        if self._bridge.transport is not None:
+            self._bridge.transport.close()
         close = getattr(self._runtime, "close", None)
         if close is not None:
             close()
@@ -128,6 +124,31 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- the request path ------------------------------------------------------------------
+
+    def _attempts(
+        self, operation: str, params: dict[str, Any], mode: Any, deadline: float | None
+    ) -> Attempts:
+        bridge = self._bridge
+        if not bridge.credentials_fresh():
+            bridge.refresh_credentials()
+        return Attempts(
+            bridge,
+            bridge.routes[operation],
+            params,
+            mode=mode,
+            deadline=deadline,
+            started=time.monotonic(),
+        )
+
+    def _answer(self, operation: str, response: Any, attempts: Attempts) -> dict[str, Any]:
+        headers = response.headers
+        answer = attempts.route.output_headers(headers)
+        answer["ResponseMetadata"] = response_metadata(headers, response.status, attempts.attempt - 1)
+        return answer
+
+    # --- operations ------------------------------------------------------------------------
 
     def invoke_stream(
         self,
@@ -146,9 +167,9 @@ class Client:
     ) -> ResponseStream:
         """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
 
-        ``deadline`` bounds the whole stream in seconds, counted from this call
-        (``DeadlineExceededError``), besides the idle read timeout of the botocore config
-        (``ReadTimeoutError``), which alone bounds the wait for the response headers.
+        ``deadline`` bounds the whole call in seconds — connecting, the response headers and
+        every part (``DeadlineExceededError``) — besides the config's read timeout, which
+        bounds each wait for bytes (``ReadTimeoutError``).
         """
         params = _params.stream_params(
             endpoint_name,
@@ -164,15 +185,24 @@ class Client:
         )
         _params.check_deadline(deadline)
         started = time.monotonic()
+        if not self._bridge.fast():
+            return self._stream_via_botocore(params, deadline, started)
+        attempts = self._attempts(STREAM_OPERATION, params, "stream", deadline)
+        response = send(attempts)
+        info = StreamInfo.of(self._answer(STREAM_OPERATION, response, attempts))
+        return ResponseStream(response.parts(), info, started=started)
+
+    def _stream_via_botocore(
+        self, params: dict[str, Any], deadline: float | None, started: float
+    ) -> ResponseStream:
         with botocore_errors(STREAM_OPERATION):
             response = self._runtime.invoke_endpoint_with_response_stream(**params)
         raw = response["Body"]._raw_stream
-        body_started = time.monotonic()
-        remaining = None if deadline is None else max(0.0, deadline - (body_started - started))
-        stream_body, owner = open_body(
-            raw, deadline=remaining, read_timeout=self._runtime.meta.config.read_timeout
+        remaining = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
+        parts, owner = open_body(raw, deadline=remaining, read_timeout=self._runtime.meta.config.read_timeout)
+        return ResponseStream(
+            parts, StreamInfo.of(response), started=started, on_close=lambda: owner.release(False)
         )
-        return ResponseStream(stream_body, owner, response, started=started, body_started=body_started)
 
     def invoke(
         self,
@@ -189,6 +219,7 @@ class Client:
         enable_explanations: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        deadline: float | None = None,
     ) -> InvokeResult:
         """Invoke ``endpoint_name`` and read the whole answer (InvokeEndpoint).
 
@@ -209,24 +240,28 @@ class Client:
             inference_component_name=inference_component_name,
             session_id=session_id,
         )
-        with botocore_errors(INVOKE_OPERATION):
-            response = self._runtime.invoke_endpoint(**params)
-            streaming = response["Body"]
-            try:
-                data = streaming.read()
-            finally:
-                streaming.close()
-        new_id, expires = parse_new_session(response.get("NewSessionId"))
-        return InvokeResult(
-            body=data,
-            content_type=response.get("ContentType"),
-            invoked_production_variant=response.get("InvokedProductionVariant"),
-            custom_attributes=response.get("CustomAttributes"),
-            new_session_id=new_id,
-            new_session_expires=expires,
-            closed_session_id=response.get("ClosedSessionId"),
-            response_metadata=dict(response.get("ResponseMetadata") or {}),
-        )
+        _params.check_deadline(deadline)
+        if not self._bridge.fast():
+            with botocore_errors(INVOKE_OPERATION):
+                response = self._runtime.invoke_endpoint(**params)
+                streaming = response["Body"]
+                try:
+                    data = streaming.read()
+                finally:
+                    streaming.close()
+            return InvokeResult.of(response, data)
+        attempts = self._attempts(INVOKE_OPERATION, params, "whole", deadline)
+        response = send(attempts)
+        return InvokeResult.of(self._answer(INVOKE_OPERATION, response, attempts), response.body or b"")
+
+    def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
+        """InvokeEndpointAsync itself (the job handles' submit step)."""
+        if not self._bridge.fast():
+            with botocore_errors(ASYNC_OPERATION):
+                return AsyncAnswer.of(self._runtime.invoke_endpoint_async(**params))
+        attempts = self._attempts(ASYNC_OPERATION, params, "whole", None)
+        response = send(attempts)
+        return AsyncAnswer.parse(self._answer(ASYNC_OPERATION, response, attempts), response.body or b"")
 
     def invoke_async(
         self,

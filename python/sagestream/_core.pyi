@@ -1,6 +1,7 @@
 """Type stubs for the Rust extension ``sagestream._core``."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final, overload
 
 __version__: Final[str]
@@ -96,23 +97,37 @@ class PayloadIterator(Iterator[_Part]):
     def close(self) -> None:
         """Stop iterating and drop the source."""
 
-# --- stream: raw HTTP body → payloads (src/py_stream.rs) -------------------------------------
+# --- botocore's own path: body reads → payloads (src/py_body.rs) -----------------------------
+
+@final
+class StreamStats:
+    """Counters and times of one stream (seconds on the ``time.monotonic()`` clock)."""
+
+    @property
+    def parts(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def first_part_at(self) -> float | None: ...
+    @property
+    def last_part_at(self) -> float | None: ...
+    @property
+    def max_gap(self) -> float: ...
+    @property
+    def ended_at(self) -> float | None: ...
 
 @final
 class BodyStream(Iterator[bytes]):
-    """Payloads read straight from an HTTP response body (chunked, Content-Length or until close).
+    """Payloads over an iterable of body reads (free of HTTP framing), decoded in Rust.
 
-    ``reader`` has ``read1(n)`` (the socket's buffered reader), or with ``framing="iter"`` is an
-    iterable of body reads. ``on_end(reusable)`` is called once when the body ends by itself.
+    ``on_end(clean)`` is called once when the body ends or is closed; ``deadline`` bounds the
+    whole stream through ``settimeout`` (the socket's).
     """
 
     def __new__(
         cls,
-        reader: Any,
-        framing: Literal["chunked", "length", "close", "iter"],
+        source: Iterable[bytes],
         *,
-        content_length: int | None = None,
-        read_size: int = 65536,
         on_end: Callable[[bool], object] | None = None,
         deadline: float | None = None,
         settimeout: Callable[[float], object] | None = None,
@@ -121,11 +136,135 @@ class BodyStream(Iterator[bytes]):
     def __iter__(self) -> BodyStream: ...
     def __next__(self) -> bytes: ...
     def close(self) -> None:
-        """Stop now; queued payloads are dropped and ``on_end`` is not called."""
+        """Stop now; queued payloads are dropped and ``on_end(False)`` closes the connection."""
     @property
     def finished(self) -> bool: ...
-    def stats(self) -> tuple[int, int, float | None, float, float | None, float | None]:
-        """``(parts, bytes, first_part, max_gap, last_part, ended)``, seconds since creation."""
+    def stats(self) -> StreamStats: ...
+
+# --- the request path (src/py_transport.rs, py_parts.rs, py_hub.rs) ---------------------------
+
+def invocation_id() -> str:
+    """A random (version 4) UUID as text (botocore's ``amz-sdk-invocation-id``)."""
+
+@final
+class Hub:
+    """Resolves asyncio futures of one event loop for the runtime's threads, in batches.
+
+    Register it once: ``loop.add_reader(hub.fileno(), hub.dispatch)``.
+    """
+
+    def __new__(cls, event_loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001) -> Hub: ...
+    def fileno(self) -> int: ...
+    def dispatch(self) -> None: ...
+    def pending(self) -> int: ...
+
+@final
+class PartIterator(Iterator[bytes]):
+    """The payload parts of a streamed response, for a thread (waits without the GIL)."""
+
+    def __iter__(self) -> PartIterator: ...
+    def __next__(self) -> bytes: ...
+    def close(self) -> None: ...
+    @property
+    def finished(self) -> bool: ...
+    def stats(self) -> StreamStats: ...
+
+@final
+class AsyncPartIterator(AsyncIterator[bytes]):
+    """The payload parts of a streamed response, for ``async for`` on the hub's loop."""
+
+    def __aiter__(self) -> AsyncPartIterator: ...
+    def __anext__(self) -> AsyncPartIterator: ...
+    def __await__(self) -> Generator[Any, None, bytes]: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: object, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, _tb: Any = None, /) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def finished(self) -> bool: ...
+    def stats(self) -> StreamStats: ...
+
+@final
+class Response:
+    """A response: ``status``, ``headers`` (lower-case names) and a ``body`` read whole, or
+    its parts (``parts()`` / ``aparts(hub)``)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def body(self) -> bytes | None: ...
+    def parts(self) -> PartIterator: ...
+    def aparts(self, hub: Hub) -> AsyncPartIterator: ...
+    def close(self) -> None: ...
+
+@final
+class PendingResponse:
+    """The awaitable of a request sent with ``Transport.send_async``."""
+
+    def __await__(self) -> Generator[Any, None, Response]: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: object, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, _tb: Any = None, /) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class Transport:
+    """One client's HTTP/1.1 connection pool (hyper, rustls) and SigV4 signer (aws-sigv4).
+
+    Timeouts in seconds (None: unbounded); ``verify``: a CA bundle path, or False;
+    ``max_pool_connections``: idle connections kept per host; proxies: ``http://`` URLs.
+    """
+
+    def __new__(
+        cls,
+        *,
+        region: str,
+        service: str,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_pool_connections: int = 10,
+        tcp_keepalive: bool = False,
+        verify: str | Literal[False],
+        http_proxy: str | None = None,
+        http_proxy_authorization: str | None = None,
+        https_proxy: str | None = None,
+        https_proxy_authorization: str | None = None,
+    ) -> Transport: ...
+    def set_credentials(self, access_key: str, secret_key: str, token: str | None = None) -> None: ...
+    def idle_connections(self) -> int: ...
+    def close(self) -> None: ...
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        sign: bool = True,
+        after: list[tuple[str, str]] = ...,
+        mode: Literal["whole", "stream"] = "whole",
+        deadline: float | None = None,
+        limit: int | None = None,
+    ) -> Response:
+        """Send (signed unless ``sign=False``; ``after`` headers added after signing) and wait,
+        without the GIL, for the response; ``mode="stream"`` leaves a 2xx body to its parts."""
+    def send_async(
+        self,
+        hub: Hub,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        sign: bool = True,
+        after: list[tuple[str, str]] = ...,
+        mode: Literal["whole", "stream"] = "whole",
+        deadline: float | None = None,
+        limit: int | None = None,
+    ) -> PendingResponse:
+        """The same, as an awaitable completed through ``hub``."""
 
 # --- reassembly: lines, SSE, JSON lines (src/py_reassembly.rs) --------------------------------
 

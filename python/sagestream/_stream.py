@@ -1,27 +1,33 @@
-"""The response stream of InvokeEndpointWithResponseStream: payload parts as ``bytes``."""
+"""The response streams of InvokeEndpointWithResponseStream: payload parts as ``bytes``.
+
+Both clients' streams share :class:`_StreamBase` (what the answer's headers say, metrics, the
+reassembly helpers); they differ only in how a part is waited for. Iterating a stream is
+iterating the Rust object itself: no Python frame runs per part.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from sagestream._operations import StreamInfo
+
 if TYPE_CHECKING:
-    from sagestream._transport import BodyReader
     from sagestream.reassembly import ServerSentEvent
 
-__all__ = ["ResponseStream", "StreamMetrics"]
+__all__ = ["AsyncResponseStream", "ResponseStream", "StreamMetrics"]
 
 
 @dataclass
 class StreamMetrics:
     """Timing of one stream; times are ``time.monotonic()`` seconds.
 
-    ``time_to_first_part`` and ``duration`` count from ``started`` (when the request was
-    sent); ``max_gap`` is the longest wait between two consecutive parts.
+    ``time_to_first_part`` and ``duration`` count from ``started`` (when the call began);
+    ``max_gap`` is the longest wait between two consecutive parts.
     """
 
     started: float = field(default_factory=time.monotonic)
@@ -32,20 +38,20 @@ class StreamMetrics:
     max_gap: float = 0.0
     last_part_at: float | None = None
 
-    def update(self, now: float, nbytes: int) -> None:
-        """Record one part of ``nbytes`` bytes received at ``now``."""
-        if self.last_part_at is None:
-            self.time_to_first_part = now - self.started
-        else:
-            self.max_gap = max(self.max_gap, now - self.last_part_at)
-        self.last_part_at = now
-        self.parts += 1
-        self.bytes += nbytes
-
-    def finish(self, now: float) -> None:
-        """Record the end of the stream (first call wins)."""
-        if self.duration is None:
-            self.duration = now - self.started
+    @classmethod
+    def of(cls, stats: Any, started: float) -> StreamMetrics:
+        """From the Rust stream's ``StreamStats``."""
+        first = stats.first_part_at
+        ended = stats.ended_at
+        return cls(
+            started=started,
+            time_to_first_part=None if first is None else first - started,
+            parts=stats.parts,
+            bytes=stats.bytes,
+            duration=None if ended is None else ended - started,
+            max_gap=stats.max_gap,
+            last_part_at=stats.last_part_at,
+        )
 
     @property
     def parts_per_second(self) -> float | None:
@@ -58,7 +64,64 @@ class StreamMetrics:
         return self.parts / end
 
 
-class ResponseStream:
+class _StreamBase:
+    """What both streams share: the answer's headers, the parts object, metrics."""
+
+    def __init__(
+        self, parts: Any, info: StreamInfo, *, started: float, on_close: Callable[[], None] | None = None
+    ) -> None:
+        self._parts = parts
+        self._info = info
+        self._started = started
+        self._on_close = on_close
+        #: The HTTP response headers (lower-case names).
+        self.headers: dict[str, str] = info.headers
+        #: botocore's ``ResponseMetadata`` (request id, status, headers, retries).
+        self.response_metadata: dict[str, Any] = info.response_metadata
+
+    @property
+    def content_type(self) -> str | None:
+        """The model's content type (``X-Amzn-SageMaker-Content-Type``)."""
+        return self._info.content_type
+
+    @property
+    def invoked_production_variant(self) -> str | None:
+        """The production variant that served the request."""
+        return self._info.invoked_production_variant
+
+    @property
+    def custom_attributes(self) -> str | None:
+        """``CustomAttributes`` returned by the model, if any."""
+        return self._info.custom_attributes
+
+    @property
+    def request_id(self) -> str | None:
+        """The service's request id."""
+        return self._info.request_id
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream ended, failed or was closed."""
+        return bool(self._parts.finished)
+
+    @property
+    def metrics(self) -> StreamMetrics:
+        """Time to first part, parts, bytes, duration and the largest gap between parts."""
+        return StreamMetrics.of(self._parts.stats(), self._started)
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__name__} {state} parts={m.parts} bytes={m.bytes}>"
+
+
+def _limit(value: int | None) -> int:
+    from sagestream.reassembly import DEFAULT_MAX_LINE_BYTES
+
+    return DEFAULT_MAX_LINE_BYTES if value is None else value
+
+
+class ResponseStream(_StreamBase):
     """Payload parts of one streaming invocation, decoded in Rust as they arrive.
 
     Iterate it for ``bytes``; use it as a context manager or call :meth:`close` to release
@@ -67,89 +130,19 @@ class ResponseStream:
     the typed exception is raised.
     """
 
-    def __init__(
-        self,
-        body: Any,
-        owner: BodyReader,
-        response: dict[str, Any],
-        *,
-        started: float,
-        body_started: float,
-    ) -> None:
-        self._body = body
-        self._owner = owner
-        self._response = response
-        self._started = started
-        self._body_started = body_started
-        meta = response.get("ResponseMetadata") or {}
-        #: The HTTP response headers (lower-case names).
-        self.headers: dict[str, str] = dict(meta.get("HTTPHeaders") or {})
-        #: botocore's ``ResponseMetadata`` (request id, status, headers, retries).
-        self.response_metadata: dict[str, Any] = dict(meta)
-
-    # Iterating the stream is iterating the Rust object: no Python frame per part. The Rust
-    # object owns the connection (through ``on_end``), so ``for part in client.invoke_stream(...)``
-    # works although the ResponseStream itself is not referenced during the loop; an abandoned
-    # stream's socket is closed when it is garbage collected.
     def __iter__(self) -> Iterator[bytes]:
-        return self._body  # type: ignore[no-any-return]
+        return self._parts  # type: ignore[no-any-return]
 
     def __next__(self) -> bytes:
-        return next(self._body)  # type: ignore[no-any-return]
-
-    @property
-    def content_type(self) -> str | None:
-        """The model's content type (``X-Amzn-SageMaker-Content-Type``)."""
-        value = self._response.get("ContentType")
-        return str(value) if value is not None else None
-
-    @property
-    def invoked_production_variant(self) -> str | None:
-        """The production variant that served the request."""
-        value = self._response.get("InvokedProductionVariant")
-        return str(value) if value is not None else None
-
-    @property
-    def custom_attributes(self) -> str | None:
-        """``CustomAttributes`` returned by the model, if any."""
-        value = self._response.get("CustomAttributes")
-        return str(value) if value is not None else None
-
-    @property
-    def request_id(self) -> str | None:
-        """The service's request id."""
-        value = self.response_metadata.get("RequestId")
-        return str(value) if value is not None else None
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream ended or was closed."""
-        return bool(self._body.finished)
-
-    @property
-    def metrics(self) -> StreamMetrics:
-        """Time to first part, parts, bytes, duration and the largest gap between parts."""
-        parts, nbytes, first, max_gap, last, ended = self._body.stats()
-        offset = self._body_started - self._started
-        return StreamMetrics(
-            started=self._started,
-            time_to_first_part=None if first is None else offset + first,
-            parts=parts,
-            bytes=nbytes,
-            duration=None if ended is None else offset + ended,
-            max_gap=max_gap,
-            last_part_at=None if last is None else self._body_started + last,
-        )
+        return next(self._parts)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Stop reading and release the connection now (idempotent)."""
-        # RuntimeError: another thread is inside next(); shutting the socket down (below)
-        # ends its read.
+        # RuntimeError: another thread is inside next(); on_close ends its read.
         with contextlib.suppress(RuntimeError):
-            self._body.close()
-        # A stream that ended by itself already gave its connection back; otherwise the
-        # unread rest of the body makes the connection unusable: close it.
-        self._owner.release(False)
+            self._parts.close()
+        if self._on_close is not None:
+            self._on_close()
 
     def __enter__(self) -> ResponseStream:
         return self
@@ -173,8 +166,7 @@ class ResponseStream:
         """
         from sagestream import reassembly
 
-        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
-        return reassembly.iter_lines(self, max_line_bytes=limit, errors=errors)
+        return reassembly.iter_lines(self, max_line_bytes=_limit(max_line_bytes), errors=errors)
 
     def sse(
         self, *, max_event_bytes: int | None = None, discard_incomplete: bool = False
@@ -182,17 +174,67 @@ class ResponseStream:
         """Server-sent events (WHATWG rules) across part boundaries; ``.data``, ``.json()``."""
         from sagestream import reassembly
 
-        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_event_bytes is None else max_event_bytes
-        return reassembly.iter_sse(self, max_event_bytes=limit, discard_incomplete=discard_incomplete)
+        return reassembly.iter_sse(
+            self, max_event_bytes=_limit(max_event_bytes), discard_incomplete=discard_incomplete
+        )
 
     def json_lines(self, *, max_line_bytes: int | None = None) -> Iterator[Any]:
         """One JSON value per non-blank line, across part boundaries."""
         from sagestream import reassembly
 
-        limit = reassembly.DEFAULT_MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
-        return reassembly.iter_json_lines(self, max_line_bytes=limit)
+        return reassembly.iter_json_lines(self, max_line_bytes=_limit(max_line_bytes))
 
-    def __repr__(self) -> str:
-        m = self.metrics
-        state = "closed" if self.closed else "open"
-        return f"<ResponseStream {state} parts={m.parts} bytes={m.bytes}>"
+
+class AsyncResponseStream(_StreamBase):
+    """The payload parts of one InvokeEndpointWithResponseStream answer, for ``async for``.
+
+    ``async with client.invoke_stream(...) as s: async for part in s``. A part that has
+    arrived is returned without a trip through the event loop; waiting for one costs no thread.
+    An error frame raises ``ModelStreamError`` / ``InternalStreamFailure`` after every earlier
+    part; a lost connection, a read timeout or the deadline raise a
+    :class:`~sagestream.TransportError`; a stream cut inside a frame raises
+    ``TruncatedStreamError``. Cancelling the consuming task closes the connection at once.
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._parts  # type: ignore[no-any-return]
+
+    async def __anext__(self) -> bytes:
+        return await self._parts.__anext__()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the connection now (parts not yet read are dropped); idempotent."""
+        self._parts.close()
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close` (for ``contextlib.aclosing``)."""
+        self.close()
+
+    async def __aenter__(self) -> AsyncResponseStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def lines(self, **kwargs: Any) -> AsyncIterator[str]:
+        """Text lines reassembled across parts (UTF-8 safe); see ``sagestream.reassembly``."""
+        from sagestream.reassembly import aiter_lines
+
+        return aiter_lines(self, **kwargs)
+
+    def sse(self, **kwargs: Any) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events reassembled across parts, per the WHATWG rules."""
+        from sagestream.reassembly import aiter_sse
+
+        return aiter_sse(self, **kwargs)
+
+    def json_lines(self, **kwargs: Any) -> AsyncIterator[Any]:
+        """One decoded JSON value per line."""
+        from sagestream.reassembly import aiter_json_lines
+
+        return aiter_json_lines(self, **kwargs)

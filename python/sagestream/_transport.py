@@ -1,15 +1,10 @@
-"""Raw response body reading and error mapping for the synchronous client.
+"""botocore's own path for the sync client: the body of a response botocore sent, read through
+urllib3's public API (which removes the HTTP framing) and decoded in Rust
+(``sagestream._core.BodyStream``); and botocore's errors turned into sagestream's.
 
-botocore sends the request (endpoint, SigV4, retries before the first byte, HTTP error parsing)
-and hands back a urllib3 ``HTTPResponse`` whose body is untouched. From there the body is read
-in large blocks straight from the socket's buffered reader (``response._fp.fp``, the same object
-``http.client`` reads through, so bytes it already buffered are not lost) and the HTTP/1.1 chunk
-framing and the event stream framing are removed in Rust in one pass
-(``sagestream._core.BodyStream``).
-
-If the urllib3 internals are not as expected (another urllib3 version, a content encoding, a
-body already partly read), the body is read through urllib3's public API instead: slower, but
-the same decoding, errors and metrics.
+This is the path of clients whose botocore machinery the request path does not reproduce
+(:attr:`sagestream._botocore.Bridge.reason`): slower than the request path, with the same
+decoding, errors and metrics.
 """
 
 from __future__ import annotations
@@ -19,21 +14,21 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, Literal
+from typing import Any
 
 import botocore.exceptions
 
 from sagestream import _core
 from sagestream.exceptions import (
+    ConnectError,
     ConnectionLostError,
+    ConnectTimeoutError,
     ReadTimeoutError,
     ServiceError,
     service_error_from_response,
 )
 
-Framing = Literal["chunked", "length", "close"]
-
-__all__ = ["READ_SIZE", "BodyReader", "open_body", "botocore_errors"]
+__all__ = ["READ_SIZE", "BodyReader", "botocore_errors", "open_body"]
 
 #: Bytes asked of each socket read: a read returns what has arrived, up to this.
 READ_SIZE = 256 * 1024
@@ -46,7 +41,6 @@ class BodyReader:
         self._raw = raw
         self._lock = threading.Lock()
         self._released = False
-        self.fast_path = False
         #: Whether the connection went back to the pool after a complete body (for tests).
         self.reused_connection = False
 
@@ -105,26 +99,6 @@ def _is_closed(original: Any) -> bool:
     return bool(isclosed()) if isclosed is not None else True
 
 
-def _fast_path_reader(raw: Any) -> tuple[Any, Framing, int | None] | None:
-    """The socket reader and framing when urllib3's internals are as expected, else None."""
-    original = getattr(raw, "_fp", None)
-    if not isinstance(original, http.client.HTTPResponse):
-        return None
-    fp = getattr(original, "fp", None)
-    if fp is None or not hasattr(fp, "read1"):
-        return None
-    if getattr(raw, "_fp_bytes_read", 0) or getattr(original, "chunk_left", None) is not None:
-        return None
-    encoding = (raw.headers.get("content-encoding") or "identity").strip().lower()
-    if encoding != "identity":
-        return None
-    if original.chunked:
-        return fp, "chunked", None
-    if original.length is not None:
-        return fp, "length", int(original.length)
-    return fp, "close", None
-
-
 def _fallback_reads(raw: Any, owner: BodyReader) -> Iterator[bytes]:
     """Body reads through urllib3's public API, with its errors mapped to ours."""
     import urllib3.exceptions
@@ -153,41 +127,21 @@ def _fallback_reads(raw: Any, owner: BodyReader) -> Iterator[bytes]:
 
 
 def open_body(
-    raw: Any,
-    *,
-    deadline: float | None = None,
-    read_timeout: float | None = None,
-    force_fallback: bool = False,
+    raw: Any, *, deadline: float | None = None, read_timeout: float | None = None
 ) -> tuple[Any, BodyReader]:
     """A ``_core.BodyStream`` of payloads over urllib3 response ``raw``, and its owner."""
     owner = BodyReader(raw)
-    found = None if force_fallback else _fast_path_reader(raw)
     settimeout: Callable[[float], None] | None = None
     if deadline is not None:
         sock = getattr(getattr(raw, "_connection", None), "sock", None)
         settimeout = getattr(sock, "settimeout", None)
-    if found is not None:
-        fp, framing, length = found
-        owner.fast_path = True
-        body = _core.BodyStream(
-            fp,
-            framing,
-            content_length=length,
-            read_size=READ_SIZE,
-            on_end=owner.on_end,
-            deadline=deadline,
-            settimeout=settimeout,
-            read_timeout=read_timeout,
-        )
-    else:
-        body = _core.BodyStream(
-            _fallback_reads(raw, owner),
-            "iter",
-            on_end=owner.on_end,
-            deadline=deadline,
-            settimeout=settimeout,
-            read_timeout=read_timeout,
-        )
+    body = _core.BodyStream(
+        _fallback_reads(raw, owner),
+        on_end=owner.on_end,
+        deadline=deadline,
+        settimeout=settimeout,
+        read_timeout=read_timeout,
+    )
     return body, owner
 
 
@@ -200,6 +154,14 @@ def botocore_errors(operation_name: str) -> Iterator[None]:
         if isinstance(exc, ServiceError):
             raise
         raise service_error_from_response(exc.response, operation_name) from exc
+    except botocore.exceptions.ConnectTimeoutError as exc:
+        raise ConnectTimeoutError(str(exc), "timeout") from exc
+    except botocore.exceptions.ProxyConnectionError as exc:
+        raise ConnectError(str(exc), "proxy") from exc
+    except botocore.exceptions.SSLError as exc:
+        raise ConnectError(str(exc), "tls") from exc
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise ConnectError(str(exc), "unreachable") from exc
     except botocore.exceptions.ReadTimeoutError as exc:
         raise ReadTimeoutError(str(exc)) from exc
     except (

@@ -18,9 +18,12 @@ Hierarchy::
     │   └── StreamError (botocore EventStreamError)   an error frame inside the stream
     │       ├── ModelStreamError                      .error_code
     │       └── InternalStreamFailure
-    ├── TransportError (ConnectionError)      the connection failed after the request was sent
+    ├── TransportError (ConnectionError)      the connection failed, or broke
+    │   ├── ConnectError                      no connection to the endpoint (.kind)
+    │   │   └── ConnectTimeoutError (TimeoutError)
     │   ├── ConnectionLostError
     │   └── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
+    ├── SigningError (ValueError)             a request that cannot be signed
     └── AsyncInferenceError
         ├── AsyncInferenceFailed              the failure document of InvokeEndpointAsync
         └── AsyncInferenceTimeout (TimeoutError)
@@ -60,9 +63,12 @@ __all__ = [
     "ModelStreamError",
     "InternalStreamFailure",
     "TransportError",
+    "ConnectError",
+    "ConnectTimeoutError",
     "ConnectionLostError",
     "ReadTimeoutError",
     "DeadlineExceededError",
+    "SigningError",
     "AsyncInferenceError",
     "AsyncInferenceFailed",
     "AsyncInferenceTimeout",
@@ -327,7 +333,30 @@ def _stream_error(code: str, message: str) -> StreamError:
 
 
 class TransportError(SageStreamError, ConnectionError):
-    """The connection failed after the request was sent (no retry is safe mid-stream)."""
+    """The connection could not be made, or failed (no retry is safe once the answer began)."""
+
+
+class ConnectError(TransportError):
+    """No connection to the endpoint, after the retries the client's config allows.
+
+    ``kind`` says why: ``"unreachable"`` (name not resolved, connection refused or reset),
+    ``"tls"`` (handshake or certificate), ``"proxy"`` (the proxy refused or was unreachable),
+    ``"timeout"`` (see :class:`ConnectTimeoutError`).
+    """
+
+    def __init__(self, message: str, kind: str = "unreachable") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.args[0] if self.args else "", self.kind))
+
+
+class ConnectTimeoutError(ConnectError, TimeoutError):
+    """No connection within the connect timeout."""
+
+    def __init__(self, message: str, kind: str = "timeout") -> None:
+        super().__init__(message, kind)
 
 
 class ConnectionLostError(TransportError):
@@ -340,6 +369,10 @@ class ReadTimeoutError(TransportError, TimeoutError):
 
 class DeadlineExceededError(TransportError, TimeoutError):
     """The stream did not finish within its overall deadline."""
+
+
+class SigningError(SageStreamError, ValueError):
+    """The request cannot be signed as it is."""
 
 
 # --- asynchronous inference ------------------------------------------------------------------

@@ -183,9 +183,22 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
                     "out of file descriptors: accepting again in a second, idle connections are closed"
                 )
             return
+        if _resumed_after_close(context):
+            return
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+
+
+def _resumed_after_close(context: dict[str, Any]) -> bool:
+    """Whether asyncio's resumption of accepting, scheduled a second after running out of file
+    descriptors, fired after shutdown closed the listening socket (nothing left to resume)."""
+    callback = getattr(context.get("handle"), "_callback", None)
+    return (
+        getattr(callback, "__name__", "") == "_start_serving"
+        and isinstance(context.get("exception"), ValueError)
+        and "Invalid file descriptor: -1" in str(context.get("exception"))
+    )
 
 
 async def _run(server: EmulatorServer) -> int:

@@ -1,0 +1,570 @@
+"""The workloads users run, side by side in one run: client CPU per request and ratios.
+
+A loopback server in a separate process (``_pacer.py``) answers; ``time.process_time()`` here
+is the client's CPU alone (every thread of this process, the transport's included). Each
+workload runs every client once per round, rounds alternating, and reports medians:
+
+- ``fixed``: the fixed cost of one request, sequentially: a 1-part stream and an
+  InvokeEndpoint, sync and asyncio, against boto3 / aiobotocore and a raw pre-signed request
+  on a kept-alive socket (the floor: no SDK, no signing per request);
+- ``gateway``: N concurrent asyncio streams x 200 tokens of 20 bytes, 20 ms apart (an LLM
+  gateway), against aiobotocore and a bare asyncio Protocol that only counts bytes (the
+  floor of asyncio itself; also on uvloop when it is installed);
+- ``threads``: 100 threads on the sync client, the same streams, against boto3 threads;
+- ``short``: 1,000 concurrent InvokeEndpoint calls in asyncio, against aiobotocore;
+- ``ttfp``: time to first part, against the raw socket;
+- ``long``: one stream of 100,000 back-to-back parts, sync and asyncio (µs per part);
+- ``idle``: memory per open, idle stream.
+
+    python benches/bench_requests.py [--only gateway,short] [--rounds 3] [--quick]
+
+Build the extension in release mode first (``maturin develop -r``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import _pacer
+
+CREDS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "secret", "region_name": "us-east-1"}
+PACED = "tokens=200;size=20;interval=0.02"
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def sagestream_client(url: str, pool: int = 10) -> Any:
+    import boto3
+    import sagestream
+    from botocore.config import Config
+
+    return sagestream.Client(
+        boto3.Session(**CREDS),
+        endpoint_url=url,
+        config=Config(max_pool_connections=pool, retries={"max_attempts": 0}),
+    )
+
+
+def sagestream_async(url: str, pool: int = 10) -> Any:
+    import boto3
+    import sagestream
+    from botocore.config import Config
+
+    return sagestream.AsyncClient(
+        boto3.Session(**CREDS),
+        endpoint_url=url,
+        config=Config(max_pool_connections=pool, retries={"max_attempts": 0}),
+    )
+
+
+def boto3_client(url: str, pool: int = 10) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.Session(**CREDS).client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        config=Config(max_pool_connections=pool, retries={"max_attempts": 0}),
+    )
+
+
+def aiobotocore_client(url: str, pool: int = 10) -> Any:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    return get_session().create_client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        config=AioConfig(max_pool_connections=pool, retries={"max_attempts": 0}),
+        **CREDS,
+    )
+
+
+def presigned(url: str, path: str, attributes: str) -> bytes:
+    """The bytes of one request botocore signed, to send again and again (the floor)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    host = url.split("//", 1)[1]
+    request = AWSRequest(
+        "POST",
+        f"{url}{path}",
+        data=b"{}",
+        headers={"X-Amzn-SageMaker-Custom-Attributes": attributes, "Content-Type": "application/json"},
+    )
+    SigV4Auth(Credentials("AKIDBENCH", "secret"), "sagemaker", "us-east-1").add_auth(request)
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", "Content-Length: 2"]
+    lines += [f"{k}: {v}" for k, v in request.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + b"{}"
+
+
+class RawConnection:
+    """A kept-alive socket sending a pre-signed request and reading the answer to its end."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.split("//", 1)[1].split(":")
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def exchange(self, request: bytes, *, stream: bool, first_only: bool = False) -> bytes:
+        self.sock.sendall(request)
+        data = b""
+        while True:
+            data += self.sock.recv(65536)
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            if first_only and len(body) > 16:
+                return body
+            if stream and body.endswith(b"0\r\n\r\n"):
+                return body
+            if not stream:
+                length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+                if len(body) >= length:
+                    return body
+
+
+STREAM_PATH = "/endpoints/bench/invocations-response-stream"
+INVOKE_PATH = "/endpoints/bench/invocations"
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def measure(fn: Callable[[], int]) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, requests) of one run of ``fn``."""
+    gc.collect()
+    cpu, wall = time.process_time(), time.perf_counter()
+    requests = fn()
+    return time.process_time() - cpu, time.perf_counter() - wall, requests
+
+
+def run_async(coro_fn: Callable[[], Awaitable[int]], uvloop_loop: bool = False) -> tuple[float, float, int]:
+    """``measure`` for a coroutine function, each run on a fresh event loop."""
+    if uvloop_loop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        gc.collect()
+        cpu, wall = time.process_time(), time.perf_counter()
+        requests = loop.run_until_complete(coro_fn())
+        return time.process_time() - cpu, time.perf_counter() - wall, requests
+    finally:
+        loop.close()
+
+
+def table(
+    title: str, rows: dict[str, list[tuple[float, float, int]]], baseline: str, unit: str = "ms"
+) -> None:
+    scale = 1e3 if unit == "ms" else 1e6
+    print(f"\n{title}")
+    print(f"| client | CPU {unit} / request | wall s | vs {baseline} |")
+    print("|---|---:|---:|---:|")
+    base = statistics.median(c / n for c, _, n in rows[baseline])
+    for name, runs in rows.items():
+        per = statistics.median(c / n for c, _, n in runs)
+        wall = statistics.median(w for _, w, _ in runs)
+        ratio = base / per if per else float("inf")
+        print(
+            f"| {name} | {per * scale:.3f} | {wall:.2f} | {ratio:.1f}x less |"
+            if name != baseline
+            else f"| {name} | {per * scale:.3f} | {wall:.2f} | baseline |"
+        )
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+
+def fixed(url: str, rounds: int, count: int) -> None:
+    client, stock = sagestream_client(url), boto3_client(url)
+    raw = RawConnection(url)
+    stream_req = presigned(url, STREAM_PATH, "tokens=1")
+    invoke_req = presigned(url, INVOKE_PATH, "")
+    aclient = sagestream_async(url)
+    aio_ctx = aiobotocore_client(url)
+    loop = asyncio.new_event_loop()
+    aio = loop.run_until_complete(aio_ctx.__aenter__())
+
+    def ss_stream() -> int:
+        for _ in range(count):
+            for _ in client.invoke_stream("bench", b"{}", custom_attributes="tokens=1"):
+                pass
+        return count
+
+    def ss_invoke() -> int:
+        for _ in range(count):
+            client.invoke("bench", b"{}")
+        return count
+
+    def b3_stream() -> int:
+        for _ in range(count):
+            for _ in stock.invoke_endpoint_with_response_stream(
+                EndpointName="bench", Body=b"{}", CustomAttributes="tokens=1"
+            )["Body"]:
+                pass
+        return count
+
+    def b3_invoke() -> int:
+        for _ in range(count):
+            stock.invoke_endpoint(EndpointName="bench", Body=b"{}")["Body"].read()
+        return count
+
+    def raw_stream() -> int:
+        for _ in range(count):
+            raw.exchange(stream_req, stream=True)
+        return count
+
+    def raw_invoke() -> int:
+        for _ in range(count):
+            raw.exchange(invoke_req, stream=False)
+        return count
+
+    async def as_stream() -> int:
+        for _ in range(count):
+            async with aclient.invoke_stream("bench", b"{}", custom_attributes="tokens=1") as s:
+                async for _ in s:
+                    pass
+        return count
+
+    async def as_invoke() -> int:
+        for _ in range(count):
+            await aclient.invoke("bench", b"{}")
+        return count
+
+    async def aio_stream() -> int:
+        for _ in range(count):
+            r = await aio.invoke_endpoint_with_response_stream(
+                EndpointName="bench", Body=b"{}", CustomAttributes="tokens=1"
+            )
+            async for _ in r["Body"]:
+                pass
+        return count
+
+    async def aio_invoke() -> int:
+        for _ in range(count):
+            r = await aio.invoke_endpoint(EndpointName="bench", Body=b"{}")
+            await r["Body"].read()
+        return count
+
+    def on_loop(fn: Callable[[], Awaitable[int]]) -> Callable[[], int]:
+        return lambda: loop.run_until_complete(fn())
+
+    cases = {
+        "1-part stream": {
+            "sagestream Client": ss_stream,
+            "boto3": b3_stream,
+            "sagestream AsyncClient": on_loop(as_stream),
+            "aiobotocore": on_loop(aio_stream),
+            "raw pre-signed request, kept-alive socket": raw_stream,
+        },
+        "InvokeEndpoint": {
+            "sagestream Client": ss_invoke,
+            "boto3": b3_invoke,
+            "sagestream AsyncClient": on_loop(as_invoke),
+            "aiobotocore": on_loop(aio_invoke),
+            "raw pre-signed request, kept-alive socket": raw_invoke,
+        },
+    }
+    for fn in [ss_stream, b3_stream, ss_invoke, b3_invoke]:  # warm-up: pools, the User-Agent
+        count, saved = 3, count
+        fn()
+        count = saved
+    loop.run_until_complete(as_stream())
+    loop.run_until_complete(aio_stream())
+    for title, clients in cases.items():
+        rows: dict[str, list[tuple[float, float, int]]] = {name: [] for name in clients}
+        for _ in range(rounds):
+            for name, fn in clients.items():
+                rows[name].append(measure(fn))
+        table(f"fixed cost, {title} ({count} sequential requests)", rows, "boto3", unit="µs")
+    loop.run_until_complete(aio_ctx.__aexit__(None, None, None))
+    loop.run_until_complete(aclient.close())
+    loop.close()
+
+
+def gateway(url: str, rounds: int, streams: int) -> None:
+    request = presigned(url, STREAM_PATH, PACED)
+
+    async def sagestream_run() -> int:
+        client = sagestream_async(url, pool=streams)
+
+        async def one() -> None:
+            async with client.invoke_stream("bench", b"{}", custom_attributes=PACED) as s:
+                async for _ in s:
+                    pass
+
+        async with client:
+            await asyncio.gather(*(one() for _ in range(streams)))
+        return streams
+
+    async def aiobotocore_run() -> int:
+        async with aiobotocore_client(url, pool=streams) as client:
+
+            async def one() -> None:
+                r = await client.invoke_endpoint_with_response_stream(
+                    EndpointName="bench", Body=b"{}", CustomAttributes=PACED
+                )
+                async for _ in r["Body"]:
+                    pass
+
+            await asyncio.gather(*(one() for _ in range(streams)))
+        return streams
+
+    async def bare_run() -> int:
+        loop = asyncio.get_running_loop()
+        host, port = url.split("//", 1)[1].split(":")
+
+        class Counter(asyncio.Protocol):
+            def __init__(self) -> None:
+                self.done = loop.create_future()
+                self.chunks = 0
+                self.tail = b""
+
+            def connection_made(self, transport: Any) -> None:
+                transport.write(request)
+
+            def data_received(self, data: bytes) -> None:
+                self.chunks += 1
+                self.tail = (self.tail + data)[-5:]
+                if self.tail == b"0\r\n\r\n" and not self.done.done():
+                    self.done.set_result(None)
+
+        async def one() -> None:
+            transport, protocol = await loop.create_connection(Counter, host, int(port))
+            await protocol.done
+            transport.close()
+
+        await asyncio.gather(*(one() for _ in range(streams)))
+        return streams
+
+    rows: dict[str, list[tuple[float, float, int]]] = {
+        "sagestream AsyncClient": [],
+        "aiobotocore": [],
+        "bare asyncio Protocol (floor)": [],
+    }
+    try:
+        import uvloop  # noqa: F401
+
+        rows["bare asyncio Protocol on uvloop"] = []
+    except ImportError:
+        pass
+    for _ in range(rounds):
+        rows["sagestream AsyncClient"].append(run_async(sagestream_run))
+        rows["aiobotocore"].append(run_async(aiobotocore_run))
+        rows["bare asyncio Protocol (floor)"].append(run_async(bare_run))
+        if "bare asyncio Protocol on uvloop" in rows:
+            rows["bare asyncio Protocol on uvloop"].append(run_async(bare_run, uvloop_loop=True))
+    table(
+        f"gateway: {streams} concurrent asyncio streams x 200 tokens x 20 B, 20 ms apart", rows, "aiobotocore"
+    )
+
+
+def threads(url: str, rounds: int, count: int = 100) -> None:
+    client, stock = sagestream_client(url, pool=count), boto3_client(url, pool=count)
+
+    def ss() -> None:
+        for _ in client.invoke_stream("bench", b"{}", custom_attributes=PACED):
+            pass
+
+    def b3() -> None:
+        for _ in stock.invoke_endpoint_with_response_stream(
+            EndpointName="bench", Body=b"{}", CustomAttributes=PACED
+        )["Body"]:
+            pass
+
+    def in_threads(fn: Callable[[], None]) -> Callable[[], int]:
+        def run() -> int:
+            workers = [threading.Thread(target=fn) for _ in range(count)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            return count
+
+        return run
+
+    rows: dict[str, list[tuple[float, float, int]]] = {"sagestream Client": [], "boto3": []}
+    for _ in range(rounds):
+        rows["sagestream Client"].append(measure(in_threads(ss)))
+        rows["boto3"].append(measure(in_threads(b3)))
+    table(f"threads: {count} threads, one stream each (200 tokens x 20 B, 20 ms apart)", rows, "boto3")
+
+
+def short(url: str, rounds: int, calls: int = 1000) -> None:
+    async def sagestream_run() -> int:
+        async with sagestream_async(url, pool=calls) as client:
+            await asyncio.gather(*(client.invoke("bench", b"{}") for _ in range(calls)))
+            cpu = time.process_time()
+            await asyncio.gather(*(client.invoke("bench", b"{}") for _ in range(calls)))
+            measured.append(time.process_time() - cpu)
+        return calls
+
+    async def aiobotocore_run() -> int:
+        async with aiobotocore_client(url, pool=calls) as client:
+
+            async def one() -> None:
+                r = await client.invoke_endpoint(EndpointName="bench", Body=b"{}")
+                await r["Body"].read()
+
+            await asyncio.gather(*(one() for _ in range(calls)))
+            cpu = time.process_time()
+            await asyncio.gather(*(one() for _ in range(calls)))
+            measured.append(time.process_time() - cpu)
+        return calls
+
+    rows: dict[str, list[tuple[float, float, int]]] = {"sagestream AsyncClient": [], "aiobotocore": []}
+    for _ in range(rounds):
+        for name, fn in (("sagestream AsyncClient", sagestream_run), ("aiobotocore", aiobotocore_run)):
+            measured: list[float] = []
+            _, wall, n = run_async(fn)
+            rows[name].append((measured[0], wall, n))
+    table(f"short calls: {calls} concurrent InvokeEndpoint, asyncio (connections warm)", rows, "aiobotocore")
+
+
+def ttfp(url: str, count: int = 50) -> None:
+    client = sagestream_client(url)
+    aclient = sagestream_async(url)
+    raw = RawConnection(url)
+    attrs = "tokens=2;first_pause=0.02"
+    request = presigned(url, STREAM_PATH, attrs)
+    results: dict[str, list[float]] = {
+        "sagestream Client": [],
+        "sagestream AsyncClient": [],
+        "raw socket": [],
+    }
+    loop = asyncio.new_event_loop()
+
+    async def first_async() -> float:
+        started = time.perf_counter()
+        async with aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s:
+            await s.__anext__()
+            took = time.perf_counter() - started
+            async for _ in s:
+                pass
+        return took
+
+    for i in range(count + 5):
+        started = time.perf_counter()
+        stream = client.invoke_stream("bench", b"{}", custom_attributes=attrs)
+        next(iter(stream))
+        took = time.perf_counter() - started
+        stream.read_all()
+        a = loop.run_until_complete(first_async())
+        started = time.perf_counter()
+        raw.sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 16:
+            data += raw.sock.recv(65536)
+        r = time.perf_counter() - started
+        while not data.endswith(b"0\r\n\r\n"):
+            data += raw.sock.recv(65536)
+        if i >= 5:
+            results["sagestream Client"].append(took)
+            results["sagestream AsyncClient"].append(a)
+            results["raw socket"].append(r)
+    loop.run_until_complete(aclient.close())
+    loop.close()
+    floor = statistics.median(results["raw socket"])
+    print(f"\ntime to first part (median of {count})")
+    print("| client | ms | behind the raw socket |")
+    print("|---|---:|---:|")
+    for name, values in results.items():
+        m = statistics.median(values)
+        print(f"| {name} | {m * 1e3:.3f} | {(m - floor) * 1e3:+.3f} ms |")
+
+
+def long(url: str, parts: int = 100_000) -> None:
+    client, aclient = sagestream_client(url), sagestream_async(url)
+    attrs = f"tokens={parts};size=100"
+
+    def sync_run() -> int:
+        return sum(1 for _ in client.invoke_stream("bench", b"{}", custom_attributes=attrs))
+
+    async def async_run() -> int:
+        n = 0
+        async with aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s:
+            async for _ in s:
+                n += 1
+        return n
+
+    print(f"\nlong stream: {parts} back-to-back parts of 100 B")
+    print("| client | CPU µs / part | wall s |")
+    print("|---|---:|---:|")
+    for name, runs in (
+        ("sagestream Client", [measure(sync_run) for _ in range(3)]),
+        ("sagestream AsyncClient", [run_async(async_run) for _ in range(3)]),
+    ):
+        per = statistics.median(c / n for c, _, n in runs)
+        print(f"| {name} | {per * 1e6:.3f} | {statistics.median(w for _, w, _ in runs):.2f} |")
+
+
+def idle(url: str, streams: int = 500) -> None:
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    async def run() -> None:
+        async with sagestream_async(url, pool=streams) as client:
+            await client.invoke("bench", b"{}")
+            gc.collect()
+            before = rss()
+            opened = []
+            for _ in range(streams):
+                s = await client.invoke_stream("bench", b"{}", custom_attributes="tokens=2;first_pause=30")
+                await s.__anext__()
+                opened.append(s)
+            gc.collect()
+            after = rss()
+            print(f"\nidle open streams: {streams} (first part read, the rest 30 s away)")
+            print(f"resident memory per open stream: {(after - before) / streams / 1024:.1f} KiB")
+            for s in opened:
+                s.close()
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="fixed,gateway,threads,short,ttfp,long,idle")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    args = parser.parse_args()
+    url, server = _pacer.start()
+    try:
+        only = set(args.only.split(","))
+        if "fixed" in only:
+            fixed(url, args.rounds, 100 if args.quick else 400)
+        if "gateway" in only:
+            gateway(url, args.rounds, 100)
+            if not args.quick:
+                gateway(url, args.rounds, 1000)
+        if "threads" in only:
+            threads(url, args.rounds)
+        if "short" in only:
+            short(url, args.rounds, 200 if args.quick else 1000)
+        if "ttfp" in only:
+            ttfp(url)
+        if "long" in only:
+            long(url, 20_000 if args.quick else 100_000)
+        if "idle" in only:
+            idle(url)
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,520 @@
+"""What a client takes from its botocore client, and the questions only botocore answers.
+
+Taken once per client: the endpoint (botocore's resolver: sagemaker-runtime's rules take no
+per-call input), the signing region and name, the transport settings of ``Config`` and
+``verify``, and — on the first call of each operation — the User-Agent botocore builds for it.
+Asked on the failure path only: whether an attempt is worth a retry and after how long (the
+client's own retry handler: legacy, standard or adaptive, ``max_attempts``, the retry quota),
+and what an error answer means (the operation's response parser, modeled fields included).
+
+A client whose botocore machinery does more than this path reproduces — a handler nobody here
+knows (``Stubber``, ``before-send`` hooks, ...), a signature version other than SigV4, a client
+certificate, proxy TLS settings — takes botocore's own path instead (:attr:`Bridge.reason`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import botocore.exceptions
+from botocore.awsrequest import AWSResponse, HeadersDict
+from botocore.utils import percent_encode
+
+from sagestream import _core
+
+__all__ = ["OPERATIONS", "Bridge", "Route", "botocore_error", "http_response", "transport_for"]
+
+SERVICE_ID = "sagemaker-runtime"
+OPERATIONS = ("InvokeEndpointWithResponseStream", "InvokeEndpoint", "InvokeEndpointAsync")
+
+#: botocore's handlers for these operations that this path reproduces (signing, User-Agent,
+#: retry headers, the Lambda recursion header, retries) or that cannot apply to them (API
+#: version headers of endpoint-discovery operations, idempotency tokens and checksum modes
+#: the operations do not have). Any other handler sends the client down botocore's path.
+KNOWN_HANDLERS = frozenset(
+    {
+        ("botocore.handlers", "generate_idempotent_uuid"),
+        ("botocore.handlers", "_handle_request_validation_mode_member"),
+        ("botocore.handlers", "add_recursion_detection_header"),
+        ("botocore.handlers", "inject_api_version_header_if_needed"),
+        ("botocore.handlers", "add_retry_headers"),
+        ("botocore.handlers", "set_operation_specific_signer"),
+        ("botocore.handlers", "_set_auth_scheme_preference_signer"),
+        ("botocore.signers", "RequestSigner.handler"),
+        ("botocore.useragent", "UserAgentString.rebuild_and_replace_user_agent_handler"),
+        ("botocore.retryhandler", "RetryHandler"),
+        ("botocore.retries.standard", "RetryHandler.needs_retry"),
+        ("botocore.retries.standard", "RetryQuotaChecker.release_retry_quota"),
+        ("botocore.retries.adaptive", "ClientRateLimiter.on_sending_request"),
+        ("botocore.retries.adaptive", "ClientRateLimiter.on_receiving_response"),
+        # This path's own, while it takes a User-Agent from botocore (Bridge.user_agent).
+        ("sagestream._botocore", "_take_request"),
+    }
+)
+
+#: Handlers that answer nothing while an attribute of theirs is false: moto's stubber, which
+#: moto registers for every botocore client once imported and enables only inside
+#: ``mock_aws``. While it is on, calls take botocore's path, so moto sees them as it expects.
+SWITCHED_HANDLERS = {("moto.core.botocore_stubber", "BotocoreStubber"): "enabled"}
+
+#: The events whose handlers botocore would run for one call of these operations.
+_EVENTS = (
+    "provide-client-params",
+    "before-parameter-build",
+    "before-call",
+    "request-created",
+    "choose-signer",
+    "before-sign",
+    "before-send",
+    "response-received",
+    "needs-retry",
+    "after-call",
+    "after-call-error",
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one operation maps to HTTP, from botocore's service model."""
+
+    name: str
+    model: Any
+    #: ``requestUri`` around the ``{EndpointName}`` label.
+    prefix: str
+    suffix: str
+    #: API parameter → request header name.
+    headers: dict[str, str]
+    #: Result key → response header name (lower case).
+    outputs: dict[str, str]
+    #: The parameter sent as the body, if any.
+    payload: str | None
+
+    @classmethod
+    def of(cls, operation_model: Any) -> Route:
+        uri = operation_model.http["requestUri"]
+        prefix, _, rest = uri.partition("{EndpointName}")
+        headers = {}
+        for name, member in operation_model.input_shape.members.items():
+            if member.serialization.get("location") == "header":
+                headers[name] = member.serialization["name"]
+        outputs = {}
+        for name, member in operation_model.output_shape.members.items():
+            if member.serialization.get("location") == "header":
+                outputs[name] = member.serialization["name"].lower()
+        return cls(
+            name=operation_model.name,
+            model=operation_model,
+            prefix=prefix,
+            suffix=rest,
+            headers=headers,
+            outputs=outputs,
+            payload=operation_model.input_shape.serialization.get("payload"),
+        )
+
+    def output_headers(self, headers: dict[str, str]) -> dict[str, Any]:
+        """The result keys carried by response headers (lower-case names)."""
+        return {key: headers[name] for key, name in self.outputs.items() if name in headers}
+
+
+class _Captured(Exception):
+    """Raised by a ``before-send`` handler to take the request botocore built."""
+
+    def __init__(self, request: Any) -> None:
+        super().__init__("captured")
+        self.request = request
+
+
+def _take_request(request: Any, **_: Any) -> None:
+    """The ``before-send`` handler of :meth:`Bridge.user_agent`: take the request, send nothing."""
+    raise _Captured(request)
+
+
+def _handler_identity(handler: Any) -> tuple[str, str]:
+    function = getattr(handler, "__func__", handler)
+    module = getattr(function, "__module__", None) or type(function).__module__
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return str(module), str(name)
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def transport_for(client: Any, region: str, service: str) -> tuple[Any, str | None]:
+    """A ``_core.Transport`` with the settings of botocore ``client`` (its ``Config`` and
+    ``verify``), or None and the reason it cannot honour them."""
+    from botocore.httpsession import get_cert_path
+
+    session = getattr(client._endpoint, "http_session", None)
+    timeout = getattr(session, "_timeout", None)
+    proxy_config = getattr(session, "_proxy_config", None)
+    if session is None or timeout is None or proxy_config is None:
+        return None, "the client's HTTP session is not botocore's URLLib3Session"
+    if getattr(session, "_cert_file", None):
+        return None, "Config(client_cert=...) is set"
+    settings = getattr(proxy_config, "settings", None) or {}
+    if any(value is not None for value in settings.values()):
+        return None, "Config(proxies_config=...) is set"
+    verify = getattr(session, "_verify", True)
+    if verify is not False:
+        verify = get_cert_path(verify)
+    keepalive = any(
+        option[:2] == (socket.SOL_SOCKET, socket.SO_KEEPALIVE) and option[2]
+        for option in getattr(session, "_socket_options", [])
+    )
+    endpoint_host = urlsplit(client._endpoint.host).netloc
+    proxies: dict[str, Any] = {}
+    for scheme in ("http", "https"):
+        url = proxy_config.proxy_url_for(f"{scheme}://{endpoint_host}")
+        if not url:
+            continue
+        if not url.startswith("http:"):
+            return None, f"the {scheme} proxy {_strip_userinfo(url)} is not an http:// proxy"
+        proxies[f"{scheme}_proxy"] = _strip_userinfo(url)
+        authorization = proxy_config.proxy_headers_for(url).get("Proxy-Authorization")
+        if authorization:
+            proxies[f"{scheme}_proxy_authorization"] = authorization
+
+    def seconds(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and value > 0 else None
+
+    transport = _core.Transport(
+        region=region,
+        service=service,
+        connect_timeout=seconds(getattr(timeout, "connect_timeout", None)),
+        read_timeout=seconds(getattr(timeout, "read_timeout", None)),
+        max_pool_connections=int(getattr(session, "_max_pool_connections", 10)),
+        tcp_keepalive=keepalive,
+        verify=verify,
+        **proxies,
+    )
+    return transport, None
+
+
+@dataclass
+class Credentials:
+    """The frozen credentials the transport signs with, and until when they stay good."""
+
+    valid_until: float = 0.0
+    frozen: Any = None
+
+
+@dataclass
+class Bridge:
+    """One client's botocore ``sagemaker-runtime`` client, seen from the request path."""
+
+    client: Any
+    endpoint_url: str = ""
+    routes: dict[str, Route] = field(default_factory=dict)
+    #: Why botocore's own path is taken, or None when this path is.
+    reason: str | None = None
+    transport: Any = None
+    #: A failure has been seen: standard mode's retry quota is then told of successes too.
+    failed_once: bool = False
+    #: The client's retry mode (``legacy``, ``standard``, ``adaptive``).
+    retry_mode: str = "legacy"
+    #: Inside AWS Lambda (botocore then adds the recursion-detection header).
+    in_lambda: bool = False
+    _user_agents: dict[str, str] = field(default_factory=dict)
+    _credentials: Credentials = field(default_factory=Credentials)
+    _handlers_seen: Any = None
+    _capture_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Handlers of SWITCHED_HANDLERS, with the attribute that turns each on.
+    _switched: list[tuple[Any, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, client: Any) -> Bridge:
+        bridge = cls(client)
+        bridge.retry_mode = str((client.meta.config.retries or {}).get("mode", "legacy"))
+        bridge.in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+        model = client._service_model
+        bridge.routes = {op: Route.of(model.operation_model(op)) for op in OPERATIONS}
+        signer = client._request_signer
+        reason = None
+        if getattr(signer, "_signature_version", "v4") not in ("v4", None):
+            reason = f"signature_version={signer._signature_version!r} is not SigV4"
+        transport, why = transport_for(client, signer._region_name, signer._signing_name)
+        bridge.transport = transport
+        reason = reason or why
+        if reason is None:
+            try:
+                bridge.endpoint_url = bridge._resolve_endpoint()
+            except Exception as exc:  # the resolver wants something only a call has
+                reason = f"the endpoint is resolved per call ({exc})"
+        bridge.reason = reason
+        if reason is None:
+            bridge._check_handlers()
+        return bridge
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _resolve_endpoint(self) -> str:
+        client = self.client
+        route = self.routes["InvokeEndpoint"]
+        for r in self.routes.values():
+            if r.model.context_parameters or r.model.static_context_parameters:
+                raise ValueError(f"{r.name} has endpoint context parameters")
+        context = {
+            "client_region": client.meta.region_name,
+            "client_config": client.meta.config,
+            "has_streaming_input": False,
+            "auth_type": route.model.resolved_auth_type,
+            "unsigned_payload": route.model.unsigned_payload,
+            "auth_options": client._service_model.metadata.get("auth"),
+        }
+        url, headers, properties = client._resolve_endpoint_ruleset(
+            route.model, {"EndpointName": "e", "Body": b""}, context
+        )
+        signing = context.get("signing") or {}
+        if headers:
+            raise ValueError(f"the endpoint adds headers {sorted(headers)}")
+        if signing.get("region") not in (None, self.client._request_signer._region_name):
+            raise ValueError(f"the endpoint signs for region {signing.get('region')}")
+        if signing.get("signing_name") not in (None, self.client._request_signer._signing_name):
+            raise ValueError(f"the endpoint signs as {signing.get('signing_name')}")
+        for scheme in (properties or {}).get("authSchemes", []):
+            if scheme.get("name") not in ("sigv4", None):
+                raise ValueError(f"the endpoint wants auth scheme {scheme.get('name')}")
+        return str(url).rstrip("/")
+
+    def _check_handlers(self) -> None:
+        emitter: Any = getattr(self.client.meta.events, "_emitter", None)
+        handlers = getattr(emitter, "_handlers", None)
+        if handlers is None or not hasattr(emitter, "_lookup_cache"):
+            self.reason = "the client's event emitter is not botocore's"
+            return
+        switched: list[tuple[Any, str]] = []
+        for op in OPERATIONS:
+            for event in _EVENTS:
+                for handler in handlers.prefix_search(f"{event}.{SERVICE_ID}.{op}"):
+                    identity = _handler_identity(handler)
+                    if identity in SWITCHED_HANDLERS:
+                        switched.append((handler, SWITCHED_HANDLERS[identity]))
+                    elif identity not in KNOWN_HANDLERS:
+                        self.reason = f"a {event} handler is registered ({'.'.join(identity)})"
+                        return
+        self._switched = switched
+        # botocore replaces this dict whenever a handler is registered or unregistered.
+        self._handlers_seen = emitter._lookup_cache
+
+    def fast(self) -> bool:
+        """Whether this call can take the request path (a cheap check, made per call)."""
+        if self.reason is not None:
+            return False
+        if getattr(self.client.meta.events._emitter, "_lookup_cache", None) is not self._handlers_seen:
+            self._check_handlers()
+        if self.reason is not None:
+            return False
+        return not any(getattr(handler, flag, True) for handler, flag in self._switched)
+
+    # --- per call --------------------------------------------------------------------------
+
+    def credentials_fresh(self) -> bool:
+        """Whether the transport's credentials can sign now without asking botocore."""
+        return time.monotonic() < self._credentials.valid_until
+
+    def refresh_credentials(self) -> None:
+        """Freeze the client's current credentials into the transport (may block: IMDS, STS)."""
+        credentials = self.client._request_signer._credentials
+        if credentials is None:
+            raise botocore.exceptions.NoCredentialsError()
+        frozen = credentials.get_frozen_credentials()
+        if frozen is None or frozen.access_key is None or frozen.secret_key is None:
+            raise botocore.exceptions.NoCredentialsError()
+        if frozen != self._credentials.frozen:
+            self.transport.set_credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        if getattr(credentials, "_expiry_time", False) is None or not hasattr(credentials, "refresh_needed"):
+            valid = math.inf  # static credentials
+        elif hasattr(credentials, "_seconds_remaining"):
+            left = credentials._seconds_remaining() - float(
+                getattr(credentials, "_advisory_refresh_timeout", 900)
+            )
+            valid = time.monotonic() + max(0.0, left)
+        else:
+            valid = 0.0
+        self._credentials = Credentials(valid_until=valid, frozen=frozen)
+
+    def user_agent(self, route: Route) -> str:
+        """The User-Agent botocore sends for ``route`` (built by botocore once, then reused)."""
+        ua = self._user_agents.get(route.name)
+        if ua is None:
+            with self._capture_lock:  # one capture at a time: they share a handler id
+                ua = self._user_agents.get(route.name)
+                if ua is None:
+                    found = self._capture(route).headers["User-Agent"]
+                    ua = found.decode("ascii") if isinstance(found, bytes) else str(found)
+                    self._user_agents[route.name] = ua
+        return ua
+
+    def _capture(self, route: Route) -> Any:
+        """The request botocore builds for ``route`` with placeholder parameters (not sent)."""
+
+        params: dict[str, Any] = {"EndpointName": "e"}
+        params["InputLocation" if route.payload is None else "Body"] = (
+            "s3://b/k" if route.payload is None else b""
+        )
+        method = self.client.meta.method_to_api_mapping
+        api = {v: k for k, v in method.items()}[route.name]
+        events = self.client.meta.events
+        event = f"before-send.{SERVICE_ID}.{route.name}"
+        events.register_first(event, _take_request, unique_id="sagestream-capture")
+        try:
+            getattr(self.client, api)(**params)
+        except _Captured as captured:
+            return captured.request
+        finally:
+            events.unregister(event, unique_id="sagestream-capture")
+            self._check_handlers()
+        raise RuntimeError(f"botocore sent {route.name} instead of handing it over")
+
+    def request(self, route: Route, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """URL, headers (to sign) and body of one call, as botocore would build them."""
+        url = (
+            self.endpoint_url + route.prefix + percent_encode(params["EndpointName"], safe="~") + route.suffix
+        )
+        headers = []
+        for key, value in params.items():
+            name = route.headers.get(key)
+            if name is not None:
+                headers.append((name, str(value)))
+        if self.in_lambda:  # botocore's add_recursion_detection_header
+            trace_id = os.environ.get("_X_AMZN_TRACE_ID")
+            if trace_id:
+                headers.append(("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',")))
+        body = params.get(route.payload, b"") if route.payload else b""
+        if not isinstance(body, bytes):
+            body = body.read() if hasattr(body, "read") else bytes(body)
+        return url, headers, body
+
+    # --- the failure path ------------------------------------------------------------------
+
+    def retry_context(self) -> dict[str, Any]:
+        """The per-call context botocore's retry handlers keep their state in."""
+        return {"client_region": self.client.meta.region_name, "client_config": self.client.meta.config}
+
+    def retry_headers(self, context: dict[str, Any], attempt: int, last: Any = None) -> list[tuple[str, str]]:
+        """``amz-sdk-invocation-id`` / ``amz-sdk-request`` for ``attempt`` (botocore's rules)."""
+        self.client._endpoint._update_retries_context(context, attempt, last)
+        retries = context["retries"]
+        values = [f"{key}={retries[key]}" for key in ("ttl", "attempt", "max") if key in retries]
+        return [("amz-sdk-invocation-id", retries["invocation-id"]), ("amz-sdk-request", "; ".join(values))]
+
+    def ask_retry(
+        self,
+        route: Route,
+        attempts: int,
+        context: dict[str, Any],
+        *,
+        response: tuple[Any, dict[str, Any]] | None = None,
+        caught: BaseException | None = None,
+    ) -> float | None:
+        """botocore's answer to "retry?": the delay in seconds, or None."""
+        self.failed_once = (
+            self.failed_once
+            or caught is not None
+            or (response is not None and response[0].status_code >= 300)
+        )
+        try:
+            answers = self.client.meta.events.emit(
+                f"needs-retry.{SERVICE_ID}.{route.name}",
+                response=response,
+                endpoint=self.client._endpoint,
+                operation=route.model,
+                attempts=attempts,
+                caught_exception=caught,
+                request_dict={"context": context},
+            )
+        except Exception as exc:
+            # Legacy mode's checker says "no retry" for an exception by raising it.
+            if caught is not None and exc is caught:
+                return None
+            raise
+        for _, answer in answers:
+            if answer is not None and answer is not False:
+                return float(answer)
+            if answer is False:
+                return None
+        return None
+
+    def after_call(self, route: Route, context: dict[str, Any], http: Any, parsed: dict[str, Any]) -> None:
+        """botocore's ``after-call`` of a successful answer (standard mode's quota release)."""
+        self.client.meta.events.emit(
+            f"after-call.{SERVICE_ID}.{route.name}",
+            http_response=http,
+            parsed=parsed,
+            model=route.model,
+            context=context,
+        )
+
+    def tells_successes(self) -> bool:
+        """Whether successes must reach botocore's retry handler (its rate or quota track them)."""
+        mode = self.retry_mode
+        return mode == "adaptive" or (mode == "standard" and self.failed_once)
+
+    def parse(self, route: Route, status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        """The operation's parser on an answer (errors with their modeled fields)."""
+        client = self.client
+        response_dict = {
+            "headers": HeadersDict(headers),
+            "status_code": status,
+            "body": body,
+            "context": {"operation_name": route.name},
+        }
+        parser = client._response_parser
+        parsed: dict[str, Any] = parser.parse(response_dict, route.model.output_shape)
+        if status >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            shape = client._service_model.shape_for_error_code(code) if code else None
+            if shape is not None:
+                parsed.update(parser.parse(response_dict, shape))
+        return parsed
+
+
+class _Raw:
+    """The ``raw`` of an ``AWSResponse`` whose body was read already."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def http_response(url: str, status: int, headers: dict[str, str], body: bytes) -> Any:
+    """A botocore ``AWSResponse`` of an answer, for the retry handlers."""
+    return AWSResponse(url, status, HeadersDict(headers), _Raw(body))
+
+
+def botocore_error(exc: BaseException, url: str) -> Any:
+    """The botocore exception botocore's retry rules know for a transport failure."""
+    from sagestream.exceptions import ConnectError, ConnectionLostError, ReadTimeoutError
+
+    bexc = botocore.exceptions
+    if isinstance(exc, ConnectError):
+        if exc.kind == "timeout":
+            return bexc.ConnectTimeoutError(endpoint_url=url, error=exc)
+        if exc.kind == "tls":
+            return bexc.SSLError(endpoint_url=url, error=exc)
+        if exc.kind == "proxy":
+            return bexc.ProxyConnectionError(proxy_url=url, error=exc)
+        return bexc.EndpointConnectionError(endpoint_url=url, error=exc)
+    if isinstance(exc, ReadTimeoutError):
+        return bexc.ReadTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, ConnectionLostError):
+        return bexc.ConnectionClosedError(endpoint_url=url, error=exc)
+    return exc
+
+
+invocation_id = _core.invocation_id

@@ -1,0 +1,298 @@
+//! The payload parts of a response stream as Python iterators: [`PyParts`] for threads
+//! (waiting without the GIL), [`PyAsyncParts`] for `async for` (waiting on an asyncio future
+//! its hub resolves; a part that is already there is returned without waiting at all).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyType};
+use tokio::runtime::Runtime;
+
+use crate::py_hub::PyHub;
+use crate::stream::{Metrics, Next, PartStream};
+
+/// `threading.main_thread().ident`, once known (0: not yet).
+static MAIN_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this is the interpreter's main thread, the only one signals (Ctrl-C) reach.
+pub(crate) fn on_main_thread(py: Python<'_>) -> bool {
+    let mut main = MAIN_THREAD.load(Ordering::Relaxed);
+    if main == 0 {
+        main = py
+            .import("threading")
+            .and_then(|t| t.call_method0("main_thread"))
+            .and_then(|t| t.getattr("ident"))
+            .and_then(|i| i.extract::<u64>())
+            .unwrap_or(u64::MAX);
+        MAIN_THREAD.store(main, Ordering::Relaxed);
+    }
+    // SAFETY: a plain query of the calling thread's id; no arguments, no state.
+    #[allow(clippy::useless_conversion)] // `c_ulong` is 32 bits on some platforms
+    let this = u64::from(unsafe { pyo3::ffi::PyThread_get_thread_ident() });
+    this == main
+}
+
+/// The exception `throw(typ, val)` asks for, as a generator's `throw` builds it.
+pub(crate) fn thrown(
+    py: Python<'_>,
+    typ: &Bound<'_, PyAny>,
+    val: Option<&Bound<'_, PyAny>>,
+) -> PyErr {
+    if let Some(val) = val.filter(|v| !v.is_none()) {
+        return PyErr::from_value(val.clone());
+    }
+    if let Ok(cls) = typ.cast::<PyType>() {
+        return match cls.call0() {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(err) => err,
+        };
+    }
+    let _ = py;
+    PyErr::from_value(typ.clone())
+}
+
+/// Counters and times of one stream (seconds on the `time.monotonic()` clock).
+#[pyclass(name = "StreamStats", module = "sagestream._core", frozen, get_all)]
+pub struct PyStreamStats {
+    /// Parts handed out.
+    pub parts: u64,
+    /// Payload bytes handed out.
+    pub bytes: u64,
+    /// When the first part was handed out.
+    pub first_part_at: Option<f64>,
+    /// When the last part was handed out.
+    pub last_part_at: Option<f64>,
+    /// The longest wait between two parts.
+    pub max_gap: f64,
+    /// When the end (or the failure) was seen, or the stream closed.
+    pub ended_at: Option<f64>,
+}
+
+impl From<Metrics> for PyStreamStats {
+    fn from(m: Metrics) -> Self {
+        Self {
+            parts: m.parts,
+            bytes: m.bytes,
+            first_part_at: m.first_part_at,
+            last_part_at: m.last_part_at,
+            max_gap: m.max_gap,
+            ended_at: m.ended_at,
+        }
+    }
+}
+
+/// What both iterators share: the stream, closed when the iterator goes.
+struct Held(Arc<PartStream>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Close `stream`; on a per-thread runtime, also let its tasks run a few turns, so that the
+/// aborted reader and its connection are dropped now (the socket closed) rather than the next
+/// time a thread waits on that runtime.
+fn close_on(stream: &PartStream, runtime: Option<&Runtime>) {
+    stream.close();
+    if let Some(runtime) = runtime {
+        runtime.block_on(async {
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+}
+
+/// Payload parts for a thread: `next()` waits without the GIL.
+#[pyclass(name = "PartIterator", module = "sagestream._core", frozen)]
+pub struct PyParts {
+    stream: Held,
+    /// The per-thread runtime the stream's reader runs on: a waiting thread drives it.
+    runtime: Option<Arc<Runtime>>,
+    /// Threads inside `next()` now (one at a time may wait).
+    readers: AtomicUsize,
+}
+
+impl PyParts {
+    pub(crate) fn new(stream: Arc<PartStream>, runtime: Option<Arc<Runtime>>) -> Self {
+        Self {
+            stream: Held(stream),
+            runtime,
+            readers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Wait for the next part without the GIL, driving the stream's runtime.
+    fn wait(&self, py: Python<'_>) -> PyResult<Next> {
+        let stream = &self.stream.0;
+        let main = on_main_thread(py);
+        loop {
+            let next = py.detach(|| match &self.runtime {
+                Some(runtime) if main => runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(50), stream.next())
+                        .await
+                        .unwrap_or(Next::Pending)
+                }),
+                Some(runtime) => runtime.block_on(stream.next()),
+                None if main => stream.wait_next(Some(Duration::from_millis(50))),
+                None => stream.wait_next(None),
+            });
+            if next != Next::Pending {
+                return Ok(next);
+            }
+            // Let Ctrl-C through (only the main thread waits in slices).
+            py.check_signals()?;
+        }
+    }
+}
+
+#[pymethods]
+impl PyParts {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let mut next = self.stream.0.try_next();
+        if next == Next::Pending {
+            if self.readers.fetch_add(1, Ordering::AcqRel) > 0 {
+                self.readers.fetch_sub(1, Ordering::AcqRel);
+                return Err(PyRuntimeError::new_err(
+                    "another thread is already reading this stream",
+                ));
+            }
+            let waited = self.wait(py);
+            self.readers.fetch_sub(1, Ordering::AcqRel);
+            next = waited?;
+        }
+        match next {
+            Next::Part(part) => Ok(Some(PyBytes::new(py, &part))),
+            Next::End | Next::Pending => Ok(None),
+            Next::Failed(failure) => Err(failure.to_py_err(py)),
+        }
+    }
+
+    /// Stop reading and close the connection (idempotent).
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| close_on(&self.stream.0, self.runtime.as_deref()));
+    }
+
+    /// True once the stream ended, failed, or was closed.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.stream.0.finished()
+    }
+
+    /// Counters and times.
+    fn stats(&self) -> PyStreamStats {
+        self.stream.0.metrics().into()
+    }
+}
+
+impl Drop for PyParts {
+    fn drop(&mut self) {
+        if !self.stream.0.finished() {
+            close_on(&self.stream.0, self.runtime.as_deref());
+        }
+    }
+}
+
+/// Payload parts for `async for`. The object is its own awaitable: `__anext__` returns it,
+/// and each step either returns a part at once or yields an asyncio future to its task.
+#[pyclass(name = "AsyncPartIterator", module = "sagestream._core", frozen)]
+pub struct PyAsyncParts {
+    stream: Held,
+    hub: Py<PyHub>,
+}
+
+impl PyAsyncParts {
+    pub(crate) fn new(stream: Arc<PartStream>, hub: Py<PyHub>) -> Self {
+        Self {
+            stream: Held(stream),
+            hub,
+        }
+    }
+}
+
+#[pymethods]
+impl PyAsyncParts {
+    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __anext__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let stream = &self.stream.0;
+        loop {
+            match stream.try_next() {
+                Next::Part(part) => {
+                    return Err(PyStopIteration::new_err(
+                        (PyBytes::new(py, &part).unbind(),),
+                    ));
+                }
+                Next::End => return Err(PyStopAsyncIteration::new_err(())),
+                Next::Failed(failure) => return Err(failure.to_py_err(py)),
+                Next::Pending => {
+                    let hub = self.hub.get();
+                    let future = hub.new_future(py)?;
+                    match stream.set_waiter(Box::new(hub.waiter(&future))) {
+                        Ok(None) => return Ok(Some(future.unbind())),
+                        Ok(Some(_ready_now)) => {}
+                        Err(_) => {
+                            return Err(PyRuntimeError::new_err(
+                                "another task is already reading this stream",
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The task resumed with a value (the loop sends `None`): look again.
+    #[pyo3(signature = (_value, /))]
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        self.__next__(py)
+    }
+
+    /// The reading task is being cancelled (or thrown into): close the stream.
+    #[pyo3(signature = (typ, val=None, _tb=None, /))]
+    fn throw(
+        &self,
+        py: Python<'_>,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.stream.0.close();
+        Err(thrown(py, typ, val))
+    }
+
+    /// Stop reading and close the connection (idempotent); also what closing the awaiting
+    /// coroutine calls.
+    fn close(&self) {
+        self.stream.0.close();
+    }
+
+    /// True once the stream ended, failed, or was closed.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.stream.0.finished()
+    }
+
+    /// Counters and times.
+    fn stats(&self) -> PyStreamStats {
+        self.stream.0.metrics().into()
+    }
+}

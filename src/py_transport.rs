@@ -1,0 +1,714 @@
+//! `sagestream._core.Transport`: one client's connection pool and signer, and the two ways to
+//! send on it — blocking the calling thread (GIL released) or as an awaitable completed
+//! through a [`PyHub`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::SignableBody;
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::AbortHandle;
+
+use crate::errors::{sign_error, transport_error};
+use crate::py_hub::{AsyncWaiter, PyHub};
+use crate::py_parts::{on_main_thread, PyAsyncParts, PyParts};
+use crate::sign::{SignError, Signer};
+use crate::stream::{pump, PartStream};
+use crate::transport::{
+    Deadline, Pool, Proxy, Request, Transport, TransportConfig, TransportError, Verify,
+};
+
+const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
+
+/// What to do with the body of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read it whole.
+    Whole,
+    /// A 2xx body is an event stream to read part by part; any other is read whole.
+    Stream,
+}
+
+/// One request as Python gave it.
+struct Spec {
+    method: Method,
+    uri: Uri,
+    /// Signed (when `sign`).
+    headers: HeaderMap,
+    /// Added after signing.
+    after: HeaderMap,
+    body: Bytes,
+    sign: bool,
+    mode: Mode,
+    deadline: Option<f64>,
+    limit: Option<usize>,
+}
+
+/// What a request can end in before there is a response.
+enum Failed {
+    Transport(TransportError),
+    Sign(SignError),
+}
+
+impl Failed {
+    fn into_pyerr(self) -> PyErr {
+        match self {
+            Self::Transport(err) => transport_error(&err),
+            Self::Sign(err) => sign_error(&err),
+        }
+    }
+}
+
+/// A response: status, headers, and its body read whole or as a stream of parts (with the
+/// per-thread runtime its reader runs on, for a blocking consumer to drive).
+struct Outcome {
+    status: u16,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    stream: Option<Arc<PartStream>>,
+    runtime: Option<Arc<Runtime>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The configuration, the transport, and the pools of idle connections: one for the shared
+/// runtime (asyncio calls), one per calling thread (blocking calls, on that thread's runtime).
+struct Shared {
+    signer: Signer,
+    transport: Arc<Transport>,
+    /// The shared runtime's generation (it changes after a fork) and its pool.
+    live: Mutex<(u64, Arc<Pool>)>,
+    /// Every per-thread pool, to close them all.
+    thread_pools: Mutex<Vec<Weak<Pool>>>,
+    id: u64,
+    alive: Arc<()>,
+}
+
+impl Shared {
+    /// The shared runtime and its pool.
+    fn shared(&self) -> PyResult<(Handle, Arc<Pool>)> {
+        let (handle, generation) = crate::runtime::current()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if live.0 != generation {
+            // A forked child: the parent's connections belong to threads that are gone.
+            let stale = std::mem::replace(
+                &mut *live,
+                (generation, Arc::new(self.transport.new_pool())),
+            );
+            std::mem::forget(stale);
+        }
+        Ok((handle, live.1.clone()))
+    }
+
+    /// This thread's runtime and pool.
+    fn local(&self) -> PyResult<(Arc<Runtime>, Arc<Pool>)> {
+        let made = crate::runtime::local(|local| {
+            let mut fresh = false;
+            let pool = local.slot(self.id, &self.alive, || {
+                fresh = true;
+                self.transport.new_pool()
+            });
+            (local.runtime.clone(), pool, fresh)
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
+        let (runtime, pool, fresh) = made;
+        let pool = pool.ok_or_else(|| PyRuntimeError::new_err("the connection pool is gone"))?;
+        if fresh {
+            let mut pools = self
+                .thread_pools
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pools.retain(|p| p.strong_count() > 0);
+            pools.push(Arc::downgrade(&pool));
+        }
+        Ok((runtime, pool))
+    }
+
+    fn pools(&self) -> Vec<Arc<Pool>> {
+        let mut pools: Vec<Arc<Pool>> = self
+            .thread_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        pools.push(
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .1
+                .clone(),
+        );
+        pools
+    }
+}
+
+/// Why a 200 answer is not an event stream, when its headers already say so.
+fn stream_hint(headers: &HeaderMap) -> Option<String> {
+    if let Some(encoding) = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        if !encoding.trim().eq_ignore_ascii_case("identity") {
+            return Some(format!(
+                "the response is {encoding}-encoded (Content-Encoding: {encoding})"
+            ));
+        }
+    }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(EVENTSTREAM) {
+        None
+    } else if essence.is_empty() {
+        Some(format!(
+            "the response has no Content-Type, not {EVENTSTREAM}"
+        ))
+    } else {
+        Some(format!(
+            "the response's Content-Type is {content_type}, not {EVENTSTREAM}"
+        ))
+    }
+}
+
+async fn perform(
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    runtime: Option<Arc<Runtime>>,
+    spec: Spec,
+) -> Result<Outcome, Failed> {
+    let Spec {
+        method,
+        uri,
+        mut headers,
+        after,
+        body,
+        sign,
+        mode,
+        deadline,
+        limit,
+    } = spec;
+    let deadline = deadline.map(Deadline::after);
+    if !headers.contains_key(HOST) {
+        if let Some(host) =
+            Transport::host_header(&uri).and_then(|h| HeaderValue::from_str(&h).ok())
+        {
+            headers.insert(HOST, host);
+        }
+    }
+    if sign {
+        shared
+            .signer
+            .sign(
+                &method,
+                &uri,
+                &mut headers,
+                SignableBody::Bytes(&body),
+                SystemTime::now(),
+            )
+            .map_err(Failed::Sign)?;
+    }
+    for (name, value) in &after {
+        headers.insert(name.clone(), value.clone());
+    }
+    let response = shared
+        .transport
+        .send(
+            &pool,
+            Request {
+                method,
+                uri,
+                headers,
+                body,
+            },
+            deadline,
+        )
+        .await
+        .map_err(Failed::Transport)?;
+    let status = response.status.as_u16();
+    if mode == Mode::Stream && response.status.is_success() {
+        let stream = Arc::new(PartStream::new(stream_hint(&response.headers)));
+        let reader = tokio::spawn(pump(stream.clone(), response.body, deadline));
+        stream.set_reader(reader.abort_handle());
+        return Ok(Outcome {
+            status,
+            headers: response.headers,
+            body: None,
+            stream: Some(stream),
+            runtime,
+        });
+    }
+    let body = response
+        .body
+        .collect(limit, deadline)
+        .await
+        .map_err(Failed::Transport)?;
+    Ok(Outcome {
+        status,
+        headers: response.headers,
+        body: Some(body),
+        stream: None,
+        runtime: None,
+    })
+}
+
+fn header_map(pairs: Vec<(String, String)>) -> PyResult<HeaderMap> {
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| PyValueError::new_err(format!("invalid header name {name:?}: {e}")))?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|e| PyValueError::new_err(format!("invalid value for header {name}: {e}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn proxy(url: Option<String>, authorization: Option<String>) -> PyResult<Option<Proxy>> {
+    let Some(url) = url else { return Ok(None) };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| PyValueError::new_err(format!("invalid proxy URL {url:?}: {e}")))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(PyValueError::new_err(format!(
+            "only http:// proxies are supported, got {url:?}"
+        )));
+    }
+    let authorization = authorization
+        .map(|a| {
+            HeaderValue::from_str(&a)
+                .map_err(|e| PyValueError::new_err(format!("invalid proxy authorization: {e}")))
+        })
+        .transpose()?;
+    Ok(Some(Proxy { uri, authorization }))
+}
+
+fn seconds(value: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s.min(1e9)))),
+        Some(s) => Err(PyValueError::new_err(format!(
+            "{what} must be a positive number of seconds, got {s}"
+        ))),
+    }
+}
+
+/// The HTTP transport and `SigV4` signer of one client.
+#[pyclass(name = "Transport", module = "sagestream._core", frozen)]
+pub struct PyTransport {
+    shared: Arc<Shared>,
+}
+
+impl PyTransport {
+    #[allow(clippy::too_many_arguments)]
+    fn spec(
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+        sign: bool,
+        after: Vec<(String, String)>,
+        mode: &str,
+        deadline: Option<f64>,
+        limit: Option<usize>,
+    ) -> PyResult<Spec> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|e| PyValueError::new_err(format!("invalid method {method:?}: {e}")))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("invalid URL {url:?}: {e}")))?;
+        let mode = match mode {
+            "whole" => Mode::Whole,
+            "stream" => Mode::Stream,
+            other => return Err(PyValueError::new_err(format!("unknown mode {other:?}"))),
+        };
+        if let Some(d) = deadline {
+            if !(d.is_finite() && d >= 0.0) {
+                return Err(PyValueError::new_err(
+                    "deadline must be a non-negative number of seconds",
+                ));
+            }
+        }
+        Ok(Spec {
+            method,
+            uri,
+            headers: header_map(headers)?,
+            after: header_map(after)?,
+            body: Bytes::copy_from_slice(body),
+            sign,
+            mode,
+            deadline,
+            limit,
+        })
+    }
+}
+
+#[pymethods]
+impl PyTransport {
+    /// `region` / `service`: what requests are signed for. Timeouts in seconds (None: no
+    /// bound). `verify`: a CA bundle path, or False. Proxies: `http://host:port` URLs, with the
+    /// `Proxy-Authorization` value to send each.
+    #[new]
+    #[pyo3(signature = (*, region, service, connect_timeout=None, read_timeout=None, max_pool_connections=10, tcp_keepalive=false, verify, http_proxy=None, http_proxy_authorization=None, https_proxy=None, https_proxy_authorization=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        region: &str,
+        service: &str,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
+        max_pool_connections: usize,
+        tcp_keepalive: bool,
+        verify: &Bound<'_, PyAny>,
+        http_proxy: Option<String>,
+        http_proxy_authorization: Option<String>,
+        https_proxy: Option<String>,
+        https_proxy_authorization: Option<String>,
+    ) -> PyResult<Self> {
+        let verify = if let Ok(path) = verify.extract::<std::path::PathBuf>() {
+            Verify::Bundle(path)
+        } else if matches!(verify.extract::<bool>(), Ok(false)) {
+            Verify::Off
+        } else {
+            return Err(PyValueError::new_err(
+                "verify must be a CA bundle path or False",
+            ));
+        };
+        let config = TransportConfig {
+            connect_timeout: seconds(connect_timeout, "connect_timeout")?,
+            read_timeout: seconds(read_timeout, "read_timeout")?,
+            max_idle_per_host: max_pool_connections,
+            tcp_keepalive,
+            verify,
+            http_proxy: proxy(http_proxy, http_proxy_authorization)?,
+            https_proxy: proxy(https_proxy, https_proxy_authorization)?,
+        };
+        let transport = Transport::new(&config).map_err(PyValueError::new_err)?;
+        let generation = crate::runtime::generation().unwrap_or(0);
+        let pool = Arc::new(transport.new_pool());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                signer: Signer::new(region, service),
+                transport: Arc::new(transport),
+                live: Mutex::new((generation, pool)),
+                thread_pools: Mutex::new(Vec::new()),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                alive: Arc::new(()),
+            }),
+        })
+    }
+
+    /// Sign from now on with these credentials.
+    #[pyo3(signature = (access_key, secret_key, token=None))]
+    fn set_credentials(&self, access_key: &str, secret_key: &str, token: Option<&str>) {
+        self.shared
+            .signer
+            .set_credentials(access_key, secret_key, token);
+    }
+
+    /// Idle pooled connections, over every pool.
+    fn idle_connections(&self) -> usize {
+        self.shared.pools().iter().map(|p| p.idle_count()).sum()
+    }
+
+    /// Close the idle connections of every pool (open streams keep theirs until they end).
+    fn close(&self) {
+        for pool in self.shared.pools() {
+            pool.clear();
+        }
+    }
+
+    /// Send a request and wait, without the GIL, for its response (see the stub for the
+    /// arguments).
+    #[pyo3(signature = (method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, limit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+        sign: bool,
+        after: Vec<(String, String)>,
+        mode: &str,
+        deadline: Option<f64>,
+        limit: Option<usize>,
+    ) -> PyResult<PyResponse> {
+        let spec = Self::spec(
+            method, url, headers, body, sign, after, mode, deadline, limit,
+        )?;
+        let (runtime, pool) = self.shared.local()?;
+        let mut work = Box::pin(perform(
+            self.shared.clone(),
+            pool,
+            Some(runtime.clone()),
+            spec,
+        ));
+        let main = on_main_thread(py);
+        let outcome = loop {
+            // The calling thread does the I/O itself, on its own runtime, without the GIL.
+            let waited = py.detach(|| {
+                if main {
+                    // Wake up now and then to let Ctrl-C through.
+                    runtime.block_on(async {
+                        tokio::time::timeout(Duration::from_millis(50), &mut work)
+                            .await
+                            .ok()
+                    })
+                } else {
+                    Some(runtime.block_on(&mut work))
+                }
+            });
+            match waited {
+                Some(outcome) => break outcome,
+                None => py.check_signals()?,
+            }
+        };
+        Ok(PyResponse::new(outcome.map_err(Failed::into_pyerr)?))
+    }
+
+    /// Send a request; an awaitable of the response, completed through `hub`.
+    #[pyo3(signature = (hub, method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, limit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_async(
+        &self,
+        hub: Py<PyHub>,
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+        sign: bool,
+        after: Vec<(String, String)>,
+        mode: &str,
+        deadline: Option<f64>,
+        limit: Option<usize>,
+    ) -> PyResult<PyPending> {
+        let spec = Self::spec(
+            method, url, headers, body, sign, after, mode, deadline, limit,
+        )?;
+        let (handle, pool) = self.shared.shared()?;
+        let op = Arc::new(Op::default());
+        let done = op.clone();
+        let shared = self.shared.clone();
+        let task = handle.spawn(async move {
+            let result = perform(shared, pool, None, spec).await;
+            done.complete(result);
+        });
+        Ok(PyPending {
+            op,
+            hub,
+            task: task.abort_handle(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct OpState {
+    result: Option<Result<Outcome, Failed>>,
+    waiter: Option<AsyncWaiter>,
+    delivered: bool,
+}
+
+/// The shared state of one request sent with `send_async`.
+#[derive(Default)]
+struct Op {
+    state: Mutex<OpState>,
+}
+
+impl Op {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn complete(&self, result: Result<Outcome, Failed>) {
+        let waiter = {
+            let mut state = self.lock();
+            state.result = Some(result);
+            state.waiter.take()
+        };
+        if let Some(AsyncWaiter { hub, future }) = waiter {
+            hub.wake(future);
+        }
+    }
+}
+
+/// The awaitable of one request: awaiting it gives the `Response` (or raises the failure).
+/// A response that arrived before the first look is returned without waiting for the loop.
+#[pyclass(name = "PendingResponse", module = "sagestream._core", frozen)]
+pub struct PyPending {
+    op: Arc<Op>,
+    hub: Py<PyHub>,
+    task: AbortHandle,
+}
+
+impl PyPending {
+    fn cancel(&self) {
+        self.task.abort();
+        let waiter = self.op.lock().waiter.take();
+        drop(waiter);
+    }
+}
+
+impl Drop for PyPending {
+    fn drop(&mut self) {
+        if !self.op.lock().delivered {
+            self.task.abort();
+        }
+    }
+}
+
+#[pymethods]
+impl PyPending {
+    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let mut state = self.op.lock();
+        if let Some(result) = state.result.take() {
+            state.delivered = true;
+            drop(state);
+            let response = Py::new(py, PyResponse::new(result.map_err(Failed::into_pyerr)?))?;
+            return Err(PyStopIteration::new_err((response,)));
+        }
+        if state.delivered {
+            return Err(PyRuntimeError::new_err("this response was awaited already"));
+        }
+        let hub = self.hub.get();
+        let future = hub.new_future(py)?;
+        state.waiter = Some(hub.waiter(&future));
+        Ok(Some(future.unbind()))
+    }
+
+    /// The task resumed with a value (the loop sends `None`): look again.
+    #[pyo3(signature = (_value, /))]
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        self.__next__(py)
+    }
+
+    /// The awaiting task is being cancelled (or thrown into): stop the request.
+    #[pyo3(signature = (typ, val=None, _tb=None, /))]
+    fn throw(
+        &self,
+        py: Python<'_>,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.cancel();
+        Err(crate::py_parts::thrown(py, typ, val))
+    }
+
+    /// The awaiting coroutine was closed: stop the request.
+    fn close(&self) {
+        self.cancel();
+    }
+}
+
+/// A response: `status`, `headers`, and `body` (read whole) or its parts.
+#[pyclass(name = "Response", module = "sagestream._core", frozen)]
+pub struct PyResponse {
+    status: u16,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    stream: Mutex<Option<Arc<PartStream>>>,
+    runtime: Option<Arc<Runtime>>,
+}
+
+impl PyResponse {
+    fn new(outcome: Outcome) -> Self {
+        Self {
+            status: outcome.status,
+            headers: outcome.headers,
+            body: outcome.body,
+            stream: Mutex::new(outcome.stream),
+            runtime: outcome.runtime,
+        }
+    }
+
+    fn take_stream(&self) -> PyResult<Arc<PartStream>> {
+        self.stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| {
+                PyRuntimeError::new_err("this response has no stream to read (any more)")
+            })
+    }
+}
+
+impl Drop for PyResponse {
+    fn drop(&mut self) {
+        if let Some(stream) = self
+            .stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            stream.close();
+        }
+    }
+}
+
+#[pymethods]
+impl PyResponse {
+    #[getter]
+    fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The headers, names in lower case; repeated headers joined with `", "`.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for name in self.headers.keys() {
+            let mut joined = String::new();
+            for (i, value) in self.headers.get_all(name).iter().enumerate() {
+                if i > 0 {
+                    joined.push_str(", ");
+                }
+                match value.to_str() {
+                    Ok(text) => joined.push_str(text),
+                    // What http.client does with bytes that are not ASCII: Latin-1.
+                    Err(_) => joined.extend(value.as_bytes().iter().map(|&b| char::from(b))),
+                }
+            }
+            dict.set_item(name.as_str(), joined)?;
+        }
+        Ok(dict)
+    }
+
+    /// The body, when it was read whole (else None).
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.body.as_ref().map(|b| PyBytes::new(py, b))
+    }
+
+    /// The payload parts of a streamed body, for a thread to iterate.
+    fn parts(&self) -> PyResult<PyParts> {
+        Ok(PyParts::new(self.take_stream()?, self.runtime.clone()))
+    }
+
+    /// The payload parts of a streamed body, for `async for` on `hub`'s loop.
+    fn aparts(&self, hub: Py<PyHub>) -> PyResult<PyAsyncParts> {
+        Ok(PyAsyncParts::new(self.take_stream()?, hub))
+    }
+
+    /// Close a stream nobody took (idempotent).
+    fn close(&self) {
+        if let Ok(stream) = self.take_stream() {
+            stream.close();
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Response {}>", self.status)
+    }
+}

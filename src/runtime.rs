@@ -1,0 +1,180 @@
+//! The one tokio runtime of the process, which drives every connection of every client.
+//!
+//! A runtime's worker threads do not survive `fork()`: a child process (multiprocessing, Ray
+//! workers, gunicorn) that touches the transport gets a runtime of its own, and the parent's
+//! is leaked there rather than dropped (dropping it would wait for threads that do not exist).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+/// Worker threads unless `SAGESTREAM_WORKER_THREADS` says otherwise: one thread reads every
+/// socket; the work per read is small (decode, queue, wake), and a second worker mostly adds
+/// wake-ups between the two.
+const DEFAULT_WORKERS: usize = 1;
+
+struct Owned {
+    pid: u32,
+    generation: u64,
+    runtime: Arc<Runtime>,
+}
+
+static RUNTIME: Mutex<Option<Owned>> = Mutex::new(None);
+
+fn workers() -> usize {
+    std::env::var("SAGESTREAM_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or(DEFAULT_WORKERS)
+}
+
+/// The runtime of this process and its generation (which changes after a fork), creating it
+/// on first use.
+///
+/// # Errors
+/// When the operating system refuses the runtime's threads or its I/O driver.
+pub fn current() -> std::io::Result<(Handle, u64)> {
+    let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if let Some(owned) = slot.as_ref() {
+        if owned.pid == pid {
+            return Ok((owned.runtime.handle().clone(), owned.generation));
+        }
+    }
+    let generation = slot.as_ref().map_or(0, |o| o.generation + 1);
+    if let Some(stale) = slot.take() {
+        // Inherited from the parent: its threads are gone, so it cannot be shut down.
+        std::mem::forget(stale);
+    }
+    let runtime = Builder::new_multi_thread()
+        .worker_threads(workers())
+        .thread_name("sagestream-io")
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let handle = runtime.handle().clone();
+    *slot = Some(Owned {
+        pid,
+        generation,
+        runtime: Arc::new(runtime),
+    });
+    Ok((handle, generation))
+}
+
+/// The per-thread runtime of one calling thread, and what lives on it.
+pub struct Local {
+    pid: u32,
+    /// A current-thread runtime: the calling thread itself does the I/O of its own blocking
+    /// calls (no wake-up of another thread per read). Any thread can drive it while it is
+    /// free, so a stream opened on one thread can be read on another.
+    pub runtime: Arc<Runtime>,
+    /// Per-transport state kept on this thread (its idle connections), by transport id.
+    slots: Vec<(
+        u64,
+        std::sync::Weak<()>,
+        Arc<dyn std::any::Any + Send + Sync>,
+    )>,
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Option<Local>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with this thread's runtime, creating it on first use (and after a fork).
+///
+/// # Errors
+/// When the runtime's I/O driver cannot be created.
+pub fn local<R>(f: impl FnOnce(&mut Local) -> R) -> std::io::Result<R> {
+    LOCAL.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let pid = std::process::id();
+        if slot.as_ref().is_some_and(|l| l.pid != pid) {
+            // Inherited through fork: its driver's descriptors are the parent's too.
+            std::mem::forget(slot.take());
+        }
+        if slot.is_none() {
+            let runtime = Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()?;
+            *slot = Some(Local {
+                pid,
+                runtime: Arc::new(runtime),
+                slots: Vec::new(),
+            });
+        }
+        match slot.as_mut() {
+            Some(local) => Ok(f(local)),
+            None => Err(std::io::Error::other("no runtime")),
+        }
+    })
+}
+
+impl Local {
+    /// This thread's value for the owner `id` (alive while `alive` is), made by `make` once.
+    pub fn slot<T: Send + Sync + 'static>(
+        &mut self,
+        id: u64,
+        alive: &Arc<()>,
+        make: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
+        self.slots.retain(|(_, owner, _)| owner.strong_count() > 0);
+        if let Some((_, _, value)) = self.slots.iter().find(|(i, _, _)| *i == id) {
+            return value.clone().downcast::<T>().ok();
+        }
+        let value: Arc<T> = Arc::new(make());
+        self.slots.push((id, Arc::downgrade(alive), value.clone()));
+        Some(value)
+    }
+}
+
+/// The generation of the runtime `current()` would return now, without creating one.
+#[must_use]
+pub fn generation() -> Option<u64> {
+    let slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+    slot.as_ref()
+        .filter(|o| o.pid == std::process::id())
+        .map(|o| o.generation)
+}
+
+/// Seconds on the clock Python's `time.monotonic()` reads (`CLOCK_MONOTONIC`), so that times
+/// taken here and in Python can be compared and subtracted.
+#[must_use]
+pub fn monotonic() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC always exists on the
+    // platforms this builds for; the call writes nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+    seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_runtime_per_process() {
+        let (a, gen_a) = current().expect("runtime");
+        let (b, gen_b) = current().expect("runtime");
+        assert_eq!(gen_a, gen_b);
+        assert_eq!(generation(), Some(gen_a));
+        assert_eq!(a.block_on(async { 1 + 1 }), 2);
+        drop(b);
+    }
+
+    #[test]
+    fn monotonic_moves_forward() {
+        let a = monotonic();
+        let b = monotonic();
+        assert!(a > 0.0 && b >= a);
+    }
+}

@@ -1,0 +1,525 @@
+//! One response stream, pyo3-free: a reader task on the runtime turns the HTTP body into
+//! payload parts (frames split and checked, SageMaker events mapped) and queues them; the
+//! consumer — a Python thread blocking, or an asyncio task woken through a hub — takes them.
+//!
+//! The queue is bounded ([`HIGH_WATER`] bytes of payload): a consumer that falls behind stops
+//! the reader, and so the socket, rather than growing memory. Every part queued before a
+//! failure is handed out before the failure; the failure then comes on every later call.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::AbortHandle;
+
+use crate::errors::{DecodeError, ServiceError};
+use crate::frame::FrameSplitter;
+use crate::runtime::monotonic;
+use crate::sagemaker::{classify, Event};
+use crate::transport::{Deadline, ResponseBody, TransportError};
+
+/// Payload bytes queued before the reader waits for the consumer.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Wakes a consumer waiting for the stream (an asyncio future, through its hub).
+pub trait Wake: Send {
+    /// The stream has something for the consumer (a part, its end, or a failure).
+    fn wake(self: Box<Self>);
+}
+
+/// Why a stream ended early, as data: the Python exception is made from it each time it is
+/// raised, so nothing keeps an exception (and its traceback) alive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Bad event stream bytes; `hint` names a response that was not an event stream at all.
+    Decode {
+        error: DecodeError,
+        hint: Option<String>,
+    },
+    /// An error frame (`ModelStreamError`, `InternalStreamFailure`, an unmodeled error, ...).
+    Service(ServiceError),
+    /// The connection failed, timed out, or passed the deadline.
+    Transport(TransportError),
+}
+
+/// What the consumer gets from one look at the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The next payload part.
+    Part(Bytes),
+    /// The stream ended cleanly (or was closed).
+    End,
+    /// The stream failed; every part before the failure was handed out already.
+    Failed(Failure),
+    /// Nothing yet.
+    Pending,
+}
+
+/// A task waiting for the stream.
+struct TaskWaker(Waker);
+
+impl Wake for TaskWaker {
+    fn wake(self: Box<Self>) {
+        self.0.wake();
+    }
+}
+
+/// Another consumer is already waiting on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Counters and times of one stream, on the `time.monotonic()` clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Metrics {
+    pub parts: u64,
+    pub bytes: u64,
+    pub first_part_at: Option<f64>,
+    pub last_part_at: Option<f64>,
+    pub max_gap: f64,
+    pub ended_at: Option<f64>,
+}
+
+#[derive(Default)]
+struct State {
+    parts: VecDeque<Bytes>,
+    queued: usize,
+    /// Set once by the reader (or by `close`).
+    end: Option<Result<(), Failure>>,
+    waiter: Option<Box<dyn Wake>>,
+    sync_waiting: bool,
+    /// The reader, waiting for the consumer to make room.
+    room: Option<Waker>,
+    /// The consumer closed the stream.
+    closed: bool,
+    metrics: Metrics,
+}
+
+/// The shared side of one stream.
+#[derive(Default)]
+pub struct PartStream {
+    state: Mutex<State>,
+    ready: Condvar,
+    reader: Mutex<Option<AbortHandle>>,
+    hint: Option<String>,
+}
+
+impl PartStream {
+    /// A stream whose decode errors carry `hint` (see [`Failure::Decode`]).
+    #[must_use]
+    pub fn new(hint: Option<String>) -> Self {
+        Self {
+            hint,
+            ..Self::default()
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remember the reader task, so that [`PartStream::close`] can stop it.
+    pub fn set_reader(&self, handle: AbortHandle) {
+        let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.lock().closed {
+            // Closed before the reader started: stop it at once.
+            handle.abort();
+        }
+        *reader = Some(handle);
+    }
+
+    // --- the reader's side ------------------------------------------------------------
+
+    fn wake(&self, mut state: MutexGuard<'_, State>) {
+        let waiter = state.waiter.take();
+        let sync_waiting = state.sync_waiting;
+        drop(state);
+        if sync_waiting {
+            self.ready.notify_all();
+        }
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+
+    /// Queue `parts` (one read's worth) and wake the consumer once. False when the consumer
+    /// closed the stream.
+    fn push(&self, parts: &mut Vec<Bytes>) -> bool {
+        let mut state = self.lock();
+        if state.end.is_some() {
+            parts.clear();
+            return false;
+        }
+        for part in parts.drain(..) {
+            state.queued += part.len();
+            state.parts.push_back(part);
+        }
+        self.wake(state);
+        true
+    }
+
+    /// The stream is over: cleanly (`Ok`) or with a failure, after what was queued.
+    fn finish(&self, result: Result<(), Failure>) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            state.end = Some(result);
+        }
+        self.wake(state);
+    }
+
+    /// Wait until the consumer took enough to go below [`HIGH_WATER`] (or closed).
+    async fn room(&self) {
+        std::future::poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.queued < HIGH_WATER || state.end.is_some() {
+                state.room = None;
+                std::task::Poll::Ready(())
+            } else {
+                state.room = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    // --- the consumer's side ----------------------------------------------------------
+
+    fn take(state: &mut State) -> Next {
+        if let Some(part) = state.parts.pop_front() {
+            state.queued -= part.len();
+            let now = monotonic();
+            let m = &mut state.metrics;
+            match m.last_part_at {
+                None => m.first_part_at = Some(now),
+                Some(last) => m.max_gap = m.max_gap.max(now - last),
+            }
+            m.last_part_at = Some(now);
+            m.parts += 1;
+            m.bytes += part.len() as u64;
+            if state.queued < HIGH_WATER {
+                if let Some(room) = state.room.take() {
+                    room.wake();
+                }
+            }
+            return Next::Part(part);
+        }
+        match &state.end {
+            None => Next::Pending,
+            Some(result) => {
+                if state.metrics.ended_at.is_none() {
+                    state.metrics.ended_at = Some(monotonic());
+                }
+                match result {
+                    Ok(()) => Next::End,
+                    Err(failure) => Next::Failed(failure.clone()),
+                }
+            }
+        }
+    }
+
+    /// The next part, the end, the failure, or `Pending` — without waiting.
+    pub fn try_next(&self) -> Next {
+        let mut state = self.lock();
+        Self::take(&mut state)
+    }
+
+    /// Wait (blocking this thread) for the next part, the end or the failure, at most
+    /// `timeout` (`Pending` after it).
+    pub fn wait_next(&self, timeout: Option<Duration>) -> Next {
+        let mut state = self.lock();
+        loop {
+            let next = Self::take(&mut state);
+            if next != Next::Pending {
+                return next;
+            }
+            state.sync_waiting = true;
+            state = match timeout {
+                None => self
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(limit) => {
+                    let (state, result) = self
+                        .ready
+                        .wait_timeout(state, limit)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if result.timed_out() {
+                        let mut state = state;
+                        state.sync_waiting = false;
+                        return Self::take(&mut state);
+                    }
+                    state
+                }
+            };
+            state.sync_waiting = false;
+        }
+    }
+
+    /// Wait for the stream with `waiter`; given back when the stream has something now (look
+    /// again instead of waiting).
+    ///
+    /// # Errors
+    /// When another consumer is waiting already (two tasks reading one stream).
+    pub fn set_waiter(&self, waiter: Box<dyn Wake>) -> Result<Option<Box<dyn Wake>>, Busy> {
+        let mut state = self.lock();
+        if !state.parts.is_empty() || state.end.is_some() {
+            return Ok(Some(waiter));
+        }
+        if state.waiter.is_some() {
+            return Err(Busy);
+        }
+        state.waiter = Some(waiter);
+        Ok(None)
+    }
+
+    /// Wait for the stream with `waiter`, replacing the one waiting now (the same consumer,
+    /// looking again); given back when the stream has something now.
+    fn replace_waiter(&self, waiter: Box<dyn Wake>) -> Option<Box<dyn Wake>> {
+        let mut state = self.lock();
+        if !state.parts.is_empty() || state.end.is_some() {
+            return Some(waiter);
+        }
+        state.waiter = Some(waiter);
+        None
+    }
+
+    /// The next part, the end or the failure: a future for a thread that drives the stream's
+    /// runtime while it waits (one consumer at a time).
+    pub async fn next(&self) -> Next {
+        std::future::poll_fn(|cx| loop {
+            let next = self.try_next();
+            if next != Next::Pending {
+                return std::task::Poll::Ready(next);
+            }
+            if self
+                .replace_waiter(Box::new(TaskWaker(cx.waker().clone())))
+                .is_none()
+            {
+                return std::task::Poll::Pending;
+            }
+        })
+        .await
+    }
+
+    /// Drop the waiter (its task was cancelled).
+    pub fn clear_waiter(&self) -> Option<Box<dyn Wake>> {
+        self.lock().waiter.take()
+    }
+
+    /// Stop reading: the queued parts are dropped, the connection is closed, later calls see
+    /// the end. Idempotent.
+    pub fn close(&self) {
+        let waiter = {
+            let mut state = self.lock();
+            state.parts.clear();
+            state.queued = 0;
+            state.closed = true;
+            if state.end.is_none() {
+                state.end = Some(Ok(()));
+            }
+            if state.metrics.ended_at.is_none() {
+                state.metrics.ended_at = Some(monotonic());
+            }
+            if let Some(room) = state.room.take() {
+                room.wake();
+            }
+            state.waiter.take()
+        };
+        self.ready.notify_all();
+        if let Some(waiter) = waiter {
+            // A consumer blocked in another thread (or task) sees the end at once.
+            waiter.wake();
+        }
+        if let Some(reader) = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            reader.abort();
+        }
+    }
+
+    /// True once the consumer saw the end (or a failure), or closed the stream.
+    pub fn finished(&self) -> bool {
+        let state = self.lock();
+        state.parts.is_empty() && state.end.is_some()
+    }
+
+    /// The stream's counters and times.
+    pub fn metrics(&self) -> Metrics {
+        self.lock().metrics
+    }
+
+    /// A decode failure, with this stream's hint.
+    fn decode_failure(&self, error: DecodeError) -> Failure {
+        Failure::Decode {
+            error,
+            hint: self.hint.clone(),
+        }
+    }
+}
+
+/// A part of `chunk` shared without copying when it lies inside it, else copied.
+fn share(chunk: &Bytes, part: &[u8]) -> Bytes {
+    let start = chunk.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    if at >= start && at + part.len() <= start + chunk.len() {
+        chunk.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+/// Decode one read into `parts`; a frame that ends the stream is returned as its failure.
+fn decode(
+    splitter: &mut FrameSplitter,
+    chunk: &Bytes,
+    parts: &mut Vec<Bytes>,
+) -> Result<(), StreamStop> {
+    splitter.feed(chunk, |frame| {
+        let event = classify(frame)?;
+        if let Event::Payload(payload) = event {
+            parts.push(share(chunk, payload));
+            return Ok(());
+        }
+        match event.service_error() {
+            Some(err) => Err(StreamStop::Failure(Failure::Service(err))),
+            None => Ok(()),
+        }
+    })
+}
+
+enum StreamStop {
+    Decode(DecodeError),
+    Failure(Failure),
+}
+
+impl From<DecodeError> for StreamStop {
+    fn from(err: DecodeError) -> Self {
+        Self::Decode(err)
+    }
+}
+
+/// Read `body` to its end into `stream` (the reader task).
+pub async fn pump(stream: Arc<PartStream>, mut body: ResponseBody, deadline: Option<Deadline>) {
+    let mut splitter = FrameSplitter::new();
+    let mut parts = Vec::new();
+    let result = loop {
+        let chunk = match body.next_chunk(deadline).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break splitter.finish().map_err(|e| stream.decode_failure(e)),
+            Err(err) => {
+                // Cut inside a frame: the stream is truncated, whatever cut it.
+                if splitter.buffered() > 0 && matches!(err, TransportError::ConnectionLost { .. }) {
+                    if let Err(truncated) = splitter.finish() {
+                        break Err(stream.decode_failure(truncated));
+                    }
+                }
+                break Err(Failure::Transport(err));
+            }
+        };
+        let decoded = decode(&mut splitter, &chunk, &mut parts);
+        if !stream.push(&mut parts) {
+            return; // closed by the consumer
+        }
+        match decoded {
+            Ok(()) => {}
+            Err(StreamStop::Decode(err)) => break Err(stream.decode_failure(err)),
+            Err(StreamStop::Failure(failure)) => break Err(failure),
+        }
+        match deadline {
+            None => stream.room().await,
+            Some(d) => {
+                if tokio::time::timeout_at(d.at, stream.room()).await.is_err() {
+                    break Err(Failure::Transport(TransportError::Deadline {
+                        seconds: d.seconds,
+                    }));
+                }
+            }
+        }
+    };
+    stream.finish(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_before_the_failure_then_the_failure_sticks() {
+        let stream = PartStream::new(None);
+        let mut parts = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        assert!(stream.push(&mut parts));
+        let failure = Failure::Transport(TransportError::ConnectionLost {
+            message: "gone".into(),
+        });
+        stream.finish(Err(failure.clone()));
+        assert_eq!(stream.try_next(), Next::Part(Bytes::from_static(b"a")));
+        assert_eq!(stream.try_next(), Next::Part(Bytes::from_static(b"b")));
+        assert_eq!(stream.try_next(), Next::Failed(failure.clone()));
+        assert_eq!(stream.try_next(), Next::Failed(failure));
+        let m = stream.metrics();
+        assert_eq!((m.parts, m.bytes), (2, 2));
+        assert!(m.ended_at.is_some());
+    }
+
+    #[test]
+    fn a_waiter_is_given_back_when_something_is_there() {
+        struct Flag(Arc<Mutex<bool>>);
+        impl Wake for Flag {
+            fn wake(self: Box<Self>) {
+                *self.0.lock().unwrap() = true;
+            }
+        }
+        let stream = PartStream::new(None);
+        let woken = Arc::new(Mutex::new(false));
+        assert!(stream
+            .set_waiter(Box::new(Flag(woken.clone())))
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            stream.set_waiter(Box::new(Flag(woken.clone()))).err(),
+            Some(Busy)
+        );
+        stream.push(&mut vec![Bytes::from_static(b"x")]);
+        assert!(*woken.lock().unwrap());
+        assert!(stream.set_waiter(Box::new(Flag(woken))).unwrap().is_some());
+    }
+
+    #[test]
+    fn close_drops_parts_and_ends() {
+        let stream = PartStream::new(None);
+        stream.push(&mut vec![Bytes::from_static(b"x")]);
+        stream.close();
+        assert_eq!(stream.try_next(), Next::End);
+        assert!(!stream.push(&mut vec![Bytes::from_static(b"y")]));
+        assert!(stream.finished());
+    }
+
+    #[test]
+    fn wait_next_times_out_and_wakes() {
+        let stream = Arc::new(PartStream::new(None));
+        assert_eq!(
+            stream.wait_next(Some(Duration::from_millis(5))),
+            Next::Pending
+        );
+        let producer = stream.clone();
+        let t = std::thread::spawn(move || {
+            producer.push(&mut vec![Bytes::from_static(b"z")]);
+        });
+        assert_eq!(stream.wait_next(None), Next::Part(Bytes::from_static(b"z")));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn share_slices_inside_and_copies_outside() {
+        let chunk = Bytes::from_static(b"hello world");
+        let inner = share(&chunk, &chunk[6..]);
+        assert_eq!(inner, "world");
+        assert_eq!(inner.as_ptr(), chunk[6..].as_ptr());
+        let outside = share(&chunk, b"other");
+        assert_eq!(outside, "other");
+    }
+}
