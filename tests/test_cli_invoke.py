@@ -300,3 +300,16 @@ def test_stdout_closed_early_is_a_quiet_exit_0(emulator: Emulator) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert err == b""
+
+
+def test_the_command_line_client_takes_the_request_path() -> None:
+    """The notices ride on the client's attempt observer, not on botocore handlers of the
+    runtime client, so `sagestream invoke` keeps the fast path."""
+    import argparse
+
+    from sagestream.cli import _common
+
+    args = argparse.Namespace(profile=None, region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    with _common.ConnectionNotices() as notices:
+        client = _common.make_client(args, notices)
+        assert client.fast_path, client.fast_path_reason

@@ -606,3 +606,30 @@ def test_close_from_another_thread_interrupts_a_blocked_read(path: str) -> None:
         assert not t.is_alive(), "close() did not interrupt the blocked read"
     assert outcome[0] == PARTS[:1]
     assert outcome[1] is None or isinstance(outcome[1], (TransportError, TruncatedStreamError))
+
+
+def test_the_observer_is_told_of_every_attempt() -> None:
+    seen: list[tuple[object, ...]] = []
+
+    class Observer:
+        def attempt_started(self, url: str, attempt: int) -> None:
+            seen.append(("started", attempt))
+
+        def attempt_ended(self, url: str, attempt: int, failure: str | None, retry_in: float | None) -> None:
+            seen.append(("ended", attempt, failure, retry_in is not None))
+
+    answers = [json_error(503, "ServiceUnavailable", "later"), stream_response(FRAMES[:2])]
+    with serve(answers) as srv:
+        client = Client(
+            _SESSION,
+            endpoint_url=srv.url,
+            config=Config(retries={"total_max_attempts": 2, "mode": "standard"}),
+            observer=Observer(),
+        )
+        assert list(client.invoke_stream("ep", b"")) == PARTS[:2]
+    assert seen == [
+        ("started", 1),
+        ("ended", 1, "HTTP 503", True),
+        ("started", 2),
+        ("ended", 2, None, False),
+    ]

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from sagestream._client import Client, InvokeResult
     from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
+    from sagestream._call import AttemptObserver
     from sagestream._stream import ResponseStream, StreamMetrics
 
 # Public names defined in modules that import botocore/aiohttp machinery: loaded on first use
@@ -66,6 +67,7 @@ _LAZY = {
     "InvokeResult": "sagestream._client",
     "ResponseStream": "sagestream._stream",
     "StreamMetrics": "sagestream._stream",
+    "AttemptObserver": "sagestream._call",
     "patch_botocore": "sagestream._patch",
     "unpatch_botocore": "sagestream._patch",
     "is_patched": "sagestream._patch",
@@ -100,6 +102,7 @@ __all__ = [
     "InvokeResult",
     "ResponseStream",
     "StreamMetrics",
+    "AttemptObserver",
     "patch_botocore",
     "unpatch_botocore",
     "is_patched",

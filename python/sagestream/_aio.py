@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagestream import _botocore_path, _core, _params
 from sagestream._botocore import Bridge, transport_for
-from sagestream._call import Attempts, response_metadata, send_async
+from sagestream._call import Attempts, AttemptObserver, response_metadata, send_async
 from sagestream._operations import (
     ASYNC_OPERATION,
     INVOKE_OPERATION,
@@ -97,7 +97,8 @@ class AsyncClient:
     ``botocore.config.Config``: timeouts, retries, max_pool_connections, proxies) mean what they
     mean for boto3. ``s3_endpoint_url`` is the S3 endpoint used by :meth:`invoke_async`.
     ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
-    Without a session, ``aws_access_key_id`` & co. build one.
+    Without a session, ``aws_access_key_id`` & co. build one. ``observer`` is told of each
+    attempt of each call (:class:`sagestream.AttemptObserver`).
 
     Use it as ``async with AsyncClient() as client`` or call :meth:`close` when done. The
     botocore clients and credentials are set up in a worker thread on first use.
@@ -115,6 +116,7 @@ class AsyncClient:
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
         verify: bool | str | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
         if session is not None and not hasattr(session, "client"):
             raise TypeError(
@@ -122,6 +124,7 @@ class AsyncClient:
                 " (pass the region as region_name=...)"
             )
         self._session: Any = session
+        self._observer = observer
         self._verify = verify
         self._credentials_given = {
             "aws_access_key_id": aws_access_key_id,
@@ -156,7 +159,7 @@ class AsyncClient:
                     config=self._config,
                     verify=self._verify,
                 )
-                self._bridge = Bridge.of(self._runtime)
+                self._bridge = Bridge.of(self._runtime, self._observer)
                 if self._bridge.transport is None:
                     raise NotImplementedError(
                         f"sagestream.AsyncClient cannot send for this client: {self._bridge.reason}"

@@ -227,6 +227,8 @@ class Bridge:
     retry_mode: str = "legacy"
     #: Inside AWS Lambda (botocore then adds the recursion-detection header).
     in_lambda: bool = False
+    #: The client's ``observer=`` (see ``sagestream._call.AttemptObserver``).
+    observer: Any = None
     _user_agents: dict[str, str] = field(default_factory=dict)
     _credentials: Credentials = field(default_factory=Credentials)
     _handlers_seen: Any = None
@@ -235,8 +237,8 @@ class Bridge:
     _switched: list[tuple[Any, str]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, client: Any) -> Bridge:
-        bridge = cls(client)
+    def of(cls, client: Any, observer: Any = None) -> Bridge:
+        bridge = cls(client, observer=observer)
         bridge.retry_mode = str((client.meta.config.retries or {}).get("mode", "legacy"))
         bridge.in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
         model = client._service_model

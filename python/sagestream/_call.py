@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sagestream import _core
 from sagestream._botocore import SERVICE_ID, Bridge, Route, botocore_error, http_response, invocation_id
@@ -23,9 +23,25 @@ from sagestream.exceptions import (
     service_error_from_response,
 )
 
-__all__ = ["Attempts", "response_metadata", "send", "send_async"]
+__all__ = ["Attempts", "AttemptObserver", "response_metadata", "send", "send_async"]
 
 Mode = Literal["whole", "stream"]
+
+
+class AttemptObserver(Protocol):
+    """What a client's ``observer=`` is told of each attempt (for logging and metrics).
+
+    Called on the thread (or in the task) making the call; keep the methods quick.
+    """
+
+    def attempt_started(self, url: str, attempt: int) -> None:
+        """Attempt ``attempt`` (1 for the first) of a call to ``url`` is about to be sent."""
+
+    def attempt_ended(self, url: str, attempt: int, failure: str | None, retry_in: float | None) -> None:
+        """The attempt ended: ``failure`` says why it did not give the call's answer (a
+        transport error, or an error status), None when it did; ``retry_in``: the delay
+        before the next attempt, None when there is none."""
+
 
 #: Failures before a response that botocore's retry rules may retry.
 _RETRYABLE = (ConnectError, ConnectionLostError, ReadTimeoutError)
@@ -108,6 +124,9 @@ class Attempts:
 
     def send_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Arguments of ``Transport.send`` for this attempt."""
+        observer = self.bridge.observer
+        if observer is not None:
+            observer.attempt_started(self.url, self.attempt)
         return (
             ("POST", self.url, self.headers, self.body),
             {"after": self._after, "mode": self.mode, "deadline": self.remaining()},
@@ -130,9 +149,11 @@ class Attempts:
     def failed(self, exc: BaseException) -> float:
         """An attempt failed before any response: the delay before the next one, or raise."""
         if not isinstance(exc, _RETRYABLE):
+            self._ended(str(exc), None)
             raise exc
         caught = botocore_error(exc, self.url)
         delay = self.bridge.ask_retry(self.route, self.attempt, self._context_for_retry(), caught=caught)
+        self._ended(str(exc), delay)
         if delay is None:
             raise exc from caught
         self._last = None
@@ -150,6 +171,7 @@ class Attempts:
                 context = self._context_for_retry()
                 self.bridge.ask_retry(self.route, self.attempt, context, response=(http, parsed))
                 self.bridge.after_call(self.route, context, http, parsed)
+            self._ended(None, None)
             return None
         headers = response.headers
         body = response.body or b""
@@ -158,12 +180,18 @@ class Attempts:
         delay = self.bridge.ask_retry(
             self.route, self.attempt, self._context_for_retry(), response=(http, parsed)
         )
+        self._ended(f"HTTP {status}", delay)
         if delay is None:
             metadata = parsed.setdefault("ResponseMetadata", {})
             metadata["RetryAttempts"] = self.attempt - 1
             raise service_error_from_response(parsed, self.route.name)
         self._last = (http, parsed)
         return delay
+
+    def _ended(self, failure: str | None, retry_in: float | None) -> None:
+        observer = self.bridge.observer
+        if observer is not None:
+            observer.attempt_ended(self.url, self.attempt, failure, retry_in)
 
     def pause(self, delay: float) -> float:
         """The delay to sleep before the next attempt; raises when the deadline would pass."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagestream import _params
 from sagestream._botocore import Bridge
-from sagestream._call import Attempts, response_metadata, send
+from sagestream._call import Attempts, AttemptObserver, response_metadata, send
 from sagestream._operations import (
     ASYNC_OPERATION,
     INVOKE_OPERATION,
@@ -42,6 +42,7 @@ class Client:
     answers; sagestream sends and signs the requests and decodes the response stream in Rust.
 
     ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
+    ``observer`` is told of each attempt of each call (:class:`sagestream.AttemptObserver`).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class Client:
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
         verify: bool | str | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
         import boto3
 
@@ -83,7 +85,7 @@ class Client:
             config=config,
             verify=verify,
         )
-        self._bridge = Bridge.of(self._runtime)
+        self._bridge = Bridge.of(self._runtime, observer)
 
     @property
     def region_name(self) -> str:

@@ -97,10 +97,13 @@ def make_client(
     from sagestream import Client
 
     session = boto3.Session(profile_name=args.profile, region_name=args.region)
-    # Clients copy the session's handlers when they are created: registered here, the notices
-    # cover the runtime client and any S3 client the command creates later.
+    client = Client(session, endpoint_url=args.endpoint_url, config=config, observer=notices, **options)
+    notices.config = client.runtime_client.meta.config
+    # Clients copy the session's handlers when they are created: registered now, after the
+    # runtime client (which tells `notices` of its attempts itself and keeps the request path),
+    # the notices also cover any S3 client the command creates later.
     notices.register(session.events)
-    return Client(session, endpoint_url=args.endpoint_url, config=config, **options)
+    return client
 
 
 class ConnectionNotices:
@@ -119,6 +122,25 @@ class ConnectionNotices:
         self._attempt: tuple[int, int, tuple[Any, Any]] = (1, 1, (None, None))
         self._lock = threading.Lock()
         self._explained = False
+        #: The runtime client's botocore config (its timeouts and retry settings).
+        self.config: Any = None
+
+    # The runtime client's attempts (sagestream.AttemptObserver) ---------------------------
+
+    def attempt_started(self, url: str, attempt: int) -> None:
+        """Start the "no answer yet" timer of an attempt of the runtime client."""
+        context = {"client_config": self.config}
+        timeouts = (getattr(self.config, "connect_timeout", None), getattr(self.config, "read_timeout", None))
+        self._start_timer(url, attempt, _attempts(context)[1], timeouts)
+
+    def attempt_ended(self, url: str, attempt: int, failure: str | None, retry_in: float | None) -> None:
+        """Stop the timer; say so when a failed attempt is retried."""
+        self._cancel()
+        if failure is not None and retry_in is not None:
+            context = {"client_config": self.config}
+            self._retrying(url, attempt, _attempts(context)[1], failure, context)
+
+    # botocore's events, for the S3 calls of invoke-async ----------------------------------
 
     def register(self, events: Any) -> None:
         """Register the handlers on a botocore event emitter."""
@@ -146,9 +168,10 @@ class ConnectionNotices:
 
     def _sending(self, request: Any, **_: Any) -> None:
         attempt, limit, timeouts = self._attempt
-        timer = threading.Timer(
-            NOTICE_AFTER, _notice_waiting, (_origin(str(request.url)), attempt, limit, timeouts)
-        )
+        self._start_timer(str(request.url), attempt, limit, timeouts)
+
+    def _start_timer(self, url: str, attempt: int, limit: int, timeouts: tuple[Any, Any]) -> None:
+        timer = threading.Timer(NOTICE_AFTER, _notice_waiting, (_origin(url), attempt, limit, timeouts))
         timer.daemon = True
         self._cancel()
         with self._lock:
@@ -173,11 +196,16 @@ class ConnectionNotices:
             reason = f"HTTP {response[0].status_code}"
         else:
             return
-        url = _origin(str(request_dict.get("url", "")))
-        lines = [f"[sagestream] attempt {attempts} of {limit} to {url} failed ({reason}); retrying\n"]
+        self._retrying(
+            str(request_dict.get("url", "")), attempts, limit, reason, request_dict.get("context", {})
+        )
+
+    def _retrying(self, url: str, attempt: int, limit: int, reason: str, context: dict[str, Any]) -> None:
+        url = _origin(url)
+        lines = [f"[sagestream] attempt {attempt} of {limit} to {url} failed ({reason}); retrying\n"]
         if not self._explained:
             self._explained = True
-            mode = _retry_mode(request_dict.get("context", {}))
+            mode = _retry_mode(context)
             lines.append(
                 f"[sagestream] retries as configured: mode {mode}, at most {limit} attempts "
                 "(AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, or max_attempts and retry_mode in ~/.aws/config)\n"
