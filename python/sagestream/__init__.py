@@ -55,9 +55,9 @@ if TYPE_CHECKING:
         wait_many,
         wait_many_async,
     )
+    from sagestream._call import AttemptObserver
     from sagestream._client import Client, InvokeResult
     from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
-    from sagestream._call import AttemptObserver
     from sagestream._stream import ResponseStream, StreamMetrics
 
 # Public names defined in modules that import botocore/aiohttp machinery: loaded on first use

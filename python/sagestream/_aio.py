@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagestream import _botocore_path, _core, _params
 from sagestream._botocore import Bridge, transport_for
-from sagestream._call import Attempts, AttemptObserver, response_metadata, send_async
+from sagestream._call import AttemptObserver, Attempts, response_metadata, send_async
 from sagestream._operations import (
     ASYNC_OPERATION,
     INVOKE_OPERATION,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagestream import _params
 from sagestream._botocore import Bridge
-from sagestream._call import Attempts, AttemptObserver, response_metadata, send
+from sagestream._call import AttemptObserver, Attempts, response_metadata, send
 from sagestream._operations import (
     ASYNC_OPERATION,
     INVOKE_OPERATION,
