@@ -217,3 +217,25 @@ def test_one_client_shared_by_many_threads(emulator: Emulator, pool: int) -> Non
         got = list(executor.map(one, bodies, timeout=60))
     assert got == bodies
     assert len(threads) > 1
+
+
+def test_stream_from_a_stock_boto3_response(runtime_client: Any) -> None:
+    import sagestream
+
+    expected = stock_parts(runtime_client, EndpointName="demo", Body=BODY, CustomAttributes="tokens=12")
+    response = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName="demo", Body=BODY, CustomAttributes="tokens=12"
+    )
+    stream = sagestream.stream_from_boto3(response)
+    assert stream.content_type == response["ContentType"]
+    assert list(stream) == expected
+    assert stream.metrics.parts == len(expected)
+    failing = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName="demo", Body=BODY, CustomAttributes="fault=model-stream-error;after=2"
+    )
+    got: list[bytes] = []
+    with pytest.raises(ModelStreamError):
+        got.extend(sagestream.stream_from_boto3(failing))
+    assert len(got) == 2
+    with pytest.raises(TypeError):
+        sagestream.stream_from_boto3({"Body": b"not a stream"})

@@ -193,6 +193,10 @@ async def arun(emulator: Any, attrs: str | None) -> tuple[list[Any], BaseExcepti
                 events.append(event)
         except Exception as exc:
             return events, exc, body
+        finally:
+            # A body that ended in an error still holds its aiohttp connection: give it back
+            # now, not to the garbage collector (a ResourceWarning in whichever test runs then).
+            body.close()
         return events, None, body
 
 

@@ -14,7 +14,9 @@ from sagestream._core import __version__
 from sagestream.exceptions import (
     AsyncInferenceError,
     AsyncInferenceFailed,
+    AsyncInferenceFailedError,
     AsyncInferenceTimeout,
+    AsyncInferenceTimeoutError,
     ChecksumMismatchError,
     ConnectError,
     ConnectionLostError,
@@ -46,17 +48,19 @@ from sagestream.exceptions import (
 
 if TYPE_CHECKING:
     from sagestream._aio import AsyncClient, AsyncResponseStream
-    from sagestream._async_inference import (
+    from sagestream._call import AttemptObserver
+    from sagestream._client import Client, InvokeResult, stream_from_boto3
+    from sagestream._jobs import (
+        AsyncInferenceJob,
         AsyncInvocation,
         AsyncInvocationAsync,
+        InferenceJob,
         WaitProgress,
         as_completed,
         as_completed_async,
         wait_many,
         wait_many_async,
     )
-    from sagestream._call import AttemptObserver
-    from sagestream._client import Client, InvokeResult
     from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
     from sagestream._stream import ResponseStream, StreamMetrics
 
@@ -64,7 +68,8 @@ if TYPE_CHECKING:
 # so that `import sagestream` (and the Rust codec) stays cheap.
 _LAZY = {
     "Client": "sagestream._client",
-    "InvokeResult": "sagestream._client",
+    "stream_from_boto3": "sagestream._client",
+    "InvokeResult": "sagestream._operations",
     "ResponseStream": "sagestream._stream",
     "StreamMetrics": "sagestream._stream",
     "AttemptObserver": "sagestream._call",
@@ -73,13 +78,15 @@ _LAZY = {
     "is_patched": "sagestream._patch",
     "AsyncClient": "sagestream._aio",
     "AsyncResponseStream": "sagestream._aio",
-    "AsyncInvocation": "sagestream._async_inference",
-    "AsyncInvocationAsync": "sagestream._async_inference",
-    "wait_many": "sagestream._async_inference",
-    "as_completed": "sagestream._async_inference",
-    "wait_many_async": "sagestream._async_inference",
-    "as_completed_async": "sagestream._async_inference",
-    "WaitProgress": "sagestream._async_inference",
+    "InferenceJob": "sagestream._jobs",
+    "AsyncInferenceJob": "sagestream._jobs",
+    "AsyncInvocation": "sagestream._jobs",
+    "AsyncInvocationAsync": "sagestream._jobs",
+    "wait_many": "sagestream._jobs",
+    "as_completed": "sagestream._jobs",
+    "wait_many_async": "sagestream._jobs",
+    "as_completed_async": "sagestream._jobs",
+    "WaitProgress": "sagestream._jobs",
 }
 
 
@@ -99,6 +106,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     "Client",
+    "stream_from_boto3",
     "InvokeResult",
     "ResponseStream",
     "StreamMetrics",
@@ -108,6 +116,8 @@ __all__ = [
     "is_patched",
     "AsyncClient",
     "AsyncResponseStream",
+    "InferenceJob",
+    "AsyncInferenceJob",
     "AsyncInvocation",
     "AsyncInvocationAsync",
     "wait_many",
@@ -118,6 +128,8 @@ __all__ = [
     "LineTooLongError",
     "ReassemblyError",
     "AsyncInferenceError",
+    "AsyncInferenceFailedError",
+    "AsyncInferenceTimeoutError",
     "AsyncInferenceFailed",
     "AsyncInferenceTimeout",
     "ChecksumMismatchError",

@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _botocore_path, _core, _params
-from sagestream._botocore import Bridge, transport_for
+from sagestream import _botocore_path, _core, _jobs, _params
+from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Attempts, response_metadata, send_async
+from sagestream._jobs import AsyncInferenceJob
 from sagestream._operations import (
     ASYNC_OPERATION,
     INVOKE_OPERATION,
@@ -34,14 +35,14 @@ from sagestream._operations import (
     InvokeResult,
     StreamInfo,
 )
+from sagestream._s3 import AsyncTransportS3
 from sagestream._stream import AsyncResponseStream
-from sagestream.exceptions import ServiceError, service_error_from_response
+from sagestream.exceptions import service_error_from_response
 
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-    from sagestream._async_inference import AsyncInvocationAsync
 
 __all__ = ["AsyncClient", "AsyncResponseStream", "hub_for"]
 
@@ -137,11 +138,35 @@ class AsyncClient:
         self._config = config
         self._runtime: Any = None
         self._bridge: Bridge | None = None
-        self._s3: Any = None
-        self._s3_transport: Any = None
+        self._s3 = AsyncTransportS3(self._make_s3, lambda: hub_for(asyncio.get_running_loop()))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_lock = threading.Lock()
         self._closed = False
+
+    @classmethod
+    def from_boto3(
+        cls,
+        client: Any,
+        *,
+        s3_endpoint_url: str | None = None,
+        observer: AttemptObserver | None = None,
+    ) -> AsyncClient:
+        """An AsyncClient over an existing boto3 / botocore ``sagemaker-runtime`` client (see
+        :meth:`sagestream.Client.from_boto3`)."""
+        from sagestream._client import _runtime_client, session_of
+
+        runtime = _runtime_client(client)
+        self = cls(
+            session_of(runtime),
+            region_name=runtime.meta.region_name,
+            config=runtime.meta.config,
+            s3_endpoint_url=s3_endpoint_url,
+            verify=getattr(getattr(runtime._endpoint, "http_session", None), "_verify", None),
+            observer=observer,
+        )
+        self._runtime = runtime
+        self._bridge = Bridge.of(runtime, observer)
+        return self
 
     # set-up ----------------------------------------------------------------------------------
 
@@ -166,22 +191,16 @@ class AsyncClient:
                     )
             return self._bridge
 
-    def _make_s3(self) -> tuple[Any, Any]:
+    def _make_s3(self) -> Any:
+        """The botocore S3 client of async inference jobs (called in a worker thread)."""
         self._make_runtime()
-        with self._setup_lock:
-            if self._s3 is None:
-                s3 = self._session.client(
-                    "s3",
-                    region_name=self._region_name or self._runtime.meta.region_name,
-                    endpoint_url=self._s3_endpoint_url,
-                    config=self._config,
-                    verify=self._verify,
-                )
-                transport, why = transport_for(s3, s3.meta.region_name, "s3")
-                if transport is None:
-                    raise NotImplementedError(f"sagestream.AsyncClient cannot send to S3: {why}")
-                self._s3, self._s3_transport = s3, transport
-            return self._s3, self._s3_transport
+        return self._session.client(
+            "s3",
+            region_name=self._region_name or self._runtime.meta.region_name,
+            endpoint_url=self._s3_endpoint_url,
+            config=self._config,
+            verify=self._verify,
+        )
 
     async def _ready(self) -> tuple[Bridge, _core.Hub]:
         if self._closed:
@@ -217,9 +236,9 @@ class AsyncClient:
     async def close(self) -> None:
         """Close the connection pools (open streams keep their connections until they end)."""
         self._closed = True
-        for transport in (self._bridge.transport if self._bridge else None, self._s3_transport):
-            if transport is not None:
-                transport.close()
+        if self._bridge is not None:
+            self._bridge.transport.close()
+        self._s3.close()
 
     async def __aenter__(self) -> AsyncClient:
         await self._ready()
@@ -390,16 +409,15 @@ class AsyncClient:
         invocation_timeout_seconds: int | None = None,
         s3_output_path_extension: str | None = None,
         filename: str | None = None,
-    ) -> AsyncInvocationAsync:
+    ) -> AsyncInferenceJob:
         """InvokeEndpointAsync; returns a handle whose ``await handle.wait()`` gives the output.
 
         Give ``input_location`` (an ``s3://`` URI), or ``input`` (bytes, or a file path) with an
         ``input_prefix`` to upload it under. Every parameter is validated before any upload.
         """
-        from sagestream._async_inference import start_invocation_async
-
-        return await start_invocation_async(
-            self,
+        return await _jobs.submit_async(
+            self._s3,
+            self._invoke_async_call,
             endpoint_name,
             input_location=input_location,
             input=input,
@@ -413,16 +431,3 @@ class AsyncClient:
             s3_output_path_extension=s3_output_path_extension,
             filename=filename,
         )
-
-    # S3, for async inference jobs ----------------------------------------------------------
-
-    async def _s3_call(self, operation_name: str, params: dict[str, Any]) -> _botocore_path.Reply:
-        """One S3 call; its reply (the typed error of any answer but 2xx and 404 is raised)."""
-        _, hub = await self._ready()
-        s3, transport = self._s3, self._s3_transport
-        if s3 is None:
-            s3, transport = await asyncio.to_thread(self._make_s3)
-        reply = await _botocore_path.call(s3, transport, hub, operation_name, params)
-        if reply.status >= 300 and reply.status != 404:
-            raise ServiceError(reply.parsed or {}, operation_name)
-        return reply

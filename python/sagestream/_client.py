@@ -11,9 +11,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _params
+from sagestream import _jobs, _params
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Attempts, response_metadata, send
+from sagestream._jobs import InferenceJob
 from sagestream._operations import (
     ASYNC_OPERATION,
     INVOKE_OPERATION,
@@ -23,6 +24,7 @@ from sagestream._operations import (
     StreamInfo,
     parse_new_session,
 )
+from sagestream._s3 import BotoS3
 from sagestream._stream import ResponseStream
 from sagestream._transport import botocore_errors, open_body
 
@@ -30,9 +32,7 @@ if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-    from sagestream._async_inference import AsyncInvocation
-
-__all__ = ["Client", "InvokeResult", "parse_new_session"]
+__all__ = ["Client", "InvokeResult", "parse_new_session", "stream_from_boto3"]
 
 
 class Client:
@@ -73,19 +73,62 @@ class Client:
                 aws_secret_access_key=aws_secret_access_key,
                 aws_session_token=aws_session_token,
             )
-        self._session = session
-        self._config = config
-        self._endpoint_url = endpoint_url
-        self._s3_endpoint_url = s3_endpoint_url
-        self._verify = verify
-        self._runtime: Any = session.client(
+        runtime = session.client(
             "sagemaker-runtime",
             region_name=region_name,
             endpoint_url=endpoint_url,
             config=config,
             verify=verify,
         )
-        self._bridge = Bridge.of(self._runtime, observer)
+        self._attach(
+            runtime, session, config=config, verify=verify, s3_endpoint_url=s3_endpoint_url, observer=observer
+        )
+
+    def _attach(
+        self,
+        runtime: Any,
+        session: Any,
+        *,
+        config: Any,
+        verify: Any,
+        s3_endpoint_url: str | None,
+        observer: AttemptObserver | None,
+    ) -> None:
+        self._session = session
+        self._runtime: Any = runtime
+        self._bridge = Bridge.of(runtime, observer)
+        self._s3 = BotoS3(
+            lambda: session.client(
+                "s3",
+                region_name=runtime.meta.region_name,
+                endpoint_url=s3_endpoint_url,
+                config=config,
+                verify=verify,
+            )
+        )
+
+    @classmethod
+    def from_boto3(
+        cls,
+        client: Any,
+        *,
+        s3_endpoint_url: str | None = None,
+        observer: AttemptObserver | None = None,
+    ) -> Client:
+        """A Client over an existing boto3 / botocore ``sagemaker-runtime`` client: its
+        credentials, region, endpoint, ``Config`` and ``verify`` (and its handlers: a client
+        with handlers of its own takes botocore's path). Async jobs reach S3 with the same
+        credentials and region."""
+        self = cls.__new__(cls)
+        self._attach(
+            _runtime_client(client),
+            session_of(client),
+            config=client.meta.config,
+            verify=getattr(getattr(client._endpoint, "http_session", None), "_verify", None),
+            s3_endpoint_url=s3_endpoint_url,
+            observer=observer,
+        )
+        return self
 
     @property
     def region_name(self) -> str:
@@ -114,7 +157,7 @@ class Client:
         return int(transport.idle_connections()) if transport is not None else 0
 
     def close(self) -> None:
-        """Close the connection pools."""
+        """Close the connection pools (open streams keep their connections until they end)."""
         if self._bridge.transport is not None:
             self._bridge.transport.close()
         close = getattr(self._runtime, "close", None)
@@ -280,16 +323,16 @@ class Client:
         invocation_timeout_seconds: int | None = None,
         s3_output_path_extension: str | None = None,
         filename: str | None = None,
-    ) -> AsyncInvocation:
-        """Start an asynchronous inference (InvokeEndpointAsync); see ``AsyncInvocation.wait``.
+    ) -> InferenceJob:
+        """Start an asynchronous inference job (InvokeEndpointAsync); see ``InferenceJob.wait``.
 
-        Give either ``input_location`` (an ``s3://`` URI) or ``input`` (bytes or a file path)
-        with ``input_prefix`` (an ``s3://`` prefix to upload it under).
+        Give either ``input_location`` (an ``s3://`` URI) or ``input`` (the content as ``bytes``
+        or text, or a file: an ``os.PathLike`` or a ``str`` naming one) with ``input_prefix`` (an
+        ``s3://`` prefix to upload it under).
         """
-        from sagestream._async_inference import start_invocation
-
-        return start_invocation(
-            self,
+        return _jobs.submit(
+            self._s3,
+            self._invoke_async_call,
             endpoint_name,
             input_location=input_location,
             input=input,
@@ -303,3 +346,39 @@ class Client:
             s3_output_path_extension=s3_output_path_extension,
             filename=filename,
         )
+
+
+def _runtime_client(client: Any) -> Any:
+    meta = getattr(client, "meta", None)
+    service = getattr(getattr(meta, "service_model", None), "service_name", None)
+    if service != "sagemaker-runtime":
+        raise TypeError(
+            f"expected a boto3 'sagemaker-runtime' client, got {type(client).__name__} for {service!r}"
+        )
+    return client
+
+
+def session_of(client: Any) -> Any:
+    """A boto3 session with the credentials and region of botocore ``client`` (for its S3)."""
+    import boto3
+    import botocore.session
+
+    botocore_session = botocore.session.get_session()
+    botocore_session._credentials = client._request_signer._credentials
+    return boto3.Session(botocore_session=botocore_session, region_name=client.meta.region_name)
+
+
+def stream_from_boto3(response: dict[str, Any], *, deadline: float | None = None) -> ResponseStream:
+    """sagestream's stream over a stock boto3 ``invoke_endpoint_with_response_stream`` response,
+    on the same connection: parts as ``bytes``, ``.lines()`` / ``.sse()`` / ``.json_lines()``,
+    metrics and sagestream's typed errors, decoded in Rust. The response's ``Body`` must not
+    have been iterated yet."""
+    body = response.get("Body") if isinstance(response, dict) else None
+    raw = getattr(body, "_raw_stream", None)
+    if raw is None or not hasattr(raw, "stream"):
+        raise TypeError("expected the response of a boto3 invoke_endpoint_with_response_stream call")
+    read_timeout = None
+    parts, owner = open_body(raw, deadline=deadline, read_timeout=read_timeout)
+    return ResponseStream(
+        parts, StreamInfo.of(response), started=time.monotonic(), on_close=lambda: owner.release(False)
+    )

@@ -25,8 +25,8 @@ Hierarchy::
     │   └── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
     ├── SigningError (ValueError)             a request that cannot be signed
     └── AsyncInferenceError
-        ├── AsyncInferenceFailed              the failure document of InvokeEndpointAsync
-        └── AsyncInferenceTimeout (TimeoutError)
+        ├── AsyncInferenceFailedError         the failure document of InvokeEndpointAsync
+        └── AsyncInferenceTimeoutError (TimeoutError)
 
 The Rust core raises the decode and reassembly errors and builds the stream errors through
 ``_stream_exception`` / ``_stream_error``, all in ``src/errors.rs``: the names used there must
@@ -70,6 +70,8 @@ __all__ = [
     "DeadlineExceededError",
     "SigningError",
     "AsyncInferenceError",
+    "AsyncInferenceFailedError",
+    "AsyncInferenceTimeoutError",
     "AsyncInferenceFailed",
     "AsyncInferenceTimeout",
     "service_error_from_response",
@@ -382,7 +384,7 @@ class AsyncInferenceError(SageStreamError):
     """Base of InvokeEndpointAsync result errors."""
 
 
-class AsyncInferenceFailed(AsyncInferenceError):
+class AsyncInferenceFailedError(AsyncInferenceError):
     """The asynchronous inference failed; ``failure`` holds the failure document's bytes."""
 
     def __init__(self, message: str, *, failure: bytes = b"", failure_location: str = "") -> None:
@@ -397,11 +399,11 @@ class AsyncInferenceFailed(AsyncInferenceError):
         )
 
 
-def _rebuild_async_failed(message: str, failure: bytes, failure_location: str) -> AsyncInferenceFailed:
-    return AsyncInferenceFailed(message, failure=failure, failure_location=failure_location)
+def _rebuild_async_failed(message: str, failure: bytes, failure_location: str) -> AsyncInferenceFailedError:
+    return AsyncInferenceFailedError(message, failure=failure, failure_location=failure_location)
 
 
-class AsyncInferenceTimeout(AsyncInferenceError, TimeoutError):
+class AsyncInferenceTimeoutError(AsyncInferenceError, TimeoutError):
     """Neither the output nor the failure object appeared in time."""
 
     def __init__(self, message: str, *, output_location: str = "", failure_location: str = "") -> None:
@@ -418,5 +420,12 @@ class AsyncInferenceTimeout(AsyncInferenceError, TimeoutError):
 
 def _rebuild_async_timeout(
     message: str, output_location: str, failure_location: str
-) -> AsyncInferenceTimeout:
-    return AsyncInferenceTimeout(message, output_location=output_location, failure_location=failure_location)
+) -> AsyncInferenceTimeoutError:
+    return AsyncInferenceTimeoutError(
+        message, output_location=output_location, failure_location=failure_location
+    )
+
+
+#: The names of one release before.
+AsyncInferenceFailed = AsyncInferenceFailedError
+AsyncInferenceTimeout = AsyncInferenceTimeoutError

@@ -1,8 +1,7 @@
 """The ``sagestream`` command: ``demo``, ``invoke``, ``invoke-async`` and ``serve``.
 
 One module per command, each with a ``register(subparsers)`` that adds its parser and sets
-``func`` (taking the parsed namespace, returning the exit status). ``serve`` lives with the
-emulator (``sagestream.emulator.cli``).
+``func`` (taking the parsed namespace, returning the exit status).
 
 Starting stays cheap: the command modules import boto3, rich or the emulator only when their
 command runs, and ``serve``'s module (which imports aiohttp) is loaded only when ``serve`` is
@@ -24,7 +23,7 @@ from collections.abc import Sequence
 
 _COMMAND_MODULES = ("sagestream.cli.demo", "sagestream.cli.invoke", "sagestream.cli.invoke_async")
 # `serve`: its module is imported only when it runs, so its one-line help is repeated here.
-_SERVE_MODULE = "sagestream.emulator.cli"
+_SERVE_MODULE = "sagestream.cli.serve"
 _SERVE_HELP = "run a local SageMaker Runtime endpoint emulator"
 
 EXIT_INTERRUPTED = 130

@@ -32,7 +32,7 @@ def _clock(seconds: float) -> str:
 
 
 class WaitDisplay:
-    """A ``progress`` callback for ``AsyncInvocation.wait``, and the context it draws in.
+    """A ``progress`` callback for ``InferenceJob.wait``, and the context it draws in.
 
     ``console`` is for tests: a ``rich.console.Console`` to draw on instead of ``stream``, which
     then counts as a terminal.
@@ -81,7 +81,7 @@ class WaitDisplay:
         return progress
 
     def __call__(self, event: WaitProgress) -> None:
-        """Take one poll's outcome (``AsyncInvocation.wait(progress=...)``)."""
+        """Take one poll's outcome (``InferenceJob.wait(progress=...)``)."""
         self._last = event
         if self._progress is not None:
             self._progress.update(self._task, polls=event.attempts)

@@ -190,18 +190,18 @@ def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
 
 def _wait(handle: Any, timeout: float | None) -> int:
     from sagestream.cli._waiting import WaitDisplay  # imports rich: only when waiting
-    from sagestream.exceptions import AsyncInferenceFailed, AsyncInferenceTimeout
+    from sagestream.exceptions import AsyncInferenceFailedError, AsyncInferenceTimeoutError
 
     sys.stderr.write(f"inference {handle.inference_id}: waiting for {handle.output_location}\n")
     bound = timeout if timeout is not None else handle.lifetime
     try:
         with WaitDisplay(sys.stderr, handle.inference_id, bound) as display:
             output = handle.wait(timeout=timeout, progress=display)
-    except AsyncInferenceFailed as exc:
+    except AsyncInferenceFailedError as exc:
         sys.stderr.write(f"sagestream invoke-async: the inference failed ({exc.failure_location}):\n")
         sys.stderr.write(exc.failure.decode("utf-8", "replace") + "\n")
         return _common.EXIT_FAILED
-    except AsyncInferenceTimeout as exc:
+    except AsyncInferenceTimeoutError as exc:
         sys.stderr.write(f"sagestream invoke-async: {exc}\n")
         return EXIT_TIMEOUT
     except KeyboardInterrupt:

@@ -1,23 +1,25 @@
-"""InvokeEndpointAsync, and waiting for its result in S3.
+"""Asynchronous inference jobs (InvokeEndpointAsync), and waiting for their results in S3.
 
 SageMaker answers InvokeEndpointAsync at once (202) with the S3 URIs where the output or the
-failure document will appear. The handles here poll both locations with capped exponential
-backoff and jitter until one of them exists, bounded by the request's own lifetime
-(RequestTTLSeconds + InvocationTimeoutSeconds) unless a timeout is given.
+failure document will appear. A job polls both locations with capped exponential backoff and
+jitter until one of them exists, bounded by the request's own lifetime (RequestTTLSeconds +
+InvocationTimeoutSeconds) unless a timeout is given.
 
-* :class:`AsyncInvocation` - the handle of the sync :class:`sagestream.Client` (boto3 S3 calls).
-* :class:`AsyncInvocationAsync` - the handle of :class:`sagestream.AsyncClient`; its S3 calls are
-  signed by a botocore S3 client and sent with the AsyncClient's aiohttp session, so thousands of
-  waits share one connection pool instead of a small thread pool.
-* :func:`wait_many` / :func:`as_completed` take either kind of handle (sync: a list / an iterator;
-  async: an awaitable / an async iterator); :func:`wait_many_async` / :func:`as_completed_async`
-  are the explicit async forms.
+* :class:`InferenceJob` - a job of the sync :class:`sagestream.Client`.
+* :class:`AsyncInferenceJob` - a job of :class:`sagestream.AsyncClient`, waited for with
+  ``await``; thousands of waits share the client's connection pool, no thread each.
+* :func:`wait_many` / :func:`as_completed` wait for sync jobs (a list / an iterator);
+  :func:`wait_many_async` / :func:`as_completed_async` for asyncio ones (an awaitable / an async
+  iterator).
+
+A job reads S3 through the small get/put protocol its client hands it (:class:`S3Access`,
+:class:`AsyncS3Access`) and is submitted through the client's InvokeEndpointAsync call; it
+knows nothing else of the client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import os
 import random
@@ -25,27 +27,50 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, Protocol
 
 from sagestream import _params
-from sagestream.exceptions import AsyncInferenceFailed, AsyncInferenceTimeout, ParamValidationError
-
-if TYPE_CHECKING:
-    from sagestream._aio import AsyncClient
+from sagestream._operations import AsyncAnswer
+from sagestream.exceptions import (
+    AsyncInferenceFailedError,
+    AsyncInferenceTimeoutError,
+    ParamValidationError,
+)
 
 __all__ = [
     "DEFAULT_INVOCATION_TIMEOUT_SECONDS",
     "DEFAULT_REQUEST_TTL_SECONDS",
+    "AsyncInferenceJob",
     "AsyncInvocation",
     "AsyncInvocationAsync",
+    "AsyncS3Access",
+    "InferenceJob",
+    "S3Access",
     "WaitProgress",
     "as_completed",
     "as_completed_async",
-    "start_invocation",
-    "start_invocation_async",
+    "submit",
+    "submit_async",
     "wait_many",
     "wait_many_async",
 ]
+
+
+class S3Access(Protocol):
+    """What a sync job needs of S3: read an object (None while it does not exist), write one."""
+
+    def get(self, bucket: str, key: str) -> bytes | None: ...
+
+    def put(self, bucket: str, key: str, data: bytes) -> None: ...
+
+
+class AsyncS3Access(Protocol):
+    """What an asyncio job needs of S3 (as :class:`S3Access`, awaited)."""
+
+    async def get(self, bucket: str, key: str) -> bytes | None: ...
+
+    async def put(self, bucket: str, key: str, data: bytes) -> None: ...
+
 
 # Service defaults when the request does not set them, from the SageMaker Runtime API reference
 # for InvokeEndpointAsync (also in botocore's sagemaker-runtime model documentation):
@@ -96,7 +121,7 @@ def _delay(attempt: int, min_interval: float, max_interval: float) -> float:
 
 
 class _Handle:
-    """What both handles share: locations, the default bound, the cached outcome."""
+    """What both kinds of job share: locations, the default bound, the cached outcome."""
 
     def __init__(
         self, inference_id: str, output_location: str, failure_location: str, lifetime: float
@@ -123,7 +148,7 @@ class _Handle:
 
     @property
     def error(self) -> BaseException | None:
-        """The ``AsyncInferenceFailed`` / ``AsyncInferenceTimeout`` once failed, else None."""
+        """The ``AsyncInferenceFailedError`` / ``AsyncInferenceTimeoutError`` once failed, else None."""
         return self._error
 
     def result(self) -> bytes:
@@ -141,16 +166,16 @@ class _Handle:
             return started + timeout
         return self.submitted_at + self.lifetime
 
-    def _failed(self, document: bytes) -> AsyncInferenceFailed:
+    def _failed(self, document: bytes) -> AsyncInferenceFailedError:
         text = document[:500].decode("utf-8", "replace")
-        return AsyncInferenceFailed(
+        return AsyncInferenceFailedError(
             f"async inference {self.inference_id} failed ({self.failure_location}): {text}",
             failure=document,
             failure_location=self.failure_location,
         )
 
-    def _timed_out(self, waited: float) -> AsyncInferenceTimeout:
-        return AsyncInferenceTimeout(
+    def _timed_out(self, waited: float) -> AsyncInferenceTimeoutError:
+        return AsyncInferenceTimeoutError(
             f"async inference {self.inference_id}: neither the output ({self.output_location}) nor"
             f" the failure document ({self.failure_location}) appeared within {waited:.1f} s",
             output_location=self.output_location,
@@ -206,7 +231,11 @@ def _validate(
     input_prefix: str | None,
     options: dict[str, Any],
 ) -> tuple[dict[str, Any], tuple[str, str, Any] | None]:
-    """Validate everything before any I/O; returns the API params and what to upload, if any."""
+    """Validate everything before any I/O; returns the API params and what to upload, if any.
+
+    ``input`` is the content (``bytes``, or ``str`` sent as UTF-8), or a file to upload: an
+    ``os.PathLike``, or a ``str`` that names an existing file.
+    """
     if input_location is not None:
         if input is not None:
             raise ParamValidationError("give either input_location or input (with input_prefix), not both")
@@ -217,17 +246,21 @@ def _validate(
         raise ParamValidationError("input_prefix (s3://bucket/prefix) is required to upload input")
     _params.check_s3_uri(input_prefix, "input_prefix")
     params = _params.async_params(endpoint_name, _PLACEHOLDER_LOCATION, **options)
+    name = ""
     if isinstance(input, bytes | bytearray | memoryview):
         source: Any = bytes(input)
-        name = ""
-    elif isinstance(input, str | os.PathLike):
+    elif isinstance(input, os.PathLike) or (isinstance(input, str) and os.path.isfile(input)):
         path = os.fspath(input)
         if not os.path.isfile(path):
             raise ParamValidationError(f"input file not found: {path!r}")
         source = path
         name = os.path.basename(path)
+    elif isinstance(input, str):
+        source = input.encode("utf-8")
     else:
-        raise ParamValidationError(f"input must be bytes or a file path, got {type(input).__name__}")
+        raise ParamValidationError(
+            f"input must be bytes, text or a file path (os.PathLike), got {type(input).__name__}"
+        )
     bucket, _, prefix = input_prefix[5:].partition("/")
     key = f"{prefix.rstrip('/')}/" if prefix.strip("/") else ""
     key += uuid.uuid4().hex + (f"-{name}" if name else "")
@@ -241,57 +274,28 @@ def _read_source(source: Any) -> bytes:
         return f.read()
 
 
-# --- the sync handle -------------------------------------------------------------------------
+# --- the sync job ----------------------------------------------------------------------------
 
 
-def _s3_client_of(client: Any) -> Any:
-    s3 = getattr(client, "_sagestream_s3", None)
-    if s3 is None:
-        s3 = client._session.client(
-            "s3",
-            region_name=client._runtime.meta.region_name,
-            endpoint_url=getattr(client, "_s3_endpoint_url", None),
-            config=getattr(client, "_config", None),
-        )
-        with contextlib.suppress(AttributeError):  # a client with __slots__: no cache
-            client._sagestream_s3 = s3
-    return s3
-
-
-def _get_sync(s3: Any, uri: str) -> bytes | None:
-    bucket, key = _split_s3(uri)
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except s3.exceptions.NoSuchKey:
-        return None
-    except Exception as exc:
-        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 404:
-            return None
-        raise
-    body = response["Body"]
-    try:
-        return bytes(body.read())
-    finally:
-        body.close()
-
-
-class AsyncInvocation(_Handle):
+class InferenceJob(_Handle):
     """A submitted InvokeEndpointAsync request of the sync client; :meth:`wait` for its output."""
 
-    def __init__(
-        self, s3: Any, inference_id: str, output_location: str, failure_location: str, lifetime: float
-    ):
-        super().__init__(inference_id, output_location, failure_location, lifetime)
+    def __init__(self, s3: S3Access, answer: AsyncAnswer, lifetime: float) -> None:
+        super().__init__(answer.inference_id, answer.output_location, answer.failure_location, lifetime)
         self._s3 = s3
+
+    def _get(self, uri: str) -> bytes | None:
+        return self._s3.get(*_split_s3(uri))
 
     def poll(self) -> bool:
         """Look at both locations once; True when the outcome is known."""
         if self.done:
             return True
         self._attempts += 1
-        output = _get_sync(self._s3, self.output_location)
-        failure = None if output is not None else _get_sync(self._s3, self.failure_location)
+        output = self._get(self.output_location)
+        failure = None
+        if output is None and self.failure_location:
+            failure = self._get(self.failure_location)
         return self._settle(output, failure) != "waiting"
 
     def wait(
@@ -304,9 +308,9 @@ class AsyncInvocation(_Handle):
     ) -> bytes:
         """Block until the output exists and return its bytes.
 
-        Raises :class:`~sagestream.AsyncInferenceFailed` (``.failure`` holds the failure document)
-        or :class:`~sagestream.AsyncInferenceTimeout` after ``timeout`` seconds, by default
-        RequestTTLSeconds + InvocationTimeoutSeconds after submission.
+        Raises :class:`~sagestream.AsyncInferenceFailedError` (``.failure`` holds the failure
+        document) or :class:`~sagestream.AsyncInferenceTimeoutError` after ``timeout`` seconds, by
+        default RequestTTLSeconds + InvocationTimeoutSeconds after submission.
         """
         started = time.monotonic()
         deadline = self._deadline(timeout, started)
@@ -321,49 +325,37 @@ class AsyncInvocation(_Handle):
         return self.result()
 
 
-def start_invocation(
-    client: Any,
+def submit(
+    s3: S3Access,
+    invoke: Callable[[dict[str, Any]], AsyncAnswer],
     endpoint_name: str,
     *,
     input_location: str | None = None,
     input: Any = None,
     input_prefix: str | None = None,
     **options: Any,
-) -> AsyncInvocation:
-    """``Client.invoke_async``: validate, upload ``input`` if given, call InvokeEndpointAsync."""
+) -> InferenceJob:
+    """Validate, upload ``input`` if given, call InvokeEndpointAsync through ``invoke``."""
     params, upload = _validate(endpoint_name, input_location, input, input_prefix, options)
-    s3 = _s3_client_of(client)
     if upload is not None:
         bucket, key, source = upload
-        s3.put_object(Bucket=bucket, Key=key, Body=_read_source(source))
+        s3.put(bucket, key, _read_source(source))
         params["InputLocation"] = f"s3://{bucket}/{key}"
-    answer = client._invoke_async_call(params)
-    return AsyncInvocation(
-        s3, answer.inference_id, answer.output_location, answer.failure_location, _lifetime(params)
-    )
+    return InferenceJob(s3, invoke(params), _lifetime(params))
 
 
-# --- the asyncio handle ----------------------------------------------------------------------
+# --- the asyncio job -------------------------------------------------------------------------
 
 
-class AsyncInvocationAsync(_Handle):
+class AsyncInferenceJob(_Handle):
     """A submitted InvokeEndpointAsync request of the :class:`~sagestream.AsyncClient`."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        inference_id: str,
-        output_location: str,
-        failure_location: str,
-        lifetime: float,
-    ):
-        super().__init__(inference_id, output_location, failure_location, lifetime)
-        self._client = client
+    def __init__(self, s3: AsyncS3Access, answer: AsyncAnswer, lifetime: float) -> None:
+        super().__init__(answer.inference_id, answer.output_location, answer.failure_location, lifetime)
+        self._s3 = s3
 
     async def _get(self, uri: str) -> bytes | None:
-        bucket, key = _split_s3(uri)
-        reply = await self._client._s3_call("GetObject", {"Bucket": bucket, "Key": key})
-        return None if reply.status == 404 else reply.body
+        return await self._s3.get(*_split_s3(uri))
 
     async def poll(self) -> bool:
         """Look at both locations once; True when the outcome is known."""
@@ -384,7 +376,7 @@ class AsyncInvocationAsync(_Handle):
         min_interval: float = MIN_POLL_INTERVAL,
         max_interval: float = MAX_POLL_INTERVAL,
     ) -> bytes:
-        """Wait for the output and return its bytes (same rules as :meth:`AsyncInvocation.wait`)."""
+        """Wait for the output and return its bytes (same rules as :meth:`InferenceJob.wait`)."""
         started = time.monotonic()
         deadline = self._deadline(timeout, started)
         while not await self.poll():
@@ -398,52 +390,66 @@ class AsyncInvocationAsync(_Handle):
         return self.result()
 
 
-async def start_invocation_async(
-    client: AsyncClient,
+async def submit_async(
+    s3: AsyncS3Access,
+    invoke: Callable[[dict[str, Any]], Awaitable[AsyncAnswer]],
     endpoint_name: str,
     *,
     input_location: str | None = None,
     input: Any = None,
     input_prefix: str | None = None,
     **options: Any,
-) -> AsyncInvocationAsync:
-    """``AsyncClient.invoke_async``: validate, upload ``input`` if given, call InvokeEndpointAsync."""
+) -> AsyncInferenceJob:
+    """The same as :func:`submit`, awaited (a file is read in a worker thread)."""
     params, upload = _validate(endpoint_name, input_location, input, input_prefix, options)
     if upload is not None:
         bucket, key, source = upload
         data = source if isinstance(source, bytes) else await asyncio.to_thread(_read_source, source)
-        reply = await client._s3_call("PutObject", {"Bucket": bucket, "Key": key, "Body": data})
-        if reply.status >= 300:
-            from sagestream.exceptions import ServiceError
-
-            raise ServiceError(reply.parsed or {}, "PutObject")
+        await s3.put(bucket, key, data)
         params["InputLocation"] = f"s3://{bucket}/{key}"
-    answer = await client._invoke_async_call(params)
-    return AsyncInvocationAsync(
-        client, answer.inference_id, answer.output_location, answer.failure_location, _lifetime(params)
-    )
+    return AsyncInferenceJob(s3, await invoke(params), _lifetime(params))
 
 
-# --- many handles ----------------------------------------------------------------------------
+#: The names of one release before: the jobs were "invocations".
+AsyncInvocation = InferenceJob
+AsyncInvocationAsync = AsyncInferenceJob
 
 
-def _overall_deadline(handles: Sequence[_Handle], timeout: float | None, started: float) -> list[float]:
-    return [h._deadline(timeout, started) for h in handles]
+# --- many jobs -------------------------------------------------------------------------------
 
 
-def _as_completed_sync(
-    handles: Sequence[AsyncInvocation],
-    timeout: float | None,
-    progress: ProgressCallback | None,
-    min_interval: float,
-    max_interval: float,
-) -> Iterator[AsyncInvocation]:
+def _overall_deadline(jobs: Sequence[_Handle], timeout: float | None, started: float) -> list[float]:
+    return [h._deadline(timeout, started) for h in jobs]
+
+
+def _only(jobs: Iterable[Any], kind: type[_Handle], other: str) -> list[Any]:
+    items = list(jobs)
+    for job in items:
+        if not isinstance(job, kind):
+            raise TypeError(f"expected {kind.__name__} objects, got {type(job).__name__}; use {other}")
+    return items
+
+
+def as_completed(
+    jobs: Iterable[InferenceJob],
+    timeout: float | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    min_interval: float = MIN_POLL_INTERVAL,
+    max_interval: float = MAX_POLL_INTERVAL,
+) -> Iterator[InferenceJob]:
+    """Each sync job once its outcome is known, first done first, polled from this thread.
+
+    Every job comes out exactly once; ``job.result()`` returns its output or raises its failure
+    (a job still unfinished at the timeout carries an ``AsyncInferenceTimeoutError``).
+    """
+    items = _only(jobs, InferenceJob, "as_completed_async for AsyncInferenceJob")
     started = time.monotonic()
-    deadlines = _overall_deadline(handles, timeout, started)
+    deadlines = _overall_deadline(items, timeout, started)
     queue: list[tuple[float, int]] = []
-    for index, handle in enumerate(handles):
-        if handle.done:
-            yield handle
+    for index, job in enumerate(items):
+        if job.done:
+            yield job
         else:
             queue.append((started, index))
     heapq.heapify(queue)
@@ -452,43 +458,61 @@ def _as_completed_sync(
         pause = when - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        handle = handles[index]
-        if handle.poll():
-            handle._report(progress, started, "succeeded" if handle.output is not None else "failed")
-            yield handle
+        job = items[index]
+        if job.poll():
+            job._report(progress, started, "succeeded" if job.output is not None else "failed")
+            yield job
             continue
-        handle._report(progress, started, "waiting")
+        job._report(progress, started, "waiting")
         now = time.monotonic()
         if now >= deadlines[index]:
-            handle._error = handle._timed_out(now - started)
-            handle._report(progress, started, "timed_out")
-            yield handle
+            job._error = job._timed_out(now - started)
+            job._report(progress, started, "timed_out")
+            yield job
             continue
-        pause = min(_delay(handle._attempts - 1, min_interval, max_interval), deadlines[index] - now)
+        pause = min(_delay(job._attempts - 1, min_interval, max_interval), deadlines[index] - now)
         heapq.heappush(queue, (now + pause, index))
 
 
+def wait_many(
+    jobs: Iterable[InferenceJob],
+    timeout: float | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    return_exceptions: bool = False,
+    min_interval: float = MIN_POLL_INTERVAL,
+    max_interval: float = MAX_POLL_INTERVAL,
+) -> list[Any]:
+    """Wait for many sync jobs; their outputs in order.
+
+    The first failure is raised unless ``return_exceptions``, which puts each failure in its place
+    in the list instead. ``timeout`` bounds the whole wait; by default each job's own lifetime
+    bounds it.
+    """
+    items = _only(jobs, InferenceJob, "wait_many_async for AsyncInferenceJob")
+    for job in as_completed(items, timeout, progress, min_interval=min_interval, max_interval=max_interval):
+        if job.error is not None and not return_exceptions:
+            raise job.error
+    return [h.output if h.error is None else h.error for h in items]
+
+
 async def as_completed_async(
-    handles: Iterable[AsyncInvocationAsync],
+    jobs: Iterable[AsyncInferenceJob],
     timeout: float | None = None,
     progress: ProgressCallback | None = None,
     *,
     min_interval: float = MIN_POLL_INTERVAL,
     max_interval: float = MAX_POLL_INTERVAL,
-) -> AsyncIterator[AsyncInvocationAsync]:
-    """Yield each handle once its outcome is known (``handle.result()`` gives it), first done first.
+) -> AsyncIterator[AsyncInferenceJob]:
+    """Each asyncio job once its outcome is known, first done first (see :func:`as_completed`)."""
+    items = _only(jobs, AsyncInferenceJob, "as_completed for InferenceJob")
 
-    Every handle is yielded exactly once; one that did not finish in time carries an
-    ``AsyncInferenceTimeout`` as its ``error``.
-    """
-    items = list(handles)
-
-    async def one(handle: AsyncInvocationAsync) -> AsyncInvocationAsync:
+    async def one(job: AsyncInferenceJob) -> AsyncInferenceJob:
         try:
-            await handle.wait(timeout, progress, min_interval=min_interval, max_interval=max_interval)
-        except (AsyncInferenceFailed, AsyncInferenceTimeout) as exc:
-            handle._error = exc
-        return handle
+            await job.wait(timeout, progress, min_interval=min_interval, max_interval=max_interval)
+        except (AsyncInferenceFailedError, AsyncInferenceTimeoutError) as exc:
+            job._error = exc
+        return job
 
     tasks = [asyncio.ensure_future(one(h)) for h in items]
     try:
@@ -502,7 +526,7 @@ async def as_completed_async(
 
 
 async def wait_many_async(
-    handles: Iterable[AsyncInvocationAsync],
+    jobs: Iterable[AsyncInferenceJob],
     timeout: float | None = None,
     progress: ProgressCallback | None = None,
     *,
@@ -510,128 +534,11 @@ async def wait_many_async(
     min_interval: float = MIN_POLL_INTERVAL,
     max_interval: float = MAX_POLL_INTERVAL,
 ) -> list[Any]:
-    """Wait for every handle concurrently; outputs in the handles' order.
-
-    Raises the first failure to happen unless ``return_exceptions``, which puts each
-    ``AsyncInferenceFailed`` / ``AsyncInferenceTimeout`` in its place in the list instead.
-    """
-    items = list(handles)
-    async for handle in as_completed_async(
+    """Wait for many asyncio jobs concurrently; their outputs in order (see :func:`wait_many`)."""
+    items = _only(jobs, AsyncInferenceJob, "wait_many for InferenceJob")
+    async for job in as_completed_async(
         items, timeout, progress, min_interval=min_interval, max_interval=max_interval
     ):
-        if handle.error is not None and not return_exceptions:
-            raise handle.error
+        if job.error is not None and not return_exceptions:
+            raise job.error
     return [h.output if h.error is None else h.error for h in items]
-
-
-def _wait_many_sync(
-    handles: Sequence[AsyncInvocation],
-    timeout: float | None,
-    progress: ProgressCallback | None,
-    return_exceptions: bool,
-    min_interval: float,
-    max_interval: float,
-) -> list[Any]:
-    for handle in _as_completed_sync(handles, timeout, progress, min_interval, max_interval):
-        if handle.error is not None and not return_exceptions:
-            raise handle.error
-    return [h.output if h.error is None else h.error for h in handles]
-
-
-def _kind(handles: Sequence[_Handle]) -> type[_Handle]:
-    kinds = {type(h) for h in handles}
-    if kinds <= {AsyncInvocation}:
-        return AsyncInvocation
-    if kinds <= {AsyncInvocationAsync}:
-        return AsyncInvocationAsync
-    raise TypeError("handles must be all AsyncInvocation (sync) or all AsyncInvocationAsync (asyncio)")
-
-
-@overload
-def wait_many(
-    handles: Iterable[AsyncInvocation],
-    timeout: float | None = ...,
-    progress: ProgressCallback | None = ...,
-    *,
-    return_exceptions: bool = ...,
-    min_interval: float = ...,
-    max_interval: float = ...,
-) -> list[Any]: ...
-@overload
-def wait_many(
-    handles: Iterable[AsyncInvocationAsync],
-    timeout: float | None = ...,
-    progress: ProgressCallback | None = ...,
-    *,
-    return_exceptions: bool = ...,
-    min_interval: float = ...,
-    max_interval: float = ...,
-) -> Awaitable[list[Any]]: ...
-def wait_many(
-    handles: Iterable[Any],
-    timeout: float | None = None,
-    progress: ProgressCallback | None = None,
-    *,
-    return_exceptions: bool = False,
-    min_interval: float = MIN_POLL_INTERVAL,
-    max_interval: float = MAX_POLL_INTERVAL,
-) -> Any:
-    """Wait for many invocations; their outputs in order.
-
-    Sync handles (``Client.invoke_async``): returns the list, polling every handle from this
-    thread. asyncio handles (``AsyncClient.invoke_async``): returns an awaitable of the list (the
-    same as :func:`wait_many_async`). The first failure is raised unless ``return_exceptions``.
-    ``timeout`` bounds the whole wait; by default each handle's own lifetime bounds it.
-    """
-    items = list(handles)
-    if _kind(items) is AsyncInvocationAsync and items:
-        return wait_many_async(
-            items,
-            timeout,
-            progress,
-            return_exceptions=return_exceptions,
-            min_interval=min_interval,
-            max_interval=max_interval,
-        )
-    return _wait_many_sync(items, timeout, progress, return_exceptions, min_interval, max_interval)
-
-
-@overload
-def as_completed(
-    handles: Iterable[AsyncInvocation],
-    timeout: float | None = ...,
-    progress: ProgressCallback | None = ...,
-    *,
-    min_interval: float = ...,
-    max_interval: float = ...,
-) -> Iterator[AsyncInvocation]: ...
-@overload
-def as_completed(
-    handles: Iterable[AsyncInvocationAsync],
-    timeout: float | None = ...,
-    progress: ProgressCallback | None = ...,
-    *,
-    min_interval: float = ...,
-    max_interval: float = ...,
-) -> AsyncIterator[AsyncInvocationAsync]: ...
-def as_completed(
-    handles: Iterable[Any],
-    timeout: float | None = None,
-    progress: ProgressCallback | None = None,
-    *,
-    min_interval: float = MIN_POLL_INTERVAL,
-    max_interval: float = MAX_POLL_INTERVAL,
-) -> Any:
-    """Each handle once its outcome is known, first done first.
-
-    Sync handles: an iterator (``for h in as_completed(handles)``). asyncio handles: an async
-    iterator (``async for h in as_completed(handles)``, same as :func:`as_completed_async`).
-    Every handle comes out exactly once; ``h.result()`` returns its output or raises its failure
-    (a handle still unfinished at the timeout carries an ``AsyncInferenceTimeout``).
-    """
-    items = list(handles)
-    if _kind(items) is AsyncInvocationAsync and items:
-        return as_completed_async(
-            items, timeout, progress, min_interval=min_interval, max_interval=max_interval
-        )
-    return _as_completed_sync(items, timeout, progress, min_interval, max_interval)

@@ -16,7 +16,7 @@ import boto3
 import pytest
 import sagestream
 from botocore.config import Config
-from sagestream._async_inference import (
+from sagestream._jobs import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
     WaitProgress,
@@ -122,6 +122,43 @@ def test_sync_client_uploads_waits_and_returns_the_output(emu: Emulator) -> None
     assert [e.attempts for e in events] == sorted(e.attempts for e in events)
     assert handle.wait() == b'{"hello": "async"}'  # cached
     assert handle.result() == b'{"hello": "async"}'
+
+
+def test_text_input_is_the_content_and_a_path_names_a_file(emu: Emulator, tmp_path: Path) -> None:
+    client = sync_client(emu)
+    # A JSON document given as text is sent as it is, not taken for a file name.
+    job = client.invoke_async("echo", input='{"inputs": "hi"}', input_prefix=PREFIX)
+    assert job.wait(timeout=30, **FAST) == b'{"inputs": "hi"}'
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"from a file")
+    for given in (path, str(path)):
+        assert client.invoke_async("echo", input=given, input_prefix=PREFIX).wait(timeout=30, **FAST) == (
+            b"from a file"
+        )
+
+
+def test_from_boto3_reuses_a_stock_client(emu: Emulator) -> None:
+    stock = emu.boto3_client("sagemaker-runtime")
+    client = sagestream.Client.from_boto3(stock, s3_endpoint_url=emu.s3_endpoint_url)
+    assert client.runtime_client is stock
+    assert client.fast_path
+    assert b"".join(client.invoke_stream("echo", b"hello")) == b"hello"
+    job = client.invoke_async("echo", input=b"job", input_prefix=PREFIX)
+    assert job.wait(timeout=30, **FAST) == b"job"
+
+
+async def test_async_from_boto3_reuses_a_stock_client(emu: Emulator) -> None:
+    stock = emu.boto3_client("sagemaker-runtime")
+    async with sagestream.AsyncClient.from_boto3(stock, s3_endpoint_url=emu.s3_endpoint_url) as client:
+        async with client.invoke_stream("echo", b"hello") as stream:
+            assert b"".join([p async for p in stream]) == b"hello"
+        job = await client.invoke_async("echo", input=b"job", input_prefix=PREFIX)
+        assert await job.wait(timeout=30, **FAST) == b"job"
+
+
+def test_from_boto3_refuses_another_service(emu: Emulator) -> None:
+    with pytest.raises(TypeError, match="sagemaker-runtime"):
+        sagestream.Client.from_boto3(emu.boto3_client("s3"))
 
 
 async def test_async_client_uploads_a_file_and_waits(
@@ -263,7 +300,7 @@ async def test_many_concurrent_invocations(aclient: sagestream.AsyncClient) -> N
     )
     assert len({h.inference_id for h in handles}) == n
     events: list[WaitProgress] = []
-    outputs = await sagestream.wait_many(handles, timeout=60, progress=events.append, **FAST)
+    outputs = await sagestream.wait_many_async(handles, timeout=60, progress=events.append, **FAST)
     assert outputs == bodies
     assert {e.inference_id for e in events if e.state == "succeeded"} == {h.inference_id for h in handles}
 
@@ -276,7 +313,7 @@ async def test_as_completed_yields_each_handle_once(aclient: sagestream.AsyncCli
             "echo", input=b"x", input_prefix=PREFIX, custom_attributes="fault=model-error"
         )
     ]
-    seen = [h async for h in sagestream.as_completed(handles, timeout=60, **FAST)]
+    seen = [h async for h in sagestream.as_completed_async(handles, timeout=60, **FAST)]
     assert sorted(map(id, seen)) == sorted(map(id, handles))
     failed = [h for h in seen if h.error is not None]
     assert len(failed) == 1
@@ -310,11 +347,24 @@ def test_sync_wait_many_and_as_completed(emu: Emulator) -> None:
     assert len(done) == 4
 
 
-def test_mixing_handle_kinds_is_refused(emu: Emulator) -> None:
-    handle = sync_client(emu).invoke_async("echo", input=b"x", input_prefix=PREFIX)
-    other = sagestream.AsyncInvocationAsync(None, "id", "s3://b/o", "s3://b/f", 1.0)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        sagestream.wait_many([handle, other])
+def test_each_waiting_function_takes_one_kind_of_job(emu: Emulator) -> None:
+    from sagestream._operations import AsyncAnswer
+
+    job = sync_client(emu).invoke_async("echo", input=b"x", input_prefix=PREFIX)
+    other = sagestream.AsyncInferenceJob(None, AsyncAnswer("id", "s3://b/o", "s3://b/f"), 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="wait_many_async"):
+        sagestream.wait_many([job, other])
+    with pytest.raises(TypeError, match="as_completed_async"):
+        list(sagestream.as_completed([other]))
+    with pytest.raises(TypeError, match="wait_many for InferenceJob"):
+        asyncio.run(sagestream.wait_many_async([job]))
+
+
+def test_the_old_names_still_work() -> None:
+    assert sagestream.AsyncInvocation is sagestream.InferenceJob
+    assert sagestream.AsyncInvocationAsync is sagestream.AsyncInferenceJob
+    assert sagestream.AsyncInferenceFailed is sagestream.AsyncInferenceFailedError
+    assert sagestream.AsyncInferenceTimeout is sagestream.AsyncInferenceTimeoutError
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -335,7 +385,7 @@ def test_mixing_handle_kinds_is_refused(emu: Emulator) -> None:
         {"input": b"no prefix"},
         {"input": b"x", "input_prefix": "http://not-s3"},
         {"input": 12, "input_prefix": "s3://b/p"},
-        {"input": "/no/such/file", "input_prefix": "s3://b/p"},
+        {"input": Path("/no/such/file"), "input_prefix": "s3://b/p"},
     ],
 )
 async def test_invalid_parameters_send_nothing(kwargs: dict[str, Any]) -> None:

@@ -9,8 +9,8 @@ import signal
 import sys
 from typing import Any
 
-from .catalog import check_model_spec
-from .config import (
+from sagestream.emulator.catalog import check_model_spec
+from sagestream.emulator.config import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ASYNC_FAILURE_PATH,
     DEFAULT_ASYNC_INPUT_PATH,
@@ -23,7 +23,7 @@ from .config import (
     DEFAULT_SECRET_ACCESS_KEY,
     EmulatorConfig,
 )
-from .server import EmulatorServer
+from sagestream.emulator.server import EmulatorServer
 
 
 def _endpoint(value: str) -> tuple[str, str]:
