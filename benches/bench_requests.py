@@ -397,10 +397,20 @@ def threads(url: str, rounds: int, count: int = 100) -> None:
 
         return run
 
-    rows: dict[str, list[tuple[float, float, int]]] = {"sagestream Client": [], "boto3": []}
+    request = presigned(url, STREAM_PATH, PACED)
+
+    def raw() -> None:
+        RawConnection(url).exchange(request, stream=True)
+
+    rows: dict[str, list[tuple[float, float, int]]] = {
+        "sagestream Client": [],
+        "boto3": [],
+        "raw socket per thread (floor)": [],
+    }
     for _ in range(rounds):
         rows["sagestream Client"].append(measure(in_threads(ss)))
         rows["boto3"].append(measure(in_threads(b3)))
+        rows["raw socket per thread (floor)"].append(measure(in_threads(raw)))
     table(f"threads: {count} threads, one stream each (200 tokens x 20 B, 20 ms apart)", rows, "boto3")
 
 
@@ -488,7 +498,7 @@ def ttfp(url: str, count: int = 50) -> None:
 
 
 def long(url: str, parts: int = 100_000) -> None:
-    client, aclient = sagestream_client(url), sagestream_async(url)
+    client = sagestream_client(url)
     attrs = f"tokens={parts};size=100"
 
     def sync_run() -> int:
@@ -496,7 +506,10 @@ def long(url: str, parts: int = 100_000) -> None:
 
     async def async_run() -> int:
         n = 0
-        async with aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s:
+        async with (
+            sagestream_async(url) as aclient,
+            aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s,
+        ):
             async for _ in s:
                 n += 1
         return n

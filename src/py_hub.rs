@@ -25,6 +25,8 @@ struct State {
     ready: Vec<Py<PyAny>>,
     /// The eventfd was (or will be, by a timer) written and not read yet.
     signalled: bool,
+    /// The eventfd was written (not just a timer set) and not read yet.
+    written: bool,
     last_dispatch: Instant,
 }
 
@@ -40,27 +42,40 @@ impl HubCore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Resolve `future` on the loop's next dispatch.
-    pub(crate) fn wake(self: &Arc<Self>, future: Py<PyAny>) {
+    /// Resolve `future` on the loop's next dispatch. An `urgent` one (a response's headers, a
+    /// stream's first part: what a caller waits on before anything else) wakes the loop at once;
+    /// others may wait up to the coalescing window.
+    pub(crate) fn wake(self: &Arc<Self>, future: Py<PyAny>, urgent: bool) {
         let mut state = self.lock();
         state.ready.push(future);
-        if state.signalled {
+        if state.written {
             return;
         }
-        state.signalled = true;
-        let due = state.last_dispatch + self.coalesce;
-        drop(state);
         let now = Instant::now();
-        if now >= due {
+        let due = state.last_dispatch + self.coalesce;
+        if urgent || now >= due {
+            state.written = true;
+            state.signalled = true;
+            drop(state);
             self.signal();
             return;
         }
+        if state.signalled {
+            return; // a timer will write
+        }
+        state.signalled = true;
+        drop(state);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 let core = self.clone();
                 handle.spawn(async move {
                     tokio::time::sleep_until(due).await;
-                    core.signal();
+                    let mut state = core.lock();
+                    if state.signalled && !state.written {
+                        state.written = true;
+                        drop(state);
+                        core.signal();
+                    }
                 });
             }
             Err(_) => self.signal(),
@@ -97,12 +112,18 @@ impl HubCore {
 pub(crate) struct AsyncWaiter {
     pub(crate) hub: Arc<HubCore>,
     pub(crate) future: Py<PyAny>,
+    /// Wake the loop at once (see [`HubCore::wake`]).
+    pub(crate) urgent: bool,
 }
 
 impl Wake for AsyncWaiter {
     fn wake(self: Box<Self>) {
-        let Self { hub, future } = *self;
-        hub.wake(future);
+        let Self {
+            hub,
+            future,
+            urgent,
+        } = *self;
+        hub.wake(future, urgent);
     }
 }
 
@@ -128,11 +149,12 @@ impl PyHub {
         Ok(future)
     }
 
-    /// A waiter that resolves `future` through this hub.
-    pub(crate) fn waiter(&self, future: &Bound<'_, PyAny>) -> AsyncWaiter {
+    /// A waiter that resolves `future` through this hub (`urgent`: see [`HubCore::wake`]).
+    pub(crate) fn waiter(&self, future: &Bound<'_, PyAny>, urgent: bool) -> AsyncWaiter {
         AsyncWaiter {
             hub: self.core.clone(),
             future: future.clone().unbind(),
+            urgent,
         }
     }
 }
@@ -167,6 +189,7 @@ impl PyHub {
                 state: Mutex::new(State {
                     ready: Vec::new(),
                     signalled: false,
+                    written: false,
                     last_dispatch: Instant::now(),
                 }),
             }),
@@ -185,6 +208,7 @@ impl PyHub {
         let ready = {
             let mut state = self.core.lock();
             state.signalled = false;
+            state.written = false;
             state.last_dispatch = Instant::now();
             std::mem::take(&mut state.ready)
         };

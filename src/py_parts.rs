@@ -246,7 +246,9 @@ impl PyAsyncParts {
                 Next::Pending => {
                     let hub = self.hub.get();
                     let future = hub.new_future(py)?;
-                    match stream.set_waiter(Box::new(hub.waiter(&future))) {
+                    // The first part is what the caller waits on: no coalescing for it.
+                    let urgent = stream.metrics().parts == 0;
+                    match stream.set_waiter(Box::new(hub.waiter(&future, urgent))) {
                         Ok(None) => return Ok(Some(future.unbind())),
                         Ok(Some(_ready_now)) => {}
                         Err(_) => {

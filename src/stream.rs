@@ -361,11 +361,15 @@ impl PartStream {
     }
 }
 
-/// A part of `chunk` shared without copying when it lies inside it, else copied.
+/// Payloads below this are copied out of the read they came in: holding a slice of it would
+/// keep the whole read buffer alive (hyper then allocates fresh memory for every read).
+const SHARE_FROM: usize = 16 * 1024;
+
+/// A part of `chunk` shared without copying when it is large and lies inside it, else copied.
 fn share(chunk: &Bytes, part: &[u8]) -> Bytes {
     let start = chunk.as_ptr() as usize;
     let at = part.as_ptr() as usize;
-    if at >= start && at + part.len() <= start + chunk.len() {
+    if part.len() >= SHARE_FROM && at >= start && at + part.len() <= start + chunk.len() {
         chunk.slice_ref(part)
     } else {
         Bytes::copy_from_slice(part)
@@ -373,14 +377,30 @@ fn share(chunk: &Bytes, part: &[u8]) -> Bytes {
 }
 
 /// Decode one read into `parts`; a frame that ends the stream is returned as its failure.
-fn decode(
-    splitter: &mut FrameSplitter,
-    chunk: &Bytes,
-    parts: &mut Vec<Bytes>,
-) -> Result<(), StreamStop> {
+/// What a stream's decoder keeps between reads: the frame splitter, and the headers of the last
+/// `PayloadPart` frame (every part of a stream carries the same ones, so a frame whose header
+/// bytes equal them is a part without reading them again).
+#[derive(Default)]
+struct Decoder {
+    splitter: FrameSplitter,
+    payload_headers: Vec<u8>,
+}
+
+/// Decode one read into `parts`; a frame that ends the stream is returned as its failure.
+fn decode(decoder: &mut Decoder, chunk: &Bytes, parts: &mut Vec<Bytes>) -> Result<(), StreamStop> {
+    let Decoder {
+        splitter,
+        payload_headers,
+    } = decoder;
     splitter.feed(chunk, |frame| {
+        if !payload_headers.is_empty() && frame.headers == payload_headers.as_slice() {
+            parts.push(share(chunk, frame.payload));
+            return Ok(());
+        }
         let event = classify(frame)?;
         if let Event::Payload(payload) = event {
+            payload_headers.clear();
+            payload_headers.extend_from_slice(frame.headers);
             parts.push(share(chunk, payload));
             return Ok(());
         }
@@ -402,32 +422,67 @@ impl From<DecodeError> for StreamStop {
     }
 }
 
-/// Read `body` to its end into `stream` (the reader task).
-pub async fn pump(stream: Arc<PartStream>, mut body: ResponseBody, deadline: Option<Deadline>) {
-    let mut splitter = FrameSplitter::new();
-    let mut parts = Vec::new();
-    let result = loop {
-        let chunk = match body.next_chunk(deadline).await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break splitter.finish().map_err(|e| stream.decode_failure(e)),
-            Err(err) => {
-                // Cut inside a frame: the stream is truncated, whatever cut it.
-                if splitter.buffered() > 0 && matches!(err, TransportError::ConnectionLost { .. }) {
-                    if let Err(truncated) = splitter.finish() {
-                        break Err(stream.decode_failure(truncated));
-                    }
+/// At most this many payload bytes are decoded from buffered reads before they are handed
+/// over (each hand-over takes the lock and wakes the consumer once).
+const BATCH: usize = 64 * 1024;
+
+/// What one body read means for the stream.
+fn consume(
+    stream: &PartStream,
+    decoder: &mut Decoder,
+    parts: &mut Vec<Bytes>,
+    chunk: Result<Option<Bytes>, TransportError>,
+) -> Option<Result<(), Failure>> {
+    match chunk {
+        Ok(Some(chunk)) => match decode(decoder, &chunk, parts) {
+            Ok(()) => None,
+            Err(StreamStop::Decode(err)) => Some(Err(stream.decode_failure(err))),
+            Err(StreamStop::Failure(failure)) => Some(Err(failure)),
+        },
+        Ok(None) => Some(
+            decoder
+                .splitter
+                .finish()
+                .map_err(|e| stream.decode_failure(e)),
+        ),
+        Err(err) => {
+            // Cut inside a frame: the stream is truncated, whatever cut it.
+            let splitter = &mut decoder.splitter;
+            if splitter.buffered() > 0 && matches!(err, TransportError::ConnectionLost { .. }) {
+                if let Err(truncated) = splitter.finish() {
+                    return Some(Err(stream.decode_failure(truncated)));
                 }
-                break Err(Failure::Transport(err));
             }
-        };
-        let decoded = decode(&mut splitter, &chunk, &mut parts);
+            Some(Err(Failure::Transport(err)))
+        }
+    }
+}
+
+/// Read `body` to its end into `stream` (the reader task). Each wait for the socket is followed
+/// by the frames hyper already holds (one HTTP chunk per event frame, many per read), handed over
+/// together.
+pub async fn pump(stream: Arc<PartStream>, mut body: ResponseBody, deadline: Option<Deadline>) {
+    let mut decoder = Decoder::default();
+    let mut parts = Vec::new();
+    let result = 'reading: loop {
+        let mut chunk = Some(body.next_chunk(deadline).await);
+        let mut end = None;
+        let mut batched = 0;
+        while let Some(read) = chunk.take() {
+            batched += read
+                .as_ref()
+                .map_or(0, |c| c.as_ref().map_or(0, Bytes::len));
+            end = consume(&stream, &mut decoder, &mut parts, read);
+            if end.is_some() || batched >= BATCH {
+                break;
+            }
+            chunk = body.ready_chunk().await;
+        }
         if !stream.push(&mut parts) {
             return; // closed by the consumer
         }
-        match decoded {
-            Ok(()) => {}
-            Err(StreamStop::Decode(err)) => break Err(stream.decode_failure(err)),
-            Err(StreamStop::Failure(failure)) => break Err(failure),
+        if let Some(end) = end {
+            break 'reading end;
         }
         match deadline {
             None => stream.room().await,
@@ -514,11 +569,14 @@ mod tests {
     }
 
     #[test]
-    fn share_slices_inside_and_copies_outside() {
-        let chunk = Bytes::from_static(b"hello world");
-        let inner = share(&chunk, &chunk[6..]);
-        assert_eq!(inner, "world");
-        assert_eq!(inner.as_ptr(), chunk[6..].as_ptr());
+    fn share_slices_large_parts_inside_and_copies_the_rest() {
+        let chunk = Bytes::from(vec![b'x'; 2 * SHARE_FROM]);
+        let inner = share(&chunk, &chunk[SHARE_FROM..]);
+        assert_eq!(inner.len(), SHARE_FROM);
+        assert_eq!(inner.as_ptr(), chunk[SHARE_FROM..].as_ptr());
+        let small = share(&chunk, &chunk[..5]);
+        assert_eq!(small, "xxxxx");
+        assert_ne!(small.as_ptr(), chunk.as_ptr());
         let outside = share(&chunk, b"other");
         assert_eq!(outside, "other");
     }

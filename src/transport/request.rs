@@ -2,16 +2,20 @@
 //! timeout bounds making a connection, the read timeout every wait for response bytes (the
 //! headers, then each body read), and an optional deadline the whole call.
 
+use std::future::Future;
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Method, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body::Body as _;
+use http_body_util::Full;
 use hyper::body::Incoming;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::connect::{authority, Connector, Proxy};
 use super::error::{io_kind, root_cause, TransportError};
@@ -103,6 +107,13 @@ impl Lease {
     }
 }
 
+/// Whether [`ResponseBody::take`] may wait for a frame hyper does not hold yet.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Until(Option<Deadline>),
+}
+
 /// The body of a response. Read to its end, it gives its connection back to the pool;
 /// dropped before, it closes the connection (hyper cannot reuse a half-read HTTP/1.1 response).
 pub struct ResponseBody {
@@ -112,6 +123,12 @@ pub struct ResponseBody {
     /// `Transfer-Encoding: chunked` (for the message of a framing error).
     chunked: bool,
     done: bool,
+    /// When the last bytes arrived, and one timer for the read timeout and one for the deadline,
+    /// each armed once and moved on only when it fires: a stream of many small frames does not
+    /// touch the timer wheel per frame.
+    last_data: Instant,
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    deadline_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl ResponseBody {
@@ -125,32 +142,100 @@ impl ResponseBody {
         deadline: Option<Deadline>,
     ) -> Result<Option<Bytes>, TransportError> {
         loop {
-            if self.done {
-                return Ok(None);
-            }
-            let frame = bounded(self.incoming.frame(), self.read_timeout, deadline).await?;
-            match frame {
-                None => {
-                    self.done = true;
-                    if let Some(lease) = self.lease.take() {
-                        lease.release().await;
-                    }
-                    return Ok(None);
-                }
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
-                            return Ok(Some(data));
-                        }
-                    }
-                }
-                Some(Err(err)) => {
-                    self.done = true;
-                    self.lease = None;
-                    return Err(body_error(&err, self.chunked));
-                }
+            if let Some(chunk) = self.take(Wait::Until(deadline)).await {
+                return chunk;
             }
         }
+    }
+
+    /// The next piece of the body if hyper holds it already (`None`: nothing without waiting).
+    /// A stream drains what one socket read brought this way, to hand it over in one batch.
+    ///
+    /// # Errors
+    /// As [`ResponseBody::next_chunk`].
+    pub async fn ready_chunk(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
+        self.take(Wait::No).await
+    }
+
+    /// One body frame: waiting for it (within the read timeout and the deadline) with
+    /// [`Wait::Until`], else only if hyper has it. `None`: nothing yet, or a frame without data.
+    async fn take(&mut self, wait: Wait) -> Option<Result<Option<Bytes>, TransportError>> {
+        if self.done {
+            return Some(Ok(None));
+        }
+        // Look first without a timer: most frames of a busy stream are buffered already.
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut self.incoming).poll_frame(cx)))
+                .await;
+        let frame = match (polled, wait) {
+            (Poll::Ready(frame), _) => frame,
+            (Poll::Pending, Wait::No) => return None,
+            (Poll::Pending, Wait::Until(deadline)) => match self.wait_frame(deadline).await {
+                Ok(frame) => frame,
+                Err(err) => return Some(Err(err)),
+            },
+        };
+        self.last_data = Instant::now();
+        match frame {
+            None => {
+                self.done = true;
+                if let Some(lease) = self.lease.take() {
+                    lease.release().await;
+                }
+                Some(Ok(None))
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => Some(Ok(Some(data))),
+                _ => None, // trailers, or an empty data frame
+            },
+            Some(Err(err)) => {
+                self.done = true;
+                self.lease = None;
+                Some(Err(body_error(&err, self.chunked)))
+            }
+        }
+    }
+
+    /// Wait for the next body frame within the read timeout (counted from the last bytes) and
+    /// `deadline`.
+    async fn wait_frame(
+        &mut self,
+        deadline: Option<Deadline>,
+    ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, TransportError> {
+        let read_timeout = self.read_timeout;
+        if let (None, Some(d)) = (&self.deadline_timer, deadline) {
+            self.deadline_timer = Some(Box::pin(tokio::time::sleep_until(d.at)));
+        }
+        if let (None, Some(limit)) = (&self.idle_timer, read_timeout) {
+            self.idle_timer = Some(Box::pin(tokio::time::sleep_until(self.last_data + limit)));
+        }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = Pin::new(&mut self.incoming).poll_frame(cx) {
+                return Poll::Ready(Ok(frame));
+            }
+            if let (Some(timer), Some(d)) = (self.deadline_timer.as_mut(), deadline) {
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(d.error()));
+                }
+            }
+            if let (Some(timer), Some(limit)) = (self.idle_timer.as_mut(), read_timeout) {
+                loop {
+                    if timer.as_mut().poll(cx).is_pending() {
+                        break;
+                    }
+                    let due = self.last_data + limit;
+                    if Instant::now() >= due {
+                        return Poll::Ready(Err(TransportError::ReadTimeout {
+                            seconds: limit.as_secs_f64(),
+                        }));
+                    }
+                    // Bytes came since it was set: move it on, and look again.
+                    timer.as_mut().reset(due);
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The whole body, at most `limit` bytes.
@@ -365,6 +450,9 @@ impl Transport {
                             read_timeout: self.read_timeout,
                             chunked,
                             done: false,
+                            last_data: Instant::now(),
+                            idle_timer: None,
+                            deadline_timer: None,
                         },
                     });
                 }
