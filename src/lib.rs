@@ -43,6 +43,8 @@ mod py_queue;
 #[cfg(feature = "python")]
 mod py_reassembly;
 #[cfg(feature = "python")]
+mod py_response;
+#[cfg(feature = "python")]
 mod py_sse;
 #[cfg(feature = "python")]
 mod py_transport;
@@ -67,9 +69,11 @@ mod _core {
         PyJsonLinesDecoder, PyLineDecoder, PyReassemblyIterator, PySseDecoder,
     };
     #[pymodule_export]
+    use crate::py_response::{PyPending, PyResponse};
+    #[pymodule_export]
     use crate::py_sse::PyServerSentEvent;
     #[pymodule_export]
-    use crate::py_transport::{PyPending, PyResponse, PyTransport};
+    use crate::py_transport::PyTransport;
 
     /// A random (version 4) UUID as text: botocore's `amz-sdk-invocation-id`, without a
     /// system call per request.
