@@ -12,7 +12,6 @@ invocations). Connections are bounded by :mod:`.guard`; every request is recorde
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import json
 import logging
 import socket
@@ -55,6 +54,7 @@ from .protocol import (
 )
 from .requestlog import RequestLog, RequestRecord
 from .s3 import EmbeddedS3, S3Store, moto_available
+from .sessions import Sessions, is_close_request
 from .validation import check_endpoint_name, check_headers
 from .writer import EventStreamWriter, pump
 
@@ -89,23 +89,8 @@ class _Call:
     custom_attributes: str | None = None
 
 
-def _iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _join_uri(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-
-
-def _is_close_request(body: bytes) -> bool:
-    """A stateful-session close request body: ``{"requestType": "CLOSE"}``."""
-    if not body.startswith(b"{") or b"CLOSE" not in body:
-        return False
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(doc, dict) and str(doc.get("requestType", "")).upper() == "CLOSE"
 
 
 class EmulatorServer:
@@ -128,7 +113,7 @@ class EmulatorServer:
                     raise ValueError(f"invalid endpoint name {name!r}")
                 self._models[name] = make_model(spec)
         self._encoder = FrameEncoder()
-        self._sessions: dict[str, float] = {}
+        self._sessions = Sessions(config.session_ttl)
         self._runner: web.AppRunner | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._guard = ConnectionGuard(
@@ -323,15 +308,6 @@ class EmulatorServer:
         except KnobError as exc:
             raise model_error(endpoint, self.config.region, 400, str(exc)) from None
 
-    def _check_session(self, session_id: str | None) -> None:
-        """An existing, unexpired session (NEW_SESSION passes where the rules allowed it)."""
-        if session_id is None or session_id == _rules.NEW_SESSION:
-            return
-        expires = self._sessions.get(session_id)
-        if expires is None or expires < time.time():
-            self._sessions.pop(session_id, None)
-            raise validation_error(f"Session id {session_id} does not exist or has expired.")
-
     def _model_request(
         self, name: str, body: bytes, knobs: Knobs, values: dict[str, Any], *, streaming: bool
     ) -> ModelRequest:
@@ -393,7 +369,7 @@ class EmulatorServer:
             name = request.match_info["name"]
             model = self._model(name)
             session_id = values.get("SessionId")
-            self._check_session(session_id)
+            self._sessions.check(session_id)
             knobs = self._knobs(values.get("CustomAttributes"), name)
             _faults.raise_http_fault(knobs, name, region)
             reply = await call_model(
@@ -416,12 +392,9 @@ class EmulatorServer:
         headers = self._response_headers(call, values, reply)
         headers["Content-Type"] = reply.content_type
         if session_id == _rules.NEW_SESSION:
-            new_id = str(uuid.uuid4())
-            expires = time.time() + self.config.session_ttl
-            self._sessions[new_id] = expires
-            headers[_SM + "New-Session-Id"] = f"{new_id}; Expires={_iso(expires)}"
-        elif session_id is not None and (knobs.session_close or _is_close_request(body)):
-            self._sessions.pop(session_id, None)
+            headers[_SM + "New-Session-Id"] = self._sessions.open()
+        elif session_id is not None and (knobs.session_close or is_close_request(body)):
+            self._sessions.close(session_id)
             headers[_SM + "Closed-Session-Id"] = session_id
         if knobs.fault == "cut":
             response = web.StreamResponse(status=200, headers=headers)
@@ -443,7 +416,7 @@ class EmulatorServer:
             body, values = await self._admit(request, _rules.INVOKE_STREAM)
             name = request.match_info["name"]
             model = self._model(name)
-            self._check_session(values.get("SessionId"))
+            self._sessions.check(values.get("SessionId"))
             knobs = self._knobs(values.get("CustomAttributes"), name)
             _faults.raise_http_fault(knobs, name, region)
             reply = await call_model(
