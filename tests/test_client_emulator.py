@@ -239,3 +239,16 @@ def test_stream_from_a_stock_boto3_response(runtime_client: Any) -> None:
     assert len(got) == 2
     with pytest.raises(TypeError):
         sagestream.stream_from_boto3({"Body": b"not a stream"})
+
+
+def test_sse_on_a_plain_text_answer_warns_once_per_call(client: Client) -> None:
+    import sagestream
+
+    with (
+        client.invoke_stream("demo", BODY, accept="text/plain") as stream,
+        pytest.warns(sagestream.ContentTypeWarning, match="text/plain"),
+    ):
+        events = list(stream.sse())
+    assert events == []  # what the warning announced
+    with client.invoke_stream("demo", BODY, custom_attributes="format=sse;tokens=3") as stream:
+        assert len(list(stream.sse())) >= 3  # an event stream: no warning (warnings are errors here)

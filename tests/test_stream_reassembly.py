@@ -25,8 +25,16 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 def server() -> RawServer:
     bodies: dict[str, list[bytes]] = {}
 
+    # What each endpoint's model says it answers with, as a container would.
+    content_types = {"sse": "text/event-stream", "jl": "application/jsonlines"}
+
     def handler(req: Request) -> Response:
-        return stream_response([payload_frame(p) for p in bodies[req.path.split("/")[2]]])
+        name = req.path.split("/")[2]
+        content_type = content_types.get(name, "text/plain")
+        return stream_response(
+            [payload_frame(p) for p in bodies[name]],
+            headers={"X-Amzn-SageMaker-Content-Type": content_type},
+        )
 
     srv = RawServer(handler)
     srv.bodies = bodies  # type: ignore[attr-defined]

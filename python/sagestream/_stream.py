@@ -115,6 +115,33 @@ class _StreamBase:
         return f"<{type(self).__name__} {state} parts={m.parts} bytes={m.bytes}>"
 
 
+#: Content types whose streams hold server-sent events, and JSON lines (by their essence).
+_SSE_TYPES = frozenset({"text/event-stream"})
+_JSON_LINES_TYPES = frozenset(
+    {"application/jsonlines", "application/x-jsonlines", "application/jsonl", "application/x-ndjson",
+     "application/ndjson", "application/json", "application/json-seq", "text/plain"}
+)  # fmt: skip
+
+
+def _expect(info: StreamInfo, kind: str, types: frozenset[str]) -> None:
+    """Warn (``ContentTypeWarning``) when the stream's content type says ``kind`` will find nothing."""
+    content_type = info.content_type
+    if content_type is None:
+        return
+    essence = content_type.split(";", 1)[0].strip().lower()
+    if essence and essence not in types:
+        import warnings
+
+        from sagestream.exceptions import ContentTypeWarning
+
+        warnings.warn(
+            f"{kind} on a stream of {content_type}: the model may send none"
+            " (ask for another format, or read the stream's parts or .lines())",
+            ContentTypeWarning,
+            stacklevel=3,
+        )
+
+
 def _limit(value: int | None) -> int:
     from sagestream.reassembly import DEFAULT_MAX_LINE_BYTES
 
@@ -174,6 +201,7 @@ class ResponseStream(_StreamBase):
         """Server-sent events (WHATWG rules) across part boundaries; ``.data``, ``.json()``."""
         from sagestream import reassembly
 
+        _expect(self._info, ".sse()", _SSE_TYPES)
         return reassembly.iter_sse(
             self, max_event_bytes=_limit(max_event_bytes), discard_incomplete=discard_incomplete
         )
@@ -182,6 +210,7 @@ class ResponseStream(_StreamBase):
         """One JSON value per non-blank line, across part boundaries."""
         from sagestream import reassembly
 
+        _expect(self._info, ".json_lines()", _JSON_LINES_TYPES)
         return reassembly.iter_json_lines(self, max_line_bytes=_limit(max_line_bytes))
 
 
@@ -231,10 +260,12 @@ class AsyncResponseStream(_StreamBase):
         """Server-sent events reassembled across parts, per the WHATWG rules."""
         from sagestream.reassembly import aiter_sse
 
+        _expect(self._info, ".sse()", _SSE_TYPES)
         return aiter_sse(self, **kwargs)
 
     def json_lines(self, **kwargs: Any) -> AsyncIterator[Any]:
         """One decoded JSON value per line."""
         from sagestream.reassembly import aiter_json_lines
 
+        _expect(self._info, ".json_lines()", _JSON_LINES_TYPES)
         return aiter_json_lines(self, **kwargs)

@@ -69,6 +69,7 @@ __all__ = [
     "ReadTimeoutError",
     "DeadlineExceededError",
     "SigningError",
+    "ContentTypeWarning",
     "AsyncInferenceError",
     "AsyncInferenceFailedError",
     "AsyncInferenceTimeoutError",
@@ -371,6 +372,11 @@ class ReadTimeoutError(TransportError, TimeoutError):
 
 class DeadlineExceededError(TransportError, TimeoutError):
     """The stream did not finish within its overall deadline."""
+
+
+class ContentTypeWarning(UserWarning):
+    """``.sse()`` or ``.json_lines()`` was asked of a stream whose content type says it holds no
+    such thing (a ``text/plain`` answer, say): the items may never come."""
 
 
 class SigningError(SageStreamError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -30,16 +31,32 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
 
 
+@contextlib.contextmanager
+def _quiet_content_type() -> Iterator[None]:
+    """No ContentTypeWarning: the command notes on stderr when a mode found nothing."""
+    import warnings
+
+    from sagestream.exceptions import ContentTypeWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ContentTypeWarning)
+        yield
+
+
 def render(stream: Any, mode: str | None) -> Iterator[bytes]:
     """What to write for each unit of output in ``mode`` (``None``: the parts as they came)."""
     if mode == "lines":
         for line in stream.lines(errors="replace"):
             yield line.encode("utf-8") + b"\n"
     elif mode == "sse":
-        for event in stream.sse():
+        with _quiet_content_type():  # the command says so itself when nothing was found
+            events = stream.sse()
+        for event in events:
             yield event.data.encode("utf-8") + b"\n"
     elif mode == "json":
-        for value in stream.json_lines():
+        with _quiet_content_type():
+            values = stream.json_lines()
+        for value in values:
             yield json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
     else:
         yield from stream
