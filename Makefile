@@ -1,22 +1,25 @@
 .DEFAULT_GOAL := all
 
+# The interpreter whose environment holds the package and its tools (a venv's, when active).
+PY ?= python3
+
 .PHONY: install ## Install the package in development mode with the test and lint extras
 install:
-	pip install -e '.[test,lint]'
+	$(PY) -m pip install -e '.[test,lint]'
 
 .PHONY: build-dev ## Build the Rust extension in place (debug)
 build-dev:
-	maturin develop -q
+	$(PY) -m maturin develop -q
 
 .PHONY: build-prod ## Build the Rust extension in place (release, for benchmarks)
 build-prod:
-	maturin develop -q --release
+	$(PY) -m maturin develop -q --release
 
 .PHONY: format ## Format Rust and Python
 format:
 	cargo fmt --all
-	ruff format python tests benches
-	ruff check --fix python tests benches
+	$(PY) -m ruff format python tests benches
+	$(PY) -m ruff check --fix python tests benches
 
 .PHONY: lint-rust ## cargo fmt --check and clippy, with and without the python feature
 lint-rust:
@@ -26,10 +29,10 @@ lint-rust:
 
 .PHONY: lint-python ## ruff, mypy and stubtest
 lint-python:
-	ruff check python tests benches
-	ruff format --check python tests benches
-	mypy
-	python -m mypy.stubtest sagestream._core --allowlist .ci/stubtest-allowlist.txt
+	$(PY) -m ruff check python tests benches
+	$(PY) -m ruff format --check python tests benches
+	$(PY) -m mypy
+	$(PY) -m mypy.stubtest sagestream._core --allowlist .ci/stubtest-allowlist.txt
 
 .PHONY: lint ## All linters
 lint: lint-rust lint-python
@@ -38,21 +41,34 @@ lint: lint-rust lint-python
 test-rust:
 	cargo test --no-default-features
 
-.PHONY: test ## Python test suite
+.PHONY: test ## Python test suite, the fast hypothesis profile (for local runs)
 test:
-	pytest
+	$(PY) -m pytest
+
+.PHONY: test-ci ## Python test suite, the full hypothesis profile (what CI runs)
+test-ci:
+	$(PY) -m pytest -q --hypothesis-profile=ci
 
 .PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
 test-abi3:
 	bash .ci/test-abi3
 
-.PHONY: bench ## Benchmarks against botocore/boto3/aiobotocore, side by side
-bench: build-prod
-	python benches/bench_decode.py
-	python benches/bench_e2e.py
-	python benches/bench_aio.py
+.PHONY: bench-rust ## Criterion: sagestream's frame splitter against aws-smithy-eventstream's
+bench-rust:
+	cargo bench --no-default-features --bench decode
 
-.PHONY: all ## Lint and test everything (what .ci/run does)
+.PHONY: bench ## Every benchmark, side by side with botocore/boto3/aiobotocore (release build)
+bench: build-prod bench-rust
+	$(PY) benches/bench_decode.py
+	$(PY) benches/bench_reassembly.py
+	$(PY) benches/bench_e2e.py
+	$(PY) benches/bench_aio.py
+	$(PY) benches/bench_requests.py
+
+.PHONY: ci ## Lint and test everything with the full hypothesis profile (what .ci/run runs)
+ci: lint test-rust test-ci
+
+.PHONY: all ## Lint and test everything (the fast hypothesis profile)
 all: lint test-rust test
 
 .PHONY: help ## Show this help

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from _frames import frame, to_millis
+from _hypothesis import examples
 from botocore.eventstream import EventStreamBuffer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,7 +97,7 @@ def ours_decode(chunks: list[bytes]) -> tuple[list[tuple[dict[str, Any], bytes]]
     return out, None
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames=frames_st, cuts=st.lists(st.integers(min_value=0), max_size=12))
 def test_random_valid_streams_decode_like_botocore(
     frames: list[tuple[list[tuple[str, str, Any]], bytes]], cuts: list[int]
@@ -111,7 +112,7 @@ def test_random_valid_streams_decode_like_botocore(
     assert len(got) == len(frames)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     frames=st.lists(st.tuples(headers_st, st.binary(max_size=300)), min_size=1, max_size=4),
     cuts=st.lists(st.integers(min_value=0), max_size=6),
@@ -162,7 +163,7 @@ def test_corrupted_streams_are_rejected_where_botocore_rejects(
         assert err is None
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     parts=st.lists(st.tuples(st.binary(max_size=300), st.booleans()), min_size=1, max_size=10),
     cuts=st.lists(st.integers(min_value=0), max_size=10),

@@ -25,6 +25,7 @@ import botocore.parsers
 import botocore.session
 import pytest
 from _frames import encode_headers, frame, payload_part
+from _hypothesis import examples
 from aiobotocore.eventstream import AioEventStream
 from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
@@ -463,14 +464,14 @@ random_streams = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_streams)
 def test_random_streams_sync(case: tuple[bytes, list[int], list[int | None]]) -> None:
     data, cuts, steps = case
     assert_same(*both_sync(split(data, cuts), steps))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_streams)
 def test_random_streams_async(case: tuple[bytes, list[int], list[int | None]]) -> None:
     data, cuts, steps = case

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from _hypothesis import examples
 from _reassembly_helpers import split_streams
 from hypothesis import given, settings
 from sagestream.exceptions import LineTooLongError, ReassemblyError
@@ -27,7 +28,7 @@ async def agen(parts: Sequence[bytes], pulled: list[bytes] | None = None) -> Asy
         yield part
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(split_streams())
 def test_async_twins_match_sync(case: tuple[bytes, list[bytes]]) -> None:
     _, parts = case

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _hypothesis import examples
 from _reassembly_helpers import every_split, run, run_iter, split_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,7 +37,7 @@ def reference_lines(data: bytes, errors: str = "strict") -> tuple[list[str], tup
     return out, None
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(split_streams(), st.sampled_from(["strict", "replace"]))
 def test_any_split_gives_the_reference_lines(case: tuple[bytes, list[bytes]], errors: str) -> None:
     whole, parts = case
@@ -187,7 +188,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.tuples(json_values, st.sampled_from(["\n", "\r\n", "\n\n", "\n  \t\n"])), max_size=8),
     st.data(),
@@ -301,7 +302,7 @@ exotic_json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(exotic_json, st.booleans(), st.sampled_from(["", " ", "\t"]))
 def test_json_values_are_exactly_json_loads(value: Any, ascii_only: bool, pad: str) -> None:
     line = (pad + json.dumps(value, ensure_ascii=ascii_only) + pad).encode("utf-8", "surrogatepass")

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from _hypothesis import examples
 from _reassembly_helpers import every_split, run, run_iter, split_streams, sse_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,7 +70,7 @@ def reference_sse(data: bytes, *, dispatch_incomplete: bool = True) -> list[Serv
     return events
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.one_of(split_streams(), split_streams(sse_streams)))
 def test_any_split_gives_the_reference_events(case: tuple[bytes, list[bytes]]) -> None:
     whole, parts = case

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _hypothesis import examples
 from _raw_server import payload_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,7 +43,7 @@ def run(source: Any, **kw: Any) -> tuple[list[bytes], BaseException | None, list
     return got, None, ends
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(sizes=st.lists(st.integers(1, 300), max_size=60))
 def test_any_read_split(sizes: list[int]) -> None:
     got, exc, ends = run(reads(FRAMES, sizes))
@@ -51,7 +52,7 @@ def test_any_read_split(sizes: list[int]) -> None:
     assert ends == [True]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(cut_at=st.integers(0, len(FRAMES) - 1), sizes=st.lists(st.integers(1, 300), max_size=10))
 def test_any_cut_raises_after_a_prefix(cut_at: int, sizes: list[int]) -> None:
     lost = ConnectionLostError("the connection was lost")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _hypothesis import examples
 from _raw_server import RawServer, Request, Response, exception_frame, payload_frame, stream_response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,7 +43,9 @@ def server() -> RawServer:
         yield srv
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12))
 def test_lines_any_split(server: RawServer, cuts: list[int]) -> None:
     server.bodies["lines"] = split(TEXT, cuts)  # type: ignore[attr-defined]
