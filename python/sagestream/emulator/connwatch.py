@@ -2,8 +2,11 @@
 
 On bad HTTP chunk framing once a body has begun, aiohttp 3.14's compiled parser closes the
 connection and records the error on the connection only: the body reader, and whoever awaits
-it, would wait forever (the read timeout is cancelled too). The asyncio client and the
-emulator's proxy model watch each connection they read a body from.
+it, would wait forever (the read timeout is cancelled too). Upstream, malformed chunked bodies
+leaving a reader hanging are aio-libs/aiohttp#10355 (client) and #10596 (server, fixed by
+#12119); the case guarded here, the parser's error not reaching the body, was seen with 3.14. The
+emulator's proxy model watches each container connection it reads a body from; the clients
+read with the Rust transport and need no watch.
 """
 
 from __future__ import annotations

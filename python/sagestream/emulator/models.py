@@ -15,7 +15,7 @@ from typing import Protocol
 
 import aiohttp
 
-from .._connwatch import watch_connection
+from .connwatch import watch_connection
 from .faults import Knobs
 from .protocol import EmulatorError, model_error
 
