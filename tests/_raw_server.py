@@ -95,6 +95,9 @@ class Response:
     chunked: bool = True
     content_length: int | None = None
     keep_alive: bool = True
+    #: Written in place of the status line and headers, when set: bytes, pauses, CUT or RESET
+    #: (interim ``100 Continue`` answers, header bytes trickled one at a time).
+    head_writes: Iterable[Any] | None = None
 
 
 def stream_response(
@@ -203,17 +206,25 @@ class RawServer:
                 conn.close()
 
     def _answer(self, conn: socket.socket, resp: Response) -> bool:
-        head = [f"HTTP/1.1 {resp.status} {resp.reason}"]
-        headers = dict(resp.headers)
-        if resp.chunked:
-            headers["Transfer-Encoding"] = "chunked"
-        elif resp.content_length is not None:
-            headers["Content-Length"] = str(resp.content_length)
-        if not resp.keep_alive:
-            headers["Connection"] = "close"
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        for w in resp.writes:
+        if resp.head_writes is not None:
+            if not self._write(conn, resp.head_writes):
+                return False
+        else:
+            head = [f"HTTP/1.1 {resp.status} {resp.reason}"]
+            headers = dict(resp.headers)
+            if resp.chunked:
+                headers["Transfer-Encoding"] = "chunked"
+            elif resp.content_length is not None:
+                headers["Content-Length"] = str(resp.content_length)
+            if not resp.keep_alive:
+                headers["Connection"] = "close"
+            head += [f"{k}: {v}" for k, v in headers.items()]
+            conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        return self._write(conn, resp.writes) and resp.keep_alive
+
+    def _write(self, conn: socket.socket, writes: Iterable[Any]) -> bool:
+        """Carry out ``writes``; False when the connection was ended (or the server stopped)."""
+        for w in writes:
             if isinstance(w, float):
                 if self._stop.wait(w):
                     return False
@@ -226,7 +237,7 @@ class RawServer:
                 return False
             else:
                 conn.sendall(w)
-        return resp.keep_alive
+        return True
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> Response:
