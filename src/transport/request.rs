@@ -10,7 +10,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST, PROXY_AUTHORIZATION};
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, CONTENT_LENGTH, EXPECT, HOST, PROXY_AUTHORIZATION,
+};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::Full;
@@ -515,7 +517,9 @@ async fn handshake(io: Box<dyn super::connect::Io>, uri: &Uri) -> Result<Sender,
 }
 
 /// The hyper request: origin-form (or absolute-form through a forwarding proxy), `Host` and
-/// `Content-Length` set as botocore sets them, no `Expect` (hyper does not wait for a `100`).
+/// `Content-Length` set as botocore sets them, no `Expect` (hyper does not wait for a `100`),
+/// and, unsigned as botocore's `http.client` adds it, `Accept-Encoding: identity`: without
+/// it any coding is acceptable (RFC 9110), and a proxy could compress what is read raw here.
 fn build(
     request: Request,
     forward_proxy: Option<&Proxy>,
@@ -539,6 +543,9 @@ fn build(
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     headers.remove(EXPECT);
+    if !headers.contains_key(ACCEPT_ENCODING) {
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
     let target: Uri = match forward_proxy {
         Some(proxy) => {
             if let Some(auth) = &proxy.authorization {
