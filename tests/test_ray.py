@@ -35,7 +35,7 @@ PART = 4096
 
 @pytest.fixture(scope="module")
 def ray_emulator() -> Iterator[Emulator]:
-    endpoints = {"ray-mixed": "echo", "ray-kill": "echo", "ray-prompt": "echo"}
+    endpoints = {"ray-mixed": "echo", "ray-kill": "echo", "ray-prompt": "echo", "ray-rate": "echo"}
     with Emulator(host="127.0.0.1", port=0, endpoints=endpoints, token_delay=0.0) as emu:
         yield emu
 
@@ -223,3 +223,25 @@ def test_killed_actor_is_retried_without_duplicates(ray_cluster: None, ray_emula
         assert row["output"] == body_of(row["id"])
     assert sagestream.ray.endpoint_counters("ray-kill").rows >= rows
     assert sagestream.ray.close_endpoint("ray-kill")
+
+
+def test_two_actors_share_one_rate_limit(ray_cluster: None, ray_emulator: Emulator) -> None:
+    # 10/s for both actors together: each alone could send its 30 rows in well under a second.
+    rows, rate = 60, 10
+    items = [{"id": i, "body": body_of(i)} for i in range(rows)]
+    ds = ray.data.from_items(items).map_batches(
+        sagestream.ray.SageMakerStream,
+        fn_constructor_kwargs=dict(
+            endpoint_name="ray-rate", max_requests_per_second=rate, **client_kwargs(ray_emulator)
+        ),
+        batch_size=10,
+        concurrency=2,
+        num_cpus=0.5,
+    )
+    out = ds.take_all()
+    assert sorted(row["id"] for row in out) == list(range(rows))
+    assert all(row["output"] == body_of(row["id"]) for row in out)
+    log = _only(ray_emulator, "ray-rate")
+    assert len(log) == rows
+    assert log.max_rate(1.0) <= rate
+    assert sagestream.ray.close_endpoint("ray-rate")
