@@ -18,13 +18,13 @@ label their events otherwise send them. ``[DONE]``, blank lines and comments car
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "Delta",
-    "aiter_documents",
+    "DocumentDecoder",
     "chat_completion",
     "chat_delta",
     "iter_documents",
@@ -167,15 +167,33 @@ def iter_documents(stream: Any) -> Iterator[Any]:
             yield doc
 
 
-async def aiter_documents(stream: Any) -> AsyncIterator[Any]:
-    """The JSON documents of a :class:`sagestream.AsyncResponseStream`, as they complete."""
-    if _is_event_stream(stream.content_type):
-        async for event in stream.sse():
-            data = event.data
-            if data and data != "[DONE]":
-                yield json.loads(data)
-        return
-    async for line in stream.lines():
-        doc = line_document(line)
-        if doc is not None:
-            yield doc
+class DocumentDecoder:
+    """The same rule, incremental: feed it the parts of an async stream, get the documents.
+
+    Async consumers loop over the stream's parts themselves (``async for part in stream``)
+    and call :meth:`feed`: no async generator stands between the transport and them.
+    """
+
+    __slots__ = ("_lines", "_sse")
+
+    def __init__(self, content_type: str | None) -> None:
+        from sagestream.reassembly import LineDecoder, SseDecoder
+
+        self._sse = SseDecoder() if _is_event_stream(content_type) else None
+        self._lines = None if self._sse is not None else LineDecoder()
+
+    def _documents(self, items: list[Any]) -> list[Any]:
+        if self._sse is not None:
+            return [json.loads(e.data) for e in items if e.data and e.data != "[DONE]"]
+        docs = [line_document(line) for line in items]
+        return [doc for doc in docs if doc is not None]
+
+    def feed(self, part: bytes) -> list[Any]:
+        """The documents ``part`` completes."""
+        decoder: Any = self._sse if self._sse is not None else self._lines
+        return self._documents(decoder.feed(part))
+
+    def finish(self) -> list[Any]:
+        """At the end of the stream: a last document left without its line end."""
+        decoder: Any = self._sse if self._sse is not None else self._lines
+        return self._documents(decoder.finish())

@@ -30,7 +30,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar, cast
 
 from botocore.config import Config
@@ -43,7 +43,7 @@ from strands.types.tools import ToolChoice, ToolSpec
 
 from sagestream.exceptions import ModelNotReadyException
 from sagestream.integrations._clients import Clients
-from sagestream.integrations._formats import Delta, aiter_documents, chat_completion, chat_delta
+from sagestream.integrations._formats import Delta, DocumentDecoder, chat_completion, chat_delta
 from sagestream.integrations._requests import call_parameters
 
 __all__ = ["SageMakerAIModel"]
@@ -92,6 +92,65 @@ def _tool_events(index: int, deltas: list[dict[str, Any]]) -> list[StreamEvent]:
     events.extend({"contentBlockDelta": {"delta": {"toolUse": {"input": _arguments(d)}}}} for d in deltas)
     events.append({"contentBlockStop": {}})
     return events
+
+
+class _Turn:
+    """One turn's answer, step by step, as Strands' events."""
+
+    __slots__ = ("block", "finish", "started", "tool_calls", "usage")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.block: str | None = None  # the open content block: "text" or "reasoning"
+        self.tool_calls: dict[int, list[dict[str, Any]]] = {}
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def _open(self, kind: str, events: list[StreamEvent]) -> None:
+        if self.block != kind:
+            if self.block is not None:
+                events.append({"contentBlockStop": {}})
+            events.append({"contentBlockStart": {"start": {}}})
+            self.block = kind
+
+    def events(self, delta: Delta | None) -> list[StreamEvent]:
+        """The events of one step (after the finish reason, only its usage counts)."""
+        if delta is None:
+            return []
+        if delta.usage:
+            self.usage = delta.usage
+        if self.finish is not None:
+            return []
+        events: list[StreamEvent] = []
+        if delta.reasoning:
+            self._open("reasoning", events)
+            events.append({"contentBlockDelta": {"delta": {"reasoningContent": {"text": delta.reasoning}}}})
+        if delta.text:
+            self._open("text", events)
+            events.append({"contentBlockDelta": {"delta": {"text": delta.text}}})
+        if delta.tool_calls:
+            for position, call in enumerate(delta.tool_calls):
+                index = call.get("index")
+                self.tool_calls.setdefault(index if isinstance(index, int) else position, []).append(call)
+        if delta.finish_reason is not None:
+            self.finish = delta.finish_reason
+        return events
+
+    def ending(self) -> list[StreamEvent]:
+        """The open block's stop, the tool calls, the message's stop, the usage."""
+        events: list[StreamEvent] = []
+        if self.block is not None:
+            events.append({"contentBlockStop": {}})
+        for index in sorted(self.tool_calls):
+            events.extend(_tool_events(index, self.tool_calls[index]))
+        if self.block is None and not self.tool_calls:
+            # Strands expects a content block, even an empty one.
+            events.extend(({"contentBlockStart": {"start": {}}}, {"contentBlockStop": {}}))
+        stop = cast(Any, _stop_reason(self.finish, bool(self.tool_calls)))
+        events.append({"messageStop": {"stopReason": stop}})
+        if self.usage:
+            events.append(_usage_event(self.usage, int((time.monotonic() - self.started) * 1000)))
+        return events
 
 
 class SageMakerAIModel(_StrandsSageMakerAIModel):
@@ -201,95 +260,33 @@ class SageMakerAIModel(_StrandsSageMakerAIModel):
         started = time.monotonic()
         try:
             client = await self._clients.for_running_loop()
-            if streaming:
-                async with client.invoke_stream(endpoint, body, **params) as response:
-                    async for event in self._events(aiter_documents(response), cancel, started):
-                        yield event
-            else:
+            turn = _Turn(started)
+            if not streaming:
                 result = await client.invoke(endpoint, body, **params)
-                for event in self._whole(chat_completion(json.loads(result.body)), started):
+                yield {"messageStart": {"role": "assistant"}}
+                for event in turn.events(chat_completion(json.loads(result.body))):
                     yield event
+                for event in turn.ending():
+                    yield event
+                return
+            async with client.invoke_stream(endpoint, body, **params) as response:
+                yield {"messageStart": {"role": "assistant"}}
+                # The parts are read and decoded here: no async generator stands between the
+                # transport and this one.
+                decoder = DocumentDecoder(response.content_type)
+                async for part in response:
+                    if cancel is not None and cancel.is_set():
+                        return  # Strands reports the cancellation; the stream closes on the way out
+                    for doc in decoder.feed(part):
+                        for event in turn.events(chat_delta(doc)):
+                            yield event
+                for doc in decoder.finish():
+                    for event in turn.events(chat_delta(doc)):
+                        yield event
+            for event in turn.ending():
+                yield event
         except ModelNotReadyException as exc:
             raise ModelThrottledException(str(exc)) from exc
-
-    async def _events(
-        self, docs: AsyncIterator[Any], cancel: threading.Event | None, started: float
-    ) -> AsyncIterator[StreamEvent]:
-        yield {"messageStart": {"role": "assistant"}}
-        block: str | None = None  # the open content block: "text" or "reasoning"
-        tool_calls: dict[int, list[dict[str, Any]]] = {}
-        finish: str | None = None
-        usage: dict[str, Any] | None = None
-        async for doc in docs:
-            if cancel is not None and cancel.is_set():
-                return  # Strands reports the cancellation; the stream closes on the way out
-            delta = chat_delta(doc)
-            if delta is None:
-                continue
-            if delta.usage:
-                usage = delta.usage
-            if finish is not None:
-                continue
-            if delta.reasoning:
-                if block != "reasoning":
-                    if block is not None:
-                        yield {"contentBlockStop": {}}
-                    yield {"contentBlockStart": {"start": {}}}
-                    block = "reasoning"
-                yield {"contentBlockDelta": {"delta": {"reasoningContent": {"text": delta.reasoning}}}}
-            if delta.text:
-                if block != "text":
-                    if block is not None:
-                        yield {"contentBlockStop": {}}
-                    yield {"contentBlockStart": {"start": {}}}
-                    block = "text"
-                yield {"contentBlockDelta": {"delta": {"text": delta.text}}}
-            if delta.tool_calls:
-                for call in delta.tool_calls:
-                    tool_calls.setdefault(int(call.get("index") or 0), []).append(call)
-            if delta.finish_reason is not None:
-                finish = delta.finish_reason
-        for event in self._ending(block, tool_calls, finish, usage, started):
-            yield event
-
-    def _ending(
-        self,
-        block: str | None,
-        tool_calls: dict[int, list[dict[str, Any]]],
-        finish: str | None,
-        usage: dict[str, Any] | None,
-        started: float,
-    ) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        if block is not None:
-            events.append({"contentBlockStop": {}})
-        for index in sorted(tool_calls):
-            events.extend(_tool_events(index, tool_calls[index]))
-        if block is None and not tool_calls:
-            # Strands expects a content block, even an empty one.
-            events.extend(({"contentBlockStart": {"start": {}}}, {"contentBlockStop": {}}))
-        stop = cast(Any, _stop_reason(finish, bool(tool_calls)))
-        events.append({"messageStop": {"stopReason": stop}})
-        if usage:
-            events.append(_usage_event(usage, int((time.monotonic() - started) * 1000)))
-        return events
-
-    def _whole(self, answer: Delta, started: float) -> list[StreamEvent]:
-        """The events of a ``chat.completion`` (``payload_config={"stream": False}``)."""
-        events: list[StreamEvent] = [{"messageStart": {"role": "assistant"}}]
-        block = None
-        if answer.reasoning:
-            events.append({"contentBlockStart": {"start": {}}})
-            events.append({"contentBlockDelta": {"delta": {"reasoningContent": {"text": answer.reasoning}}}})
-            block = "reasoning"
-        if answer.text:
-            if block is not None:
-                events.append({"contentBlockStop": {}})
-            events.append({"contentBlockStart": {"start": {}}})
-            events.append({"contentBlockDelta": {"delta": {"text": answer.text}}})
-            block = "text"
-        calls = {i: [call] for i, call in enumerate(answer.tool_calls or [])}
-        return events + self._ending(block, calls, answer.finish_reason, answer.usage, started)
 
     # --- structured output ---------------------------------------------------------------------
 

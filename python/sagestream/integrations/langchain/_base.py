@@ -9,11 +9,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from sagestream.integrations._clients import Clients
-from sagestream.integrations._formats import aiter_documents, iter_documents
+from sagestream.integrations._formats import DocumentDecoder, iter_documents
 from sagestream.integrations._requests import call_parameters
+from sagestream.integrations._stops import StopCutter
 from sagestream.integrations.langchain._handlers import is_streaming_handler
 
-__all__ = ["SageMakerEndpointBase"]
+__all__ = ["SageMakerEndpointBase", "Steps"]
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -105,18 +106,113 @@ class SageMakerEndpointBase(BaseModel):
 
     # --- the stream ----------------------------------------------------------------------
 
+    def _steps(self, stop: list[str] | None) -> Steps:
+        raise NotImplementedError
+
     def _items(self, stream: Any) -> Iterator[Any]:
         """JSON documents for a ready handler; lines (``bytes``) for a plain one."""
         if self._ready_handler:
             return iter_documents(stream)
         return (line.encode() for line in stream.lines())
 
-    def _aitems(self, stream: Any) -> AsyncIterator[Any]:
-        if self._ready_handler:
-            return aiter_documents(stream)
-        return _encoded(stream.lines())
+    def _stream_chunks(
+        self, prompt: Any, stop: list[str] | None, run_manager: Any, kwargs: dict[str, Any]
+    ) -> Iterator[Any]:
+        """The chunks of one streamed answer, on the sync client."""
+        body = self._body(prompt, kwargs, stop, stream=True)
+        steps = self._steps(stop)
+        client = self._clients.sync()
+        with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
+            for item in self._items(stream):
+                chunk = steps.step(item)
+                if chunk is not None:
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                if steps.done:
+                    break
+        chunk = steps.end()
+        if chunk is not None:
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream_chunks(
+        self, prompt: Any, stop: list[str] | None, run_manager: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """The chunks of one streamed answer, on the running loop's AsyncClient.
+
+        The parts are read here and decoded in place (no async generator between the
+        transport and this one); cancelling the consumer closes the stream.
+        """
+        body = self._body(prompt, kwargs, stop, stream=True)
+        steps = self._steps(stop)
+        client = await self._clients.for_running_loop()
+        async with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
+            decoder: Any = DocumentDecoder(stream.content_type) if self._ready_handler else _LineBytes()
+            async for part in stream:
+                for chunk in steps.take(decoder.feed(part)):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                if steps.done:
+                    break
+            else:
+                for chunk in steps.take(decoder.finish()):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+        chunk = steps.end()
+        if chunk is not None:
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
 
-async def _encoded(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:
-    async for line in lines:
-        yield line.encode()
+class Steps:
+    """One streamed answer, item by item, as the framework's chunks (stop sequences applied)."""
+
+    __slots__ = ("cutter", "done", "handler", "ready")
+
+    def __init__(self, handler: Any, ready: bool, stop: list[str] | None) -> None:
+        self.handler = handler
+        self.ready = ready
+        self.cutter = StopCutter(stop) if stop else None
+        #: The answer is over; the rest of the stream is not read.
+        self.done = False
+
+    def step(self, item: Any) -> Any:
+        """The chunk of one item (None: it carries nothing)."""
+        raise NotImplementedError
+
+    def take(self, items: list[Any]) -> list[Any]:
+        """The chunks of the items one part completed, up to the end of the answer."""
+        chunks = []
+        for item in items:
+            chunk = self.step(item)
+            if chunk is not None:
+                chunks.append(chunk)
+            if self.done:
+                break
+        return chunks
+
+    def end(self) -> Any:
+        """The chunk of the text held back for a stop sequence that did not come, or None."""
+        raise NotImplementedError
+
+
+class _LineBytes:
+    """Lines as ``bytes``, what a plain handler's ``transform_output`` reads on streams."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self) -> None:
+        from sagestream.reassembly import LineDecoder
+
+        self._lines = LineDecoder()
+
+    def feed(self, part: bytes) -> list[bytes]:
+        return [line.encode() for line in self._lines.feed(part)]
+
+    def finish(self) -> list[bytes]:
+        return [line.encode() for line in self._lines.finish()]

@@ -15,25 +15,18 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from sagestream.integrations._stops import StopCutter, cut_at_stop
-from sagestream.integrations.langchain._base import SageMakerEndpointBase
+from sagestream.integrations._stops import cut_at_stop
+from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps
 from sagestream.integrations.langchain._handlers import ChatCompletionsContentHandler, body_file
 from sagestream.integrations.langchain._messages import chunk_of, message_of, request_messages
 
 __all__ = ["ChatSagemakerEndpoint"]
 
 
-class _Steps:
-    """One streamed answer, item by item, as chat generation chunks (stop sequences applied)."""
+class _ChatSteps(Steps):
+    """Chat generation chunks of a streamed answer."""
 
-    __slots__ = ("cutter", "done", "handler", "ready")
-
-    def __init__(self, handler: Any, ready: bool, stop: list[str] | None) -> None:
-        self.handler = handler
-        self.ready = ready
-        self.cutter = StopCutter(stop) if stop else None
-        #: The answer is over; the rest of the stream is not read.
-        self.done = False
+    __slots__ = ()
 
     def step(self, item: Any) -> ChatGenerationChunk | None:
         if self.ready:
@@ -72,7 +65,6 @@ class _Steps:
         return ChatGenerationChunk(message=chunk)
 
     def end(self) -> ChatGenerationChunk | None:
-        """The text held back for a stop sequence that did not come."""
         if self.cutter is None:
             return None
         held = self.cutter.flush()
@@ -175,6 +167,9 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
 
     # --- InvokeEndpointWithResponseStream --------------------------------------------------
 
+    def _steps(self, stop: list[str] | None) -> Steps:
+        return _ChatSteps(self.content_handler, self._ready_handler, stop)
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -182,45 +177,13 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        body = self._body(request_messages(messages), kwargs, stop, stream=True)
-        steps = _Steps(self.content_handler, self._ready_handler, stop)
-        client = self._clients.sync()
-        with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
-            for item in self._items(stream):
-                chunk = steps.step(item)
-                if chunk is not None:
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if steps.done:
-                    break
-        chunk = steps.end()
-        if chunk is not None:
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        return self._stream_chunks(request_messages(messages), stop, run_manager, kwargs)
 
-    async def _astream(
+    def _astream(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        body = self._body(request_messages(messages), kwargs, stop, stream=True)
-        steps = _Steps(self.content_handler, self._ready_handler, stop)
-        client = await self._clients.for_running_loop()
-        async with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
-            async for item in self._aitems(stream):
-                chunk = steps.step(item)
-                if chunk is not None:
-                    if run_manager is not None:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if steps.done:
-                    break
-        chunk = steps.end()
-        if chunk is not None:
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        return self._astream_chunks(request_messages(messages), stop, run_manager, kwargs)

@@ -11,8 +11,8 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
 from sagestream.integrations._formats import Delta
-from sagestream.integrations._stops import StopCutter, cut_at_stop
-from sagestream.integrations.langchain._base import SageMakerEndpointBase
+from sagestream.integrations._stops import cut_at_stop
+from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps
 from sagestream.integrations.langchain._handlers import TGIContentHandler, body_file
 from sagestream.integrations.langchain._messages import response_metadata
 
@@ -27,16 +27,10 @@ def _info(delta: Delta) -> dict[str, Any] | None:
     return info or None
 
 
-class _Steps:
-    """One streamed answer, item by item, as generation chunks (stop sequences applied)."""
+class _TextSteps(Steps):
+    """Generation chunks of a streamed answer."""
 
-    __slots__ = ("cutter", "done", "handler", "ready")
-
-    def __init__(self, handler: Any, ready: bool, stop: list[str] | None) -> None:
-        self.handler = handler
-        self.ready = ready
-        self.cutter = StopCutter(stop) if stop else None
-        self.done = False
+    __slots__ = ()
 
     def step(self, item: Any) -> GenerationChunk | None:
         if self.ready:
@@ -164,6 +158,9 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
 
     # --- InvokeEndpointWithResponseStream --------------------------------------------------
 
+    def _steps(self, stop: list[str] | None) -> Steps:
+        return _TextSteps(self.content_handler, self._ready_handler, stop)
+
     def _stream(
         self,
         prompt: str,
@@ -171,45 +168,13 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        body = self._body(prompt, kwargs, stop, stream=True)
-        steps = _Steps(self.content_handler, self._ready_handler, stop)
-        client = self._clients.sync()
-        with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
-            for item in self._items(stream):
-                chunk = steps.step(item)
-                if chunk is not None:
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if steps.done:
-                    break
-        chunk = steps.end()
-        if chunk is not None:
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        return self._stream_chunks(prompt, stop, run_manager, kwargs)
 
-    async def _astream(
+    def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        body = self._body(prompt, kwargs, stop, stream=True)
-        steps = _Steps(self.content_handler, self._ready_handler, stop)
-        client = await self._clients.for_running_loop()
-        async with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
-            async for item in self._aitems(stream):
-                chunk = steps.step(item)
-                if chunk is not None:
-                    if run_manager is not None:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if steps.done:
-                    break
-        chunk = steps.end()
-        if chunk is not None:
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        return self._astream_chunks(prompt, stop, run_manager, kwargs)
