@@ -23,8 +23,11 @@ from sagestream.exceptions import (
     DecodeError,
     DuplicateHeaderError,
     FrameTooLargeError,
+    InputClosedError,
+    InputValidationError,
     InternalDependencyException,
     InternalFailure,
+    InternalServerError,
     InternalStreamFailure,
     InvalidFrameError,
     LineTooLongError,
@@ -37,6 +40,7 @@ from sagestream.exceptions import (
     SageStreamError,
     ServiceError,
     ServiceUnavailable,
+    ServiceUnavailableError,
     SigningError,
     StreamError,
     TransportError,
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     )
     from sagestream._call import AttemptObserver
     from sagestream._client import Client, InvokeResult
+    from sagestream._duplex import AsyncDuplexSession, DuplexSession, OutputPart
     from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
     from sagestream._stream import ResponseStream, StreamMetrics
 
@@ -80,6 +85,9 @@ _LAZY = {
     "wait_many_async": "sagestream._async_inference",
     "as_completed_async": "sagestream._async_inference",
     "WaitProgress": "sagestream._async_inference",
+    "DuplexSession": "sagestream._duplex",
+    "AsyncDuplexSession": "sagestream._duplex",
+    "OutputPart": "sagestream._duplex",
 }
 
 
@@ -115,6 +123,13 @@ __all__ = [
     "wait_many_async",
     "as_completed_async",
     "WaitProgress",
+    "DuplexSession",
+    "AsyncDuplexSession",
+    "OutputPart",
+    "InputClosedError",
+    "InputValidationError",
+    "InternalServerError",
+    "ServiceUnavailableError",
     "LineTooLongError",
     "ReassemblyError",
     "AsyncInferenceError",
