@@ -292,7 +292,9 @@ impl Duplex {
 
     /// Abandon the session: the stream is reset, queued output dropped. Idempotent.
     pub fn close(&self) {
-        self.close_input();
+        // The output first (its end is then the close, not the reset that follows), then the
+        // abort before the input's end, which would otherwise end the stream cleanly.
+        self.output.close();
         if let Some(abort) = self
             .abort
             .lock()
@@ -301,7 +303,7 @@ impl Duplex {
         {
             let _ = abort.send(());
         }
-        self.output.close();
+        self.close_input();
     }
 
     /// Status and headers of the answer, once they arrived.

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 # The emulator fixtures (`emulator`, boto3 clients against it) used by the client, async and
 # emulator tests.
-pytest_plugins = ["_emulator_fixtures"]
+pytest_plugins = ["_emulator_fixtures", "_duplex_fixtures"]

@@ -282,8 +282,13 @@ class DuplexServer:
         reader = asyncio.create_task(self._read_input(stream, session, verifier, failed))
         try:
             writer = asyncio.create_task(self._write_output(stream, session, knobs))
-            waiting: set[asyncio.Future[Any]] = {writer, failed}
+            waiting: set[asyncio.Future[Any]] = {writer, failed, reader}
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            while reader in done and writer not in done and failed not in done:
+                if reader.exception() is not None:  # the client reset the stream
+                    writer.cancel()
+                    return "client-gone"
+                done, _ = await asyncio.wait({writer, failed}, return_when=asyncio.FIRST_COMPLETED)
             if failed in done:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StreamGone):
@@ -305,7 +310,7 @@ class DuplexServer:
         self, stream: H2Stream, session: Session, verifier: ChainVerifier, failed: asyncio.Future[bytes]
     ) -> None:
         try:
-            async for data in stream.body():
+            while (data := await stream.read()) is not None:
                 for event in verifier.feed(data, _dt.datetime.now(_dt.timezone.utc)):
                     if event.end:
                         await session.end_input()
@@ -323,7 +328,8 @@ class DuplexServer:
         fault = knobs.fault if knobs.fault in _faults.STREAM_FAULTS else None
         sent = 0
         try:
-            async for part in session.outputs():
+            while True:
+                part = await session.output()
                 if fault is not None and sent == knobs.after:
                     if fault == "stall":
                         await asyncio.sleep(knobs.seconds)

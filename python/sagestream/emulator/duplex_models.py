@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,7 +43,9 @@ class Session(Protocol):
 
     async def end_input(self) -> None: ...
 
-    def outputs(self) -> AsyncIterator[Part | None]: ...
+    async def output(self) -> Part | None:
+        """The next output part; None once the output is over."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -63,12 +64,11 @@ class _Queued:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Part | None] = asyncio.Queue(maxsize=64)
 
-    async def outputs(self) -> AsyncIterator[Part | None]:
-        while True:
-            part = await self.queue.get()
-            yield part
-            if part is None:
-                return
+    async def output(self) -> Part | None:
+        part = await self.queue.get()
+        if part is None:
+            self.queue.put_nowait(None)  # the end stays the end
+        return part
 
     async def close(self) -> None:
         return None
@@ -159,15 +159,17 @@ class _WebSocketSession:
         # WebSocket has no half-close: the container ends the session by closing it.
         return None
 
-    async def outputs(self) -> AsyncIterator[Part | None]:
-        async for message in self._ws:
+    async def output(self) -> Part | None:
+        while True:
+            message = await self._ws.receive()
             if message.type == aiohttp.WSMsgType.TEXT:
-                yield Part(message.data.encode("utf-8"), "UTF8", None)
-            elif message.type == aiohttp.WSMsgType.BINARY:
-                yield Part(bytes(message.data), "BINARY", None)
-            elif message.type == aiohttp.WSMsgType.ERROR:
+                return Part(message.data.encode("utf-8"), "UTF8", None)
+            if message.type == aiohttp.WSMsgType.BINARY:
+                return Part(bytes(message.data), "BINARY", None)
+            if message.type == aiohttp.WSMsgType.ERROR:
                 raise ModelUnreachable(f"the container's WebSocket failed: {self._ws.exception()}")
-        yield None
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return None
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h2.config
@@ -75,17 +75,18 @@ class H2Stream:
     def _finished(self) -> None:
         self._chunks.put_nowait(None)
 
-    async def body(self) -> AsyncIterator[bytes]:
-        """The request body, as it arrives; the flow-control window reopens as it is read."""
-        while True:
-            item = await self._chunks.get()
-            if item is None:
-                if self.reset:
-                    raise StreamGone("the client reset the stream")
-                return
-            data, flow = item
-            self._conn.acknowledge(self.stream_id, flow)
-            yield data
+    async def read(self) -> bytes | None:
+        """The next piece of the request body (None at its end); the flow-control window
+        reopens as it is read."""
+        item = await self._chunks.get()
+        if item is None:
+            self._chunks.put_nowait(None)  # the end stays the end
+            if self.reset:
+                raise StreamGone("the client reset the stream")
+            return None
+        data, flow = item
+        self._conn.acknowledge(self.stream_id, flow)
+        return data
 
     # --- the response --------------------------------------------------------------------
 
