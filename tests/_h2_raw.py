@@ -51,7 +51,9 @@ def signed_headers(
         request.headers[name] = value
     if streaming:
         request.headers["X-Amz-Content-SHA256"] = STREAMING
-    auth = (_StreamingSigV4 if streaming else SigV4Auth)(Credentials(access_key, secret_key), "sagemaker", region)
+    auth = (_StreamingSigV4 if streaming else SigV4Auth)(
+        Credentials(access_key, secret_key), "sagemaker", region
+    )
     auth.add_auth(request)
     seed = re.search(r"Signature=([0-9a-f]+)", request.headers["Authorization"]).group(1)  # type: ignore[union-attr]
     headers = [(":method", "POST"), (":scheme", parts.scheme), (":authority", parts.netloc), (":path", path)]
@@ -93,7 +95,9 @@ class Chain:
                 hashlib.sha256(inner).hexdigest(),
             ]
         )
-        signature = hmac.new(_key(secret or self.secret_key, stamp[:8], self.region), sts.encode(), hashlib.sha256)
+        signature = hmac.new(
+            _key(secret or self.secret_key, stamp[:8], self.region), sts.encode(), hashlib.sha256
+        )
         self.last = signature.hexdigest()
         return encode([(":date", when), (":chunk-signature", signature.digest())], inner)
 
@@ -119,7 +123,9 @@ class Answer:
         return decode(self.body) if self.status == 200 else []
 
 
-async def exchange(url: str, headers: list[tuple[str, str]], frames: list[bytes], *, timeout: float = 20) -> Answer:
+async def exchange(
+    url: str, headers: list[tuple[str, str]], frames: list[bytes], *, timeout: float = 20
+) -> Answer:
     """Send the request and ``frames`` (then end the stream); the whole answer."""
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)

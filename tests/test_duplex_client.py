@@ -185,7 +185,9 @@ def test_stream_faults_after_the_parts_before_them(
 
 
 def test_stall_delays_but_loses_nothing(duplex_client: sagestream.Client) -> None:
-    with duplex_client.invoke_bidirectional("echo", model_query_string="fault=stall&after=1&seconds=0.2") as session:
+    with duplex_client.invoke_bidirectional(
+        "echo", model_query_string="fault=stall&after=1&seconds=0.2"
+    ) as session:
         session.send("a")
         session.send("b")
         session.close_input()
@@ -213,7 +215,9 @@ def test_http_faults_are_typed_errors(
         assert caught.value.log_stream_arn  # type: ignore[attr-defined]
 
 
-def test_unknown_endpoint_and_bad_credentials(duplex_emulator: Emulator, duplex_client: sagestream.Client) -> None:
+def test_unknown_endpoint_and_bad_credentials(
+    duplex_emulator: Emulator, duplex_client: sagestream.Client
+) -> None:
     with duplex_client.invoke_bidirectional("nowhere") as session:
         with pytest.raises(sagestream.InputValidationError, match="nowhere"):
             next(session)
@@ -234,7 +238,9 @@ def test_unknown_endpoint_and_bad_credentials(duplex_emulator: Emulator, duplex_
 def test_over_tls_with_the_generated_certificate(duplex_emulator: Emulator) -> None:
     assert duplex_emulator.duplex_tls_url and duplex_emulator.duplex_ca_file
     client = make_client(
-        duplex_emulator, duplex_endpoint_url=duplex_emulator.duplex_tls_url, verify=duplex_emulator.duplex_ca_file
+        duplex_emulator,
+        duplex_endpoint_url=duplex_emulator.duplex_tls_url,
+        verify=duplex_emulator.duplex_ca_file,
     )
     with client.invoke_bidirectional("echo") as session:
         session.send("over tls")
@@ -325,14 +331,34 @@ def test_200_concurrent_sessions(duplex_client: sagestream.Client) -> None:
 def test_the_service_endpoint_rules() -> None:
     # The endpoint tests generated into aws-sdk-sagemakerruntimehttp2 1.30.0 (src/config/endpoint.rs).
     assert _duplex.duplex_endpoint("us-east-1") == "https://runtime.sagemaker.us-east-1.amazonaws.com:8443"
-    assert _duplex.duplex_endpoint("us-east-1", fips=True) == "https://runtime-fips.sagemaker.us-east-1.amazonaws.com:8443"
-    assert _duplex.duplex_endpoint("us-east-1", dualstack=True) == "https://runtime.sagemaker.us-east-1.api.aws:8443"
+    assert (
+        _duplex.duplex_endpoint("us-east-1", fips=True)
+        == "https://runtime-fips.sagemaker.us-east-1.amazonaws.com:8443"
+    )
+    assert (
+        _duplex.duplex_endpoint("us-east-1", dualstack=True)
+        == "https://runtime.sagemaker.us-east-1.api.aws:8443"
+    )
     assert (
         _duplex.duplex_endpoint("cn-northwest-1", fips=True, dualstack=True)
         == "https://runtime-fips.sagemaker.cn-northwest-1.api.amazonwebservices.com.cn:8443"
     )
-    assert _duplex.duplex_endpoint("cn-northwest-1") == "https://runtime.sagemaker.cn-northwest-1.amazonaws.com.cn:8443"
-    assert _duplex.duplex_endpoint("eusc-de-east-1") == "https://runtime.sagemaker.eusc-de-east-1.amazonaws.eu:8443"
-    assert _duplex.duplex_endpoint("us-iso-east-1") == "https://runtime.sagemaker.us-iso-east-1.c2s.ic.gov:8443"
-    assert _duplex.duplex_endpoint("us-isob-east-1", fips=True) == "https://runtime-fips.sagemaker.us-isob-east-1.sc2s.sgov.gov:8443"
-    assert _duplex.duplex_endpoint("us-isof-south-1") == "https://runtime.sagemaker.us-isof-south-1.csp.hci.ic.gov:8443"
+    assert (
+        _duplex.duplex_endpoint("cn-northwest-1")
+        == "https://runtime.sagemaker.cn-northwest-1.amazonaws.com.cn:8443"
+    )
+    assert (
+        _duplex.duplex_endpoint("eusc-de-east-1")
+        == "https://runtime.sagemaker.eusc-de-east-1.amazonaws.eu:8443"
+    )
+    assert (
+        _duplex.duplex_endpoint("us-iso-east-1") == "https://runtime.sagemaker.us-iso-east-1.c2s.ic.gov:8443"
+    )
+    assert (
+        _duplex.duplex_endpoint("us-isob-east-1", fips=True)
+        == "https://runtime-fips.sagemaker.us-isob-east-1.sc2s.sgov.gov:8443"
+    )
+    assert (
+        _duplex.duplex_endpoint("us-isof-south-1")
+        == "https://runtime.sagemaker.us-isof-south-1.csp.hci.ic.gov:8443"
+    )

@@ -311,11 +311,15 @@ class DuplexServer:
     ) -> None:
         try:
             while (data := await stream.read()) is not None:
-                for event in verifier.feed(data, _dt.datetime.now(_dt.timezone.utc)):
-                    if event.end:
-                        await session.end_input()
-                    else:
+                events = verifier.feed(data, _dt.datetime.now(_dt.timezone.utc))
+                refused = verifier.failure
+                for event in events:
+                    if not event.end:
                         await session.receive(_inner_part(event.payload))
+                    elif refused is None:  # an end followed by a refused event is no end
+                        await session.end_input()
+                if refused is not None:
+                    raise refused
             verifier.close()
         except EmulatorError as exc:
             if not failed.done():

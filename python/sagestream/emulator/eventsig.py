@@ -25,6 +25,7 @@ import struct
 
 from sagestream import _core
 
+from .protocol import EmulatorError
 from .sigv4 import MAX_SKEW, auth_error
 
 __all__ = ["ChainVerifier", "SignedEvent"]
@@ -63,16 +64,24 @@ class ChainVerifier:
         self._keys: dict[str, bytes] = {}
         self.ended = False
         self.count = 0
+        #: Why the input was refused, once it was.
+        self.failure: EmulatorError | None = None
 
     def feed(self, data: bytes, now: _dt.datetime | None = None) -> list[SignedEvent]:
-        """The verified messages completed by ``data`` (frames may split anywhere)."""
-        out = []
-        for message in self._decoder.feed(data):
-            if self.ended:
-                raise auth_error(
-                    "InvalidSignatureException", "An event arrived after the signed end of the input."
-                )
-            out.append(self._verify(message, now or _dt.datetime.now(_dt.timezone.utc)))
+        """The verified messages completed by ``data`` (frames may split anywhere). A message
+        that does not verify ends the list, its error kept in :attr:`failure`."""
+        out: list[SignedEvent] = []
+        if self.failure is not None:
+            return out
+        try:
+            for message in self._decoder.feed(data):
+                if self.ended:
+                    raise auth_error(
+                        "InvalidSignatureException", "An event arrived after the signed end of the input."
+                    )
+                out.append(self._verify(message, now or _dt.datetime.now(_dt.timezone.utc)))
+        except EmulatorError as exc:
+            self.failure = exc
         return out
 
     def close(self) -> None:
