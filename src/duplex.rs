@@ -150,10 +150,32 @@ pub enum SendError {
     Gone,
 }
 
+/// Resets the input when fired (once), or when the last holder is dropped unfired — so the
+/// reader task holds one: closing the output (which stops that task) resets the input too.
+#[derive(Clone)]
+struct Abort(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
+impl Abort {
+    fn fire(&self) {
+        if let Some(abort) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = abort.send(());
+        }
+    }
+}
+
+/// Held by the reader task: its end (the output's) ends the input.
+struct AbortOnDrop(Abort);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
+}
+
 /// The shared state of one session.
 pub struct Duplex {
     input: Mutex<Option<mpsc::Sender<Message>>>,
-    abort: Mutex<Option<oneshot::Sender<()>>>,
+    abort: Abort,
     /// The output parts (and the failure that ends them).
     pub output: Arc<PartStream>,
     /// Status and headers of the answer, once they arrived.
@@ -239,14 +261,15 @@ impl Duplex {
         let pending = transport.open_h2(request, generation, deadline).await?;
         let duplex = Arc::new(Self {
             input: Mutex::new(Some(tx)),
-            abort: Mutex::new(Some(abort_tx)),
+            abort: Abort(Arc::new(Mutex::new(Some(abort_tx)))),
             output: Arc::new(PartStream::with_meta(None)),
             head: Mutex::new(None),
             input_failure,
             sent_parts: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
         });
-        let reader = tokio::spawn(read_answer(duplex.clone(), pending, deadline));
+        let guard = AbortOnDrop(duplex.abort.clone());
+        let reader = tokio::spawn(read_answer(duplex.clone(), pending, deadline, guard));
         duplex.output.set_reader(reader.abort_handle());
         Ok(duplex)
     }
@@ -295,14 +318,7 @@ impl Duplex {
         // The output first (its end is then the close, not the reset that follows), then the
         // abort before the input's end, which would otherwise end the stream cleanly.
         self.output.close();
-        if let Some(abort) = self
-            .abort
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            let _ = abort.send(());
-        }
+        self.abort.fire();
         self.close_input();
     }
 
@@ -340,7 +356,12 @@ pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// The reader task: wait for the answer, then read its parts (or its error body).
-async fn read_answer(duplex: Arc<Duplex>, pending: PendingResponse, deadline: Option<Deadline>) {
+async fn read_answer(
+    duplex: Arc<Duplex>,
+    pending: PendingResponse,
+    deadline: Option<Deadline>,
+    _input_lives_with_the_output: AbortOnDrop,
+) {
     let answer = match deadline {
         None => pending.await,
         Some(d) => tokio::time::timeout_at(d.at, pending)

@@ -340,7 +340,7 @@ class DuplexSession(_SessionBase):
 class AsyncDuplexSession(_SessionBase):
     """A bidirectional session, for asyncio: ``await send(...)`` (it waits while the input
     queue is full), ``close_input()``, and ``async for part in session``. Cancelling the task
-    that reads closes nothing; :meth:`close` (or leaving ``async with``) resets the stream."""
+    that reads, :meth:`close`, or leaving ``async with`` resets the stream."""
 
     def __init__(
         self,
