@@ -70,7 +70,10 @@ async def test_async_iterable_input_and_lines(duplex_emulator: Emulator) -> None
             yield piece
             await asyncio.sleep(0)
 
-    async with _client(duplex_emulator) as client, client.invoke_bidirectional("echo", input=chunks()) as session:
+    async with (
+        _client(duplex_emulator) as client,
+        client.invoke_bidirectional("echo", input=chunks()) as session,
+    ):
         assert [line async for line in session.lines()] == ["alpha", "beta"]
 
 
@@ -147,7 +150,10 @@ async def test_cancelling_the_reading_task_resets_the_stream(duplex_emulator: Em
 
 
 async def test_the_deadline(duplex_emulator: Emulator) -> None:
-    async with _client(duplex_emulator) as client, client.invoke_bidirectional("echo", deadline=0.3) as session:
+    async with (
+        _client(duplex_emulator) as client,
+        client.invoke_bidirectional("echo", deadline=0.3) as session,
+    ):
         with pytest.raises(sagestream.DeadlineExceededError):
             await session.__anext__()
 

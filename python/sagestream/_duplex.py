@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from sagestream import _core, _params, _rules
 from sagestream._stream import StreamMetrics
-from sagestream.exceptions import ParamValidationError
+from sagestream.exceptions import ParamValidationError, SageStreamError
 
 if TYPE_CHECKING:
     from sagestream._botocore import Bridge
@@ -208,6 +208,11 @@ class _SessionBase:
         return self.headers.get("x-amzn-invoked-production-variant")
 
     @property
+    def content_type(self) -> str | None:
+        """None: this operation's answer names no content type of the model's output."""
+        return None
+
+    @property
     def request_id(self) -> str | None:
         """The service's request id, once the answer arrived."""
         return self.headers.get("x-amzn-requestid")
@@ -265,10 +270,7 @@ class DuplexSession(_SessionBase):
         self._parts = core.parts(OutputPart)
         self._feeder: threading.Thread | None = None
         if feed is not None:
-            self._feeder = threading.Thread(
-                target=self._feed_in_background, args=(feed,), name="sagestream-duplex-input", daemon=True
-            )
-            self._feeder.start()
+            self.feed_in_background(feed)
 
     def send(self, data: Data, *, text: bool | None = None, complete: bool | None = None) -> None:
         """Send one part. ``text``: True marks it UTF-8 (``DataType: UTF8``), False binary; by
@@ -283,12 +285,26 @@ class DuplexSession(_SessionBase):
             self.send(data, text=text, complete=complete)
         self.close_input()
 
-    def _feed_in_background(self, parts: Iterable[Data]) -> None:
-        try:
-            self.feed(parts)
-        except BaseException as exc:
-            self._feed_error = exc
-            self._core.close()
+    def feed_in_background(
+        self, parts: Iterable[Data], *, text: bool | None = None, complete: bool | None = None
+    ) -> None:
+        """:meth:`feed` from a thread of its own, while this one reads the output. When
+        iterating ``parts`` raises, the session is closed and the output's iteration raises
+        that error after the parts received."""
+        if self._feeder is not None:
+            raise RuntimeError("this session is fed already")
+
+        def run() -> None:
+            try:
+                self.feed(parts, text=text, complete=complete)
+            except SageStreamError:
+                pass  # the session failed: its own error comes with its output
+            except BaseException as exc:
+                self._feed_error = exc
+                self._core.close()
+
+        self._feeder = threading.Thread(target=run, name="sagestream-duplex-input", daemon=True)
+        self._feeder.start()
 
     def __iter__(self) -> Iterator[OutputPart]:
         return self

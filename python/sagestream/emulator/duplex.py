@@ -132,6 +132,8 @@ class DuplexServer:
         self._plain = H2Server(self._handle)
         self._tls: H2Server | None = None
         self.certificate: LoopbackCertificate | None = None
+        #: Why the TLS port is not served although asked for.
+        self.tls_problem: str | None = None
         self.sessions = 0
 
     async def start(self) -> None:
@@ -139,7 +141,11 @@ class DuplexServer:
         host = self.config.host
         await self._plain.start(host, self.config.duplex_port)
         if self.config.duplex_tls:
-            self.certificate = LoopbackCertificate(host)
+            try:
+                self.certificate = LoopbackCertificate(host)
+            except RuntimeError as exc:  # no 'cryptography': cleartext only, and say why
+                self.tls_problem = str(exc)
+                return
             self._tls = H2Server(self._handle, ssl_context=self.certificate.server_context(["h2"]))
             await self._tls.start(host, self.config.duplex_tls_port)
 
