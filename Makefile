@@ -42,6 +42,18 @@ test-rust:
 test:
 	pytest
 
+.PHONY: rust-sdk ## Build examples/rust-sdk-duplex, the AWS SDK for Rust client (minutes, cold)
+rust-sdk:
+	cd examples/rust-sdk-duplex && CARGO_TARGET_DIR=$(CURDIR)/target/rust-sdk-duplex cargo build --release
+
+.PHONY: test-rust-sdk ## The AWS SDK for Rust's bidirectional client against the emulator (not in CI: its build)
+test-rust-sdk: rust-sdk
+	pytest tests/test_duplex_rust_sdk.py -q
+
+.PHONY: bench-duplex ## Bidirectional streams: sagestream vs the AWS SDK for Rust
+bench-duplex: build-prod rust-sdk
+	python benches/bench_duplex.py
+
 .PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
 test-abi3:
 	bash .ci/test-abi3

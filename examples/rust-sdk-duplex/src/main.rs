@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! rust-sdk-duplex parts URL CA_PEM ENDPOINT [QUERY]   # parts from stdin lines, output parts as lines
-//! rust-sdk-duplex bench URL CA_PEM ENDPOINT ROUNDS N  # latency of 1 part, throughput of N parts
+//! rust-sdk-duplex latency URL CA_PEM ENDPOINT ROUNDS     # seconds per round trip of 1 part
+//! rust-sdk-duplex throughput URL CA_PEM ENDPOINT N SIZE  # seconds for N parts each way
 //! ```
 //!
 //! `parts` reads input parts from stdin, one per line: `DATA_TYPE COMPLETION_STATE TEXT`
@@ -18,14 +19,17 @@ use aws_credential_types::Credentials;
 use aws_sdk_sagemakerruntimehttp2::config::Region;
 use aws_sdk_sagemakerruntimehttp2::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntimehttp2::primitives::event_stream::EventStreamSender;
-use aws_sdk_sagemakerruntimehttp2::types::error::{RequestStreamEventError, ResponseStreamEventError};
-use aws_sdk_sagemakerruntimehttp2::types::{RequestPayloadPart, RequestStreamEvent, ResponseStreamEvent};
+use aws_sdk_sagemakerruntimehttp2::types::error::{
+    RequestStreamEventError, ResponseStreamEventError,
+};
+use aws_sdk_sagemakerruntimehttp2::types::{
+    RequestPayloadPart, RequestStreamEvent, ResponseStreamEvent,
+};
 use aws_sdk_sagemakerruntimehttp2::Client;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_types::Blob;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 
 type Input = Result<RequestStreamEvent, RequestStreamEventError>;
 
@@ -40,7 +44,9 @@ fn client(url: &str, ca_pem: &str) -> Client {
         .build()
         .expect("TLS context");
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .tls_context(tls_context)
         .build_https();
     let credentials = Credentials::new(
@@ -75,7 +81,11 @@ fn dash(value: Option<&str>) -> &str {
 
 async fn parts(client: &Client, endpoint: &str, query: Option<String>) {
     let (tx, rx) = mpsc::channel::<Input>(64);
-    let lines: Vec<String> = std::io::stdin().lock().lines().map_while(Result::ok).collect();
+    let lines: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .map_while(Result::ok)
+        .collect();
     let sending = tokio::spawn(async move {
         for line in lines {
             let mut fields = line.splitn(3, ' ');
@@ -119,10 +129,16 @@ async fn parts(client: &Client, endpoint: &str, query: Option<String>) {
                     ResponseStreamEventError::ModelStreamError(e) => {
                         ("ModelStreamError", e.error_code().map(str::to_owned))
                     }
-                    ResponseStreamEventError::InternalStreamFailure(_) => ("InternalStreamFailure", None),
+                    ResponseStreamEventError::InternalStreamFailure(_) => {
+                        ("InternalStreamFailure", None)
+                    }
                     _ => ("error", err.code().map(str::to_owned)),
                 };
-                println!("error {kind} {} {}", dash(code.as_deref()), dash(err.message()));
+                println!(
+                    "error {kind} {} {}",
+                    dash(code.as_deref()),
+                    dash(err.message())
+                );
                 break;
             }
         }
@@ -137,7 +153,11 @@ async fn round(client: &Client, endpoint: &str, n: usize, size: usize) -> f64 {
     let started = Instant::now();
     let sender = tokio::spawn(async move {
         for _ in 0..n {
-            if tx.send(part(vec![b'x'; size], Some("BINARY"), None)).await.is_err() {
+            if tx
+                .send(part(vec![b'x'; size], Some("BINARY"), None))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -145,7 +165,7 @@ async fn round(client: &Client, endpoint: &str, n: usize, size: usize) -> f64 {
     let mut output = client
         .invoke_endpoint_with_bidirectional_stream()
         .endpoint_name(endpoint)
-        .body(EventStreamSender::from(ReceiverStream::new(rx).map(|e| e)))
+        .body(EventStreamSender::from(ReceiverStream::new(rx)))
         .send()
         .await
         .expect("session");
@@ -171,7 +191,9 @@ async fn latency(client: &Client, endpoint: &str, rounds: usize) -> Vec<f64> {
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let started = Instant::now();
-        tx.send(part(b"ping".to_vec(), Some("UTF8"), None)).await.expect("send");
+        tx.send(part(b"ping".to_vec(), Some("UTF8"), None))
+            .await
+            .expect("send");
         match output.body.recv().await {
             Ok(Some(_)) => times.push(started.elapsed().as_secs_f64()),
             other => panic!("no echo: {other:?}"),
@@ -182,11 +204,6 @@ async fn latency(client: &Client, endpoint: &str, rounds: usize) -> Vec<f64> {
     times
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -194,18 +211,17 @@ async fn main() {
     let client = client(url, ca);
     match mode.as_str() {
         "parts" => parts(&client, endpoint, args.get(5).cloned()).await,
-        "bench" => {
+        "latency" => {
             let rounds: usize = args[5].parse().expect("ROUNDS");
-            let n: usize = args[6].parse().expect("N");
-            latency(&client, endpoint, 20).await; // warm the connection
-            let lat = median(latency(&client, endpoint, rounds).await);
-            let mut times = Vec::new();
-            for _ in 0..3 {
-                times.push(round(&client, endpoint, n, 100).await);
+            latency(&client, endpoint, 20).await; // the connection, warmed
+            for t in latency(&client, endpoint, rounds).await {
+                println!("{t:.9}");
             }
-            let through = median(times);
-            println!("latency_s {lat:.9}");
-            println!("throughput_s {through:.6} parts {n}");
+        }
+        "throughput" => {
+            let n: usize = args[5].parse().expect("N");
+            let size: usize = args[6].parse().expect("SIZE");
+            println!("{:.6}", round(&client, endpoint, n, size).await);
         }
         other => panic!("unknown mode {other}"),
     }
