@@ -84,16 +84,45 @@ struct InputBody {
     failure: Arc<Mutex<Option<String>>>,
 }
 
+/// Signed messages queued together go out in one DATA frame, up to this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+
 impl InputBody {
-    fn encode(
-        &mut self,
-        signed: Result<Message, SignError>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut out = Vec::new();
-        let written = signed
+    /// Sign `message` (None: the end of the input) onto `out`.
+    fn sign_into(&mut self, message: Option<&Message>, out: &mut Vec<u8>) -> Result<(), String> {
+        let now = SystemTime::now();
+        let signed = match message {
+            Some(message) => self.signer.sign(message, now),
+            None => self.signer.sign_end(now),
+        };
+        signed
             .map_err(|e| e.to_string())
-            .and_then(|m| write_message_to(&m, &mut out).map_err(|e| e.to_string()));
-        match written {
+            .and_then(|m| write_message_to(&m, out).map_err(|e| e.to_string()))
+    }
+
+    /// `first`, then whatever else is queued already (and the end, if the input is over),
+    /// signed in order into one frame: a sender that queued many parts costs one write.
+    fn batch(&mut self, first: Option<Message>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut out = Vec::new();
+        let mut next = first;
+        let mut result = Ok(());
+        loop {
+            let end = next.is_none();
+            result = result.and_then(|()| self.sign_into(next.as_ref(), &mut out));
+            if end {
+                self.done = true;
+                break;
+            }
+            if result.is_err() || out.len() >= BATCH_BYTES {
+                break;
+            }
+            next = match self.queue.try_recv() {
+                Ok(message) => Some(message),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            };
+        }
+        match result {
             Ok(()) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
             Err(why) => {
                 self.done = true;
@@ -122,17 +151,8 @@ impl http_body::Body for InputBody {
         }
         match this.queue.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(message)) => {
-                let signed = this.signer.sign(&message, SystemTime::now());
-                this.encode(signed)
-            }
-            Poll::Ready(None) => {
-                // The input is over: the signed empty message ends the chain, then the stream.
-                let signed = this.signer.sign_end(SystemTime::now());
-                let frame = this.encode(signed);
-                this.done = true;
-                frame
-            }
+            // None: the input is over; the signed empty message ends the chain, then the stream.
+            Poll::Ready(message) => this.batch(message),
         }
     }
 
@@ -397,4 +417,123 @@ async fn read_answer(
         Err(err) => Failure::Transport(err),
     };
     duplex.output.finish(Err(failure));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_eventstream::frame::read_message_from;
+    use aws_smithy_types::event_stream::HeaderValue;
+
+    fn header<'a>(message: &'a Message, name: &str) -> &'a HeaderValue {
+        message
+            .headers()
+            .iter()
+            .find(|h| h.name().as_str() == name)
+            .map(Header::value)
+            .unwrap()
+    }
+
+    fn messages(mut data: &[u8]) -> Vec<Message> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            out.push(read_message_from(&mut data).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_part_is_a_payload_part_message_with_its_headers_in_the_sdks_order() {
+        let message = InputPart {
+            data: Bytes::from_static(b"hi"),
+            data_type: Some("UTF8".into()),
+            completion_state: Some("COMPLETE".into()),
+            padding: None,
+        }
+        .message();
+        let names: Vec<&str> = message
+            .headers()
+            .iter()
+            .map(|h| h.name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ":message-type",
+                ":event-type",
+                "DataType",
+                "CompletionState",
+                ":content-type"
+            ]
+        );
+        assert_eq!(message.payload().as_ref(), b"hi");
+        let bare = InputPart::default().message();
+        assert_eq!(bare.headers().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn queued_parts_go_out_signed_in_a_chain_in_one_frame_then_the_end() {
+        let signer = Signer::new("us-east-1", "sagemaker");
+        signer.set_credentials("AK", "SK", None);
+        let (tx, rx) = mpsc::channel(8);
+        let (_abort, abort_rx) = oneshot::channel();
+        let mut body = InputBody {
+            queue: rx,
+            abort: abort_rx,
+            signer: signer.chain("seed".into()).unwrap(),
+            done: false,
+            failure: Arc::new(Mutex::new(None)),
+        };
+        for i in 0..3u8 {
+            let part = InputPart {
+                data: Bytes::from(vec![i]),
+                ..InputPart::default()
+            };
+            tx.send(part.message()).await.unwrap();
+        }
+        drop(tx);
+        let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let outer = messages(&frame);
+        assert_eq!(outer.len(), 4, "three parts and the end, in one frame");
+        assert!(outer[3].payload().is_empty());
+        // Each signature continues the chain from the seed, at the message's own :date.
+        let mut check = signer.chain("seed".into()).unwrap();
+        for (i, message) in outer.iter().enumerate() {
+            let HeaderValue::Timestamp(date) = header(message, ":date") else {
+                panic!("no :date")
+            };
+            let time = SystemTime::try_from(*date).unwrap();
+            let expected = if i < 3 {
+                let inner = read_message_from(&mut &message.payload()[..]).unwrap();
+                assert_eq!(inner.payload().as_ref(), [u8::try_from(i).unwrap()]);
+                check.sign(&inner, time).unwrap()
+            } else {
+                check.sign_end(time).unwrap()
+            };
+            assert_eq!(
+                header(message, ":chunk-signature"),
+                header(&expected, ":chunk-signature")
+            );
+        }
+        assert!(body.frame().await.is_none());
+        assert!(http_body::Body::is_end_stream(&body));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_session_resets_its_input() {
+        let signer = Signer::new("us-east-1", "sagemaker");
+        signer.set_credentials("AK", "SK", None);
+        let (_tx, rx) = mpsc::channel(8);
+        let (abort, abort_rx) = oneshot::channel::<()>();
+        let mut body = InputBody {
+            queue: rx,
+            abort: abort_rx,
+            signer: signer.chain("seed".into()).unwrap(),
+            done: false,
+            failure: Arc::new(Mutex::new(None)),
+        };
+        drop(abort);
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(body.frame().await.is_none());
+    }
 }
