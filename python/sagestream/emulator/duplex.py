@@ -162,6 +162,11 @@ class DuplexServer:
         return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
     @property
+    def connections(self) -> int:
+        """HTTP/2 connections accepted so far, over both ports."""
+        return self._plain.accepted + (self._tls.accepted if self._tls is not None else 0)
+
+    @property
     def url(self) -> str:
         """``http://host:port`` of the cleartext HTTP/2 port."""
         return self._url("http", self._plain.port)
@@ -286,13 +291,15 @@ class DuplexServer:
         """Input and output at once; the outcome: ``ok`` or what ended the stream."""
         failed: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         reader = asyncio.create_task(self._read_input(stream, session, verifier, failed))
+        writer = asyncio.create_task(self._write_output(stream, session, knobs))
         try:
-            writer = asyncio.create_task(self._write_output(stream, session, knobs))
             waiting: set[asyncio.Future[Any]] = {writer, failed, reader}
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             while reader in done and writer not in done and failed not in done:
                 if reader.exception() is not None:  # the client reset the stream
                     writer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StreamGone):
+                        await writer
                     return "client-gone"
                 rest: set[asyncio.Future[Any]] = {writer, failed}
                 done, _ = await asyncio.wait(rest, return_when=asyncio.FIRST_COMPLETED)
@@ -308,10 +315,13 @@ class DuplexServer:
         except StreamGone:
             return "client-gone"
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StreamGone):
-                await reader
-            await session.close()
+            for task in (reader, writer):
+                task.cancel()
+            try:
+                await asyncio.gather(reader, writer, return_exceptions=True)
+            finally:
+                # Closed even when this handler is cancelled meanwhile (its connection lost).
+                await session.close()
 
     async def _read_input(
         self, stream: H2Stream, session: Session, verifier: ChainVerifier, failed: asyncio.Future[bytes]

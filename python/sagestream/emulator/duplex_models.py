@@ -172,9 +172,13 @@ class _WebSocketSession:
                 return None
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._ws.close()
-        await self._http.close()
+        # The HTTP session is closed even when the close handshake is cut short (the emulator
+        # stopping cancels the sessions still open).
+        try:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        finally:
+            await self._http.close()
 
 
 class WebSocketModel:

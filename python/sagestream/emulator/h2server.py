@@ -136,9 +136,10 @@ Handler = Callable[[H2Stream], Awaitable[None]]
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, handler: Handler, connections: set[_Connection]) -> None:
-        self._handler = handler
-        self._connections = connections
+    def __init__(self, server: H2Server) -> None:
+        self._server = server
+        self._handler = server._handler
+        self._connections = server._connections
         config = h2.config.H2Configuration(
             client_side=False, header_encoding="utf-8", validate_inbound_headers=False
         )
@@ -156,6 +157,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._server.accepted += 1
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if peer else "-"
         self._connections.add(self)
@@ -214,6 +216,8 @@ class _Connection(asyncio.Protocol):
             task = asyncio.get_running_loop().create_task(self._run(stream))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            self._server.handling.add(task)
+            task.add_done_callback(self._server.handling.discard)
         elif isinstance(event, h2.events.DataReceived):
             receiving = self._streams.get(event.stream_id)
             if receiving is None:
@@ -327,6 +331,11 @@ class H2Server:
         self._ssl = ssl_context
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_Connection] = set()
+        #: The handlers running, on every connection (those of a lost one too, which may
+        #: still be cleaning up: :meth:`stop` waits for them all).
+        self.handling: set[asyncio.Task[None]] = set()
+        #: Connections accepted so far.
+        self.accepted = 0
         self.host = ""
         self.port = 0
 
@@ -334,7 +343,7 @@ class H2Server:
         """Listen; ``port`` 0 picks a free one (see :attr:`port`)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self._handler, self._connections),
+            lambda: _Connection(self),
             host=host,
             port=port,
             ssl=self._ssl,
@@ -344,10 +353,16 @@ class H2Server:
         self.host, self.port = sockname[0], sockname[1]
 
     async def stop(self) -> None:
-        """Stop listening and close every connection."""
+        """Stop listening, close every connection, and cancel the handlers still running
+        (waiting for them to finish, so that what they hold is released on this loop)."""
         if self._server is not None:
             self._server.close()
             self._server = None
+        tasks = list(self.handling)
         for conn in list(self._connections):
             conn.close()
         self._connections.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
