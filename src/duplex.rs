@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::sign::{ChainSigner, SignError, Signer};
 use crate::stream::{pump, Failure, PartStream};
 use crate::transport::{
-    Deadline, PendingResponse, ResponseBody, StreamBody, Transport, TransportError,
+    Deadline, PendingResponse, ResponseBody, StreamBody, StreamSlot, Transport, TransportError,
 };
 
 /// The content type of the request body (what the AWS SDKs send).
@@ -183,12 +183,25 @@ impl Abort {
     }
 }
 
-/// Held by the reader task: its end (the output's) ends the input.
-struct AbortOnDrop(Abort);
+/// Held by the reader task: its end (the output's) ends the input and gives the stream's place
+/// on its connection back.
+struct OnOutputEnd(Abort, Slot);
 
-impl Drop for AbortOnDrop {
+impl Drop for OnOutputEnd {
     fn drop(&mut self) {
         self.0.fire();
+        self.1.release();
+    }
+}
+
+/// The session's place on its HTTP/2 connection, given back once, by whichever comes first:
+/// `close` (at once, so that the next session can take it) or the end of the reader task.
+#[derive(Clone)]
+struct Slot(Arc<Mutex<Option<StreamSlot>>>);
+
+impl Slot {
+    fn release(&self) {
+        drop(self.0.lock().unwrap_or_else(PoisonError::into_inner).take());
     }
 }
 
@@ -196,6 +209,7 @@ impl Drop for AbortOnDrop {
 pub struct Duplex {
     input: Mutex<Option<mpsc::Sender<Message>>>,
     abort: Abort,
+    slot: Slot,
     /// The output parts (and the failure that ends them).
     pub output: Arc<PartStream>,
     /// Status and headers of the answer, once they arrived.
@@ -278,17 +292,18 @@ impl Duplex {
         *request.uri_mut() = spec.uri;
         *request.version_mut() = http::Version::HTTP_2;
         *request.headers_mut() = spec.headers;
-        let pending = transport.open_h2(request, generation, deadline).await?;
+        let (pending, slot) = transport.open_h2(request, generation, deadline).await?;
         let duplex = Arc::new(Self {
             input: Mutex::new(Some(tx)),
             abort: Abort(Arc::new(Mutex::new(Some(abort_tx)))),
+            slot: Slot(Arc::new(Mutex::new(Some(slot)))),
             output: Arc::new(PartStream::with_meta(None)),
             head: Mutex::new(None),
             input_failure,
             sent_parts: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
         });
-        let guard = AbortOnDrop(duplex.abort.clone());
+        let guard = OnOutputEnd(duplex.abort.clone(), duplex.slot.clone());
         let reader = tokio::spawn(read_answer(duplex.clone(), pending, deadline, guard));
         duplex.output.set_reader(reader.abort_handle());
         Ok(duplex)
@@ -340,6 +355,7 @@ impl Duplex {
         self.output.close();
         self.abort.fire();
         self.close_input();
+        self.slot.release();
     }
 
     /// Status and headers of the answer, once they arrived.
@@ -380,7 +396,7 @@ async fn read_answer(
     duplex: Arc<Duplex>,
     pending: PendingResponse,
     deadline: Option<Deadline>,
-    _input_lives_with_the_output: AbortOnDrop,
+    _ends_with_the_output: OnOutputEnd,
 ) {
     let answer = match deadline {
         None => pending.await,

@@ -335,6 +335,28 @@ def test_200_concurrent_sessions(duplex_client: sagestream.Client) -> None:
     assert results == [[f"{i}:{j}".encode() for j in range(5)] for i in range(200)]
 
 
+def test_sessions_share_a_connection_up_to_100_streams(duplex_emulator: Emulator) -> None:
+    client = make_client(duplex_emulator)
+    before = duplex_emulator.server.duplex.connections
+    sessions = [client.invoke_bidirectional("echo") for _ in range(150)]
+    for session in sessions:
+        session.send("x")
+    assert all(next(session) == b"x" for session in sessions)
+    # Counted once every session had its answer: the server accepted what the client made.
+    assert duplex_emulator.server.duplex.connections - before == 2
+    for session in sessions:
+        session.close()
+    # The streams given back: the next sessions take the open connections again.
+    more = [client.invoke_bidirectional("echo") for _ in range(100)]
+    for session in more:
+        session.send("y")
+    assert all(next(session) == b"y" for session in more)
+    assert duplex_emulator.server.duplex.connections - before == 2
+    for session in more:
+        session.close()
+    client.close()
+
+
 def test_the_service_endpoint_rules() -> None:
     # The endpoint tests generated into aws-sdk-sagemakerruntimehttp2 1.30.0 (src/config/endpoint.rs).
     assert _duplex.duplex_endpoint("us-east-1") == "https://runtime.sagemaker.us-east-1.amazonaws.com:8443"

@@ -1,13 +1,16 @@
 //! HTTP/2 on the same stack, for the one operation that needs it
 //! (`InvokeEndpointWithBidirectionalStream`): hyper's `client::conn::http2` over the same
 //! connector (TCP, proxy tunnel, rustls), ALPN `h2` for `https://`, prior knowledge for
-//! cleartext `http://` (local test endpoints). One connection per `scheme://host:port` carries
-//! every session to it, as HTTP/2 multiplexes; a closed one is replaced on the next request.
+//! cleartext `http://` (local test endpoints). Sessions to one `scheme://host:port` share its
+//! connections, as HTTP/2 multiplexes, [`STREAMS_PER_CONNECTION`] at a time on each (a session
+//! lasts as long as a conversation: one waiting for a free stream on a full connection could
+//! wait for minutes, so another connection is opened instead); closed ones are dropped.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,12 +35,31 @@ pub type PendingResponse =
 /// How often an idle HTTP/2 connection is pinged, so that a dead peer is noticed.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
+/// Streams opened at once on one connection: 100, the least RFC 9113 (section 6.5.2) advises a
+/// server to allow. (hyper does not tell the peer's own limit.)
+pub const STREAMS_PER_CONNECTION: usize = 100;
+
+/// One connection and the streams open on it now.
+struct Connection {
+    sender: Sender,
+    open: Arc<AtomicUsize>,
+}
+
+/// A stream's place on its connection, given back when dropped (with the session).
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The HTTP/2 connections of one transport (on the shared runtime).
 pub(crate) struct H2Connections {
     connector: Connector,
     /// The runtime generation the connections were made on (they die with a fork), and the
-    /// connection per `scheme://host:port`.
-    live: Mutex<(u64, HashMap<String, Sender>)>,
+    /// connections per `scheme://host:port`.
+    live: Mutex<(u64, HashMap<String, Vec<Connection>>)>,
 }
 
 impl H2Connections {
@@ -55,7 +77,8 @@ impl H2Connections {
         }
     }
 
-    fn cached(&self, key: &str, generation: u64) -> Option<Sender> {
+    /// An open connection to `key` with room for one more stream, the stream counted.
+    fn cached(&self, key: &str, generation: u64) -> Option<(Sender, StreamSlot)> {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         if live.0 != generation {
             // Made on a runtime that is gone (a forked child): never touch them again.
@@ -63,17 +86,20 @@ impl H2Connections {
             std::mem::forget(stale);
             live.0 = generation;
         }
-        match live.1.get(key) {
-            Some(sender) if !sender.is_closed() => Some(sender.clone()),
-            Some(_) => {
-                live.1.remove(key);
-                None
-            }
-            None => None,
-        }
+        let connections = live.1.get_mut(key)?;
+        connections.retain(|c| !c.sender.is_closed());
+        let free = connections
+            .iter()
+            .find(|c| c.open.load(Ordering::Acquire) < STREAMS_PER_CONNECTION)?;
+        free.open.fetch_add(1, Ordering::AcqRel);
+        Some((free.sender.clone(), StreamSlot(free.open.clone())))
     }
 
-    async fn connect(&self, uri: &http::Uri, key: &str) -> Result<Sender, TransportError> {
+    async fn connect(
+        &self,
+        uri: &http::Uri,
+        key: &str,
+    ) -> Result<(Sender, StreamSlot), TransportError> {
         let connection = self.connector.connect(uri).await?;
         if connection.forward_proxy.is_some() {
             return Err(TransportError::InvalidRequest {
@@ -101,12 +127,18 @@ impl H2Connections {
             // Ends when the connection closes; its errors reach the streams on it.
             let _ = conn.await;
         });
+        let open = Arc::new(AtomicUsize::new(1));
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .1
-            .insert(key.to_owned(), sender.clone());
-        Ok(sender)
+            .entry(key.to_owned())
+            .or_default()
+            .push(Connection {
+                sender: sender.clone(),
+                open: open.clone(),
+            });
+        Ok((sender, StreamSlot(open)))
     }
 }
 
@@ -123,7 +155,7 @@ impl Transport {
         request: http::Request<StreamBody>,
         generation: u64,
         deadline: Option<Deadline>,
-    ) -> Result<PendingResponse, TransportError> {
+    ) -> Result<(PendingResponse, StreamSlot), TransportError> {
         let work = self.open_h2_unbounded(request, generation);
         match deadline {
             None => work.await,
@@ -137,7 +169,7 @@ impl Transport {
         &self,
         request: http::Request<StreamBody>,
         generation: u64,
-    ) -> Result<PendingResponse, TransportError> {
+    ) -> Result<(PendingResponse, StreamSlot), TransportError> {
         let uri = request.uri().clone();
         let key = pool_key(&uri)?;
         let mut pending = Some(request);
@@ -148,8 +180,8 @@ impl Transport {
                     message: "the request was lost before it was sent".to_owned(),
                 });
             };
-            let mut sender = if let Some(sender) = self.h2.cached(&key, generation) {
-                sender
+            let (mut sender, slot) = if let Some(cached) = self.h2.cached(&key, generation) {
+                cached
             } else {
                 reused = false;
                 self.h2.connect(&uri, &key).await?
@@ -169,12 +201,13 @@ impl Transport {
             let uri_for_error = uri.clone();
             // The request is handed to the connection task at once; what is left is the wait
             // for its response, which the caller awaits while it streams the body.
-            return Ok(Box::pin(async move {
+            let pending: PendingResponse = Box::pin(async move {
                 sent.await.map_err(|mut failed| {
                     let _ = failed.take_message();
                     lost(&uri_for_error, &root_cause(failed.error()))
                 })
-            }));
+            });
+            return Ok((pending, slot));
         }
     }
 }

@@ -19,7 +19,7 @@ mod tls;
 
 pub use connect::Proxy;
 pub use error::{ConnectKind, TransportError};
-pub use h2::{PendingResponse, StreamBody};
+pub use h2::{PendingResponse, StreamBody, StreamSlot, STREAMS_PER_CONNECTION};
 pub use pool::Pool;
 pub use request::{Deadline, Request, Response, ResponseBody, Transport, TransportConfig};
 pub use tls::Verify;
