@@ -49,6 +49,18 @@ test:
 test-ci:
 	$(PY) -m pytest -q --hypothesis-profile=ci
 
+.PHONY: rust-sdk ## Build examples/rust-sdk-duplex, the AWS SDK for Rust client (minutes, cold)
+rust-sdk:
+	cd examples/rust-sdk-duplex && CARGO_TARGET_DIR=$(CURDIR)/target/rust-sdk-duplex cargo build --release
+
+.PHONY: test-rust-sdk ## The AWS SDK for Rust's bidirectional client against the emulator (not in CI: its build)
+test-rust-sdk: rust-sdk
+	$(PY) -m pytest tests/test_duplex_rust_sdk.py -q
+
+.PHONY: bench-duplex ## Bidirectional streams: sagestream vs the AWS SDK for Rust
+bench-duplex: build-prod rust-sdk
+	$(PY) benches/bench_duplex.py
+
 .PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
 test-abi3:
 	bash .ci/test-abi3
@@ -57,13 +69,14 @@ test-abi3:
 bench-rust:
 	cargo bench --no-default-features --bench decode
 
-.PHONY: bench ## Every benchmark, side by side with botocore/boto3/aiobotocore (release build)
-bench: build-prod bench-rust
+.PHONY: bench ## Every benchmark, side by side with botocore/boto3/aiobotocore/the AWS SDK for Rust (release build)
+bench: build-prod bench-rust bench-duplex
 	$(PY) benches/bench_decode.py
 	$(PY) benches/bench_reassembly.py
 	$(PY) benches/bench_e2e.py
 	$(PY) benches/bench_aio.py
 	$(PY) benches/bench_requests.py
+	$(PY) benches/bench_frameworks.py
 
 .PHONY: ci ## Lint and test everything with the full hypothesis profile (what .ci/run runs)
 ci: lint test-rust test-ci

@@ -415,6 +415,30 @@ mod py {
         made.map_or_else(|e| e, PyErr::from_value)
     }
 
+    static ANSWER_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+    /// The service error of an error answer, built by `sagestream.exceptions._answer_error`
+    /// from its status, headers and body (the rest-json rules live there, in one place).
+    fn answer_error(
+        py: Python<'_>,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> PyErr {
+        let made = (|| {
+            let dict = PyDict::new(py);
+            for (name, value) in headers {
+                dict.set_item(name, value)?;
+            }
+            factory(py, &ANSWER_ERROR, "_answer_error")?.call1((
+                status,
+                dict,
+                PyBytes::new(py, body),
+            ))
+        })();
+        made.map_or_else(|e| e, PyErr::from_value)
+    }
+
     /// The classes of the request path's failures.
     mod transport_classes {
         pyo3::import_exception!(sagestream.exceptions, ConnectError);
@@ -461,6 +485,11 @@ mod py {
                 Failure::Decode { error, hint } => decode_error_with(error, hint.as_deref()),
                 Failure::Service(err) => service_error(py, err),
                 Failure::Transport(err) => transport_error(err),
+                Failure::Answer {
+                    status,
+                    headers,
+                    body,
+                } => answer_error(py, *status, headers, body),
             }
         }
     }

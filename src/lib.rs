@@ -15,6 +15,7 @@
 //! Every decoder hands out what it completed before an error, then the error, on every later
 //! call too: [`sticky::StickyQueue`], with the errors of [`errors`].
 
+pub mod duplex;
 pub mod errors;
 pub mod frame;
 pub mod headers;
@@ -28,6 +29,8 @@ pub mod transport;
 
 #[cfg(feature = "python")]
 mod py_body;
+#[cfg(feature = "python")]
+mod py_duplex;
 #[cfg(feature = "python")]
 mod py_hub;
 #[cfg(feature = "python")]
@@ -56,6 +59,8 @@ mod _core {
 
     #[pymodule_export]
     use crate::py_body::PyBodyStream;
+    #[pymodule_export]
+    use crate::py_duplex::{PyDone, PyDuplex};
     #[pymodule_export]
     use crate::py_hub::PyHub;
     #[pymodule_export]

@@ -12,6 +12,7 @@ use pyo3::types::{PyBytes, PyType};
 use tokio::runtime::Runtime;
 
 use crate::py_hub::PyHub;
+use crate::sagemaker::{Label, PartMeta};
 use crate::stream::{Metrics, Next, PartStream};
 
 /// `threading.main_thread().ident`, once known (0: not yet).
@@ -84,6 +85,28 @@ impl From<Metrics> for PyStreamStats {
     }
 }
 
+/// A part as Python sees it: `bytes`, or, for streams whose parts carry `DataType` /
+/// `CompletionState`, `class(data, data_type, completion_state)` (a `bytes` subclass).
+fn part_object(
+    py: Python<'_>,
+    class: Option<&Py<PyAny>>,
+    part: &[u8],
+    meta: &PartMeta,
+) -> PyResult<Py<PyAny>> {
+    let data = PyBytes::new(py, part);
+    match class {
+        None => Ok(data.into_any().unbind()),
+        Some(class) => Ok(class
+            .bind(py)
+            .call1((
+                data,
+                meta.data_type.as_ref().map(Label::as_str),
+                meta.completion_state.as_ref().map(Label::as_str),
+            ))?
+            .unbind()),
+    }
+}
+
 /// What both iterators share: the stream, closed when the iterator goes.
 struct Held(Arc<PartStream>);
 
@@ -115,6 +138,8 @@ pub struct PyParts {
     runtime: Option<Arc<Runtime>>,
     /// Threads inside `next()` now (one at a time may wait).
     readers: AtomicUsize,
+    /// The class of parts with headers (see [`part_object`]); None: plain `bytes`.
+    part_class: Option<Py<PyAny>>,
 }
 
 impl PyParts {
@@ -123,7 +148,15 @@ impl PyParts {
             stream: Held(stream),
             runtime,
             readers: AtomicUsize::new(0),
+            part_class: None,
         }
+    }
+
+    /// Parts made by `part_class` (see [`part_object`]).
+    pub(crate) fn with_class(stream: Arc<PartStream>, part_class: Py<PyAny>) -> Self {
+        let mut parts = Self::new(stream, None);
+        parts.part_class = Some(part_class);
+        parts
     }
 
     /// Wait for the next part without the GIL, driving the stream's runtime.
@@ -156,7 +189,7 @@ impl PyParts {
         slf
     }
 
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let mut next = self.stream.0.try_next();
         if next == Next::Pending {
             if self.readers.fetch_add(1, Ordering::AcqRel) > 0 {
@@ -170,7 +203,9 @@ impl PyParts {
             next = waited?;
         }
         match next {
-            Next::Part(part) => Ok(Some(PyBytes::new(py, &part))),
+            Next::Part(part, meta) => {
+                part_object(py, self.part_class.as_ref(), &part, &meta).map(Some)
+            }
             Next::End | Next::Pending => Ok(None),
             Next::Failed(failure) => Err(failure.to_py_err(py)),
         }
@@ -207,6 +242,8 @@ impl Drop for PyParts {
 pub struct PyAsyncParts {
     stream: Held,
     hub: Py<PyHub>,
+    /// The class of parts with headers (see [`part_object`]); None: plain `bytes`.
+    part_class: Option<Py<PyAny>>,
 }
 
 impl PyAsyncParts {
@@ -214,6 +251,19 @@ impl PyAsyncParts {
         Self {
             stream: Held(stream),
             hub,
+            part_class: None,
+        }
+    }
+
+    /// Parts made by `part_class` (see [`part_object`]).
+    pub(crate) fn with_class(
+        stream: Arc<PartStream>,
+        hub: Py<PyHub>,
+        part_class: Py<PyAny>,
+    ) -> Self {
+        Self {
+            part_class: Some(part_class),
+            ..Self::new(stream, hub)
         }
     }
 }
@@ -236,10 +286,9 @@ impl PyAsyncParts {
         let stream = &self.stream.0;
         loop {
             match stream.try_next() {
-                Next::Part(part) => {
-                    return Err(PyStopIteration::new_err(
-                        (PyBytes::new(py, &part).unbind(),),
-                    ));
+                Next::Part(part, meta) => {
+                    let part = part_object(py, self.part_class.as_ref(), &part, &meta)?;
+                    return Err(PyStopIteration::new_err((part,)));
                 }
                 Next::End => return Err(PyStopAsyncIteration::new_err(())),
                 Next::Failed(failure) => return Err(failure.to_py_err(py)),

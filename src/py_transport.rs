@@ -230,7 +230,7 @@ async fn perform(
     })
 }
 
-fn header_map(pairs: Vec<(String, String)>) -> PyResult<HeaderMap> {
+pub(crate) fn header_map(pairs: Vec<(String, String)>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::with_capacity(pairs.len());
     for (name, value) in pairs {
         let name = HeaderName::from_bytes(name.as_bytes())
@@ -443,6 +443,51 @@ impl PyTransport {
             }
         };
         Ok(PyResponse::new(outcome.map_err(Failed::into_pyerr)?))
+    }
+
+    /// Open an `InvokeEndpointWithBidirectionalStream` session on HTTP/2, blocking (without
+    /// the GIL) until its request is on its way; see `sagestream._core.Duplex`.
+    #[pyo3(signature = (url, headers, *, after=Vec::new(), deadline=None, queue=16))]
+    fn open_duplex(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        headers: Vec<(String, String)>,
+        after: Vec<(String, String)>,
+        deadline: Option<f64>,
+        queue: usize,
+    ) -> PyResult<crate::py_duplex::PyDuplex> {
+        let prepared = crate::py_duplex::prepare(
+            &self.shared.signer,
+            url,
+            header_map(headers)?,
+            header_map(after)?,
+            deadline,
+            queue,
+        )?;
+        crate::py_duplex::open(py, &self.shared.transport, prepared)
+    }
+
+    /// Open a bidirectional session; an awaitable of it, completed through `hub`.
+    #[pyo3(signature = (hub, url, headers, *, after=Vec::new(), deadline=None, queue=16))]
+    fn open_duplex_async(
+        &self,
+        hub: Py<PyHub>,
+        url: &str,
+        headers: Vec<(String, String)>,
+        after: Vec<(String, String)>,
+        deadline: Option<f64>,
+        queue: usize,
+    ) -> PyResult<crate::py_duplex::PyDone> {
+        let prepared = crate::py_duplex::prepare(
+            &self.shared.signer,
+            url,
+            header_map(headers)?,
+            header_map(after)?,
+            deadline,
+            queue,
+        )?;
+        crate::py_duplex::open_async(&self.shared.transport, hub, prepared)
     }
 
     /// Send a request; an awaitable of the response, completed through `hub`.

@@ -7,6 +7,9 @@
 //! - `initial-response` and unknown event types are skipped, as the AWS SDKs do.
 //!
 //! Headers a frame lacks read as empty strings, as botocore's parser reads them.
+//!
+//! The output parts of `InvokeEndpointWithBidirectionalStream` also carry `DataType` (`UTF8` |
+//! `BINARY`) and `CompletionState` (`PARTIAL` | `COMPLETE`) headers: [`part_meta`].
 
 use crate::errors::{DecodeError, ServiceError};
 use crate::frame::Frame;
@@ -47,6 +50,57 @@ impl Event<'_> {
             Event::Payload(_) | Event::Skip { .. } => None,
         }
     }
+}
+
+/// A header value of a payload part: one the service defines, or another it sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    /// A value the service model names (`UTF8`, `BINARY`, `PARTIAL`, `COMPLETE`).
+    Known(&'static str),
+    /// Any other value, kept as sent.
+    Other(std::sync::Arc<str>),
+}
+
+impl Label {
+    fn of(value: &str) -> Self {
+        const KNOWN: [&str; 4] = ["UTF8", "BINARY", "PARTIAL", "COMPLETE"];
+        match KNOWN.iter().find(|k| **k == value) {
+            Some(known) => Self::Known(known),
+            None => Self::Other(value.into()),
+        }
+    }
+
+    /// The value as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Known(s) => s,
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// `DataType` and `CompletionState` of a bidirectional stream's payload part (absent: None).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartMeta {
+    pub data_type: Option<Label>,
+    pub completion_state: Option<Label>,
+}
+
+/// The `DataType` and `CompletionState` string headers of a frame's headers section.
+pub fn part_meta(headers: &[u8]) -> Result<PartMeta, DecodeError> {
+    let mut meta = PartMeta::default();
+    visit_headers(headers, |name, value| {
+        if let HeaderValueRef::String(s) = value {
+            match name {
+                "DataType" => meta.data_type = Some(Label::of(s)),
+                "CompletionState" => meta.completion_state = Some(Label::of(s)),
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    Ok(meta)
 }
 
 /// Classify a verified frame. Every header is parsed (so a malformed or duplicate header is
@@ -215,6 +269,32 @@ mod tests {
             classify_bytes(&encoded(&[], b"x")),
             Ok(Event::Skip { event_type: None })
         );
+    }
+
+    #[test]
+    fn part_meta_reads_data_type_and_completion_state() {
+        let data = encoded(
+            &[
+                (":event-type", "PayloadPart"),
+                ("DataType", "UTF8"),
+                ("CompletionState", "PARTIAL"),
+                ("P", "xx"),
+            ],
+            b"hi",
+        );
+        let prelude = parse_prelude(&data[..PRELUDE_LENGTH].try_into().unwrap()).unwrap();
+        let frame = check_frame(&data, prelude).unwrap();
+        let meta = part_meta(frame.headers).unwrap();
+        assert_eq!(meta.data_type, Some(Label::Known("UTF8")));
+        assert_eq!(
+            meta.completion_state.as_ref().map(Label::as_str),
+            Some("PARTIAL")
+        );
+        let data = encoded(&[("DataType", "AUDIO")], b"");
+        let prelude = parse_prelude(&data[..PRELUDE_LENGTH].try_into().unwrap()).unwrap();
+        let meta = part_meta(check_frame(&data, prelude).unwrap().headers).unwrap();
+        assert_eq!(meta.data_type, Some(Label::Other("AUDIO".into())));
+        assert_eq!(meta.completion_state, None);
     }
 
     #[test]

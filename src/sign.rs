@@ -13,6 +13,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_types::event_stream::Message;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 /// Why a request could not be signed.
@@ -129,6 +130,80 @@ impl Signer {
             headers.insert(name, value);
         }
         Ok(signature)
+    }
+
+    /// The signer of the event-stream messages of a request whose signature was `seed`: each
+    /// message is signed in a chain from the one before (the first from the seed), with the
+    /// credentials in use now.
+    ///
+    /// # Errors
+    /// `NoCredentials`.
+    pub fn chain(&self, seed: String) -> Result<ChainSigner, SignError> {
+        Ok(ChainSigner {
+            identity: self.identity()?,
+            region: self.region.clone(),
+            service: self.service.clone(),
+            last: seed,
+        })
+    }
+}
+
+/// Signs the messages of one event-stream request body, in order (`aws-sigv4`'s
+/// `event_stream::sign_message`): each becomes the payload of an outer message carrying
+/// `:date` and `:chunk-signature`, and the signed empty message ends the chain.
+pub struct ChainSigner {
+    identity: Arc<Identity>,
+    region: String,
+    service: String,
+    last: String,
+}
+
+impl ChainSigner {
+    fn params(
+        &self,
+        time: SystemTime,
+    ) -> Result<aws_sigv4::event_stream::SigningParams<'_>, SignError> {
+        v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name(&self.service)
+            .time(time)
+            .settings(())
+            .build()
+            .map_err(|e| SignError::Invalid(e.to_string()))
+    }
+
+    /// `message` wrapped and signed at `time`, continuing the chain.
+    ///
+    /// # Errors
+    /// `Invalid` when the message cannot be encoded.
+    pub fn sign(&mut self, message: &Message, time: SystemTime) -> Result<Message, SignError> {
+        let params = self.params(time)?;
+        let (signed, signature) =
+            aws_sigv4::event_stream::sign_message(message, &self.last, &params)
+                .map_err(|e| SignError::Invalid(e.to_string()))?
+                .into_parts();
+        self.last = signature;
+        Ok(signed)
+    }
+
+    /// The signed empty message that ends the chain, at `time`.
+    ///
+    /// # Errors
+    /// `Invalid` when it cannot be signed.
+    pub fn sign_end(&mut self, time: SystemTime) -> Result<Message, SignError> {
+        let params = self.params(time)?;
+        let (signed, signature) = aws_sigv4::event_stream::sign_empty_message(&self.last, &params)
+            .map_err(|e| SignError::Invalid(e.to_string()))?
+            .into_parts();
+        self.last = signature;
+        Ok(signed)
+    }
+
+    /// The signature of the last message signed (the seed before the first).
+    #[must_use]
+    pub fn last_signature(&self) -> &str {
+        &self.last
     }
 }
 

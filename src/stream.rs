@@ -17,7 +17,7 @@ use tokio::task::AbortHandle;
 use crate::errors::{DecodeError, ServiceError};
 use crate::frame::FrameSplitter;
 use crate::runtime::monotonic;
-use crate::sagemaker::{classify, Event};
+use crate::sagemaker::{classify, part_meta, Event, PartMeta};
 use crate::transport::{Deadline, ResponseBody, TransportError};
 
 /// Payload bytes queued before the reader waits for the consumer.
@@ -42,13 +42,21 @@ pub enum Failure {
     Service(ServiceError),
     /// The connection failed, timed out, or passed the deadline.
     Transport(TransportError),
+    /// The service answered an error status instead of a stream (the bidirectional
+    /// operation, whose answer arrives while its input is still being sent).
+    Answer {
+        status: u16,
+        /// Lower-case names; repeated headers joined with `", "`.
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
 }
 
 /// What the consumer gets from one look at the stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
-    /// The next payload part.
-    Part(Bytes),
+    /// The next payload part, and its `DataType` / `CompletionState` (bidirectional streams).
+    Part(Bytes, PartMeta),
     /// The stream ended cleanly (or was closed).
     End,
     /// The stream failed; every part before the failure was handed out already.
@@ -83,7 +91,7 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct State {
-    parts: VecDeque<Bytes>,
+    parts: VecDeque<(Bytes, PartMeta)>,
     queued: usize,
     /// Set once by the reader (or by `close`).
     end: Option<Result<(), Failure>>,
@@ -103,6 +111,8 @@ pub struct PartStream {
     ready: Condvar,
     reader: Mutex<Option<AbortHandle>>,
     hint: Option<String>,
+    /// Read each part's `DataType` / `CompletionState` headers.
+    with_meta: bool,
 }
 
 impl PartStream {
@@ -111,6 +121,16 @@ impl PartStream {
     pub fn new(hint: Option<String>) -> Self {
         Self {
             hint,
+            ..Self::default()
+        }
+    }
+
+    /// A stream whose parts carry their `DataType` / `CompletionState` headers.
+    #[must_use]
+    pub fn with_meta(hint: Option<String>) -> Self {
+        Self {
+            hint,
+            with_meta: true,
             ..Self::default()
         }
     }
@@ -145,14 +165,14 @@ impl PartStream {
 
     /// Queue `parts` (one read's worth) and wake the consumer once. False when the consumer
     /// closed the stream.
-    fn push(&self, parts: &mut Vec<Bytes>) -> bool {
+    fn push(&self, parts: &mut Vec<(Bytes, PartMeta)>) -> bool {
         let mut state = self.lock();
         if state.end.is_some() {
             parts.clear();
             return false;
         }
         for part in parts.drain(..) {
-            state.queued += part.len();
+            state.queued += part.0.len();
             state.parts.push_back(part);
         }
         self.wake(state);
@@ -160,7 +180,7 @@ impl PartStream {
     }
 
     /// The stream is over: cleanly (`Ok`) or with a failure, after what was queued.
-    fn finish(&self, result: Result<(), Failure>) {
+    pub(crate) fn finish(&self, result: Result<(), Failure>) {
         let mut state = self.lock();
         if state.end.is_none() {
             state.end = Some(result);
@@ -186,7 +206,7 @@ impl PartStream {
     // --- the consumer's side ----------------------------------------------------------
 
     fn take(state: &mut State) -> Next {
-        if let Some(part) = state.parts.pop_front() {
+        if let Some((part, meta)) = state.parts.pop_front() {
             state.queued -= part.len();
             let now = monotonic();
             let m = &mut state.metrics;
@@ -202,7 +222,7 @@ impl PartStream {
                     room.wake();
                 }
             }
-            return Next::Part(part);
+            return Next::Part(part, meta);
         }
         match &state.end {
             None => Next::Pending,
@@ -347,6 +367,11 @@ impl PartStream {
         state.parts.is_empty() && state.end.is_some()
     }
 
+    /// How the stream ended, once it did (whatever parts are still queued).
+    pub fn end(&self) -> Option<Result<(), Failure>> {
+        self.lock().end.clone()
+    }
+
     /// The stream's counters and times.
     pub fn metrics(&self) -> Metrics {
         self.lock().metrics
@@ -376,32 +401,45 @@ fn share(chunk: &Bytes, part: &[u8]) -> Bytes {
     }
 }
 
-/// Decode one read into `parts`; a frame that ends the stream is returned as its failure.
 /// What a stream's decoder keeps between reads: the frame splitter, and the headers of the last
-/// `PayloadPart` frame (every part of a stream carries the same ones, so a frame whose header
-/// bytes equal them is a part without reading them again).
+/// `PayloadPart` frame with what they say (every part of a stream carries the same ones, so a
+/// frame whose header bytes equal them is a part without reading them again).
 #[derive(Default)]
 struct Decoder {
     splitter: FrameSplitter,
     payload_headers: Vec<u8>,
+    payload_meta: PartMeta,
+    /// Whether parts carry their `DataType` / `CompletionState` (bidirectional streams).
+    with_meta: bool,
 }
 
 /// Decode one read into `parts`; a frame that ends the stream is returned as its failure.
-fn decode(decoder: &mut Decoder, chunk: &Bytes, parts: &mut Vec<Bytes>) -> Result<(), StreamStop> {
+fn decode(
+    decoder: &mut Decoder,
+    chunk: &Bytes,
+    parts: &mut Vec<(Bytes, PartMeta)>,
+) -> Result<(), StreamStop> {
     let Decoder {
         splitter,
         payload_headers,
+        payload_meta,
+        with_meta,
     } = decoder;
     splitter.feed(chunk, |frame| {
         if !payload_headers.is_empty() && frame.headers == payload_headers.as_slice() {
-            parts.push(share(chunk, frame.payload));
+            parts.push((share(chunk, frame.payload), payload_meta.clone()));
             return Ok(());
         }
         let event = classify(frame)?;
         if let Event::Payload(payload) = event {
             payload_headers.clear();
             payload_headers.extend_from_slice(frame.headers);
-            parts.push(share(chunk, payload));
+            *payload_meta = if *with_meta {
+                part_meta(frame.headers)?
+            } else {
+                PartMeta::default()
+            };
+            parts.push((share(chunk, payload), payload_meta.clone()));
             return Ok(());
         }
         match event.service_error() {
@@ -430,7 +468,7 @@ const BATCH: usize = 64 * 1024;
 fn consume(
     stream: &PartStream,
     decoder: &mut Decoder,
-    parts: &mut Vec<Bytes>,
+    parts: &mut Vec<(Bytes, PartMeta)>,
     chunk: Result<Option<Bytes>, TransportError>,
 ) -> Option<Result<(), Failure>> {
     match chunk {
@@ -462,7 +500,10 @@ fn consume(
 /// by the frames hyper already holds (one HTTP chunk per event frame, many per read), handed over
 /// together.
 pub async fn pump(stream: Arc<PartStream>, mut body: ResponseBody, deadline: Option<Deadline>) {
-    let mut decoder = Decoder::default();
+    let mut decoder = Decoder {
+        with_meta: stream.with_meta,
+        ..Decoder::default()
+    };
     let mut parts = Vec::new();
     let result = 'reading: loop {
         let mut chunk = Some(body.next_chunk(deadline).await);
@@ -505,14 +546,23 @@ mod tests {
     #[test]
     fn parts_before_the_failure_then_the_failure_sticks() {
         let stream = PartStream::new(None);
-        let mut parts = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        let mut parts = vec![
+            (Bytes::from_static(b"a"), PartMeta::default()),
+            (Bytes::from_static(b"b"), PartMeta::default()),
+        ];
         assert!(stream.push(&mut parts));
         let failure = Failure::Transport(TransportError::ConnectionLost {
             message: "gone".into(),
         });
         stream.finish(Err(failure.clone()));
-        assert_eq!(stream.try_next(), Next::Part(Bytes::from_static(b"a")));
-        assert_eq!(stream.try_next(), Next::Part(Bytes::from_static(b"b")));
+        assert_eq!(
+            stream.try_next(),
+            Next::Part(Bytes::from_static(b"a"), PartMeta::default())
+        );
+        assert_eq!(
+            stream.try_next(),
+            Next::Part(Bytes::from_static(b"b"), PartMeta::default())
+        );
         assert_eq!(stream.try_next(), Next::Failed(failure.clone()));
         assert_eq!(stream.try_next(), Next::Failed(failure));
         let m = stream.metrics();
@@ -538,7 +588,7 @@ mod tests {
             stream.set_waiter(Box::new(Flag(woken.clone()))).err(),
             Some(Busy)
         );
-        stream.push(&mut vec![Bytes::from_static(b"x")]);
+        stream.push(&mut vec![(Bytes::from_static(b"x"), PartMeta::default())]);
         assert!(*woken.lock().unwrap());
         assert!(stream.set_waiter(Box::new(Flag(woken))).unwrap().is_some());
     }
@@ -546,10 +596,10 @@ mod tests {
     #[test]
     fn close_drops_parts_and_ends() {
         let stream = PartStream::new(None);
-        stream.push(&mut vec![Bytes::from_static(b"x")]);
+        stream.push(&mut vec![(Bytes::from_static(b"x"), PartMeta::default())]);
         stream.close();
         assert_eq!(stream.try_next(), Next::End);
-        assert!(!stream.push(&mut vec![Bytes::from_static(b"y")]));
+        assert!(!stream.push(&mut vec![(Bytes::from_static(b"y"), PartMeta::default())]));
         assert!(stream.finished());
     }
 
@@ -562,9 +612,12 @@ mod tests {
         );
         let producer = stream.clone();
         let t = std::thread::spawn(move || {
-            producer.push(&mut vec![Bytes::from_static(b"z")]);
+            producer.push(&mut vec![(Bytes::from_static(b"z"), PartMeta::default())]);
         });
-        assert_eq!(stream.wait_next(None), Next::Part(Bytes::from_static(b"z")));
+        assert_eq!(
+            stream.wait_next(None),
+            Next::Part(Bytes::from_static(b"z"), PartMeta::default())
+        );
         t.join().unwrap();
     }
 

@@ -7,4 +7,4 @@ import _hypothesis  # noqa: F401
 
 # The emulator fixtures (`emulator`, boto3 clients against it) used by the client, async and
 # emulator tests.
-pytest_plugins = ["_emulator_fixtures"]
+pytest_plugins = ["_emulator_fixtures", "_duplex_fixtures"]

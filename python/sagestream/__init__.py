@@ -26,8 +26,11 @@ from sagestream.exceptions import (
     DecodeError,
     DuplicateHeaderError,
     FrameTooLargeError,
+    InputClosedError,
+    InputValidationError,
     InternalDependencyException,
     InternalFailure,
+    InternalServerError,
     InternalStreamFailure,
     InvalidFrameError,
     LineTooLongError,
@@ -40,6 +43,7 @@ from sagestream.exceptions import (
     SageStreamError,
     ServiceError,
     ServiceUnavailable,
+    ServiceUnavailableError,
     SigningError,
     StreamError,
     TransportError,
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
         wait_many,
         wait_many_async,
     )
+    from sagestream._duplex import AsyncDuplexSession, DuplexSession, OutputPart
     from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
     from sagestream._stream import ResponseStream, StreamMetrics
 
@@ -88,6 +93,9 @@ _LAZY = {
     "wait_many_async": "sagestream._jobs",
     "as_completed_async": "sagestream._jobs",
     "WaitProgress": "sagestream._jobs",
+    "DuplexSession": "sagestream._duplex",
+    "AsyncDuplexSession": "sagestream._duplex",
+    "OutputPart": "sagestream._duplex",
 }
 
 
@@ -126,6 +134,13 @@ __all__ = [
     "wait_many_async",
     "as_completed_async",
     "WaitProgress",
+    "DuplexSession",
+    "AsyncDuplexSession",
+    "OutputPart",
+    "InputClosedError",
+    "InputValidationError",
+    "InternalServerError",
+    "ServiceUnavailableError",
     "LineTooLongError",
     "ReassemblyError",
     "AsyncInferenceError",

@@ -40,9 +40,12 @@ from sagestream._stream import AsyncResponseStream
 from sagestream.exceptions import service_error_from_response
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, Iterable
+
     import boto3
     from botocore.config import Config
 
+    from sagestream._duplex import AsyncDuplexSession, Data, DuplexCall
 
 __all__ = ["AsyncClient", "AsyncResponseStream", "hub_for"]
 
@@ -118,6 +121,7 @@ class AsyncClient:
         aws_session_token: str | None = None,
         verify: bool | str | None = None,
         observer: AttemptObserver | None = None,
+        duplex_endpoint_url: str | None = None,
     ) -> None:
         if session is not None and not hasattr(session, "client"):
             raise TypeError(
@@ -142,6 +146,8 @@ class AsyncClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_lock = threading.Lock()
         self._closed = False
+        #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
+        self.duplex_endpoint_url = duplex_endpoint_url
 
     @classmethod
     def from_boto3(
@@ -431,3 +437,46 @@ class AsyncClient:
             s3_output_path_extension=s3_output_path_extension,
             filename=filename,
         )
+
+    def invoke_bidirectional(
+        self,
+        endpoint_name: str,
+        *,
+        target_variant: str | None = None,
+        model_invocation_path: str | None = None,
+        model_query_string: str | None = None,
+        input: Iterable[Data] | AsyncIterable[Data] | None = None,
+        deadline: float | None = None,
+        endpoint_url: str | None = None,
+    ) -> DuplexCall:
+        """Open a full-duplex session (InvokeEndpointWithBidirectionalStream, HTTP/2).
+
+        ``async with client.invoke_bidirectional(...) as session``: ``await session.send(...)``
+        and ``async for part in session`` at the same time; ``input`` (an iterable or async
+        iterable) is sent by a task instead. See :meth:`sagestream.Client.invoke_bidirectional`
+        for ``endpoint_url``.
+        """
+        from sagestream._duplex import DuplexCall, open_session_async
+
+        _params.duplex_params(
+            endpoint_name,
+            target_variant=target_variant,
+            model_invocation_path=model_invocation_path,
+            model_query_string=model_query_string,
+        )
+
+        async def start() -> AsyncDuplexSession:
+            bridge, hub = await self._ready()
+            return await open_session_async(
+                bridge,
+                hub,
+                endpoint_name,
+                target_variant=target_variant,
+                model_invocation_path=model_invocation_path,
+                model_query_string=model_query_string,
+                input=input,
+                deadline=deadline,
+                endpoint_url=endpoint_url or self.duplex_endpoint_url,
+            )
+
+        return DuplexCall(start)

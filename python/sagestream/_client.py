@@ -29,8 +29,12 @@ from sagestream._stream import ResponseStream
 from sagestream._transport import botocore_errors, open_body
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import boto3
     from botocore.config import Config
+
+    from sagestream._duplex import Data, DuplexSession
 
 __all__ = ["Client", "InvokeResult", "parse_new_session", "stream_from_boto3"]
 
@@ -58,6 +62,7 @@ class Client:
         aws_session_token: str | None = None,
         verify: bool | str | None = None,
         observer: AttemptObserver | None = None,
+        duplex_endpoint_url: str | None = None,
     ) -> None:
         import boto3
 
@@ -83,6 +88,7 @@ class Client:
         self._attach(
             runtime, session, config=config, verify=verify, s3_endpoint_url=s3_endpoint_url, observer=observer
         )
+        self.duplex_endpoint_url = duplex_endpoint_url
 
     def _attach(
         self,
@@ -97,6 +103,8 @@ class Client:
         self._session = session
         self._runtime: Any = runtime
         self._bridge = Bridge.of(runtime, observer)
+        #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
+        self.duplex_endpoint_url: str | None = None
         self._s3 = BotoS3(
             lambda: session.client(
                 "s3",
@@ -345,6 +353,38 @@ class Client:
             invocation_timeout_seconds=invocation_timeout_seconds,
             s3_output_path_extension=s3_output_path_extension,
             filename=filename,
+        )
+
+    def invoke_bidirectional(
+        self,
+        endpoint_name: str,
+        *,
+        target_variant: str | None = None,
+        model_invocation_path: str | None = None,
+        model_query_string: str | None = None,
+        input: Iterable[Data] | None = None,
+        deadline: float | None = None,
+        endpoint_url: str | None = None,
+    ) -> DuplexSession:
+        """Open a full-duplex session (InvokeEndpointWithBidirectionalStream, HTTP/2).
+
+        Send parts with ``session.send(...)`` and read the answer's parts by iterating the
+        session, at the same time; ``input`` (an iterable) is sent from a background thread
+        instead, then the input is closed. ``endpoint_url`` (or the client's
+        ``duplex_endpoint_url``, or ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``) overrides the
+        service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``.
+        """
+        from sagestream._duplex import open_session
+
+        return open_session(
+            self._bridge,
+            endpoint_name,
+            target_variant=target_variant,
+            model_invocation_path=model_invocation_path,
+            model_query_string=model_query_string,
+            input=input,
+            deadline=deadline,
+            endpoint_url=endpoint_url or self.duplex_endpoint_url,
         )
 
 

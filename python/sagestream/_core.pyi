@@ -265,6 +265,65 @@ class Transport:
         limit: int | None = None,
     ) -> PendingResponse:
         """The same, as an awaitable completed through ``hub``."""
+    def open_duplex(
+        self,
+        url: str,
+        headers: list[tuple[str, str]],
+        *,
+        after: list[tuple[str, str]] = ...,
+        deadline: float | None = None,
+        queue: int = 16,
+    ) -> Duplex:
+        """Open an InvokeEndpointWithBidirectionalStream session on HTTP/2 (blocking until the
+        request is on its way); ``queue``: input parts queued before ``send`` waits."""
+    def open_duplex_async(
+        self,
+        hub: Hub,
+        url: str,
+        headers: list[tuple[str, str]],
+        *,
+        after: list[tuple[str, str]] = ...,
+        deadline: float | None = None,
+        queue: int = 16,
+    ) -> DuplexAwaitable:
+        """The same, as an awaitable of the session completed through ``hub``."""
+
+@final
+class DuplexAwaitable:
+    """An operation of a duplex session (opening it, sending a part), awaited."""
+
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: object, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, _tb: Any = None, /) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class Duplex:
+    """One bidirectional session: input parts sent (signed in a chain), output parts read."""
+
+    def send(self, data: bytes, data_type: str | None = None, completion_state: str | None = None) -> None:
+        """Queue one part, waiting (without the GIL) while the input queue is full."""
+    def send_async(
+        self, hub: Hub, data: bytes, data_type: str | None = None, completion_state: str | None = None
+    ) -> DuplexAwaitable:
+        """Queue one part; an awaitable completed once it is queued."""
+    def close_input(self) -> None: ...
+    @property
+    def input_closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def parts(self, part_class: Callable[[bytes, str | None, str | None], Any]) -> PartIterator: ...
+    def aparts(
+        self, hub: Hub, part_class: Callable[[bytes, str | None, str | None], Any]
+    ) -> AsyncPartIterator: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def headers(self) -> dict[str, str] | None: ...
+    def sent(self) -> tuple[int, int]: ...
+    def stats(self) -> StreamStats: ...
+    @property
+    def finished(self) -> bool: ...
 
 # --- reassembly: lines, SSE, JSON lines (src/py_reassembly.rs) --------------------------------
 

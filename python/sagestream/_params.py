@@ -43,6 +43,7 @@ __all__ = [
     "stream_params",
     "invoke_params",
     "async_params",
+    "duplex_params",
 ]
 
 #: InvokeEndpoint / InvokeEndpointWithResponseStream request payload limit (6 MiB).
@@ -378,5 +379,24 @@ def async_params(
             "InvocationTimeoutSeconds": invocation_timeout_seconds,
             "S3OutputPathExtension": s3_output_path_extension,
             "Filename": filename,
+        },
+    )
+
+
+def duplex_params(
+    endpoint_name: str,
+    *,
+    target_variant: str | None = None,
+    model_invocation_path: str | None = None,
+    model_query_string: str | None = None,
+) -> dict[str, Any]:
+    """Parameters of InvokeEndpointWithBidirectionalStream, validated."""
+    return _build(
+        _rules.INVOKE_DUPLEX,
+        {
+            "EndpointName": endpoint_name,
+            "TargetVariant": target_variant,
+            "ModelInvocationPath": model_invocation_path,
+            "ModelQueryString": model_query_string,
         },
     )

@@ -36,8 +36,11 @@ __all__ = [
     "INVOCATION_TIMEOUT_SECONDS",
     "INVOKE",
     "INVOKE_ASYNC",
+    "INVOKE_DUPLEX",
     "INVOKE_STREAM",
     "MAX_BODY_BYTES",
+    "MODEL_INVOCATION_PATH",
+    "MODEL_QUERY_STRING",
     "NEW_SESSION",
     "OPERATIONS",
     "REQUEST_TTL_SECONDS",
@@ -398,3 +401,36 @@ INVOKE_ASYNC = Operation(
 )
 #: Every operation by name.
 OPERATIONS: Mapping[str, Operation] = {op.name: op for op in (INVOKE, INVOKE_STREAM, INVOKE_ASYNC)}
+
+# --- InvokeEndpointWithBidirectionalStream (service "SageMaker Runtime HTTP2") --------------
+# botocore has no model of this operation; the limits are those of the service's API
+# reference. It is not in OPERATIONS, which mirrors botocore's sagemaker-runtime model.
+
+MODEL_INVOCATION_PATH = Rule(
+    "ModelInvocationPath",
+    "string",
+    max=100,
+    pattern="^[\\x21-\\x7E]*$",
+    chars=re.compile(r"[\x21-\x7e]"),
+    describe="visible US-ASCII without spaces",
+)
+MODEL_QUERY_STRING = Rule(
+    "ModelQueryString",
+    "string",
+    max=2048,
+    pattern="^[\\x20-\\x7E]*$",
+    chars=re.compile(r"[\x20-\x7e]"),
+    describe="printable US-ASCII",
+)
+INVOKE_DUPLEX = Operation(
+    "InvokeEndpointWithBidirectionalStream",
+    "POST",
+    "/endpoints/{EndpointName}/invocations-bidirectional-stream",
+    200,
+    {
+        "EndpointName": Member(ENDPOINT_NAME, "uri", "EndpointName", required=True),
+        "TargetVariant": _h(TARGET_VARIANT, _SM + "Target-Variant"),
+        "ModelInvocationPath": _h(MODEL_INVOCATION_PATH, _SM + "Model-Invocation-Path"),
+        "ModelQueryString": _h(MODEL_QUERY_STRING, _SM + "Model-Query-String"),
+    },
+)

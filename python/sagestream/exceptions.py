@@ -15,6 +15,8 @@ Hierarchy::
     ├── ServiceError (botocore ClientError)   an error answered by the service
     │   ├── ValidationError (400), ModelError (424), ModelNotReadyException (429),
     │   │   InternalFailure (500), ServiceUnavailable (503), InternalDependencyException (530)
+    │   │   (the bidirectional operation's InputValidationError, InternalServerError and
+    │   │   ServiceUnavailableError subclass the first, fourth and fifth)
     │   └── StreamError (botocore EventStreamError)   an error frame inside the stream
     │       ├── ModelStreamError                      .error_code
     │       └── InternalStreamFailure
@@ -24,6 +26,7 @@ Hierarchy::
     │   ├── ConnectionLostError
     │   └── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
     ├── SigningError (ValueError)             a request that cannot be signed
+    ├── InputClosedError                      a duplex session's input was closed already
     └── AsyncInferenceError
         ├── AsyncInferenceFailedError         the failure document of InvokeEndpointAsync
         └── AsyncInferenceTimeoutError (TimeoutError)
@@ -70,6 +73,10 @@ __all__ = [
     "DeadlineExceededError",
     "SigningError",
     "ContentTypeWarning",
+    "InputClosedError",
+    "InputValidationError",
+    "InternalServerError",
+    "ServiceUnavailableError",
     "AsyncInferenceError",
     "AsyncInferenceFailedError",
     "AsyncInferenceTimeoutError",
@@ -79,6 +86,7 @@ __all__ = [
 ]
 
 STREAM_OPERATION = "InvokeEndpointWithResponseStream"
+DUPLEX_OPERATION = "InvokeEndpointWithBidirectionalStream"
 
 
 class SageStreamError(Exception):
@@ -274,9 +282,30 @@ class InternalStreamFailure(StreamError):
     code = "InternalStreamFailure"
 
 
+class InputValidationError(ValidationError):
+    """400 from the bidirectional operation: the request is invalid."""
+
+    code = "InputValidationError"
+
+
+class InternalServerError(InternalFailure):
+    """500 from the bidirectional operation."""
+
+    code = "InternalServerError"
+
+
+class ServiceUnavailableError(ServiceUnavailable):
+    """503 from the bidirectional operation."""
+
+    code = "ServiceUnavailableError"
+
+
 _SERVICE_ERRORS: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (
+        InputValidationError,
+        InternalServerError,
+        ServiceUnavailableError,
         ValidationError,
         ModelError,
         ModelNotReadyException,
@@ -332,6 +361,34 @@ def _stream_error(code: str, message: str) -> StreamError:
     return _stream_error_class(code)(response, STREAM_OPERATION)
 
 
+def _answer_error(status: int, headers: dict[str, str], body: bytes) -> ServiceError:
+    """The typed error of a rest-json error answer (called from Rust for the bidirectional
+    operation, which botocore has no model of): the code from ``x-amzn-ErrorType`` (or the
+    body's ``__type`` / ``code``), the message and modeled fields from the JSON body."""
+    try:
+        document = json.loads(body) if body else {}
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    code = headers.get("x-amzn-errortype") or str(document.get("__type") or document.get("code") or "")
+    code = code.split(":", 1)[0].rsplit("#", 1)[-1] or f"HTTP{status}"
+    message = document.get("message", document.get("Message"))
+    if message is None:
+        message = body.decode("utf-8", "replace")
+    fields = {k: v for k, v in document.items() if k not in ("message", "Message", "__type", "code")}
+    response: dict[str, Any] = {
+        **fields,
+        "Error": {"Code": code, "Message": str(message)},
+        "ResponseMetadata": {
+            "RequestId": headers.get("x-amzn-requestid"),
+            "HTTPStatusCode": status,
+            "HTTPHeaders": dict(headers),
+        },
+    }
+    return service_error_from_response(response, DUPLEX_OPERATION)
+
+
 # --- transport -------------------------------------------------------------------------------
 
 
@@ -381,6 +438,10 @@ class ContentTypeWarning(UserWarning):
 
 class SigningError(SageStreamError, ValueError):
     """The request cannot be signed as it is."""
+
+
+class InputClosedError(SageStreamError):
+    """A duplex session's input was closed already (``close_input()``), or could not be sent."""
 
 
 # --- asynchronous inference ------------------------------------------------------------------

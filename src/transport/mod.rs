@@ -1,4 +1,5 @@
-//! The request path, pyo3-free: an HTTP/1.1 connection pool on hyper over tokio, TLS on rustls,
+//! The request path, pyo3-free: an HTTP/1.1 connection pool (and HTTP/2 connections for the
+//! bidirectional operation, [`Transport::open_h2`]) on hyper over tokio, TLS on rustls,
 //! proxies by HTTP `CONNECT` (hyper-util's tunnel) or by forwarding, with botocore's connect and
 //! read timeouts applied where botocore applies them.
 //!
@@ -11,12 +12,14 @@
 
 mod connect;
 mod error;
+mod h2;
 mod pool;
 mod request;
 mod tls;
 
 pub use connect::Proxy;
 pub use error::{ConnectKind, TransportError};
+pub use h2::{PendingResponse, StreamBody, StreamSlot, STREAMS_PER_CONNECTION};
 pub use pool::Pool;
 pub use request::{Deadline, Request, Response, ResponseBody, Transport, TransportConfig};
 pub use tls::Verify;

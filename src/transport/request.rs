@@ -134,6 +134,22 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
+    /// The body of a response on a connection no pool keeps (HTTP/2: the connection carries
+    /// other streams and stays open by itself), read without a read timeout.
+    #[must_use]
+    pub fn detached(incoming: Incoming) -> Self {
+        Self {
+            incoming,
+            lease: None,
+            read_timeout: None,
+            chunked: false,
+            done: false,
+            last_data: Instant::now(),
+            idle_timer: None,
+            deadline_timer: None,
+        }
+    }
+
     /// The next piece of the body (`None` at its end), within the read timeout and `deadline`.
     ///
     /// # Errors
@@ -329,6 +345,8 @@ pub struct Transport {
     connector: Connector,
     max_idle_per_host: usize,
     read_timeout: Option<Duration>,
+    /// HTTP/2 connections (the bidirectional operation).
+    pub(super) h2: super::h2::H2Connections,
 }
 
 impl Transport {
@@ -348,6 +366,7 @@ impl Transport {
             ),
             max_idle_per_host: config.max_idle_per_host,
             read_timeout: config.read_timeout,
+            h2: super::h2::H2Connections::new(config),
         })
     }
 
@@ -486,7 +505,7 @@ impl Transport {
     }
 }
 
-fn pool_key(uri: &Uri) -> Result<String, TransportError> {
+pub(super) fn pool_key(uri: &Uri) -> Result<String, TransportError> {
     match (uri.scheme_str(), uri.authority()) {
         (Some(scheme @ ("http" | "https")), Some(authority)) => {
             Ok(format!("{scheme}://{authority}"))

@@ -1,4 +1,4 @@
-"""The ``sagestream`` command: ``demo``, ``invoke``, ``invoke-async`` and ``serve``.
+"""The ``sagestream`` command: ``demo``, ``invoke``, ``invoke-async``, ``duplex`` and ``serve``.
 
 One module per command, each with a ``register(subparsers)`` that adds its parser and sets
 ``func`` (taking the parsed namespace, returning the exit status).
@@ -21,7 +21,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-_COMMAND_MODULES = ("sagestream.cli.demo", "sagestream.cli.invoke", "sagestream.cli.invoke_async")
+_COMMAND_MODULES = (
+    "sagestream.cli.demo",
+    "sagestream.cli.invoke",
+    "sagestream.cli.invoke_async",
+    "sagestream.cli.duplex",
+)
 # `serve`: its module is imported only when it runs, so its one-line help is repeated here.
 _SERVE_MODULE = "sagestream.cli.serve"
 _SERVE_HELP = "run a local SageMaker Runtime endpoint emulator"

@@ -16,6 +16,8 @@ from sagestream.emulator.config import (
     DEFAULT_ASYNC_INPUT_PATH,
     DEFAULT_ASYNC_OUTPUT_PATH,
     DEFAULT_BODY_TIMEOUT,
+    DEFAULT_DUPLEX_PORT,
+    DEFAULT_DUPLEX_TLS_PORT,
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_PORT,
@@ -46,7 +48,8 @@ def register(subparsers: Any) -> None:
         help="run a local SageMaker Runtime endpoint emulator",
         description=(
             "Serve InvokeEndpoint, InvokeEndpointWithResponseStream and InvokeEndpointAsync locally, "
-            "SigV4-verified, for stock SDKs and the AWS CLI (--endpoint-url http://HOST:PORT)."
+            "SigV4-verified, for stock SDKs and the AWS CLI (--endpoint-url http://HOST:PORT), and "
+            "InvokeEndpointWithBidirectionalStream over HTTP/2 on ports of its own."
         ),
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
@@ -128,8 +131,30 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="open client connections at most (default: a margin below the open-file limit)",
     )
+    parser.add_argument(
+        "--duplex-port",
+        type=int,
+        default=None,
+        help="cleartext HTTP/2 port of InvokeEndpointWithBidirectionalStream "
+        f"(default: {DEFAULT_DUPLEX_PORT}; any free one with --port 0)",
+    )
+    parser.add_argument(
+        "--duplex-tls-port",
+        type=int,
+        default=None,
+        help="its TLS port, with a certificate made at start-up "
+        f"(default: {DEFAULT_DUPLEX_TLS_PORT}; any free one with --port 0)",
+    )
+    parser.add_argument("--no-duplex-tls", action="store_true", help="do not serve the TLS port")
     parser.add_argument("--quiet", action="store_true", help="do not log one line per request")
     parser.set_defaults(func=_serve)
+
+
+def _or_default(port: int | None, main_port: int, default: int) -> int:
+    """A port as given; else any free one when the main port is, else ``default``."""
+    if port is not None:
+        return port
+    return 0 if main_port == 0 else default
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -157,6 +182,9 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        duplex_port=_or_default(args.duplex_port, args.port, DEFAULT_DUPLEX_PORT),
+        duplex_tls=not args.no_duplex_tls,
+        duplex_tls_port=_or_default(args.duplex_tls_port, args.port, DEFAULT_DUPLEX_TLS_PORT),
     )
     try:
         server = EmulatorServer(config)
@@ -214,7 +242,8 @@ async def _run(server: EmulatorServer) -> int:
         await server.start()
     except OSError as exc:
         print(
-            f"sagestream serve: cannot listen on {server.config.host}:{server.config.port}: {exc}",
+            f"sagestream serve: cannot listen on {server.config.host} (ports {server.config.port}, "
+            f"{server.config.duplex_port}, {server.config.duplex_tls_port}): {exc}",
             file=sys.stderr,
         )
         return 1
@@ -230,6 +259,15 @@ async def _run(server: EmulatorServer) -> int:
         f"AWS_SECRET_ACCESS_KEY={config.secret_access_key}",
         flush=True,
     )
+    duplex = server.duplex
+    print(f"  bidirectional streams (HTTP/2): {duplex.url}", flush=True)
+    if duplex.tls_url is not None and duplex.certificate is not None:
+        print(
+            f"  bidirectional streams (HTTP/2, TLS): {duplex.tls_url} (CA: {duplex.certificate.ca_file})",
+            flush=True,
+        )
+    elif duplex.tls_problem is not None:
+        print(f"  bidirectional streams over TLS: none ({duplex.tls_problem})", flush=True)
     s3_url: str | None = None
     try:
         s3_url = await loop.run_in_executor(None, lambda: server.s3_endpoint_url)
@@ -253,6 +291,7 @@ async def _run(server: EmulatorServer) -> int:
     env = f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={server.url}"
     if s3_url is not None:
         env += f" AWS_ENDPOINT_URL_S3={s3_url}"
+    env += f" AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2={duplex.url}"
     print(f"  environment: {env} AWS_DEFAULT_REGION={config.region}", flush=True)
     try:
         await stop.wait()

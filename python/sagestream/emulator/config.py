@@ -24,6 +24,10 @@ DEFAULT_SESSION_TTL = 20 * 60.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 #: A request body must arrive whole within this many seconds of its headers.
 DEFAULT_BODY_TIMEOUT = 60.0
+#: `sagestream serve`'s ports of InvokeEndpointWithBidirectionalStream (HTTP/2): cleartext with
+#: prior knowledge, and TLS with a generated certificate (the service's own port is 8443).
+DEFAULT_DUPLEX_PORT = 8081
+DEFAULT_DUPLEX_TLS_PORT = 8443
 
 
 @dataclass
@@ -55,3 +59,9 @@ class EmulatorConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_connections: int | None = None
+    #: The bidirectional operation's cleartext HTTP/2 port (0: a free one; `sagestream serve`
+    #: uses DEFAULT_DUPLEX_PORT).
+    duplex_port: int = 0
+    #: Also serve it over TLS (a certificate made at start-up), on ``duplex_tls_port``.
+    duplex_tls: bool = False
+    duplex_tls_port: int = 0

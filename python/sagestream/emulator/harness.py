@@ -47,6 +47,22 @@ class Emulator:
         return self.server.url
 
     @property
+    def duplex_url(self) -> str:
+        """``http://host:port`` of InvokeEndpointWithBidirectionalStream (cleartext HTTP/2)."""
+        return self.server.duplex.url
+
+    @property
+    def duplex_tls_url(self) -> str | None:
+        """``https://localhost:port`` of the same over TLS (``duplex_tls=True``), else None."""
+        return self.server.duplex.tls_url
+
+    @property
+    def duplex_ca_file(self) -> str | None:
+        """The PEM file of the CA that issued the TLS port's certificate (``verify=`` it)."""
+        cert = self.server.duplex.certificate
+        return None if cert is None else str(cert.ca_file)
+
+    @property
     def s3_endpoint_url(self) -> str | None:
         """The S3 endpoint (embedded or given) async invocations use, or None."""
         return self.server.s3_endpoint_url

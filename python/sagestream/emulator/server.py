@@ -28,6 +28,7 @@ from sagestream import _rules
 from . import faults as _faults
 from .catalog import make_model
 from .config import EmulatorConfig
+from .duplex import DuplexServer
 from .faults import KnobError, Knobs
 from .guard import ConnectionGuard
 from .intake import BodyTimeout, authenticate, read_body
@@ -133,6 +134,8 @@ class EmulatorServer:
         self.s3_problem: str | None = None
         self.host = config.host
         self.port = config.port
+        #: InvokeEndpointWithBidirectionalStream, on its own HTTP/2 port(s).
+        self.duplex = DuplexServer(config, self.request_log)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class EmulatorServer:
         loop = asyncio.get_running_loop()
         self._tcp = await loop.create_server(self._guard.wrap(self._runner.server), sock=sock, backlog=1024)
         self.host, self.port = sock.getsockname()[:2]
+        await self.duplex.start()
 
     @property
     def url(self) -> str:
@@ -202,6 +206,7 @@ class EmulatorServer:
     async def stop(self) -> None:
         """Stop listening, cancel pending async invocations, close model clients."""
         await self._jobs.stop()
+        await self.duplex.stop()
         if self._tcp is not None:
             self._tcp.close()
             self._tcp = None

@@ -1,0 +1,158 @@
+"""``sagestream duplex``: a bidirectional session — stdin lines (or a file in chunks) in, the
+endpoint's output parts out as they arrive, both at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sagestream import _params, _rules
+from sagestream.cli import _common, _output
+
+
+def _check(rule: _rules.Rule) -> Any:
+    def check(value: str) -> str:
+        return str(_params._check(rule, value))
+
+    return _common.checked(check)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``duplex`` to the ``sagestream`` parser."""
+    parser = subparsers.add_parser(
+        "duplex",
+        help="a bidirectional stream: stdin lines in, output parts out as they arrive",
+        description=(
+            "Call InvokeEndpointWithBidirectionalStream over HTTP/2: each line of stdin is sent as a "
+            "UTF-8 part (CompletionState COMPLETE), or --file in binary chunks; the endpoint's output "
+            "parts are written to stdout as they arrive, while the input is still being sent. A "
+            "summary goes to stderr. Exit status: 0 done, 1 the session failed, 2 a usage or "
+            "configuration error (nothing sent), 130 interrupted."
+        ),
+    )
+    parser.add_argument(
+        "endpoint",
+        metavar="ENDPOINT",
+        type=_common.checked(_params.check_endpoint_name),
+        help="endpoint name",
+    )
+    source = parser.add_argument_group("input")
+    source.add_argument(
+        "--file", metavar="PATH", help="send this file in binary chunks instead of stdin lines"
+    )
+    source.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=3200,
+        metavar="BYTES",
+        help="bytes per part with --file (default: %(default)s, 100 ms of 16 kHz 16-bit audio)",
+    )
+    _output.add_output_options(parser)
+    parser.add_argument(
+        "--parts",
+        action="store_const",
+        dest="mode",
+        const="parts",
+        help="print one line per part: DataType, CompletionState and the part",
+    )
+    request = parser.add_argument_group("request")
+    request.add_argument(
+        "--target-variant", metavar="NAME", type=_check(_rules.TARGET_VARIANT), help="production variant"
+    )
+    request.add_argument(
+        "--model-invocation-path",
+        metavar="PATH",
+        type=_check(_rules.MODEL_INVOCATION_PATH),
+        help="the container's path to invoke (at most 100 characters)",
+    )
+    request.add_argument(
+        "--model-query-string",
+        metavar="QUERY",
+        type=_check(_rules.MODEL_QUERY_STRING),
+        help="query string forwarded to the container (at most 2048 characters)",
+    )
+    _common.add_aws_options(parser)
+    parser.add_argument(
+        "--duplex-endpoint-url",
+        type=_common.endpoint_url,
+        metavar="URL",
+        help=(
+            "URL of this operation (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, else "
+            "https://runtime.sagemaker.REGION.amazonaws.com:8443); 'sagestream serve' prints its own"
+        ),
+    )
+    parser.add_argument("--ca-bundle", metavar="PEM", help="trust this CA bundle (the emulator's TLS port)")
+    parser.add_argument(
+        "--deadline", type=_common.positive_seconds, metavar="SECONDS", help="seconds for the whole session"
+    )
+    parser.set_defaults(func=run)
+
+
+def _lines(stream: IO[str]) -> Iterator[str]:
+    for line in stream:
+        yield line.rstrip("\r\n")
+
+
+def _chunks(path: str, size: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
+
+
+def _render(session: Any, mode: str | None) -> Iterator[bytes]:
+    if mode != "parts":
+        yield from _output.render(session, mode)
+        return
+    for part in session:
+        text = bytes(part).decode("utf-8", "replace") if part.is_text else bytes(part).hex()
+        yield f"{part.data_type or '-'} {part.completion_state or '-'} {text}\n".encode()
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``duplex`` handler."""
+    if args.file is not None:
+        try:
+            open(args.file, "rb").close()
+        except OSError as exc:
+            sys.stderr.write(f"sagestream duplex: cannot read {args.file!r}: {exc.strerror or exc}\n")
+            return _common.EXIT_USAGE
+    with _common.ConnectionNotices() as notices:
+        try:
+            options: dict[str, Any] = {"duplex_endpoint_url": args.duplex_endpoint_url}
+            if args.ca_bundle:
+                options["verify"] = args.ca_bundle
+            client = _common.make_client(args, notices, **options)
+        except _common.failures() as exc:
+            return _common.report("duplex", exc)
+        with client:
+            try:
+                return _session(client, args)
+            except _common.failures() as exc:
+                return _common.report("duplex", exc)
+
+
+def _session(client: Any, args: argparse.Namespace) -> int:
+    session = client.invoke_bidirectional(
+        args.endpoint,
+        target_variant=args.target_variant,
+        model_invocation_path=args.model_invocation_path,
+        model_query_string=args.model_query_string,
+        deadline=args.deadline,
+    )
+    if args.file is not None:
+        session.feed_in_background(_chunks(args.file, args.chunk_size), text=False)
+    else:
+        session.feed_in_background(_lines(sys.stdin), text=True, complete=True)
+    return _output.stream_out(session, _render(session, args.mode), quiet=args.quiet, mode=args.mode)
