@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from sagestream._aio import AsyncClient, AsyncResponseStream
     from sagestream._call import AttemptObserver
     from sagestream._client import Client, InvokeResult, stream_from_boto3
+    from sagestream._duplex import AsyncDuplexSession, DuplexSession, OutputPart
     from sagestream._jobs import (
         AsyncInferenceJob,
         AsyncInvocation,
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
         wait_many,
         wait_many_async,
     )
-    from sagestream._duplex import AsyncDuplexSession, DuplexSession, OutputPart
     from sagestream._patch import is_patched, patch_botocore, unpatch_botocore
     from sagestream._stream import ResponseStream, StreamMetrics
 

@@ -49,6 +49,9 @@ class Client:
     ``observer`` is told of each attempt of each call (:class:`sagestream.AttemptObserver`).
     """
 
+    #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
+    duplex_endpoint_url: str | None
+
     def __init__(
         self,
         session: boto3.Session | None = None,
@@ -103,8 +106,7 @@ class Client:
         self._session = session
         self._runtime: Any = runtime
         self._bridge = Bridge.of(runtime, observer)
-        #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
-        self.duplex_endpoint_url: str | None = None
+        self.duplex_endpoint_url = None
         self._s3 = BotoS3(
             lambda: session.client(
                 "s3",
