@@ -41,13 +41,13 @@ lint: lint-rust lint-python
 test-rust:
 	cargo test --no-default-features
 
-.PHONY: test ## Python test suite, the fast hypothesis profile (for local runs)
+.PHONY: test ## Python test suite, the fast hypothesis profile, one worker per core (local runs)
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 .PHONY: test-ci ## Python test suite, the full hypothesis profile (what CI runs)
 test-ci:
-	$(PY) -m pytest -q --hypothesis-profile=ci
+	$(PY) -m pytest -q -n auto --dist loadfile --hypothesis-profile=ci
 
 .PHONY: rust-sdk ## Build examples/rust-sdk-duplex, the AWS SDK for Rust client (minutes, cold)
 rust-sdk:

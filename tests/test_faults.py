@@ -255,5 +255,7 @@ def test_failed_async_streams_leave_nothing_behind() -> None:
         objects, memory = asyncio.run(asyncio.wait_for(main(server), 170))
     finally:
         server.__exit__(None, None, None)
-    assert objects < rounds // 10
+    # A stream kept alive leaves several objects per round (its error, traceback, frames):
+    # thousands; what stays is the runtime's own caches and interned values.
+    assert objects < rounds // 2
     assert memory < rounds * held // 8  # a leak of what each stream held would be 8x this
