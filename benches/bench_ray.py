@@ -61,6 +61,7 @@ import statistics
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -371,7 +372,7 @@ def main() -> None:
         f"boto3, ThreadPoolExecutor({2 * args.in_flight})",
         "sagestream.batch.invoke_many, 1 process, no Ray",
     )
-    runs = {
+    runs: dict[str, Callable[[int], Run]] = {
         two: lambda n: ray_run(url, server.pid, n, args.tokens, attributes, 2, args.in_flight),
         pool: lambda n: threads_run(url, n, args.tokens, attributes, 2 * args.in_flight),
         one: lambda n: ray_run(url, server.pid, n, args.tokens, attributes, 1, args.in_flight),
