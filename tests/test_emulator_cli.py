@@ -171,7 +171,9 @@ def test_endpoint_with_a_default_format() -> None:
         )
         assert resp["ContentType"] == "text/event-stream"
         parts = [e["PayloadPart"]["Bytes"] for e in resp["Body"]]
-        assert [json.loads(p[len(b"data: ") :])["token"]["text"] for p in parts] == demo_tokens("hi", 3)
+        assert [json.loads(p[len(b"data: ") :])["token"]["text"] for p in parts] == demo_tokens(
+            "hi", tokens=3
+        )
     finally:
         stop_serve(served)
 
