@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from sagestream.cli import _common
 from sagestream.emulator.catalog import check_model_spec
 from sagestream.emulator.config import (
     DEFAULT_ACCESS_KEY_ID,
@@ -54,7 +55,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port, 0 for any free port (default: %(default)s)"
+        "--port",
+        type=_common.port,
+        default=DEFAULT_PORT,
+        help="port, 0 for any free port (default: %(default)s)",
     )
     parser.add_argument(
         "--region", default=DEFAULT_REGION, help="region clients sign for (default: %(default)s)"
@@ -84,7 +88,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--token-delay",
-        type=float,
+        type=_common.non_negative,
         default=0.02,
         metavar="SECONDS",
         help="pause before each token of the demo model (default: %(default)s)",
@@ -106,41 +110,41 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--async-max-concurrency",
-        type=int,
+        type=_common.positive_int,
         default=4,
         help="async invocations processed at once per emulator; the rest queue (default: %(default)s)",
     )
     parser.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_common.positive_seconds,
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="SECONDS",
         help="close a connection with no request in progress after this long (default: %(default)s)",
     )
     parser.add_argument(
         "--body-timeout",
-        type=float,
+        type=_common.positive_seconds,
         default=DEFAULT_BODY_TIMEOUT,
         metavar="SECONDS",
         help="a request body must arrive within this long of its headers (default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=_common.positive_int,
         default=None,
         metavar="N",
         help="open client connections at most (default: a margin below the open-file limit)",
     )
     parser.add_argument(
         "--duplex-port",
-        type=int,
+        type=_common.port,
         default=None,
         help="cleartext HTTP/2 port of InvokeEndpointWithBidirectionalStream "
         f"(default: {DEFAULT_DUPLEX_PORT}; any free one with --port 0)",
     )
     parser.add_argument(
         "--duplex-tls-port",
-        type=int,
+        type=_common.port,
         default=None,
         help="its TLS port, with a certificate made at start-up "
         f"(default: {DEFAULT_DUPLEX_TLS_PORT}; any free one with --port 0)",
