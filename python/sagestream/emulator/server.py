@@ -167,14 +167,21 @@ class EmulatorServer:
         if not moto_available():
             self.s3_problem = "the embedded S3 needs moto: pip install 'sagestream[s3]'"
             return
-        self.embedded_s3 = EmbeddedS3(
-            buckets=[config.async_input_path, config.async_output_path, config.async_failure_path],
+        embedded = EmbeddedS3(
+            buckets=[
+                *config.s3_buckets,
+                config.async_input_path,
+                config.async_output_path,
+                config.async_failure_path,
+            ],
             region=config.region,
             access_key_id=config.access_key_id,
             secret_access_key=config.secret_access_key,
             idle_timeout=config.idle_timeout,
+            port=config.s3_port,
         )
-        self.embedded_s3.start()
+        embedded.start()  # OSError when its port is taken: the emulator does not start
+        self.embedded_s3 = embedded
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen (on ``sock`` if given) and start the embedded S3 server if configured."""
