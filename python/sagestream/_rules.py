@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 __all__ = [
@@ -251,17 +251,7 @@ INFERENCE_ID = Rule(
 #: same prompt prefix and id go to the same instance. The model's pattern is InferenceId's; as
 #: for InferenceId, sagestream and the emulator also want its first character in US-ASCII, the
 #: only characters a header value carries as they are.
-PREFIX_AWARE_ID = Rule(
-    "PrefixAwareId",
-    "string",
-    min=1,
-    max=64,
-    pattern=_PRINTABLE_ID_PATTERN,
-    regex=_PRINTABLE_ID_RE,
-    describe="printable US-ASCII, not starting with whitespace",
-    stricter="Member must consist of printable US-ASCII characters",
-    model_regex=_PRINTABLE_ID_MODEL_RE,
-)
+PREFIX_AWARE_ID = replace(INFERENCE_ID, member="PrefixAwareId")
 ENABLE_EXPLANATIONS = Rule(
     "EnableExplanations",
     "string",
