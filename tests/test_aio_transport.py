@@ -677,7 +677,13 @@ async def test_no_blocking_call_on_the_event_loop(caplog: pytest.LogCaptureFixtu
             assert all(len(r) == 50 for r in result)
     finally:
         loop.set_debug(False)
-    slow = [r.getMessage()[:300] for r in caplog.records if "Executing" in r.getMessage()]
+    # The test's own server shares the loop: a stalled step of its (a busy machine's doing, the
+    # accept of a connection) says nothing about the client.
+    slow = [
+        r.getMessage()[:300]
+        for r in caplog.records
+        if "Executing" in r.getMessage() and "_accept_connection" not in r.getMessage()
+    ]
     assert slow == []
     assert len(refresh_threads) == 1
     assert all("Credential=AKIDREFRESH/" in ex.headers["authorization"] for ex in server.requests)
