@@ -42,7 +42,10 @@ struct Spec {
     body: Bytes,
     sign: bool,
     mode: Mode,
+    /// Seconds left of the call's deadline.
     deadline: Option<f64>,
+    /// The call's deadline as it was set (named by the error; default: `deadline`).
+    call_deadline: Option<f64>,
     limit: Option<usize>,
 }
 
@@ -163,9 +166,10 @@ async fn perform(
         sign,
         mode,
         deadline,
+        call_deadline,
         limit,
     } = spec;
-    let deadline = deadline.map(Deadline::after);
+    let deadline = deadline.map(|left| Deadline::left_of(left, call_deadline.unwrap_or(left)));
     if sign {
         shared
             .signer
@@ -279,6 +283,7 @@ impl PyTransport {
         after: Vec<(String, String)>,
         mode: &str,
         deadline: Option<f64>,
+        call_deadline: Option<f64>,
         limit: Option<usize>,
     ) -> PyResult<Spec> {
         let method = Method::from_bytes(method.as_bytes())
@@ -291,7 +296,7 @@ impl PyTransport {
             "stream" => Mode::Stream,
             other => return Err(PyValueError::new_err(format!("unknown mode {other:?}"))),
         };
-        if let Some(d) = deadline {
+        for d in [deadline, call_deadline].into_iter().flatten() {
             if !(d.is_finite() && d >= 0.0) {
                 return Err(PyValueError::new_err(
                     "deadline must be a non-negative number of seconds",
@@ -307,6 +312,7 @@ impl PyTransport {
             sign,
             mode,
             deadline,
+            call_deadline,
             limit,
         })
     }
@@ -388,7 +394,7 @@ impl PyTransport {
 
     /// Send a request and wait, without the GIL, for its response (see the stub for the
     /// arguments).
-    #[pyo3(signature = (method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, limit=None))]
+    #[pyo3(signature = (method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -401,10 +407,20 @@ impl PyTransport {
         after: Vec<(String, String)>,
         mode: &str,
         deadline: Option<f64>,
+        call_deadline: Option<f64>,
         limit: Option<usize>,
     ) -> PyResult<PyResponse> {
         let spec = Self::spec(
-            method, url, headers, body, sign, after, mode, deadline, limit,
+            method,
+            url,
+            headers,
+            body,
+            sign,
+            after,
+            mode,
+            deadline,
+            call_deadline,
+            limit,
         )?;
         let (runtime, pool) = self.shared.local()?;
         let mut work = Box::pin(perform(
@@ -482,7 +498,7 @@ impl PyTransport {
     }
 
     /// Send a request; an awaitable of the response, completed through `hub`.
-    #[pyo3(signature = (hub, method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, limit=None))]
+    #[pyo3(signature = (hub, method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn send_async(
         &self,
@@ -495,10 +511,20 @@ impl PyTransport {
         after: Vec<(String, String)>,
         mode: &str,
         deadline: Option<f64>,
+        call_deadline: Option<f64>,
         limit: Option<usize>,
     ) -> PyResult<PyPending> {
         let spec = Self::spec(
-            method, url, headers, body, sign, after, mode, deadline, limit,
+            method,
+            url,
+            headers,
+            body,
+            sign,
+            after,
+            mode,
+            deadline,
+            call_deadline,
+            limit,
         )?;
         let (handle, pool) = self.shared.shared()?;
         let op = Arc::new(Op::default());

@@ -307,7 +307,14 @@ class AsyncClient:
             return response, answer
         params = bridge.for_botocore(operation, params)
         reply = await _botocore_path.call(
-            self._runtime, bridge.transport, hub, operation, params, stream=stream, deadline=deadline
+            self._runtime,
+            bridge.transport,
+            hub,
+            operation,
+            params,
+            stream=stream,
+            deadline=deadline,
+            started=started,
         )
         if reply.status >= 300:
             raise service_error_from_response(reply.parsed or {}, operation)

@@ -12,6 +12,7 @@ thread whenever the credentials may need a refresh, and adaptive mode's rate lim
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import IO, Any
 
 from botocore.compress import maybe_compress_request
@@ -19,8 +20,14 @@ from botocore.httpchecksum import apply_request_checksum, resolve_checksum_conte
 
 from sagestream import _core
 from sagestream._botocore import botocore_error, http_response
-from sagestream._call import response_metadata
-from sagestream.exceptions import ConnectError, ConnectionLostError, ReadTimeoutError
+from sagestream._call import deadline_passed, gave_up, response_metadata
+from sagestream.exceptions import (
+    ConnectError,
+    ConnectionLostError,
+    DeadlineExceededError,
+    ReadTimeoutError,
+    service_error_from_response,
+)
 
 __all__ = ["Reply", "call"]
 
@@ -135,14 +142,18 @@ async def call(
     *,
     stream: bool = False,
     deadline: float | None = None,
+    started: float | None = None,
     limit: int | None = None,
 ) -> Reply:
     """Run one operation through the client's own machinery, sending over ``transport``.
 
     Returns the reply of a successful call (with ``stream``: the response's parts unread), or
     of an error answer (parsed). Raises the sagestream transport error of a failure before any
-    answer once botocore's retry handler gives up.
+    answer once botocore's retry handler gives up. ``deadline`` bounds every attempt and the
+    waits between them, counted from ``started`` (``time.monotonic()``, default: now).
     """
+    deadline_at = None if deadline is None else (time.monotonic() if started is None else started) + deadline
+    last_error: BaseException | None = None
     operation_model, request_dict = _build(client, operation_name, api_params)
     endpoint = client._endpoint
     emitter = client.meta.events
@@ -172,9 +183,10 @@ async def call(
             (k, v.decode("utf-8") if isinstance(v, bytes) else str(v)) for k, v in prepared.headers.items()
         ]
         body = await _body_of(prepared)
-        reply: Reply | None = None
-        caught: BaseException | None = None
-        failure: BaseException | None = None
+        left = _left(deadline, deadline_at, last_error)
+        reply: Reply | None
+        failure: BaseException | None
+        caught: BaseException | None
         try:
             response = await transport.send_async(
                 hub,
@@ -184,46 +196,43 @@ async def call(
                 body,
                 sign=False,
                 mode=mode,
-                deadline=deadline,
+                deadline=left,
+                call_deadline=deadline,
                 limit=limit,
             )
         except _RETRYABLE as exc:
-            failure = exc
-            caught = botocore_error(exc, prepared.url)
+            reply, failure, caught = None, exc, botocore_error(exc, prepared.url)
+        except DeadlineExceededError as exc:
+            if exc.__cause__ is None:
+                exc.__cause__ = last_error
+            raise
         else:
-            parsed: dict[str, Any] | None = None
-            status = int(response.status)
-            response_headers = response.headers
-            if not (stream and status < 300):
-                data = bytes(response.body or b"")
-                parsed = _parse(client, operation_model, status, response_headers, data, context)
-            reply = Reply(response, parsed)
-        response_arg = None
-        if reply is not None:
-            http = http_response(prepared.url, reply.status, reply.response.headers, reply.body)
-            response_arg = (http, reply.parsed if reply.parsed is not None else {})
-        try:
-            delay = _first_answer(
-                emitter.emit(
-                    retry_event,
-                    response=response_arg,
-                    endpoint=endpoint,
-                    operation=operation_model,
-                    attempts=attempts,
-                    caught_exception=caught,
-                    request_dict=request_dict,
-                )
-            )
-        except Exception as exc:
-            # Legacy mode's checker says "no retry" for an exception by raising it.
-            if caught is None or exc is not caught:
-                raise
-            delay = None
-        if delay is None or delay is False:
+            reply, failure, caught = _reply(client, operation_model, response, stream, context), None, None
+            del response  # held by the reply, which goes before the next attempt
+        delay = _ask_retry(
+            emitter,
+            retry_event,
+            endpoint,
+            operation_model,
+            request_dict,
+            attempts,
+            prepared.url,
+            reply,
+            caught,
+        )
+        if delay is None:
             break
+        if deadline_at is not None:
+            last_error = failure or service_error_from_response(
+                reply.parsed if reply is not None and reply.parsed is not None else {}, operation_name
+            )
+            left = deadline_at - time.monotonic()
+            if delay >= left:
+                raise gave_up(deadline or 0.0, max(left, 0.0), delay, attempts, last_error)
         if reply is not None:
             reply.response.close()
-        await asyncio.sleep(float(delay))
+            reply = None  # its body goes before the next attempt reads another
+        await asyncio.sleep(delay)
         attempts += 1
     if failure is not None:
         raise failure from caught
@@ -233,6 +242,64 @@ async def call(
             "ResponseMetadata", response_metadata(reply.response.headers, reply.status, attempts - 1)
         )["RetryAttempts"] = attempts - 1
     return reply
+
+
+def _reply(client: Any, operation_model: Any, response: Any, stream: bool, context: dict[str, Any]) -> Reply:
+    """An answer, its body parsed unless it is a 2xx stream."""
+    parsed: dict[str, Any] | None = None
+    status = int(response.status)
+    if not (stream and status < 300):
+        data = bytes(response.body or b"")
+        parsed = _parse(client, operation_model, status, response.headers, data, context)
+    return Reply(response, parsed)
+
+
+def _ask_retry(
+    emitter: Any,
+    retry_event: str,
+    endpoint: Any,
+    operation_model: Any,
+    request_dict: dict[str, Any],
+    attempts: int,
+    url: str,
+    reply: Reply | None,
+    caught: BaseException | None,
+) -> float | None:
+    """botocore's ``needs-retry`` answer for an attempt: the delay before the next, or None."""
+    response_arg = None
+    if reply is not None:
+        http = http_response(url, reply.status, reply.response.headers, reply.body)
+        response_arg = (http, reply.parsed if reply.parsed is not None else {})
+    try:
+        delay = _first_answer(
+            emitter.emit(
+                retry_event,
+                response=response_arg,
+                endpoint=endpoint,
+                operation=operation_model,
+                attempts=attempts,
+                caught_exception=caught,
+                request_dict=request_dict,
+            )
+        )
+    except Exception as exc:
+        # Legacy mode's checker says "no retry" for an exception by raising it.
+        if caught is None or exc is not caught:
+            raise
+        return None
+    if delay is None or delay is False:
+        return None
+    return float(delay)
+
+
+def _left(deadline: float | None, deadline_at: float | None, cause: BaseException | None) -> float | None:
+    """Seconds left of the deadline (None: none); raises once it has passed."""
+    if deadline_at is None:
+        return None
+    left = deadline_at - time.monotonic()
+    if left <= 0:
+        raise deadline_passed(deadline or 0.0, cause)
+    return left
 
 
 def _parse(

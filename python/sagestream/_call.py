@@ -23,7 +23,15 @@ from sagestream.exceptions import (
     service_error_from_response,
 )
 
-__all__ = ["Attempts", "AttemptObserver", "response_metadata", "send", "send_async"]
+__all__ = [
+    "Attempts",
+    "AttemptObserver",
+    "deadline_passed",
+    "gave_up",
+    "response_metadata",
+    "send",
+    "send_async",
+]
 
 Mode = Literal["whole", "stream"]
 
@@ -61,6 +69,29 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+def deadline_passed(deadline: float, cause: BaseException | None) -> DeadlineExceededError:
+    """The error of a call whose deadline passed between its attempts, caused by the last
+    attempt's error (if any)."""
+    error = DeadlineExceededError(f"the call did not finish within its {_seconds(deadline)} s deadline")
+    error.__cause__ = cause
+    return error
+
+
+def gave_up(
+    deadline: float, left: float, delay: float, attempt: int, cause: BaseException | None
+) -> DeadlineExceededError:
+    """The error of a call that stops retrying before its deadline, because the backoff before
+    the next attempt would end past it: it says so, names the deadline the call was given,
+    and is caused by the last attempt's error."""
+    error = DeadlineExceededError(
+        f"the call gave up {_seconds(left)} s before its {_seconds(deadline)} s deadline: "
+        f"attempt {attempt} failed, and the {_seconds(delay)} s backoff before a retry "
+        "would end past the deadline (the attempt's error is the cause)"
+    )
+    error.__cause__ = cause
+    return error
+
+
 class Attempts:
     """The attempts of one call of ``route`` with ``params``, within ``deadline`` seconds."""
 
@@ -68,6 +99,7 @@ class Attempts:
         "_after",
         "_context",
         "_last",
+        "_last_error",
         "attempt",
         "body",
         "bridge",
@@ -104,12 +136,19 @@ class Attempts:
         self.deadline_at = None if deadline is None else started + deadline
         self._context: dict[str, Any] | None = None
         self._last: Any = None
+        #: Why the last attempt did not give the call's answer (a retry followed it).
+        self._last_error: BaseException | None = None
         self._after = template.after(self.invocation)
 
     def _deadline_error(self) -> DeadlineExceededError:
-        return DeadlineExceededError(
-            f"the call did not finish within its {_seconds(self.deadline or 0.0)} s deadline"
-        )
+        return deadline_passed(self.deadline or 0.0, self._last_error)
+
+    def expired(self, error: DeadlineExceededError) -> DeadlineExceededError:
+        """``error`` (the deadline passed during an attempt), caused by the previous attempt's
+        failure when there was one."""
+        if error.__cause__ is None and self._last_error is not None:
+            error.__cause__ = self._last_error
+        return error
 
     def remaining(self) -> float | None:
         """Seconds left of the deadline (None: no deadline); raises once it has passed."""
@@ -127,7 +166,12 @@ class Attempts:
             observer.attempt_started(self.url, self.attempt)
         return (
             ("POST", self.url, self.headers, self.body),
-            {"after": self._after, "mode": self.mode, "deadline": self.remaining()},
+            {
+                "after": self._after,
+                "mode": self.mode,
+                "deadline": self.remaining(),
+                "call_deadline": self.deadline,
+            },
         )
 
     def adaptive(self) -> bool:
@@ -155,6 +199,7 @@ class Attempts:
         if delay is None:
             raise exc from caught
         self._last = None
+        self._last_error = exc
         return delay
 
     def answered(self, response: Any) -> float | None:
@@ -179,11 +224,15 @@ class Attempts:
             self.route, self.attempt, self._context_for_retry(), response=(http, parsed)
         )
         self._ended(f"HTTP {status}", delay)
+        metadata = parsed.setdefault("ResponseMetadata", {})
+        metadata["RetryAttempts"] = self.attempt - 1
+        error = service_error_from_response(parsed, self.route.name)
         if delay is None:
-            metadata = parsed.setdefault("ResponseMetadata", {})
-            metadata["RetryAttempts"] = self.attempt - 1
-            raise service_error_from_response(parsed, self.route.name)
-        self._last = (http, parsed)
+            raise error
+        # What the retry headers need of this answer is its headers: its body is let go now,
+        # before the next attempt reads another.
+        self._last = (http_response(self.url, status, headers, b""), parsed)
+        self._last_error = error
         return delay
 
     def _ended(self, failure: str | None, retry_in: float | None) -> None:
@@ -192,10 +241,11 @@ class Attempts:
             observer.attempt_ended(self.url, self.attempt, failure, retry_in)
 
     def pause(self, delay: float) -> float:
-        """The delay to sleep before the next attempt; raises when the deadline would pass."""
+        """The delay to sleep before the next attempt; raises when the deadline would pass
+        before the attempt could start (the error chained to the last attempt's)."""
         left = self.remaining()
         if left is not None and delay >= left:
-            raise self._deadline_error()
+            raise gave_up(self.deadline or 0.0, left, delay, self.attempt, self._last_error)
         return delay
 
     def next(self) -> None:
@@ -217,11 +267,14 @@ def send(attempts: Attempts) -> Any:
             response = transport.send(*args, **kwargs)
         except _RETRYABLE as exc:
             delay = attempts.failed(exc)
+        except DeadlineExceededError as exc:
+            raise attempts.expired(exc) from exc.__cause__
         else:
             answered = attempts.answered(response)
             if answered is None:
                 return response
             delay = answered
+            del response  # its body goes before the next attempt reads another
         time.sleep(attempts.pause(delay))
         attempts.next()
 
@@ -238,10 +291,13 @@ async def send_async(attempts: Attempts, hub: _core.Hub) -> Any:
             response = await transport.send_async(hub, *args, **kwargs)
         except _RETRYABLE as exc:
             delay = attempts.failed(exc)
+        except DeadlineExceededError as exc:
+            raise attempts.expired(exc) from exc.__cause__
         else:
             answered = attempts.answered(response)
             if answered is None:
                 return response
             delay = answered
+            del response  # its body goes before the next attempt reads another
         await asyncio.sleep(attempts.pause(delay))
         attempts.next()

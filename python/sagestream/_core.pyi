@@ -246,10 +246,13 @@ class Transport:
         after: list[tuple[str, str]] = ...,
         mode: Literal["whole", "stream"] = "whole",
         deadline: float | None = None,
+        call_deadline: float | None = None,
         limit: int | None = None,
     ) -> Response:
         """Send (signed unless ``sign=False``; ``after`` headers added after signing) and wait,
-        without the GIL, for the response; ``mode="stream"`` leaves a 2xx body to its parts."""
+        without the GIL, for the response; ``mode="stream"`` leaves a 2xx body to its parts.
+        ``deadline``: seconds left of the call's deadline, which ``call_deadline`` gives as it
+        was set (for the error's message)."""
     def send_async(
         self,
         hub: Hub,
@@ -262,6 +265,7 @@ class Transport:
         after: list[tuple[str, str]] = ...,
         mode: Literal["whole", "stream"] = "whole",
         deadline: float | None = None,
+        call_deadline: float | None = None,
         limit: int | None = None,
     ) -> PendingResponse:
         """The same, as an awaitable completed through ``hub``."""

@@ -67,8 +67,15 @@ impl Deadline {
     /// `seconds` from now.
     #[must_use]
     pub fn after(seconds: f64) -> Self {
+        Self::left_of(seconds, seconds)
+    }
+
+    /// `left` seconds from now: what is left of a call's deadline of `seconds` (the number
+    /// its error names, as the caller set it).
+    #[must_use]
+    pub fn left_of(left: f64, seconds: f64) -> Self {
         Self {
-            at: Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 1e9)),
+            at: Instant::now() + Duration::from_secs_f64(left.clamp(0.0, 1e9)),
             seconds,
         }
     }
