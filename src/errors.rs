@@ -447,6 +447,7 @@ mod py {
         pyo3::import_exception!(sagestream.exceptions, ReadTimeoutError);
         pyo3::import_exception!(sagestream.exceptions, DeadlineExceededError);
         pyo3::import_exception!(sagestream.exceptions, TransportError);
+        pyo3::import_exception!(sagestream.exceptions, MalformedResponseError);
         pyo3::import_exception!(sagestream.exceptions, SigningError);
     }
 
@@ -466,6 +467,7 @@ mod py {
             TransportError::ReadTimeout { .. } => c::ReadTimeoutError::new_err(message),
             TransportError::Deadline { .. } => c::DeadlineExceededError::new_err(message),
             TransportError::InvalidResponse { .. } => InvalidFrameError::new_err(message),
+            TransportError::MalformedHead { .. } => c::MalformedResponseError::new_err(message),
             TransportError::InvalidRequest { .. } => {
                 pyo3::exceptions::PyValueError::new_err(message)
             }

@@ -140,6 +140,11 @@ def gzip_answer() -> Response:
     )
 
 
+def malformed_head() -> Response:
+    """A status line hyper cannot parse: the server had the request."""
+    return Response(head_writes=[b"HTTP/1.1 2x0 OK\r\n" + STREAM_HEADERS, 0.05, CUT])
+
+
 def complete() -> Response:
     return Response(head_writes=[STATUS + STREAM_HEADERS], writes=[*map(chunk, FRAMES), LAST_CHUNK])
 
@@ -181,6 +186,14 @@ def test_a_cut_between_frames_is_connection_lost(runner: str) -> None:
     result = outcome(cut_between_frames, runner)
     assert result.parts == PARTS[:1]
     assert type(result.error) is sagestream.ConnectionLostError
+    assert result.requests == 1
+
+
+def test_a_malformed_head_is_named_and_never_sent_again(runner: str) -> None:
+    result = outcome(malformed_head, runner)
+    assert result.parts == []
+    assert type(result.error) is sagestream.MalformedResponseError
+    assert "invalid HTTP status-code parsed" in str(result.error)
     assert result.requests == 1
 
 

@@ -176,3 +176,44 @@ def test_the_error_pickles_with_its_message() -> None:
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is sagestream.DeadlineExceededError
     assert str(again) == str(error)
+
+
+# --- heads that are not HTTP ----------------------------------------------------------------------
+
+_LENGTH_0 = b"Content-Length: 0\r\n\r\n"
+#: A hostile server's answer to every request, and what hyper's parser calls it.
+MALFORMED_HEADS = {
+    "10,000 headers": (
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(10_000)) + _LENGTH_0,
+        "message head is too large",
+    ),
+    "a 4 MiB header line": (
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (4 << 20) + b"\r\n" + _LENGTH_0,
+        "message head is too large",
+    ),
+    "NUL in a header value": (
+        b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\n" + _LENGTH_0,
+        "invalid HTTP header parsed",
+    ),
+    "invalid status": (b"HTTP/1.1 2x0 OK\r\n" + _LENGTH_0, "invalid HTTP status-code parsed"),
+    "two Content-Lengths": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab",
+        "invalid content-length parsed",
+    ),
+    "an HTTP/0.9 reply": (b'{"not": "an HTTP response"}\n', "invalid HTTP version parsed"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_HEADS))
+def test_a_head_that_does_not_parse_is_named_and_never_sent_again(case: str, runner: str) -> None:
+    head, named = MALFORMED_HEADS[case]
+
+    def handler(_: Request) -> Response:
+        return Response(head_writes=[head, 0.05, CUT])
+
+    result = outcome(handler, runner, attempts=3)
+    error = result.error
+    assert type(error) is sagestream.MalformedResponseError, repr(error)
+    assert named in str(error)
+    assert "not sent again" in str(error)
+    assert result.requests == 1

@@ -49,6 +49,7 @@ def test_service_errors_are_botocore_client_errors() -> None:
     "err",
     [
         exc.ChecksumMismatchError("crc"),
+        exc.MalformedResponseError("invalid HTTP status-code parsed"),
         exc.ModelStreamError(
             {"Error": {"Code": "ModelStreamError", "Message": "m"}, "ErrorCode": "StreamBroken"},
             "InvokeEndpointWithResponseStream",

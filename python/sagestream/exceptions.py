@@ -24,7 +24,8 @@ Hierarchy::
     │   ├── ConnectError                      no connection to the endpoint (.kind)
     │   │   └── ConnectTimeoutError (TimeoutError)
     │   ├── ConnectionLostError
-    │   └── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
+    │   ├── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
+    │   └── MalformedResponseError            an answer that is not HTTP (never sent again)
     ├── SigningError (ValueError)             a request that cannot be signed
     ├── InputClosedError                      a duplex session's input was closed already
     └── AsyncInferenceError
@@ -71,6 +72,7 @@ __all__ = [
     "ConnectionLostError",
     "ReadTimeoutError",
     "DeadlineExceededError",
+    "MalformedResponseError",
     "SigningError",
     "ContentTypeWarning",
     "FallbackWarning",
@@ -430,6 +432,12 @@ class ReadTimeoutError(TransportError, TimeoutError):
 
 class DeadlineExceededError(TransportError, TimeoutError):
     """The stream did not finish within its overall deadline."""
+
+
+class MalformedResponseError(TransportError):
+    """The server answered with a status line or headers that are not valid HTTP (too many or
+    too long, a bad status, conflicting lengths, not HTTP/1.x at all); the message names what.
+    The server had the request, so it is never sent again."""
 
 
 class ContentTypeWarning(UserWarning):

@@ -46,6 +46,9 @@ pub enum TransportError {
     BodyTooLarge { limit: usize },
     /// The response's HTTP framing was malformed.
     InvalidResponse { message: String },
+    /// The response's status line or headers could not be parsed (hyper's parse error, named
+    /// in the message). The server did answer, so it had the request: never sent again.
+    MalformedHead { message: String },
 }
 
 /// Seconds as people write them: `0.5`, `3`, `2.25` (at most three decimals).
@@ -66,7 +69,8 @@ impl fmt::Display for TransportError {
             Self::Connect { message, .. }
             | Self::ConnectionLost { message }
             | Self::InvalidRequest { message }
-            | Self::InvalidResponse { message } => f.write_str(message),
+            | Self::InvalidResponse { message }
+            | Self::MalformedHead { message } => f.write_str(message),
             Self::ReadTimeout { seconds: s } => {
                 write!(
                     f,

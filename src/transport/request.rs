@@ -490,6 +490,18 @@ impl Transport {
                         pending = Some(request);
                         continue;
                     }
+                    if failed.error().is_parse() {
+                        // Bytes came back that are not an HTTP response head: the server read
+                        // the request (and perhaps ran it), so a retry would run it again.
+                        return Err(TransportError::MalformedHead {
+                            message: format!(
+                                "the answer from {} is not a valid HTTP response ({}); the \
+                                 request reached the server, so it is not sent again",
+                                authority(&request.uri),
+                                failed.error()
+                            ),
+                        });
+                    }
                     return Err(TransportError::ConnectionLost {
                         message: format!(
                             "the connection to {} closed before a response: {}",
