@@ -10,6 +10,7 @@
 //! `read_timeout`). Everything else is hyper's: the HTTP/1.1 codec, keep-alive, and the
 //! connection's own readiness, which the pool only asks.
 
+mod body;
 mod connect;
 mod error;
 mod h2;
@@ -17,9 +18,10 @@ mod pool;
 mod request;
 mod tls;
 
+pub use body::ResponseBody;
 pub use connect::Proxy;
 pub use error::{ConnectKind, TransportError};
 pub use h2::{PendingResponse, StreamBody, StreamSlot, STREAMS_PER_CONNECTION};
 pub use pool::Pool;
-pub use request::{Deadline, Request, Response, ResponseBody, Transport, TransportConfig};
+pub use request::{Deadline, Request, Response, Transport, TransportConfig};
 pub use tls::Verify;

@@ -2,11 +2,7 @@
 //! timeout bounds making a connection, the read timeout every wait for response bytes (the
 //! headers, then each body read), and an optional deadline the whole call.
 
-use std::future::Future;
-use std::os::fd::RawFd;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,19 +10,14 @@ use http::header::{
     HeaderValue, ACCEPT_ENCODING, CONTENT_LENGTH, EXPECT, HOST, PROXY_AUTHORIZATION,
 };
 use http::{HeaderMap, Method, StatusCode, Uri};
-use http_body::Body as _;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::body::ResponseBody;
 use super::connect::{authority, Connector, Proxy};
-use super::error::{io_kind, root_cause, TransportError};
-use super::pool::{Idle, Pool, Sender};
+use super::error::{root_cause, TransportError};
+use super::pool::{Pool, Sender};
 use super::tls::Verify;
-
-/// How long a connection that finished its response may take to be ready for the next one
-/// before it is dropped instead of pooled.
-const READY_GRACE: Duration = Duration::from_secs(1);
 
 /// Everything a transport is built from (botocore's `Config` and `verify`, resolved).
 #[derive(Debug, Clone)]
@@ -80,7 +71,7 @@ impl Deadline {
         }
     }
 
-    fn error(self) -> TransportError {
+    pub(super) fn error(self) -> TransportError {
         TransportError::Deadline {
             seconds: self.seconds,
         }
@@ -92,215 +83,6 @@ pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ResponseBody,
-}
-
-/// Hands the connection back to the pool once its response was read to the end.
-struct Lease {
-    pool: Arc<Pool>,
-    key: Arc<str>,
-    sender: Sender,
-    fd: Option<RawFd>,
-}
-
-impl Lease {
-    async fn release(mut self) {
-        if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, self.sender.ready()).await {
-            self.pool.checkin(
-                self.key,
-                Idle {
-                    sender: self.sender,
-                    fd: self.fd,
-                },
-            );
-        }
-    }
-}
-
-/// Whether [`ResponseBody::take`] may wait for a frame hyper does not hold yet.
-#[derive(Clone, Copy)]
-enum Wait {
-    No,
-    Until(Option<Deadline>),
-}
-
-/// The body of a response. Read to its end, it gives its connection back to the pool;
-/// dropped before, it closes the connection (hyper cannot reuse a half-read HTTP/1.1 response).
-pub struct ResponseBody {
-    incoming: Incoming,
-    lease: Option<Lease>,
-    read_timeout: Option<Duration>,
-    /// `Transfer-Encoding: chunked` (for the message of a framing error).
-    chunked: bool,
-    done: bool,
-    /// When the last bytes arrived, and one timer for the read timeout and one for the deadline,
-    /// each armed once and moved on only when it fires: a stream of many small frames does not
-    /// touch the timer wheel per frame.
-    last_data: Instant,
-    idle_timer: Option<Pin<Box<Sleep>>>,
-    deadline_timer: Option<Pin<Box<Sleep>>>,
-}
-
-impl ResponseBody {
-    /// The body of a response on a connection no pool keeps (HTTP/2: the connection carries
-    /// other streams and stays open by itself), read without a read timeout.
-    #[must_use]
-    pub fn detached(incoming: Incoming) -> Self {
-        Self {
-            incoming,
-            lease: None,
-            read_timeout: None,
-            chunked: false,
-            done: false,
-            last_data: Instant::now(),
-            idle_timer: None,
-            deadline_timer: None,
-        }
-    }
-
-    /// The next piece of the body (`None` at its end), within the read timeout and `deadline`.
-    ///
-    /// # Errors
-    /// `ReadTimeout`, `Deadline`, `ConnectionLost` (closed or reset before the end), or
-    /// `InvalidResponse` (malformed chunked framing).
-    pub async fn next_chunk(
-        &mut self,
-        deadline: Option<Deadline>,
-    ) -> Result<Option<Bytes>, TransportError> {
-        loop {
-            if let Some(chunk) = self.take(Wait::Until(deadline)).await {
-                return chunk;
-            }
-        }
-    }
-
-    /// The next piece of the body if hyper holds it already (`None`: nothing without waiting).
-    /// A stream drains what one socket read brought this way, to hand it over in one batch.
-    ///
-    /// # Errors
-    /// As [`ResponseBody::next_chunk`].
-    pub async fn ready_chunk(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
-        self.take(Wait::No).await
-    }
-
-    /// One body frame: waiting for it (within the read timeout and the deadline) with
-    /// [`Wait::Until`], else only if hyper has it. `None`: nothing yet, or a frame without data.
-    async fn take(&mut self, wait: Wait) -> Option<Result<Option<Bytes>, TransportError>> {
-        if self.done {
-            return Some(Ok(None));
-        }
-        // Look first without a timer: most frames of a busy stream are buffered already.
-        let polled =
-            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut self.incoming).poll_frame(cx)))
-                .await;
-        let frame = match (polled, wait) {
-            (Poll::Ready(frame), _) => frame,
-            (Poll::Pending, Wait::No) => return None,
-            (Poll::Pending, Wait::Until(deadline)) => match self.wait_frame(deadline).await {
-                Ok(frame) => frame,
-                Err(err) => return Some(Err(err)),
-            },
-        };
-        self.last_data = Instant::now();
-        match frame {
-            None => {
-                self.done = true;
-                if let Some(lease) = self.lease.take() {
-                    lease.release().await;
-                }
-                Some(Ok(None))
-            }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if !data.is_empty() => Some(Ok(Some(data))),
-                _ => None, // trailers, or an empty data frame
-            },
-            Some(Err(err)) => {
-                self.done = true;
-                self.lease = None;
-                Some(Err(body_error(&err, self.chunked)))
-            }
-        }
-    }
-
-    /// Wait for the next body frame within the read timeout (counted from the last bytes) and
-    /// `deadline`.
-    async fn wait_frame(
-        &mut self,
-        deadline: Option<Deadline>,
-    ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, TransportError> {
-        let read_timeout = self.read_timeout;
-        if let (None, Some(d)) = (&self.deadline_timer, deadline) {
-            self.deadline_timer = Some(Box::pin(tokio::time::sleep_until(d.at)));
-        }
-        if let (None, Some(limit)) = (&self.idle_timer, read_timeout) {
-            self.idle_timer = Some(Box::pin(tokio::time::sleep_until(self.last_data + limit)));
-        }
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(frame) = Pin::new(&mut self.incoming).poll_frame(cx) {
-                return Poll::Ready(Ok(frame));
-            }
-            if let (Some(timer), Some(d)) = (self.deadline_timer.as_mut(), deadline) {
-                if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(d.error()));
-                }
-            }
-            if let (Some(timer), Some(limit)) = (self.idle_timer.as_mut(), read_timeout) {
-                loop {
-                    if timer.as_mut().poll(cx).is_pending() {
-                        break;
-                    }
-                    let due = self.last_data + limit;
-                    if Instant::now() >= due {
-                        return Poll::Ready(Err(TransportError::ReadTimeout {
-                            seconds: limit.as_secs_f64(),
-                        }));
-                    }
-                    // Bytes came since it was set: move it on, and look again.
-                    timer.as_mut().reset(due);
-                }
-            }
-            Poll::Pending
-        })
-        .await
-    }
-
-    /// The whole body, at most `limit` bytes.
-    ///
-    /// # Errors
-    /// As [`ResponseBody::next_chunk`], and `BodyTooLarge`.
-    pub async fn collect(
-        mut self,
-        limit: Option<usize>,
-        deadline: Option<Deadline>,
-    ) -> Result<Bytes, TransportError> {
-        let mut first: Option<Bytes> = None;
-        let mut rest: Vec<u8> = Vec::new();
-        while let Some(chunk) = self.next_chunk(deadline).await? {
-            let held = if rest.is_empty() {
-                first.as_ref().map_or(0, Bytes::len)
-            } else {
-                rest.len()
-            } + chunk.len();
-            if limit.is_some_and(|l| held > l) {
-                return Err(TransportError::BodyTooLarge {
-                    limit: limit.unwrap_or_default(),
-                });
-            }
-            match &first {
-                None => first = Some(chunk),
-                Some(earlier) => {
-                    if rest.is_empty() {
-                        rest.extend_from_slice(earlier);
-                    }
-                    rest.extend_from_slice(&chunk);
-                }
-            }
-        }
-        Ok(if rest.is_empty() {
-            first.unwrap_or_default()
-        } else {
-            Bytes::from(rest)
-        })
-    }
 }
 
 /// `fut` within the read timeout and the deadline, whichever comes first.
@@ -324,27 +106,6 @@ async fn bounded<F: std::future::Future>(
     tokio::time::timeout_at(at, fut)
         .await
         .map_err(|_| on_expiry)
-}
-
-fn body_error(err: &hyper::Error, chunked: bool) -> TransportError {
-    match io_kind(err) {
-        Some(std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput) => {
-            let what = if chunked {
-                "malformed HTTP chunked encoding"
-            } else {
-                "malformed HTTP body"
-            };
-            TransportError::InvalidResponse {
-                message: format!("{what}: {}", root_cause(err)),
-            }
-        }
-        _ => TransportError::ConnectionLost {
-            message: format!(
-                "the connection was lost while reading the response: {}",
-                root_cause(err)
-            ),
-        },
-    }
 }
 
 /// An HTTP/1.1 client; its idle connections are kept in [`Pool`]s (one per runtime).
@@ -467,21 +228,15 @@ impl Transport {
                     return Ok(Response {
                         status: parts.status,
                         headers: parts.headers,
-                        body: ResponseBody {
+                        body: ResponseBody::leased(
                             incoming,
-                            lease: Some(Lease {
-                                pool: pool.clone(),
-                                key,
-                                sender,
-                                fd,
-                            }),
-                            read_timeout: self.read_timeout,
+                            pool.clone(),
+                            key,
+                            sender,
+                            fd,
+                            self.read_timeout,
                             chunked,
-                            done: false,
-                            last_data: Instant::now(),
-                            idle_timer: None,
-                            deadline_timer: None,
-                        },
+                        ),
                     });
                 }
                 Err(mut failed) => {
