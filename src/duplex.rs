@@ -35,8 +35,6 @@ pub const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
 /// The largest input part, in bytes: its signed outer message must stay under the event
 /// stream's 24 MiB payload cap.
 pub const MAX_INPUT_PART: usize = 16 * 1024 * 1024;
-/// The most bytes of an error answer's body kept for its exception.
-const MAX_ERROR_BODY: usize = 1024 * 1024;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -230,6 +228,8 @@ pub struct DuplexSpec {
     pub deadline: Option<f64>,
     /// Input messages queued before `send` waits.
     pub queue: usize,
+    /// The most bytes of an error answer's body read.
+    pub error_limit: usize,
 }
 
 /// Sign the request of `spec`: its headers, and the chain signer its body continues with.
@@ -272,6 +272,7 @@ impl Duplex {
         generation: u64,
     ) -> Result<Arc<Self>, TransportError> {
         let deadline = spec.deadline.map(Deadline::after);
+        let spec_error_limit = spec.error_limit;
         let (tx, rx) = mpsc::channel(spec.queue.max(1));
         let (abort_tx, abort_rx) = oneshot::channel();
         let input_failure = Arc::new(Mutex::new(None));
@@ -304,7 +305,13 @@ impl Duplex {
             sent_bytes: AtomicU64::new(0),
         });
         let guard = OnOutputEnd(duplex.abort.clone(), duplex.slot.clone());
-        let reader = tokio::spawn(read_answer(duplex.clone(), pending, deadline, guard));
+        let reader = tokio::spawn(read_answer(
+            duplex.clone(),
+            pending,
+            deadline,
+            spec_error_limit,
+            guard,
+        ));
         duplex.output.set_reader(reader.abort_handle());
         Ok(duplex)
     }
@@ -396,6 +403,7 @@ async fn read_answer(
     duplex: Arc<Duplex>,
     pending: PendingResponse,
     deadline: Option<Deadline>,
+    error_limit: usize,
     _ends_with_the_output: OnOutputEnd,
 ) {
     let answer = match deadline {
@@ -419,16 +427,12 @@ async fn read_answer(
         pump(duplex.output.clone(), body, deadline).await;
         return;
     }
-    let failure = match body.collect(Some(MAX_ERROR_BODY), deadline).await {
+    let status = parts.status.as_u16();
+    let failure = match body.collect(error_limit, status, deadline).await {
         Ok(body) => Failure::Answer {
-            status: parts.status.as_u16(),
+            status,
             headers: header_pairs(&parts.headers),
             body,
-        },
-        Err(TransportError::BodyTooLarge { .. }) => Failure::Answer {
-            status: parts.status.as_u16(),
-            headers: header_pairs(&parts.headers),
-            body: Bytes::new(),
         },
         Err(err) => Failure::Transport(err),
     };

@@ -446,8 +446,8 @@ mod py {
         pyo3::import_exception!(sagestream.exceptions, ConnectionLostError);
         pyo3::import_exception!(sagestream.exceptions, ReadTimeoutError);
         pyo3::import_exception!(sagestream.exceptions, DeadlineExceededError);
-        pyo3::import_exception!(sagestream.exceptions, TransportError);
         pyo3::import_exception!(sagestream.exceptions, MalformedResponseError);
+        pyo3::import_exception!(sagestream.exceptions, ResponseTooLargeError);
         pyo3::import_exception!(sagestream.exceptions, SigningError);
     }
 
@@ -471,7 +471,9 @@ mod py {
             TransportError::InvalidRequest { .. } => {
                 pyo3::exceptions::PyValueError::new_err(message)
             }
-            TransportError::BodyTooLarge { .. } => c::TransportError::new_err(message),
+            TransportError::BodyTooLarge { limit, .. } => {
+                c::ResponseTooLargeError::new_err((message, *limit))
+            }
         }
     }
 

@@ -28,6 +28,8 @@ pub mod stream;
 pub mod transport;
 
 #[cfg(feature = "python")]
+mod py_args;
+#[cfg(feature = "python")]
 mod py_body;
 #[cfg(feature = "python")]
 mod py_duplex;

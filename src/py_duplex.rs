@@ -22,7 +22,7 @@ use crate::py_hub::{AsyncWaiter, PyHub};
 use crate::py_parts::{on_main_thread, thrown, PyAsyncParts, PyParts, PyStreamStats};
 use crate::sign::{ChainSigner, Signer};
 use crate::stream::Failure;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportError, MAX_ERROR_BODY};
 
 mod classes {
     pyo3::import_exception!(sagestream.exceptions, InputClosedError);
@@ -195,6 +195,7 @@ pub(crate) fn prepare(
     after: HeaderMap,
     deadline: Option<f64>,
     queue: usize,
+    error_limit: Option<usize>,
 ) -> PyResult<(DuplexSpec, ChainSigner)> {
     let uri: Uri = url
         .parse()
@@ -212,6 +213,7 @@ pub(crate) fn prepare(
         after,
         deadline,
         queue,
+        error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
     };
     let chain = sign_request(signer, &mut spec).map_err(|e| sign_error(&e))?;
     Ok((spec, chain))

@@ -8,7 +8,8 @@ use http::{Method, Uri};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::py_transport::{header_map, PyTransport};
+use crate::py_args::header_map;
+use crate::py_transport::PyTransport;
 use crate::sign::Signer;
 
 /// The headers `transport.send` would sign and send for this request (`host`, `x-amz-date`,

@@ -8,17 +8,20 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderMap, Method, Uri};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use tokio::runtime::{Handle, Runtime};
 
+use crate::py_args::{header_map, proxy, seconds};
 use crate::py_hub::PyHub;
 use crate::py_parts::on_main_thread;
 use crate::py_response::{Failed, Op, Outcome, PyPending, PyResponse};
 use crate::sign::Signer;
 use crate::stream::{pump, PartStream};
-use crate::transport::{Deadline, Pool, Proxy, Request, Transport, TransportConfig, Verify};
+use crate::transport::{
+    Deadline, Pool, Request, Transport, TransportConfig, Verify, MAX_BODY, MAX_ERROR_BODY,
+};
 
 const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
 
@@ -46,7 +49,10 @@ struct Spec {
     deadline: Option<f64>,
     /// The call's deadline as it was set (named by the error; default: `deadline`).
     call_deadline: Option<f64>,
-    limit: Option<usize>,
+    /// The most bytes of a 2xx body read whole.
+    limit: usize,
+    /// The most bytes of an error answer's body.
+    error_limit: usize,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -168,6 +174,7 @@ async fn perform(
         deadline,
         call_deadline,
         limit,
+        error_limit,
     } = spec;
     let deadline = deadline.map(|left| Deadline::left_of(left, call_deadline.unwrap_or(left)));
     if sign {
@@ -206,9 +213,14 @@ async fn perform(
             runtime,
         });
     }
+    let cap = if response.status.is_success() {
+        limit
+    } else {
+        error_limit
+    };
     let body = response
         .body
-        .collect(limit, deadline)
+        .collect(cap, status, deadline)
         .await
         .map_err(Failed::Transport)?;
     Ok(Outcome {
@@ -218,47 +230,6 @@ async fn perform(
         stream: None,
         runtime: None,
     })
-}
-
-pub(crate) fn header_map(pairs: Vec<(String, String)>) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| PyValueError::new_err(format!("invalid header name {name:?}: {e}")))?;
-        let value = HeaderValue::from_str(&value)
-            .map_err(|e| PyValueError::new_err(format!("invalid value for header {name}: {e}")))?;
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
-fn proxy(url: Option<String>, authorization: Option<String>) -> PyResult<Option<Proxy>> {
-    let Some(url) = url else { return Ok(None) };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| PyValueError::new_err(format!("invalid proxy URL {url:?}: {e}")))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(PyValueError::new_err(format!(
-            "only http:// proxies are supported, got {url:?}"
-        )));
-    }
-    let authorization = authorization
-        .map(|a| {
-            HeaderValue::from_str(&a)
-                .map_err(|e| PyValueError::new_err(format!("invalid proxy authorization: {e}")))
-        })
-        .transpose()?;
-    Ok(Some(Proxy { uri, authorization }))
-}
-
-fn seconds(value: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
-    match value {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s.min(1e9)))),
-        Some(s) => Err(PyValueError::new_err(format!(
-            "{what} must be a positive number of seconds, got {s}"
-        ))),
-    }
 }
 
 /// The HTTP transport and `SigV4` signer of one client.
@@ -285,6 +256,7 @@ impl PyTransport {
         deadline: Option<f64>,
         call_deadline: Option<f64>,
         limit: Option<usize>,
+        error_limit: Option<usize>,
     ) -> PyResult<Spec> {
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|e| PyValueError::new_err(format!("invalid method {method:?}: {e}")))?;
@@ -313,7 +285,8 @@ impl PyTransport {
             mode,
             deadline,
             call_deadline,
-            limit,
+            limit: limit.unwrap_or(MAX_BODY),
+            error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
         })
     }
 }
@@ -394,7 +367,7 @@ impl PyTransport {
 
     /// Send a request and wait, without the GIL, for its response (see the stub for the
     /// arguments).
-    #[pyo3(signature = (method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None))]
+    #[pyo3(signature = (method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None, error_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -409,6 +382,7 @@ impl PyTransport {
         deadline: Option<f64>,
         call_deadline: Option<f64>,
         limit: Option<usize>,
+        error_limit: Option<usize>,
     ) -> PyResult<PyResponse> {
         let spec = Self::spec(
             method,
@@ -421,6 +395,7 @@ impl PyTransport {
             deadline,
             call_deadline,
             limit,
+            error_limit,
         )?;
         let (runtime, pool) = self.shared.local()?;
         let mut work = Box::pin(perform(
@@ -454,7 +429,8 @@ impl PyTransport {
 
     /// Open an `InvokeEndpointWithBidirectionalStream` session on HTTP/2, blocking (without
     /// the GIL) until its request is on its way; see `sagestream._core.Duplex`.
-    #[pyo3(signature = (url, headers, *, after=Vec::new(), deadline=None, queue=16))]
+    #[pyo3(signature = (url, headers, *, after=Vec::new(), deadline=None, queue=16, error_limit=None))]
+    #[allow(clippy::too_many_arguments)]
     fn open_duplex(
         &self,
         py: Python<'_>,
@@ -463,6 +439,7 @@ impl PyTransport {
         after: Vec<(String, String)>,
         deadline: Option<f64>,
         queue: usize,
+        error_limit: Option<usize>,
     ) -> PyResult<crate::py_duplex::PyDuplex> {
         let prepared = crate::py_duplex::prepare(
             &self.shared.signer,
@@ -471,12 +448,14 @@ impl PyTransport {
             header_map(after)?,
             deadline,
             queue,
+            error_limit,
         )?;
         crate::py_duplex::open(py, &self.shared.transport, prepared)
     }
 
     /// Open a bidirectional session; an awaitable of it, completed through `hub`.
-    #[pyo3(signature = (hub, url, headers, *, after=Vec::new(), deadline=None, queue=16))]
+    #[pyo3(signature = (hub, url, headers, *, after=Vec::new(), deadline=None, queue=16, error_limit=None))]
+    #[allow(clippy::too_many_arguments)]
     fn open_duplex_async(
         &self,
         hub: Py<PyHub>,
@@ -485,6 +464,7 @@ impl PyTransport {
         after: Vec<(String, String)>,
         deadline: Option<f64>,
         queue: usize,
+        error_limit: Option<usize>,
     ) -> PyResult<crate::py_duplex::PyDone> {
         let prepared = crate::py_duplex::prepare(
             &self.shared.signer,
@@ -493,12 +473,13 @@ impl PyTransport {
             header_map(after)?,
             deadline,
             queue,
+            error_limit,
         )?;
         crate::py_duplex::open_async(&self.shared.transport, hub, prepared)
     }
 
     /// Send a request; an awaitable of the response, completed through `hub`.
-    #[pyo3(signature = (hub, method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None))]
+    #[pyo3(signature = (hub, method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None, error_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn send_async(
         &self,
@@ -513,6 +494,7 @@ impl PyTransport {
         deadline: Option<f64>,
         call_deadline: Option<f64>,
         limit: Option<usize>,
+        error_limit: Option<usize>,
     ) -> PyResult<PyPending> {
         let spec = Self::spec(
             method,
@@ -525,6 +507,7 @@ impl PyTransport {
             deadline,
             call_deadline,
             limit,
+            error_limit,
         )?;
         let (handle, pool) = self.shared.shared()?;
         let op = Arc::new(Op::default());

@@ -50,6 +50,7 @@ def test_service_errors_are_botocore_client_errors() -> None:
     [
         exc.ChecksumMismatchError("crc"),
         exc.MalformedResponseError("invalid HTTP status-code parsed"),
+        exc.ResponseTooLargeError("the HTTP 200 answer's body goes on", 1024),
         exc.ModelStreamError(
             {"Error": {"Code": "ModelStreamError", "Message": "m"}, "ErrorCode": "StreamBroken"},
             "InvokeEndpointWithResponseStream",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from sagestream._caps import ResponseLimits
 from sagestream._core import __version__
 from sagestream.exceptions import (
     AsyncInferenceError,
@@ -42,6 +43,7 @@ from sagestream.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
     ReassemblyError,
+    ResponseTooLargeError,
     SageStreamError,
     ServiceError,
     ServiceUnavailable,
@@ -170,6 +172,8 @@ __all__ = [
     "ModelStreamError",
     "ParamValidationError",
     "ReadTimeoutError",
+    "ResponseLimits",
+    "ResponseTooLargeError",
     "SageStreamError",
     "ServiceError",
     "ServiceUnavailable",

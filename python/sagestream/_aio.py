@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sagestream import _botocore_path, _core, _jobs, _params
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Attempts, response_metadata, send_async
+from sagestream._caps import ResponseLimits
 from sagestream._jobs import AsyncInferenceJob
 from sagestream._operations import (
     ASYNC_OPERATION,
@@ -102,7 +103,8 @@ class AsyncClient:
     mean for boto3. ``s3_endpoint_url`` is the S3 endpoint used by :meth:`invoke_async`.
     ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
     Without a session, ``aws_access_key_id`` & co. build one. ``observer`` is told of each
-    attempt of each call (:class:`sagestream.AttemptObserver`).
+    attempt of each call (:class:`sagestream.AttemptObserver`); ``response_limits`` bounds what
+    an answer may bring into memory (:class:`sagestream.ResponseLimits`).
 
     Use it as ``async with AsyncClient() as client`` or call :meth:`close` when done. The
     botocore clients and credentials are set up in a worker thread on first use.
@@ -122,6 +124,7 @@ class AsyncClient:
         verify: bool | str | None = None,
         observer: AttemptObserver | None = None,
         duplex_endpoint_url: str | None = None,
+        response_limits: ResponseLimits | None = None,
     ) -> None:
         if session is not None and not hasattr(session, "client"):
             raise TypeError(
@@ -130,6 +133,7 @@ class AsyncClient:
             )
         self._session: Any = session
         self._observer = observer
+        self._limits = response_limits or ResponseLimits()
         self._verify = verify
         self._credentials_given = {
             "aws_access_key_id": aws_access_key_id,
@@ -142,7 +146,7 @@ class AsyncClient:
         self._config = config
         self._runtime: Any = None
         self._bridge: Bridge | None = None
-        self._s3 = AsyncTransportS3(self._make_s3, lambda: hub_for(asyncio.get_running_loop()))
+        self._s3 = AsyncTransportS3(self._make_s3, lambda: hub_for(asyncio.get_running_loop()), self._limits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_lock = threading.Lock()
         self._closed = False
@@ -156,6 +160,7 @@ class AsyncClient:
         *,
         s3_endpoint_url: str | None = None,
         observer: AttemptObserver | None = None,
+        response_limits: ResponseLimits | None = None,
     ) -> AsyncClient:
         """An AsyncClient over an existing boto3 / botocore ``sagemaker-runtime`` client (see
         :meth:`sagestream.Client.from_boto3`)."""
@@ -169,9 +174,10 @@ class AsyncClient:
             s3_endpoint_url=s3_endpoint_url,
             verify=getattr(getattr(runtime._endpoint, "http_session", None), "_verify", None),
             observer=observer,
+            response_limits=response_limits,
         )
         self._runtime = runtime
-        self._bridge = Bridge.of(runtime, observer)
+        self._bridge = Bridge.of(runtime, observer, self._limits)
         return self
 
     # set-up ----------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ class AsyncClient:
                     config=self._config,
                     verify=self._verify,
                 )
-                self._bridge = Bridge.of(self._runtime, self._observer)
+                self._bridge = Bridge.of(self._runtime, self._observer, self._limits)
                 self._bridge.fast()  # the proof, here in a worker thread rather than on the loop
                 if self._bridge.transport is None:
                     raise NotImplementedError(
@@ -315,6 +321,8 @@ class AsyncClient:
             stream=stream,
             deadline=deadline,
             started=started,
+            limit=bridge.limits.body,
+            error_limit=bridge.limits.error_body,
         )
         if reply.status >= 300:
             raise service_error_from_response(reply.parsed or {}, operation)

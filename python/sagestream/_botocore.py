@@ -34,6 +34,7 @@ from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.utils import percent_encode
 
 from sagestream import _core, _rules
+from sagestream._caps import ResponseLimits
 from sagestream._proof import PROBE_HANDLERS, RETRY_HEADER, Mismatch, Template, prove
 from sagestream.exceptions import FallbackWarning, ParamValidationError
 
@@ -228,6 +229,8 @@ class Bridge:
     templates: dict[str, Template] | None = None
     #: Why botocore's path is taken whatever the handlers (a Config option, the signer...).
     _static_reason: str | None = None
+    #: The client's ``response_limits=``: the most bytes of an answer read into memory.
+    limits: ResponseLimits = field(default_factory=ResponseLimits)
     _credentials: Credentials = field(default_factory=Credentials)
     _handlers_seen: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -236,8 +239,8 @@ class Bridge:
     _warned: str | None = None
 
     @classmethod
-    def of(cls, client: Any, observer: Any = None) -> Bridge:
-        bridge = cls(client, observer=observer)
+    def of(cls, client: Any, observer: Any = None, limits: ResponseLimits | None = None) -> Bridge:
+        bridge = cls(client, observer=observer, limits=limits or ResponseLimits())
         bridge.retry_mode = str((client.meta.config.retries or {}).get("mode", "legacy"))
         bridge.in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
         model = client._service_model

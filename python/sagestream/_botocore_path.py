@@ -144,6 +144,7 @@ async def call(
     deadline: float | None = None,
     started: float | None = None,
     limit: int | None = None,
+    error_limit: int | None = None,
 ) -> Reply:
     """Run one operation through the client's own machinery, sending over ``transport``.
 
@@ -151,6 +152,8 @@ async def call(
     of an error answer (parsed). Raises the sagestream transport error of a failure before any
     answer once botocore's retry handler gives up. ``deadline`` bounds every attempt and the
     waits between them, counted from ``started`` (``time.monotonic()``, default: now).
+    ``limit`` / ``error_limit``: the most bytes of a 2xx / an error answer's body read (None:
+    the transport's defaults, 25 MiB / 1 MiB).
     """
     deadline_at = None if deadline is None else (time.monotonic() if started is None else started) + deadline
     last_error: BaseException | None = None
@@ -199,6 +202,7 @@ async def call(
                 deadline=left,
                 call_deadline=deadline,
                 limit=limit,
+                error_limit=error_limit,
             )
         except _RETRYABLE as exc:
             reply, failure, caught = None, exc, botocore_error(exc, prepared.url)

@@ -171,6 +171,8 @@ class Attempts:
                 "mode": self.mode,
                 "deadline": self.remaining(),
                 "call_deadline": self.deadline,
+                "limit": self.bridge.limits.body,
+                "error_limit": self.bridge.limits.error_body,
             },
         )
 

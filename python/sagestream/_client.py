@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sagestream import _jobs, _params
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Attempts, response_metadata, send
+from sagestream._caps import ResponseLimits
 from sagestream._jobs import InferenceJob
 from sagestream._operations import (
     ASYNC_OPERATION,
@@ -26,7 +27,7 @@ from sagestream._operations import (
 )
 from sagestream._s3 import BotoS3
 from sagestream._stream import ResponseStream
-from sagestream._transport import botocore_errors, open_body
+from sagestream._transport import botocore_errors, open_body, read_capped
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -47,6 +48,8 @@ class Client:
 
     ``verify`` is botocore's: ``False`` skips TLS certificate checks, a path names a CA bundle.
     ``observer`` is told of each attempt of each call (:class:`sagestream.AttemptObserver`).
+    ``response_limits`` bounds what an answer may bring into memory
+    (:class:`sagestream.ResponseLimits`: 25 MiB for a body, 1 MiB for an error's, by default).
     """
 
     #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
@@ -66,6 +69,7 @@ class Client:
         verify: bool | str | None = None,
         observer: AttemptObserver | None = None,
         duplex_endpoint_url: str | None = None,
+        response_limits: ResponseLimits | None = None,
     ) -> None:
         import boto3
 
@@ -89,7 +93,13 @@ class Client:
             verify=verify,
         )
         self._attach(
-            runtime, session, config=config, verify=verify, s3_endpoint_url=s3_endpoint_url, observer=observer
+            runtime,
+            session,
+            config=config,
+            verify=verify,
+            s3_endpoint_url=s3_endpoint_url,
+            observer=observer,
+            limits=response_limits,
         )
         self.duplex_endpoint_url = duplex_endpoint_url
 
@@ -102,10 +112,11 @@ class Client:
         verify: Any,
         s3_endpoint_url: str | None,
         observer: AttemptObserver | None,
+        limits: ResponseLimits | None,
     ) -> None:
         self._session = session
         self._runtime: Any = runtime
-        self._bridge = Bridge.of(runtime, observer)
+        self._bridge = Bridge.of(runtime, observer, limits)
         self.duplex_endpoint_url = None
         self._s3 = BotoS3(
             lambda: session.client(
@@ -114,7 +125,8 @@ class Client:
                 endpoint_url=s3_endpoint_url,
                 config=config,
                 verify=verify,
-            )
+            ),
+            self._bridge.limits,
         )
 
     @classmethod
@@ -124,6 +136,7 @@ class Client:
         *,
         s3_endpoint_url: str | None = None,
         observer: AttemptObserver | None = None,
+        response_limits: ResponseLimits | None = None,
     ) -> Client:
         """A Client over an existing boto3 / botocore ``sagemaker-runtime`` client: its
         credentials, region, endpoint, ``Config`` and ``verify`` (and its handlers: a client
@@ -137,6 +150,7 @@ class Client:
             verify=getattr(getattr(client._endpoint, "http_session", None), "_verify", None),
             s3_endpoint_url=s3_endpoint_url,
             observer=observer,
+            limits=response_limits,
         )
         return self
 
@@ -305,10 +319,7 @@ class Client:
                 if isinstance(streaming, bytes):  # what botocore's Stubber answers
                     data = streaming
                 else:
-                    try:
-                        data = streaming.read()
-                    finally:
-                        streaming.close()
+                    data = read_capped(response, self._bridge.limits.body)
             return InvokeResult.of(response, data)
         attempts = self._attempts(INVOKE_OPERATION, params, "whole", deadline)
         response = send(attempts)

@@ -248,11 +248,13 @@ class Transport:
         deadline: float | None = None,
         call_deadline: float | None = None,
         limit: int | None = None,
+        error_limit: int | None = None,
     ) -> Response:
         """Send (signed unless ``sign=False``; ``after`` headers added after signing) and wait,
         without the GIL, for the response; ``mode="stream"`` leaves a 2xx body to its parts.
         ``deadline``: seconds left of the call's deadline, which ``call_deadline`` gives as it
-        was set (for the error's message)."""
+        was set (for the error's message). ``limit`` / ``error_limit``: the most bytes of a 2xx
+        / an error body read whole (None: 25 MiB / 1 MiB), beyond which ResponseTooLargeError."""
     def send_async(
         self,
         hub: Hub,
@@ -267,6 +269,7 @@ class Transport:
         deadline: float | None = None,
         call_deadline: float | None = None,
         limit: int | None = None,
+        error_limit: int | None = None,
     ) -> PendingResponse:
         """The same, as an awaitable completed through ``hub``."""
     def open_duplex(
@@ -277,9 +280,11 @@ class Transport:
         after: list[tuple[str, str]] = ...,
         deadline: float | None = None,
         queue: int = 16,
+        error_limit: int | None = None,
     ) -> Duplex:
         """Open an InvokeEndpointWithBidirectionalStream session on HTTP/2 (blocking until the
-        request is on its way); ``queue``: input parts queued before ``send`` waits."""
+        request is on its way); ``queue``: input parts queued before ``send`` waits;
+        ``error_limit``: the most bytes of an error answer's body read (None: 1 MiB)."""
     def open_duplex_async(
         self,
         hub: Hub,
@@ -289,6 +294,7 @@ class Transport:
         after: list[tuple[str, str]] = ...,
         deadline: float | None = None,
         queue: int = 16,
+        error_limit: int | None = None,
     ) -> DuplexAwaitable:
         """The same, as an awaitable of the session completed through ``hub``."""
 

@@ -479,7 +479,9 @@ def open_session(
     )
     if not bridge.credentials_fresh():
         bridge.refresh_credentials()
-    core = bridge.transport.open_duplex(url, headers, after=after, deadline=deadline)
+    core = bridge.transport.open_duplex(
+        url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
+    )
     return DuplexSession(core, url, started, input)
 
 
@@ -508,7 +510,9 @@ async def open_session_async(
     )
     if not bridge.credentials_fresh():
         await asyncio.to_thread(bridge.refresh_credentials)
-    core = await bridge.transport.open_duplex_async(hub, url, headers, after=after, deadline=deadline)
+    core = await bridge.transport.open_duplex_async(
+        hub, url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
+    )
     return AsyncDuplexSession(core, hub, url, started, input)
 
 

@@ -13,16 +13,20 @@ from typing import Any
 
 from sagestream import _botocore_path
 from sagestream._botocore import transport_for
+from sagestream._caps import ResponseLimits
+from sagestream._transport import read_capped
 from sagestream.exceptions import ServiceError
 
 __all__ = ["AsyncTransportS3", "BotoS3"]
 
 
 class BotoS3:
-    """S3 through a boto3 client, made on first use by ``make``."""
+    """S3 through a boto3 client, made on first use by ``make``; objects read up to
+    ``limits.async_output`` bytes."""
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], Any], limits: ResponseLimits | None = None) -> None:
         self._make = make
+        self._limits = limits or ResponseLimits()
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -44,11 +48,7 @@ class BotoS3:
             if status == 404:
                 return None
             raise
-        body = response["Body"]
-        try:
-            return bytes(body.read())
-        finally:
-            body.close()
+        return read_capped(response, self._limits.async_output)
 
     def put(self, bucket: str, key: str, data: bytes) -> None:
         self.client().put_object(Bucket=bucket, Key=key, Body=data)
@@ -56,10 +56,14 @@ class BotoS3:
 
 class AsyncTransportS3:
     """S3 through a botocore client (made in a worker thread on first use by ``make``) and a
-    transport of its own, on the asyncio client's hub (``hub()``)."""
+    transport of its own, on the asyncio client's hub (``hub()``); objects read up to
+    ``limits.async_output`` bytes, error answers up to ``limits.error_body``."""
 
-    def __init__(self, make: Callable[[], Any], hub: Callable[[], Any]) -> None:
+    def __init__(
+        self, make: Callable[[], Any], hub: Callable[[], Any], limits: ResponseLimits | None = None
+    ) -> None:
         self._make = make
+        self._limits = limits or ResponseLimits()
         self._hub = hub
         self._made: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
@@ -76,7 +80,15 @@ class AsyncTransportS3:
 
     async def _call(self, operation: str, params: dict[str, Any]) -> _botocore_path.Reply:
         s3, transport = self._made if self._made is not None else await asyncio.to_thread(self._setup)
-        reply = await _botocore_path.call(s3, transport, self._hub(), operation, params)
+        reply = await _botocore_path.call(
+            s3,
+            transport,
+            self._hub(),
+            operation,
+            params,
+            limit=self._limits.async_output,
+            error_limit=self._limits.error_body,
+        )
         if reply.status >= 300 and reply.status != 404:
             raise ServiceError(reply.parsed or {}, operation)
         return reply

@@ -19,6 +19,7 @@ from typing import Any
 import botocore.exceptions
 
 from sagestream import _core
+from sagestream._caps import too_large
 from sagestream.exceptions import (
     ConnectError,
     ConnectionLostError,
@@ -28,7 +29,7 @@ from sagestream.exceptions import (
     service_error_from_response,
 )
 
-__all__ = ["READ_SIZE", "BodyReader", "botocore_errors", "open_body"]
+__all__ = ["READ_SIZE", "BodyReader", "botocore_errors", "open_body", "read_capped"]
 
 #: Bytes asked of each socket read: a read returns what has arrived, up to this.
 READ_SIZE = 256 * 1024
@@ -143,6 +144,30 @@ def open_body(
         read_timeout=read_timeout,
     )
     return body, owner
+
+
+def read_capped(response: dict[str, Any], limit: int) -> bytes:
+    """The ``Body`` of a botocore response read whole, at most ``limit`` bytes; beyond them the
+    connection is closed and :class:`ResponseTooLargeError` raised."""
+    streaming = response["Body"]
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 200)
+    try:
+        length = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise too_large(status, limit, int(length))
+        # Piece by piece: one read of the whole would hold its pieces and their join at once.
+        pieces: list[bytes] = []
+        held = 0
+        while True:
+            piece = streaming.read(min(READ_SIZE, limit + 1 - held))
+            if not piece:
+                return b"".join(pieces)
+            held += len(piece)
+            if held > limit:
+                raise too_large(status, limit)
+            pieces.append(piece)
+    finally:
+        streaming.close()
 
 
 @contextmanager

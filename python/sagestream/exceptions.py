@@ -25,7 +25,8 @@ Hierarchy::
     │   │   └── ConnectTimeoutError (TimeoutError)
     │   ├── ConnectionLostError
     │   ├── ReadTimeoutError (TimeoutError), DeadlineExceededError (TimeoutError)
-    │   └── MalformedResponseError            an answer that is not HTTP (never sent again)
+    │   ├── MalformedResponseError            an answer that is not HTTP (never sent again)
+    │   └── ResponseTooLargeError             a body larger than its ResponseLimits (.limit)
     ├── SigningError (ValueError)             a request that cannot be signed
     ├── InputClosedError                      a duplex session's input was closed already
     └── AsyncInferenceError
@@ -73,6 +74,7 @@ __all__ = [
     "ReadTimeoutError",
     "DeadlineExceededError",
     "MalformedResponseError",
+    "ResponseTooLargeError",
     "SigningError",
     "ContentTypeWarning",
     "FallbackWarning",
@@ -438,6 +440,19 @@ class MalformedResponseError(TransportError):
     """The server answered with a status line or headers that are not valid HTTP (too many or
     too long, a bad status, conflicting lengths, not HTTP/1.x at all); the message names what.
     The server had the request, so it is never sent again."""
+
+
+class ResponseTooLargeError(TransportError):
+    """A body read into memory was larger than its bound (``limit``, in bytes: see
+    :class:`sagestream.ResponseLimits`); the connection was closed, and the request is not sent
+    again."""
+
+    def __init__(self, message: str, limit: int = 0) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.args[0] if self.args else "", self.limit))
 
 
 class ContentTypeWarning(UserWarning):

@@ -18,6 +18,15 @@ use super::error::{io_kind, root_cause, TransportError};
 use super::pool::{Idle, Pool, Sender};
 use super::request::Deadline;
 
+/// The most bytes of a successful answer read whole, unless the caller says otherwise:
+/// `InvokeEndpoint`'s largest answer, 25 MB in the SageMaker documentation of real-time inference,
+/// as 25 MiB. (`sagestream._caps.BODY_BYTES` must match.)
+pub const MAX_BODY: usize = 25 * 1024 * 1024;
+/// The most bytes of an error answer's body read, unless the caller says otherwise: the
+/// service's error bodies are small JSON documents. (`sagestream._caps.ERROR_BODY_BYTES` must
+/// match.)
+pub const MAX_ERROR_BODY: usize = 1024 * 1024;
+
 /// How long a connection that finished its response may take to be ready for the next one
 /// before it is dropped instead of pooled.
 const READY_GRACE: Duration = Duration::from_secs(1);
@@ -220,43 +229,46 @@ impl ResponseBody {
         .await
     }
 
-    /// The whole body, at most `limit` bytes.
+    /// The whole body, at most `limit` bytes (`status`: the answer's, for the message). A body
+    /// that declares more (Content-Length) is refused before any of it is read; one that sends
+    /// more is refused as soon as it has; either way the connection is closed with the body.
     ///
     /// # Errors
     /// As [`ResponseBody::next_chunk`], and `BodyTooLarge`.
     pub async fn collect(
         mut self,
-        limit: Option<usize>,
+        limit: usize,
+        status: u16,
         deadline: Option<Deadline>,
     ) -> Result<Bytes, TransportError> {
-        let mut first: Option<Bytes> = None;
-        let mut rest: Vec<u8> = Vec::new();
-        while let Some(chunk) = self.next_chunk(deadline).await? {
-            let held = if rest.is_empty() {
-                first.as_ref().map_or(0, Bytes::len)
-            } else {
-                rest.len()
-            } + chunk.len();
-            if limit.is_some_and(|l| held > l) {
-                return Err(TransportError::BodyTooLarge {
-                    limit: limit.unwrap_or_default(),
-                });
-            }
-            match &first {
-                None => first = Some(chunk),
-                Some(earlier) => {
-                    if rest.is_empty() {
-                        rest.extend_from_slice(earlier);
-                    }
-                    rest.extend_from_slice(&chunk);
-                }
-            }
+        let declared = self.incoming.size_hint().exact();
+        let too_large = || TransportError::BodyTooLarge {
+            limit,
+            status,
+            declared,
+        };
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
         }
-        Ok(if rest.is_empty() {
-            first.unwrap_or_default()
-        } else {
-            Bytes::from(rest)
-        })
+        // The pieces as hyper read them, copied once into one buffer at the end (a buffer grown
+        // as they come would copy them at each doubling, and hold up to twice the cap).
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let mut held = 0usize;
+        while let Some(chunk) = self.next_chunk(deadline).await? {
+            held = held.saturating_add(chunk.len());
+            if held > limit {
+                return Err(too_large());
+            }
+            pieces.push(chunk);
+        }
+        if pieces.len() <= 1 {
+            return Ok(pieces.pop().unwrap_or_default());
+        }
+        let mut whole = Vec::with_capacity(held);
+        for piece in pieces.drain(..) {
+            whole.extend_from_slice(&piece);
+        }
+        Ok(Bytes::from(whole))
     }
 }
 

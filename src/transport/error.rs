@@ -42,8 +42,13 @@ pub enum TransportError {
     Deadline { seconds: f64 },
     /// The request cannot be sent as given (a bad URL or header).
     InvalidRequest { message: String },
-    /// A body read whole was larger than allowed.
-    BodyTooLarge { limit: usize },
+    /// A body read whole was larger than `limit` bytes (`declared`: its Content-Length, when
+    /// that said so before it was read); `status`: the answer's.
+    BodyTooLarge {
+        limit: usize,
+        status: u16,
+        declared: Option<u64>,
+    },
     /// The response's HTTP framing was malformed.
     InvalidResponse { message: String },
     /// The response's status line or headers could not be parsed (hyper's parse error, named
@@ -85,8 +90,25 @@ impl fmt::Display for TransportError {
                     seconds(*s)
                 )
             }
-            Self::BodyTooLarge { limit } => {
-                write!(f, "the response body is larger than {limit} bytes")
+            Self::BodyTooLarge {
+                limit,
+                status,
+                declared,
+            } => {
+                match declared {
+                    Some(length) => write!(
+                        f,
+                        "the HTTP {status} answer declares a body of {length} bytes \
+                         (Content-Length)"
+                    )?,
+                    None => write!(f, "the HTTP {status} answer's body goes on")?,
+                }
+                write!(
+                    f,
+                    ", more than the {limit} bytes a body read into memory may hold \
+                     (sagestream.ResponseLimits); the connection was closed, and the request \
+                     is not sent again"
+                )
             }
         }
     }
@@ -137,5 +159,23 @@ mod tests {
             TransportError::Deadline { seconds: 0.5 }.to_string(),
             "the call did not finish within its 0.5 s deadline"
         );
+        assert_eq!(
+            TransportError::BodyTooLarge {
+                limit: 10,
+                status: 500,
+                declared: Some(11)
+            }
+            .to_string(),
+            "the HTTP 500 answer declares a body of 11 bytes (Content-Length), more than the 10 \
+             bytes a body read into memory may hold (sagestream.ResponseLimits); the connection \
+             was closed, and the request is not sent again"
+        );
+        assert!(TransportError::BodyTooLarge {
+            limit: 10,
+            status: 200,
+            declared: None
+        }
+        .to_string()
+        .starts_with("the HTTP 200 answer's body goes on, more than the 10 bytes"));
     }
 }

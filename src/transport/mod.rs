@@ -18,7 +18,7 @@ mod pool;
 mod request;
 mod tls;
 
-pub use body::ResponseBody;
+pub use body::{ResponseBody, MAX_BODY, MAX_ERROR_BODY};
 pub use connect::Proxy;
 pub use error::{ConnectKind, TransportError};
 pub use h2::{PendingResponse, StreamBody, StreamSlot, STREAMS_PER_CONNECTION};
