@@ -68,6 +68,8 @@ pub struct ResponseBody {
     read_timeout: Option<Duration>,
     /// `Transfer-Encoding: chunked` (for the message of a framing error).
     chunked: bool,
+    /// An HTTP/2 stream: its end must be an `END_STREAM` (see [`ResponseBody::ended`]).
+    h2: bool,
     done: bool,
     /// When the last bytes arrived, and one timer for the read timeout and one for the deadline,
     /// each armed once and moved on only when it fires: a stream of many small frames does not
@@ -100,6 +102,7 @@ impl ResponseBody {
             }),
             read_timeout,
             chunked,
+            h2: false,
             done: false,
             last_data: Instant::now(),
             idle_timer: None,
@@ -116,6 +119,7 @@ impl ResponseBody {
             lease: None,
             read_timeout: None,
             chunked: false,
+            h2: true,
             done: false,
             last_data: Instant::now(),
             idle_timer: None,
@@ -173,7 +177,7 @@ impl ResponseBody {
                 if let Some(lease) = self.lease.take() {
                     lease.release().await;
                 }
-                Some(Ok(None))
+                Some(self.ended())
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) if !data.is_empty() => Some(Ok(Some(data))),
@@ -185,6 +189,23 @@ impl ResponseBody {
                 Some(Err(body_error(&err, self.chunked)))
             }
         }
+    }
+
+    /// The end of the body, as hyper reports it, checked: an HTTP/2 stream has ended only if
+    /// its `END_STREAM` arrived. hyper also ends the body, without an error, when the peer
+    /// resets the stream with `NO_ERROR` (RFC 9113 section 8.1 lets a server stop a request that
+    /// way once its response is complete) or when a GOAWAY with `NO_ERROR` cuts the stream; h2
+    /// tells the two apart (`RecvStream::is_end_stream` is true only after `END_STREAM`), and a
+    /// stream cut before its end is a lost connection, or a truncation inside a frame.
+    fn ended(&self) -> Result<Option<Bytes>, TransportError> {
+        if self.h2 && !self.incoming.is_end_stream() {
+            return Err(TransportError::ConnectionLost {
+                message: "the HTTP/2 stream ended without its END_STREAM: the server reset it \
+                          or went away (GOAWAY) before the answer was complete"
+                    .to_owned(),
+            });
+        }
+        Ok(None)
     }
 
     /// Wait for the next body frame within the read timeout (counted from the last bytes) and
