@@ -129,3 +129,60 @@ def test_emulator_takes_a_config_and_overrides() -> None:
     assert Emulator().config.port == 0
     with pytest.raises(TypeError):
         Emulator(no_such_field=1)
+
+
+def test_the_log_keeps_the_last_records_only() -> None:
+    """A ring buffer: a long load test does not grow it without bound."""
+    log = RequestLog(size=3)
+    for i in range(10):
+        log.append(_record(float(i), float(i) + 0.5))
+    assert len(log) == 3
+    assert [r.started for r in log] == [7.0, 8.0, 9.0]
+    assert (log[0].started, log[-1].started) == (7.0, 9.0)
+    assert (log.size, log.dropped) == (3, 7)
+    assert log.max_rate(100.0) == 3
+    log.clear()
+    assert (len(log), log.dropped) == (0, 0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="at least one record"):
+            RequestLog(size=bad)  # type: ignore[arg-type]
+
+
+def test_the_default_bound_holds_what_a_soak_sends() -> None:
+    log = RequestLog()
+    for i in range(log.size + 2_500):
+        log.append(_record(float(i), float(i)))
+    assert len(log) == log.size == 10_000
+    assert log.dropped == 2_500
+
+
+def test_the_emulator_log_is_bounded_as_configured() -> None:
+    with Emulator(endpoints={"echo": "echo"}, request_log_size=2) as emu:
+        client = emu.boto3_client("sagemaker-runtime")
+        for i in range(5):
+            body = str(i).encode()
+            assert client.invoke_endpoint(EndpointName="echo", Body=body)["Body"].read() == body
+        records = _wait_for_dropped(emu.request_log, 3)
+    assert len(records) == 2
+    assert emu.request_log.size == 2
+    assert EmulatorConfig().request_log_size == 10_000
+
+
+def _wait_for_dropped(log: RequestLog, dropped: int) -> list[RequestRecord]:
+    deadline = time.monotonic() + 20
+    while log.dropped < dropped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return log.snapshot()
+
+
+def test_serve_takes_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    from sagestream.cli import build_parser
+    from sagestream.cli.serve import _config
+
+    parser = build_parser(serve=True)
+    assert _config(parser.parse_args(["serve", "--request-log-size", "500"])).request_log_size == 500
+    assert _config(parser.parse_args(["serve"])).request_log_size == 10_000
+    with pytest.raises(SystemExit) as exc:  # a usage error, before anything starts
+        parser.parse_args(["serve", "--request-log-size", "0"])
+    assert exc.value.code == 2
+    assert "--request-log-size" in capsys.readouterr().err

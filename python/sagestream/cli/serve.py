@@ -24,6 +24,7 @@ from sagestream.emulator.config import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_REGION,
+    DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_S3_PORT,
     DEFAULT_SECRET_ACCESS_KEY,
     EmulatorConfig,
@@ -142,6 +143,13 @@ def register(subparsers: Any) -> None:
         help="open client connections at most (default: a margin below the open-file limit)",
     )
     parser.add_argument(
+        "--request-log-size",
+        type=_common.positive_int,
+        default=DEFAULT_REQUEST_LOG_SIZE,
+        metavar="N",
+        help="records of requests kept in memory, the oldest dropped first (default: %(default)s)",
+    )
+    parser.add_argument(
         "--duplex-port",
         type=_common.port,
         default=None,
@@ -216,6 +224,7 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        request_log_size=args.request_log_size,
         duplex_port=_or_default(args.duplex_port, args.port, DEFAULT_DUPLEX_PORT),
         duplex_tls=not args.no_duplex_tls,
         duplex_tls_port=_or_default(args.duplex_tls_port, args.port, DEFAULT_DUPLEX_TLS_PORT),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Re-exported: the default of ``request_log_size`` below, defined beside the log.
+from .requestlog import DEFAULT_REQUEST_LOG_SIZE as DEFAULT_REQUEST_LOG_SIZE
+
 #: Documented default credentials (any SDK configured with these can call the emulator).
 DEFAULT_ACCESS_KEY_ID = "sagestream"
 DEFAULT_SECRET_ACCESS_KEY = "sagestream-secret"
@@ -68,6 +71,8 @@ class EmulatorConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_connections: int | None = None
+    #: The most records ``request_log`` keeps (a ring buffer: the oldest go first).
+    request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
     #: The bidirectional operation's cleartext HTTP/2 port (0: a free one; `sagestream serve`
     #: uses DEFAULT_DUPLEX_PORT).
     duplex_port: int = 0

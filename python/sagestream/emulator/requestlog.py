@@ -3,16 +3,21 @@
 Tests of rate limiting and concurrency (a Ray actor pool, a client-side limiter) read
 ``Emulator.request_log`` to see what actually reached the endpoint: which operation, when it
 started and ended (``time.monotonic()`` of the emulator's process), its status, and the
-CustomAttributes it carried.
+CustomAttributes it carried. The log keeps the last ``size`` records (a ring buffer, 10,000 by
+default: a few MB), so a long load test against ``sagestream serve`` does not grow it for ever.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["RequestLog", "RequestRecord"]
+__all__ = ["DEFAULT_REQUEST_LOG_SIZE", "RequestLog", "RequestRecord"]
+
+#: Records a request log keeps (the oldest go first).
+DEFAULT_REQUEST_LOG_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,25 +48,39 @@ class RequestRecord:
 
 
 class RequestLog:
-    """A thread-safe, append-only list of :class:`RequestRecord` with load summaries.
+    """A thread-safe log of the last ``size`` :class:`RequestRecord` (a ring buffer: the
+    oldest record goes when a new one would pass the bound), with load summaries over what it
+    holds. ``dropped`` counts the records that went.
 
     Reading (iteration, ``len``, indexing, :meth:`snapshot`) works on a copy taken under the
     lock, so the server thread may keep appending.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = DEFAULT_REQUEST_LOG_SIZE) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"a request log holds at least one record, not {size!r}")
         self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
+        self._records: deque[RequestRecord] = deque(maxlen=size)
+        #: Records dropped to keep within ``size``.
+        self.dropped = 0
+
+    @property
+    def size(self) -> int:
+        """The most records kept."""
+        return self._records.maxlen or 0
 
     def append(self, record: RequestRecord) -> None:
-        """Add a record (called by the server)."""
+        """Add a record (called by the server); the oldest goes if the log is full."""
         with self._lock:
+            if len(self._records) == self._records.maxlen:
+                self.dropped += 1
             self._records.append(record)
 
     def clear(self) -> None:
         """Forget every record so far."""
         with self._lock:
             self._records.clear()
+            self.dropped = 0
 
     def snapshot(self) -> list[RequestRecord]:
         """A copy of the records, in the order their requests ended."""

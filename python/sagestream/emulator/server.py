@@ -100,7 +100,7 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.stats = Stats()
-        self.request_log = RequestLog()
+        self.request_log = RequestLog(config.request_log_size)
         self._models: dict[str, Model] = {}
         self._default_model: Model | None = None
         if config.endpoints is None:
