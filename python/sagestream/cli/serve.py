@@ -140,7 +140,8 @@ def register(subparsers: Any) -> None:
         type=_common.positive_int,
         default=None,
         metavar="N",
-        help="open client connections at most (default: a margin below the open-file limit)",
+        help="open client connections at most, all ports together "
+        "(default: a margin below the open-file limit)",
     )
     parser.add_argument(
         "--request-log-size",

@@ -45,8 +45,10 @@ class EmulatorConfig:
     ``endpoints`` maps endpoint names to models: ``"demo"`` (optionally ``"demo:FORMAT"``, the
     demo's default output format), ``"echo"`` or a container URL ``"http://host:port"``;
     ``"*"`` matches every other name; ``None`` serves every name with the demo model.
-    ``max_connections`` caps open client connections (None: from the process's open-file
-    limit); at the cap the connection idle the longest is closed to make room.
+    ``max_connections`` caps open client connections, the HTTP/1.1 and HTTP/2 ports together
+    (None: from the process's open-file limit); at the cap the connection idle the longest is
+    closed to make room. ``idle_timeout`` closes a connection with no request in progress, on
+    every port.
     """
 
     host: str = DEFAULT_HOST

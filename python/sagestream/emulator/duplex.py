@@ -35,6 +35,7 @@ from . import faults as _faults
 from .config import EmulatorConfig
 from .duplex_models import DuplexModel, ModelUnreachable, Part, Session, make_duplex_model
 from .eventsig import ChainVerifier
+from .guard import ConnectionGuard
 from .h2server import H2Server, H2Stream, StreamGone
 from .protocol import ACCOUNT_ID, DEFAULT_VARIANT, EVENTSTREAM_CONTENT_TYPE, EmulatorError, model_error
 from .requestlog import RequestLog, RequestRecord
@@ -116,9 +117,12 @@ class DuplexServer:
     """The bidirectional operation on its own ports: cleartext HTTP/2 (prior knowledge) and,
     with ``config.duplex_tls``, TLS with a generated certificate (ALPN ``h2``)."""
 
-    def __init__(self, config: EmulatorConfig, request_log: RequestLog) -> None:
+    def __init__(
+        self, config: EmulatorConfig, request_log: RequestLog, guard: ConnectionGuard | None = None
+    ) -> None:
         self.config = config
         self.request_log = request_log
+        self._guard = guard
         self._models: dict[str, DuplexModel] = {}
         self._default: DuplexModel | None = None
         if config.endpoints is None:
@@ -129,7 +133,7 @@ class DuplexServer:
                     self._default = make_duplex_model(spec)
                 else:
                     self._models[name] = make_duplex_model(spec)
-        self._plain = H2Server(self._handle)
+        self._plain = H2Server(self._handle, guard=guard)
         self._tls: H2Server | None = None
         self.certificate: LoopbackCertificate | None = None
         #: Why the TLS port is not served although asked for.
@@ -146,7 +150,9 @@ class DuplexServer:
             except RuntimeError as exc:  # no 'cryptography': cleartext only, and say why
                 self.tls_problem = str(exc)
                 return
-            self._tls = H2Server(self._handle, ssl_context=self.certificate.server_context(["h2"]))
+            self._tls = H2Server(
+                self._handle, ssl_context=self.certificate.server_context(["h2"]), guard=self._guard
+            )
             await self._tls.start(host, self.config.duplex_tls_port)
 
     async def stop(self) -> None:
@@ -170,6 +176,11 @@ class DuplexServer:
     def port(self) -> int:
         """The cleartext HTTP/2 port."""
         return self._plain.port
+
+    @property
+    def calmed(self) -> int:
+        """HTTP/2 connections sent GOAWAY ENHANCE_YOUR_CALM for a rapid-reset flood, both ports."""
+        return self._plain.calmed + (self._tls.calmed if self._tls is not None else 0)
 
     @property
     def url(self) -> str:

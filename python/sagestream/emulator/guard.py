@@ -1,9 +1,13 @@
 """Bounds on client connections, so that idle or slow clients cannot starve correct ones.
 
 aiohttp has no bound on how many connections a server holds, nor one on how long a connection
-may take to send its request's headers. Without them, 1,100 connections that send nothing
-exhaust a 1,024-file limit and every later request waits for ever. The guard wraps the
-protocol factory of aiohttp's server and:
+may take to send its request's headers; nor has the HTTP/2 server of the bidirectional
+operation (:mod:`.h2server`). Without them, 1,100 connections that send nothing (or half an
+HTTP/2 preface) exhaust a 1,024-file limit and every later request, on any port, waits for ever.
+One guard serves every port of an emulator, so the ports share one budget of connections. It
+wraps the protocol factory of aiohttp's server (the HTTP/2 server tells it of its connections
+itself: :meth:`ConnectionGuard.track`, :meth:`ConnectionGuard.begin` / :meth:`ConnectionGuard.end`)
+and:
 
 - closes a connection that has no request in progress (none sent yet, headers still
   trickling in, or idle between requests) for longer than ``idle_timeout``;
@@ -12,8 +16,8 @@ protocol factory of aiohttp's server and:
   make room for the new one, and if every connection is busy, the new one is refused.
 
 A request counts as in progress from the moment its headers are parsed (the middleware
-:meth:`ConnectionGuard.middleware` marks it) until its handler returns; the body's own bound
-is the server's (``EmulatorConfig.body_timeout``).
+:meth:`ConnectionGuard.middleware` marks it; on HTTP/2, a stream's handler) until its handler
+returns; the body's own bound is the server's (``EmulatorConfig.body_timeout``).
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ def default_max_connections() -> int:
 
 
 class _Connection:
-    __slots__ = ("busy", "idle_since", "transport")
+    __slots__ = ("busy", "close", "idle_since", "transport")
 
-    def __init__(self, transport: asyncio.Transport, now: float) -> None:
+    def __init__(self, transport: asyncio.Transport, now: float, close: Callable[[], None]) -> None:
         self.transport = transport
         self.busy = 0
         self.idle_since = now
+        self.close = close
 
 
 class _GuardedProtocol(asyncio.Protocol):
@@ -65,11 +70,11 @@ class _GuardedProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)  # a TCP server's
         self._transport = transport
         self._inner.connection_made(transport)
-        self._guard._opened(transport)
+        self._guard.track(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:
-            self._guard._closed(self._transport)
+            self._guard.untrack(self._transport)
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -86,12 +91,12 @@ class _GuardedProtocol(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    """Idle and count bounds on the connections of one aiohttp server."""
+    """Idle and count bounds on the connections of an emulator's servers, all ports together."""
 
     def __init__(self, *, idle_timeout: float, max_connections: int | None = None) -> None:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections or default_max_connections()
-        self._connections: dict[asyncio.Transport, _Connection] = {}
+        self._connections: dict[asyncio.BaseTransport, _Connection] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         #: Connections closed for idling, and for making room at the cap.
         self.closed_idle = 0
@@ -115,13 +120,25 @@ class ConnectionGuard:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Marks the request's connection busy while its handler runs."""
-        connection = self._connections.get(request.transport) if request.transport else None
-        if connection is None:
+        transport = request.transport
+        if transport is None or transport not in self._connections:
             return await handler(request)
-        connection.busy += 1
+        self.begin(transport)
         try:
             return await handler(request)
         finally:
+            self.end(transport)
+
+    def begin(self, transport: asyncio.BaseTransport) -> None:
+        """A request on ``transport`` is in progress (the connection is not idle)."""
+        connection = self._connections.get(transport)
+        if connection is not None:
+            connection.busy += 1
+
+    def end(self, transport: asyncio.BaseTransport) -> None:
+        """A request on ``transport`` ended; the connection is idle from now if it was the last."""
+        connection = self._connections.get(transport)
+        if connection is not None:
             connection.busy -= 1
             connection.idle_since = asyncio.get_running_loop().time()
 
@@ -133,17 +150,22 @@ class ConnectionGuard:
 
     # --- bookkeeping -----------------------------------------------------------------------
 
-    def _opened(self, transport: asyncio.Transport) -> None:
+    def track(self, transport: asyncio.Transport, close: Callable[[], None] | None = None) -> bool:
+        """Count a new connection; False if it was refused (and closed): at the cap with every
+        connection busy. ``close`` ends it when it idled too long or must make room (default:
+        ``transport.abort``)."""
         loop = asyncio.get_running_loop()
         if len(self._connections) >= self.max_connections and not self._evict_one():
             log.warning("connection refused: %d connections, all busy", len(self._connections))
             transport.abort()
-            return
-        self._connections[transport] = _Connection(transport, loop.time())
+            return False
+        self._connections[transport] = _Connection(transport, loop.time(), close or transport.abort)
         if self._sweeper is None:
             self._schedule(loop)
+        return True
 
-    def _closed(self, transport: asyncio.Transport) -> None:
+    def untrack(self, transport: asyncio.BaseTransport) -> None:
+        """The connection closed."""
         self._connections.pop(transport, None)
 
     def _evict_one(self) -> bool:
@@ -158,7 +180,11 @@ class ConnectionGuard:
 
     def _drop(self, connection: _Connection) -> None:
         self._connections.pop(connection.transport, None)
-        connection.transport.abort()
+        try:
+            connection.close()
+        except Exception:  # a protocol's close must not stop the sweep
+            log.exception("closing an idle connection failed")
+            connection.transport.abort()
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         interval = min(1.0, max(0.05, self.idle_timeout / 4))

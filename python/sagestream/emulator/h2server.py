@@ -7,6 +7,12 @@ cutting the connection mid-frame for fault injection, and an answer's status cho
 request headers were verified but before any body arrived. ``h2`` is the sans-I/O HTTP/2
 state machine hypercorn itself runs on; this module is its I/O: one protocol per connection,
 one task per stream, cleartext with prior knowledge or TLS with ALPN ``h2``.
+
+Its connections count against the emulator's :class:`~.guard.ConnectionGuard`, with the
+HTTP/1.1 port's: one budget of connections, closed (with a GOAWAY) when idle too long or to make
+room. A client that resets streams faster than their handlers can finish — the "rapid reset"
+of CVE-2023-44487, which costs the server a task per stream and the client nothing — is told to
+calm down (GOAWAY ``ENHANCE_YOUR_CALM``) and disconnected, as hyper's and h2's servers do since.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from .guard import ConnectionGuard
+
 log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["H2Server", "H2Stream", "Handler"]
@@ -33,6 +41,10 @@ __all__ = ["H2Server", "H2Stream", "Handler"]
 _WINDOW = 1024 * 1024
 #: Concurrent streams one connection may open.
 _MAX_STREAMS = 1000
+#: Streams a client may have reset while their handlers still run before it is disconnected
+#: (GOAWAY ENHANCE_YOUR_CALM): a correct client resets each of its sessions at most once, and
+#: sagestream's opens 100 at a time on a connection; a rapid-reset flood resets thousands.
+MAX_PENDING_RESETS = 200
 
 
 class StreamGone(ConnectionError):
@@ -54,6 +66,8 @@ class H2Stream:
         self._window.set()
         self.reset = False
         self.ended = False
+        #: The client reset it (RST_STREAM), while its handler ran.
+        self.reset_by_client = False
 
     @property
     def method(self) -> str:
@@ -151,6 +165,9 @@ class _Connection(asyncio.Protocol):
         self._drained = asyncio.Event()
         self._drained.set()
         self.remote = "-"
+        #: Streams the client reset whose handlers have not finished (rapid reset's measure).
+        self._pending_resets = 0
+        self._closing = False
 
     # --- asyncio -----------------------------------------------------------------------
 
@@ -160,6 +177,10 @@ class _Connection(asyncio.Protocol):
         self._server.accepted += 1
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if peer else "-"
+        guard = self._server.guard
+        if guard is not None and not guard.track(transport, self.close):
+            self._closing = True  # refused: the guard closed it
+            return
         self._connections.add(self)
         self._h2.local_settings = h2.settings.Settings(
             client=False,
@@ -173,6 +194,9 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self._server.guard is not None and self._transport is not None:
+            self._server.guard.untrack(self._transport)
         self._connections.discard(self)
         for stream in self._streams.values():
             stream.reset = True
@@ -192,6 +216,8 @@ class _Connection(asyncio.Protocol):
         self._drained.set()
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -202,6 +228,8 @@ class _Connection(asyncio.Protocol):
             return
         for event in events:
             self._event(event)
+            if self._closing:
+                return
         self._flush()
 
     # --- h2 events ---------------------------------------------------------------------
@@ -213,6 +241,8 @@ class _Connection(asyncio.Protocol):
             self._streams[event.stream_id] = stream
             if event.stream_ended is not None:
                 stream._finished()
+            if self._server.guard is not None and self._transport is not None:
+                self._server.guard.begin(self._transport)
             task = asyncio.get_running_loop().create_task(self._run(stream))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -237,6 +267,11 @@ class _Connection(asyncio.Protocol):
                 gone.reset = True
                 gone._finished()
                 gone._window.set()
+                if event.remote_reset:
+                    gone.reset_by_client = True
+                    self._pending_resets += 1
+                    if self._pending_resets > MAX_PENDING_RESETS:
+                        self._calm_down()
         elif isinstance(event, h2.events.WindowUpdated):
             if event.stream_id == 0:
                 targets = list(self._streams.values())
@@ -258,6 +293,10 @@ class _Connection(asyncio.Protocol):
             stream.abort()
         finally:
             self._streams.pop(stream.stream_id, None)
+            if stream.reset_by_client:
+                self._pending_resets -= 1
+            if self._server.guard is not None and self._transport is not None:
+                self._server.guard.end(self._transport)
             self._flush()
 
     # --- what streams call ---------------------------------------------------------------
@@ -316,19 +355,49 @@ class _Connection(asyncio.Protocol):
         self._transport.abort()
 
     def close(self) -> None:
+        """Say GOAWAY (no new streams) and close, once what is queued is written."""
         if self._transport is not None:
             with contextlib.suppress(Exception):
                 self._h2.close_connection()
                 self._flush()
             self._transport.close()
 
+    def _calm_down(self) -> None:
+        """A rapid-reset flood: GOAWAY ENHANCE_YOUR_CALM, stop reading, drop the handlers."""
+        log.warning(
+            "%s: more than %d streams reset while their handlers ran: GOAWAY ENHANCE_YOUR_CALM",
+            self.remote,
+            MAX_PENDING_RESETS,
+        )
+        self._closing = True
+        self._server.calmed += 1
+        with contextlib.suppress(Exception):
+            self._h2.close_connection(
+                error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, additional_data=b"too many resets"
+            )
+            self._flush()
+        if self._transport is not None:
+            self._transport.close()
+        for task in self._tasks:
+            task.cancel()
+
 
 class H2Server:
     """Serves ``handler`` over HTTP/2 on ``host:port`` (TLS when ``ssl_context`` is given)."""
 
-    def __init__(self, handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        guard: ConnectionGuard | None = None,
+    ) -> None:
         self._handler = handler
         self._ssl = ssl_context
+        #: The bounds its connections count against (shared with the emulator's other ports).
+        self.guard = guard
+        #: Connections told to calm down (a rapid-reset flood).
+        self.calmed = 0
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_Connection] = set()
         #: The handlers running, on every connection (those of a lost one too, which may

@@ -135,7 +135,7 @@ class EmulatorServer:
         self.host = config.host
         self.port = config.port
         #: InvokeEndpointWithBidirectionalStream, on its own HTTP/2 port(s).
-        self.duplex = DuplexServer(config, self.request_log)
+        self.duplex = DuplexServer(config, self.request_log, self._guard)
 
     # --- lifecycle -----------------------------------------------------------------------
 
