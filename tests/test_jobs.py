@@ -397,3 +397,44 @@ async def test_invalid_parameters_send_nothing(kwargs: dict[str, Any]) -> None:
     async with sagestream.AsyncClient(session, endpoint_url=url, s3_endpoint_url=url) as client:
         with pytest.raises(sagestream.ParamValidationError):
             await client.invoke_async("ep", **kwargs)
+
+
+# --- a result larger than the client reads into memory --------------------------------------------
+
+
+def test_sync_wait_refuses_a_result_larger_than_its_bound(emulator: Emulator) -> None:
+    s3 = emulator.boto3_client("s3", endpoint_url=emulator.s3_endpoint_url)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=INPUT_BUCKET)
+    client = sagestream.Client(
+        session_for(emulator),
+        endpoint_url=emulator.url,
+        config=Config(retries={"total_max_attempts": 1}),
+        s3_endpoint_url=emulator.s3_endpoint_url,
+        response_limits=sagestream.ResponseLimits(async_output=64),
+    )
+    job = client.invoke_async("echo", input=b"x" * 65, input_prefix=PREFIX)
+    with pytest.raises(sagestream.ResponseTooLargeError) as caught:
+        job.wait(timeout=30, **FAST)
+    assert caught.value.limit == 64
+    small = client.invoke_async("echo", input=b"y" * 64, input_prefix=PREFIX)
+    assert small.wait(timeout=30, **FAST) == b"y" * 64
+
+
+async def test_async_wait_refuses_a_result_larger_than_its_bound(emulator: Emulator) -> None:
+    s3 = emulator.boto3_client("s3", endpoint_url=emulator.s3_endpoint_url)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=INPUT_BUCKET)
+    async with sagestream.AsyncClient(
+        session_for(emulator),
+        endpoint_url=emulator.url,
+        config=Config(retries={"total_max_attempts": 1}),
+        s3_endpoint_url=emulator.s3_endpoint_url,
+        response_limits=sagestream.ResponseLimits(async_output=64),
+    ) as client:
+        job = await client.invoke_async("echo", input=b"x" * 65, input_prefix=PREFIX)
+        with pytest.raises(sagestream.ResponseTooLargeError) as caught:
+            await job.wait(timeout=30, **FAST)
+        assert caught.value.limit == 64
+        small = await client.invoke_async("echo", input=b"y" * 64, input_prefix=PREFIX)
+        assert await small.wait(timeout=30, **FAST) == b"y" * 64
