@@ -178,7 +178,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if peer else "-"
         guard = self._server.guard
-        if guard is not None and not guard.track(transport, self.close):
+        if guard is not None and not guard.track(transport, self.shut):
             self._closing = True  # refused: the guard closed it
             return
         self._connections.add(self)
@@ -362,6 +362,13 @@ class _Connection(asyncio.Protocol):
                 self._flush()
             self._transport.close()
 
+    def shut(self) -> None:
+        """Closed by the guard (idle too long, or room needed): GOAWAY, and the socket closed
+        now even if the client does not read (a graceful close would wait for it to)."""
+        self.close()
+        if self._transport is not None and self._transport.get_write_buffer_size():
+            self._transport.abort()
+
     def _calm_down(self) -> None:
         """A rapid-reset flood: GOAWAY ENHANCE_YOUR_CALM, stop reading, drop the handlers."""
         log.warning(
@@ -378,6 +385,8 @@ class _Connection(asyncio.Protocol):
             self._flush()
         if self._transport is not None:
             self._transport.close()
+            if self._transport.get_write_buffer_size():  # a flood that does not read its answers
+                self._transport.abort()
         for task in self._tasks:
             task.cancel()
 
