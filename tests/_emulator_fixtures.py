@@ -40,6 +40,10 @@ def emulator() -> Iterator[Emulator]:
         embedded_s3=True,
         token_delay=0.0,
     ) as emu:
+        # Wait for the embedded S3 (its buckets are made by a background thread, signed with
+        # botocore's clock): a test that skews that clock, such as test_emulator_auth's, must
+        # not be the one running while they are made.
+        assert emu.s3_endpoint_url is not None
         yield emu
 
 
