@@ -61,6 +61,25 @@ test-rust-sdk: rust-sdk
 bench-duplex: build-prod rust-sdk
 	$(PY) benches/bench_duplex.py
 
+# The test files whose asyncio code waits on the hub; test_hub.py checks that the forced wake-up
+# is the one used.
+ASYNC_TESTS = tests/test_hub.py tests/test_aio_emulator.py tests/test_aio_transport.py \
+	tests/test_batch.py tests/test_duplex_aio.py tests/test_faults.py tests/test_jobs.py \
+	tests/test_leaks.py tests/test_reassembly_async.py tests/test_patch_differential.py \
+	tests/test_request_differential.py tests/test_integration_strands.py \
+	tests/test_integration_langchain.py
+
+.PHONY: test-hub-wakeups ## The asyncio tests once per portable hub wake-up: pipe (macOS), socket and call_soon (Windows)
+test-hub-wakeups:
+	@for kind in pipe socket call_soon; do \
+	  echo "== SAGESTREAM_HUB_WAKEUP=$$kind"; \
+	  SAGESTREAM_HUB_WAKEUP=$$kind $(PY) -m pytest -q -n auto --dist loadfile $(ASYNC_TESTS) || exit 1; \
+	done
+
+.PHONY: check-targets ## clippy for Windows and macOS (cross, with zig as the C compiler; rustup targets)
+check-targets:
+	PY=$(PY) bash .ci/check-targets
+
 .PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
 test-abi3:
 	bash .ci/test-abi3

@@ -3,7 +3,6 @@
 //! headers, then each body read), and an optional deadline the whole call.
 
 use std::future::Future;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -21,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::connect::{authority, Connector, Proxy};
 use super::error::{io_kind, root_cause, TransportError};
-use super::pool::{Idle, Pool, Sender};
+use super::pool::{Idle, Pool, RawSocket, Sender};
 use super::tls::Verify;
 
 /// How long a connection that finished its response may take to be ready for the next one
@@ -92,7 +91,7 @@ struct Lease {
     pool: Arc<Pool>,
     key: Arc<str>,
     sender: Sender,
-    fd: Option<RawFd>,
+    fd: Option<RawSocket>,
 }
 
 impl Lease {
