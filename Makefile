@@ -3,17 +3,21 @@
 # The interpreter whose environment holds the package and its tools (a venv's, when active).
 PY ?= python3
 
-.PHONY: install ## Install the package in development mode with the test and lint extras
+# maturin develop installs into the environment VIRTUAL_ENV names: the one $(PY) belongs to, so
+# that `make build-dev PY=.venv/bin/python` works without activating it.
+ENV_OF_PY = VIRTUAL_ENV="$$($(PY) -c 'import sys; print(sys.prefix)')"
+
+.PHONY: install ## Install the package in development mode with the test, lint and dev extras
 install:
-	$(PY) -m pip install -e '.[test,lint]'
+	$(PY) -m pip install -e '.[test,lint,dev]'
 
 .PHONY: build-dev ## Build the Rust extension in place (debug)
 build-dev:
-	$(PY) -m maturin develop -q
+	$(ENV_OF_PY) $(PY) -m maturin develop -q
 
 .PHONY: build-prod ## Build the Rust extension in place (release, for benchmarks)
 build-prod:
-	$(PY) -m maturin develop -q --release
+	$(ENV_OF_PY) $(PY) -m maturin develop -q --release
 
 .PHONY: format ## Format Rust and Python
 format:

@@ -276,7 +276,7 @@ async def _run(server: EmulatorServer) -> int:
     if s3_url is None:
         print(
             f"  S3: none, so async invocations are refused ({server.s3_problem}); install "
-            "'sagestream[s3]' for the embedded S3 or pass --s3-endpoint-url",
+            "'sagestream[serve]' for the embedded S3 or pass --s3-endpoint-url",
             flush=True,
         )
     else:
