@@ -84,6 +84,14 @@ test-hub-wakeups:
 check-targets:
 	PY=$(PY) bash .ci/check-targets
 
+.PHONY: wheels ## Release artifacts in dist/: manylinux2014 and musllinux_1_2 abi3 wheels (zig), the sdist; auditwheel-checked
+wheels:
+	PY=$(PY) bash .ci/build-wheels
+
+.PHONY: test-wheel ## The manylinux wheel in fresh venvs: a plain install holds only the boto stack; the suite against it
+test-wheel:
+	PY=$(PY) bash .ci/test-wheel
+
 .PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
 test-abi3:
 	bash .ci/test-abi3
