@@ -53,6 +53,48 @@ test:
 test-ci:
 	$(PY) -m pytest -q -n auto --dist loadfile --hypothesis-profile=ci
 
+# --- the other botocore releases users have: environments of their own --------------------
+# The suite above runs on what `pip install '.[test,lint]'` brings: the newest of everything.
+# Two more environments, each a fresh venv with this checkout's wheel installed: aiobotocore's
+# (it pins an older botocore), and the oldest botocore pyproject.toml declares.
+
+ENVS ?= build/envs
+DIST ?= build/dist
+# The floor, read from the one place it is written.
+BOTO_FLOOR := $(shell sed -n 's/^ *"botocore>=\([0-9.]*\)",*$$/\1/p' pyproject.toml)
+WHEEL = $(firstword $(wildcard $(DIST)/sagestream-*.whl))
+# The request path and what proves it, the model-driven rules, the emulator's async jobs.
+OLDEST_TESTS = tests/test_fast_path.py tests/test_request_differential.py tests/test_rules.py \
+	tests/test_client_emulator.py tests/test_aio_transport.py tests/test_faults.py \
+	tests/test_stream_raw.py tests/test_emulator_async.py tests/test_jobs.py
+
+.PHONY: wheel ## The wheel of this checkout (release build), in build/dist
+wheel:
+	rm -rf $(DIST)
+	$(PY) -m pip wheel -q --no-deps -w $(DIST) .
+
+.PHONY: check-newest ## Fail when the installed boto3/botocore are not the newest PyPI serves
+check-newest:
+	$(PY) .ci/check-newest boto3 botocore
+
+.PHONY: test-aio ## The drop-in against aiobotocore, in its own venv (aiobotocore pins botocore)
+test-aio: wheel
+	rm -rf $(ENVS)/aio && $(PY) -m venv $(ENVS)/aio
+	$(ENVS)/aio/bin/pip install -q "$(WHEEL)[test-aio]"
+	$(ENVS)/aio/bin/python -c "import botocore, aiobotocore; print('botocore', botocore.__version__, 'aiobotocore', aiobotocore.__version__)"
+	$(ENVS)/aio/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile \
+		tests/test_patch.py tests/test_patch_differential.py
+
+.PHONY: test-oldest ## The request path on the oldest botocore declared, in its own venv
+test-oldest: wheel
+	rm -rf $(ENVS)/oldest && $(PY) -m venv $(ENVS)/oldest
+	$(ENVS)/oldest/bin/pip install -q "boto3==$(BOTO_FLOOR)" "botocore==$(BOTO_FLOOR)" "$(WHEEL)[test-core]"
+	$(ENVS)/oldest/bin/python -c "import botocore; assert botocore.__version__ == '$(BOTO_FLOOR)', botocore.__version__; print('botocore', botocore.__version__)"
+	$(ENVS)/oldest/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile $(OLDEST_TESTS)
+
+.PHONY: test-envs ## Both environments above
+test-envs: test-aio test-oldest
+
 .PHONY: rust-sdk ## Build examples/rust-sdk-duplex, the AWS SDK for Rust client (minutes, cold)
 rust-sdk:
 	cd examples/rust-sdk-duplex && CARGO_TARGET_DIR=$(CURDIR)/target/rust-sdk-duplex cargo build --release
@@ -109,8 +151,8 @@ bench: build-prod bench-rust bench-duplex
 	$(PY) benches/bench_requests.py
 	$(PY) benches/bench_frameworks.py
 
-.PHONY: ci ## Lint and test everything with the full hypothesis profile (what .ci/run runs)
-ci: lint test-rust test-ci
+.PHONY: ci ## Lint and test everything with the full hypothesis profile, in every environment (what .ci/run runs)
+ci: lint test-rust test-ci test-envs
 
 .PHONY: all ## Lint and test everything (the fast hypothesis profile)
 all: lint test-rust test

@@ -49,6 +49,8 @@ mod py_reassembly;
 #[cfg(feature = "python")]
 mod py_response;
 #[cfg(feature = "python")]
+mod py_sign;
+#[cfg(feature = "python")]
 mod py_sse;
 #[cfg(feature = "python")]
 mod py_transport;
@@ -76,6 +78,8 @@ mod _core {
     };
     #[pymodule_export]
     use crate::py_response::{PyPending, PyResponse};
+    #[pymodule_export]
+    use crate::py_sign::sign_preview;
     #[pymodule_export]
     use crate::py_sse::PyServerSentEvent;
     #[pymodule_export]

@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
-use aws_sigv4::http_request::SignableBody;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -167,23 +166,10 @@ async fn perform(
         limit,
     } = spec;
     let deadline = deadline.map(Deadline::after);
-    if !headers.contains_key(HOST) {
-        if let Some(host) =
-            Transport::host_header(&uri).and_then(|h| HeaderValue::from_str(&h).ok())
-        {
-            headers.insert(HOST, host);
-        }
-    }
     if sign {
         shared
             .signer
-            .sign(
-                &method,
-                &uri,
-                &mut headers,
-                SignableBody::Bytes(&body),
-                SystemTime::now(),
-            )
+            .sign_as_sent(&method, &uri, &mut headers, &body, SystemTime::now())
             .map_err(Failed::Sign)?;
     }
     for (name, value) in &after {
@@ -278,6 +264,11 @@ pub struct PyTransport {
 }
 
 impl PyTransport {
+    /// The transport's signer (its region and signing name), for `py_sign`.
+    pub(crate) fn signer(&self) -> &Signer {
+        &self.shared.signer
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn spec(
         method: &str,

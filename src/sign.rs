@@ -14,7 +14,10 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::event_stream::Message;
+use http::header::HOST;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use crate::transport::Transport;
 
 /// Why a request could not be signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +88,12 @@ impl Signer {
         &self.region
     }
 
+    /// The signing name of the service.
+    #[must_use]
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     /// Add `x-amz-date`, `authorization` (and `x-amz-security-token`) to `headers`, signing
     /// them with the body at `time`. Returns the signature (the seed of event-stream signing).
     ///
@@ -130,6 +139,29 @@ impl Signer {
             headers.insert(name, value);
         }
         Ok(signature)
+    }
+
+    /// `Host` (when absent: from the URI, as botocore signs it) and the `SigV4` headers, as a
+    /// request is sent: the one home of what is signed, for the proof's preview too.
+    ///
+    /// # Errors
+    /// As [`Signer::sign`].
+    pub fn sign_as_sent(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+        body: &[u8],
+        time: SystemTime,
+    ) -> Result<String, SignError> {
+        if !headers.contains_key(HOST) {
+            if let Some(host) =
+                Transport::host_header(uri).and_then(|h| HeaderValue::from_str(&h).ok())
+            {
+                headers.insert(HOST, host);
+            }
+        }
+        self.sign(method, uri, headers, SignableBody::Bytes(body), time)
     }
 
     /// The signer of the event-stream messages of a request whose signature was `seed`: each

@@ -53,7 +53,9 @@ async def read_into(
 async def test_demo_stream_equals_stock_boto3(
     client: sagestream.AsyncClient, runtime_client: Any, fmt: str
 ) -> None:
-    body = json.dumps({"inputs": "tell me about rivers", "parameters": {"max_new_tokens": 40}}).encode()
+    body = json.dumps(
+        {"inputs": "tell me about rivers in 40 words", "parameters": {"max_new_tokens": 40}}
+    ).encode()
     attributes = f"format={fmt}"
     expected = await asyncio.to_thread(
         stock_parts, runtime_client, EndpointName="demo", Body=body, CustomAttributes=attributes

@@ -4,6 +4,7 @@ failures, cancellation and the event loop never blocking."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import ssl
@@ -199,12 +200,15 @@ async def test_signature_matches_botocore_for_the_same_request() -> None:
             aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
         )
         stock = session.client(
-            "sagemaker-runtime", endpoint_url=server.url, config=Config(retries={"total_max_attempts": 1})
+            "sagemaker-runtime",
+            endpoint_url=server.url,
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),  # client_for's
         )
         captured: dict[str, Any] = {}
 
         def grab(request: Any, **_: Any) -> None:
-            captured.update(request.headers)
+            if not captured:  # the first attempt's, as the one request sagestream sent
+                captured.update(request.headers)
             raise botocore.exceptions.ConnectionClosedError(endpoint_url=server.url)
 
         stock.meta.events.register("before-send", grab)
@@ -322,6 +326,7 @@ async def test_adaptive_mode_rate_limiter_runs_off_the_loop(monkeypatch: pytest.
     seen: list[tuple[bool, bool]] = []
     original = ClientRateLimiter.on_sending_request
 
+    @functools.wraps(original)  # botocore's own handler, seen: the client stays on the request path
     def spy(self: ClientRateLimiter, request: Any, **kwargs: Any) -> None:
         seen.append((threading.current_thread() is threading.main_thread(), self._enabled))
         original(self, request, **kwargs)
@@ -351,7 +356,8 @@ async def test_before_send_handlers_see_each_request() -> None:
         runtime = client.runtime_client
         urls: list[str] = []
         runtime.meta.events.register("before-send", lambda request, **_: urls.append(request.url))
-        assert await collect(client) == [b"ok"]
+        with pytest.warns(sagestream.FallbackWarning, match="before-send handler is registered"):
+            assert await collect(client) == [b"ok"]
         assert urls == [f"{server.url}/endpoints/ep/invocations-response-stream"]
 
         runtime.meta.events.register("before-send", lambda request, **_: object())
@@ -671,7 +677,13 @@ async def test_no_blocking_call_on_the_event_loop(caplog: pytest.LogCaptureFixtu
             assert all(len(r) == 50 for r in result)
     finally:
         loop.set_debug(False)
-    slow = [r.getMessage()[:300] for r in caplog.records if "Executing" in r.getMessage()]
+    # The test's own server shares the loop: a stalled step of its (a busy machine's doing, the
+    # accept of a connection) says nothing about the client.
+    slow = [
+        r.getMessage()[:300]
+        for r in caplog.records
+        if "Executing" in r.getMessage() and "_accept_connection" not in r.getMessage()
+    ]
     assert slow == []
     assert len(refresh_threads) == 1
     assert all("Credential=AKIDREFRESH/" in ex.headers["authorization"] for ex in server.requests)

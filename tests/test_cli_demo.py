@@ -15,16 +15,23 @@ from sagestream.emulator import demo_tokens
 def test_demo_streams_the_text_and_a_summary(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["demo", "--tokens", "6", "--delay-ms", "0"]) == 0
     out, err = capfdbinary.readouterr()
-    assert out == "".join(demo_tokens(DEMO_PROMPT, 6)).encode() + b"\n"
+    assert out == "".join(demo_tokens(DEMO_PROMPT, tokens=6)).encode() + b"\n"
     assert b"emulated endpoint 'demo'" in err
     assert b"6 parts" in err
+
+
+def test_demo_without_tokens_streams_the_models_own_answer(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["demo", "--delay-ms", "0", "-q"]) == 0
+    out, _ = capfdbinary.readouterr()
+    assert out == "".join(demo_tokens(DEMO_PROMPT)).encode() + b"\n"
+    assert out.endswith(b".\n")
 
 
 @pytest.mark.parametrize("fmt", ["sse", "jsonl"])
 def test_demo_formats_decode_to_the_same_text(fmt: str, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["demo", "--tokens", "6", "--delay-ms", "0", "--format", fmt, "-q"]) == 0
     out, err = capfdbinary.readouterr()
-    assert out == "".join(demo_tokens(DEMO_PROMPT, 6)).encode() + b"\n"
+    assert out == "".join(demo_tokens(DEMO_PROMPT, tokens=6)).encode() + b"\n"
     assert err == b""
 
 

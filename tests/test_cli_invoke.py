@@ -15,7 +15,7 @@ import pytest
 from _cli_helpers import aws_env, no_traceback, use_aws_env
 from _raw_server import RawServer, Request, Response, json_error
 from sagestream.cli import _common, main
-from sagestream.emulator import Emulator
+from sagestream.emulator import Emulator, demo_tokens
 
 BODY = '{"inputs": "Tell me about rivers", "parameters": {"max_new_tokens": 12}}'
 
@@ -70,17 +70,33 @@ def test_invoke_modes(env: list[str], capfdbinary: pytest.CaptureFixture[bytes])
     assert out == b"a\nb\nc\n"
 
 
-def test_sse_over_plain_text_says_so(env: list[str], capfdbinary: pytest.CaptureFixture[bytes]) -> None:
-    """--sse on an answer without SSE events ends with a note on stderr, not in silence."""
+def test_sse_over_plain_text_fails_and_says_so(
+    env: list[str], capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """--sse on an answer without SSE events is not a silent success: a note on stderr, exit 1."""
     argv = ["invoke", "demo", "--body", BODY, "--custom-attributes", "tokens=5", "--sse", "-q", *env]
-    assert main(argv) == 0
+    assert main(argv) == 1
     out, err = capfdbinary.readouterr()
     assert out == b""
     assert b"--sse:" in err
     assert b"no server-sent events" in err
     assert b"text/plain" in err
+    assert b'"stream": true' in err  # how to ask for events
+    assert main(["invoke", "demo", "--body", BODY, "--json", "-q", *env]) == 1  # text is no JSON
+    assert b"ReassemblyError: invalid JSON on line 1" in capfdbinary.readouterr().err
     assert main(["invoke", "echo", "--body", "", "--sse", "-q", *env]) == 0
     assert capfdbinary.readouterr() == (b"", b"")  # nothing received: nothing to explain
+
+
+def test_the_readmes_sse_command_prints_the_events(
+    env: list[str], capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """A TGI body asks for events with "stream": true; each event's data is one line."""
+    assert main(["invoke", "demo", "--body", '{"inputs": "Hi", "stream": true}', "--sse", "-q", *env]) == 0
+    out, err = capfdbinary.readouterr()
+    docs = [json.loads(line) for line in out.decode().splitlines()]
+    assert [d["token"]["text"] for d in docs] == demo_tokens("Hi")
+    assert err == b""
 
 
 def test_body_from_a_file_and_from_stdin(

@@ -112,6 +112,7 @@ def test_demo_answers_an_incremental_transcript(duplex_client: sagestream.Client
     with duplex_client.invoke_bidirectional("demo") as session:
         session.send("the quick", complete=False)
         session.send("fox", complete=True)
+        session.send("why?", complete=True)
         session.send("again")
         session.close_input()
         parts = [(bytes(p), p.completion_state) for p in session]
@@ -120,6 +121,8 @@ def test_demo_answers_an_incremental_transcript(duplex_client: sagestream.Client
         (b"the quick", "PARTIAL"),
         (b"the quick fox", "PARTIAL"),
         (b"the quick fox.", "COMPLETE"),
+        (b"why?", "PARTIAL"),
+        (b"why?", "COMPLETE"),  # already ended: no period after the question mark
         (b"again", "PARTIAL"),
         (b"again.", "COMPLETE"),
     ]

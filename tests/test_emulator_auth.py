@@ -223,7 +223,8 @@ def test_custom_attributes_limit_is_inclusive(runtime_client: Any) -> None:
         ({"Filename": "a.b.c"}, "filename"),
         ({"S3OutputPathExtension": "s3://x"}, "s3OutputPathExtension"),
         ({"InputLocation": "ftp://bucket/key"}, "inputLocation"),
-        ({"InputLocation": None}, "inputLocation"),
+        # Neither InputLocation nor an inline Body (2026: exactly one of them).
+        ({"InputLocation": None}, "InputLocation"),
     ],
 )
 def test_async_validation(unvalidated: Any, kwargs: dict[str, Any], field: str) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -171,7 +172,9 @@ def test_endpoint_with_a_default_format() -> None:
         )
         assert resp["ContentType"] == "text/event-stream"
         parts = [e["PayloadPart"]["Bytes"] for e in resp["Body"]]
-        assert [json.loads(p[len(b"data: ") :])["token"]["text"] for p in parts] == demo_tokens("hi", 3)
+        assert [json.loads(p[len(b"data: ") :])["token"]["text"] for p in parts] == demo_tokens(
+            "hi", tokens=3
+        )
     finally:
         stop_serve(served)
 
@@ -186,3 +189,97 @@ def test_unknown_model_spec_is_a_usage_error() -> None:
     assert proc.returncode == 2
     assert "demo:FORMAT" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(n)]
+    try:
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _exports(served: Served) -> list[str]:
+    """The banner's export lines (the last one names the S3 URL)."""
+    assert served.proc.stdout is not None
+    lines: list[str] = []
+    while not (lines and lines[-1].startswith("export AWS_ENDPOINT_URL_S3=")):
+        line = served.proc.stdout.readline()
+        assert line, lines
+        if line.startswith("export "):
+            lines.append(line.rstrip("\n"))
+    return lines
+
+
+def _print_env(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sagestream", "serve", *args, "--print-env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_print_env_matches_the_banner_and_the_s3_port_holds_across_starts() -> None:
+    """`eval "$(sagestream serve --print-env)"` sets what the banner prints for the same options:
+    credentials, region and the three endpoint URLs, the S3 one on a fixed port."""
+    port, duplex_port, s3_port = _free_ports(3)
+    options = ["--port", str(port), "--duplex-port", str(duplex_port), "--s3-port", str(s3_port)]
+    options += ["--no-duplex-tls", "--region", REGION, "--access-key-id", ACCESS_KEY]
+    options += ["--secret-access-key", SECRET_KEY]
+    printed = _print_env(*options)
+    assert printed.returncode == 0, printed.stderr
+    env = dict(line.removeprefix("export ").split("=", 1) for line in printed.stdout.splitlines())
+    assert env == {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2": f"http://127.0.0.1:{duplex_port}",
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+    }
+    for _ in range(2):  # the same URLs on every start
+        served = start_serve(*options)
+        try:
+            assert _exports(served) == printed.stdout.splitlines()
+            assert served.s3_url == env["AWS_ENDPOINT_URL_S3"]
+            buckets = [b["Name"] for b in served.client("s3").list_buckets()["Buckets"]]
+            assert "sagestream-examples" in buckets  # the documentation's examples use it
+        finally:
+            code, _, err = stop_serve(served)
+        assert code == 0, err
+
+
+def test_print_env_needs_fixed_ports_and_names_an_external_s3() -> None:
+    done = _print_env("--port", "0")
+    assert done.returncode == 2
+    assert "fixed ports" in done.stderr
+    assert done.stdout == ""
+    done = _print_env("--s3-endpoint-url", "http://s3.example:9000", "--secret-access-key", "a b'c")
+    assert done.returncode == 0, done.stderr
+    assert "export AWS_ENDPOINT_URL_S3=http://s3.example:9000" in done.stdout.splitlines()
+    shell = subprocess.run(
+        ["sh", "-c", 'eval "$1" && printf %s "$AWS_SECRET_ACCESS_KEY"', "sh", done.stdout],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shell.stdout == "a b'c"  # quoted for the shell
+
+
+def test_a_taken_s3_port_stops_serve_with_a_message() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "sagestream", "serve", "--port", "0", "--s3-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"S3 on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

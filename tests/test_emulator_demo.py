@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sagestream
 from sagestream.emulator import Emulator, demo_tokens
+from sagestream.emulator.demo import NATURAL_LENGTHS, answer_length
 
 
 def _parts(resp: dict[str, Any]) -> list[bytes]:
@@ -57,7 +58,7 @@ def test_readme_snippet_yields_tokens(emulator: Emulator) -> None:
         "demo", b'{"inputs": "Hi", "stream": true}', content_type="application/json"
     ) as stream:
         tokens = [event.json()["token"]["text"] for event in stream.sse()]
-    assert tokens == demo_tokens("Hi", 20)
+    assert tokens == demo_tokens("Hi")
 
 
 def test_chat_completion_on_invoke_endpoint(runtime_client: Any) -> None:
@@ -72,9 +73,10 @@ def test_chat_completion_on_invoke_endpoint(runtime_client: Any) -> None:
     assert doc["model"] == "my-model"
     (choice,) = doc["choices"]
     assert choice["index"] == 0
-    assert choice["message"] == {"role": "assistant", "content": "".join(demo_tokens(PROMPT, 20))}
+    assert choice["message"] == {"role": "assistant", "content": "".join(demo_tokens(PROMPT))}
     assert choice["finish_reason"] == "stop"
-    assert doc["usage"] == {"prompt_tokens": 4, "completion_tokens": 20, "total_tokens": 24}
+    n = answer_length(PROMPT)
+    assert doc["usage"] == {"prompt_tokens": 4, "completion_tokens": n, "total_tokens": 4 + n}
 
 
 def _chunks(resp: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -137,6 +139,51 @@ def test_stop_sequences(runtime_client: Any) -> None:
     assert json.loads(resp["Body"].read()) == [{"generated_text": full[: cut + len(stop)]}]
 
 
+def test_answers_end_on_their_own_before_max_tokens(runtime_client: Any) -> None:
+    """As an LLM's: ``max_tokens`` bounds an answer, it does not set its length."""
+    n = answer_length(PROMPT)
+    assert n in NATURAL_LENGTHS
+    for limit in (512, n):
+        resp = runtime_client.invoke_endpoint(
+            EndpointName="demo", Body=json.dumps({**CHAT, "max_tokens": limit})
+        )
+        (choice,) = json.loads(resp["Body"].read())["choices"]
+        assert choice["message"]["content"] == "".join(demo_tokens(PROMPT)), limit
+        assert choice["message"]["content"].endswith(".")
+        assert choice["finish_reason"] == "stop"
+    # A lower limit cuts the answer mid-sentence, and says so.
+    resp = runtime_client.invoke_endpoint(EndpointName="demo", Body=json.dumps({**CHAT, "max_tokens": n - 1}))
+    (choice,) = json.loads(resp["Body"].read())["choices"]
+    assert choice["message"]["content"] == "".join(demo_tokens(PROMPT, n - 1))
+    assert not choice["message"]["content"].endswith(".")
+    assert choice["finish_reason"] == "length"
+    # TGI: the same answer, whatever max_new_tokens above it.
+    tgi = {"inputs": PROMPT, "parameters": {"max_new_tokens": 1000}, "stream": True}
+    resp = runtime_client.invoke_endpoint_with_response_stream(EndpointName="demo", Body=json.dumps(tgi))
+    docs = [json.loads(d) for d in _sse_data(_parts(resp))]
+    assert docs[-1]["generated_text"] == "".join(demo_tokens(PROMPT))
+
+
+def test_a_prompt_that_asks_for_a_length_gets_it(runtime_client: Any) -> None:
+    prompt = "Tell me about rivers in 75 words"
+    assert answer_length(prompt) == 75
+    body = {"inputs": prompt, "parameters": {"max_new_tokens": 500}}
+    resp = runtime_client.invoke_endpoint_with_response_stream(EndpointName="demo", Body=json.dumps(body))
+    parts = [p.decode() for p in _parts(resp)]
+    assert parts == demo_tokens(prompt)
+    assert len(parts) == 75
+    assert parts[-1].endswith(".")
+    # The last phrase asking for a length counts; max_tokens still cuts it.
+    chat = {"messages": [{"role": "user", "content": "100 words? No: 60 tokens"}], "max_tokens": 50}
+    doc = json.loads(
+        runtime_client.invoke_endpoint(EndpointName="demo", Body=json.dumps(chat))["Body"].read()
+    )
+    assert doc["usage"]["completion_tokens"] == 50
+    assert doc["choices"][0]["finish_reason"] == "length"
+    assert answer_length("100 words? No: 60 tokens") == 60
+    assert answer_length("") in NATURAL_LENGTHS
+
+
 def test_max_tokens_forms(runtime_client: Any) -> None:
     for body in (
         {"inputs": "x", "max_tokens": 3},
@@ -156,13 +203,13 @@ def test_endpoint_default_format(spec: str, content_type: str) -> None:
         client = emu.boto3_client()
         resp = client.invoke_endpoint_with_response_stream(EndpointName="x", Body=b"hello")
         assert resp["ContentType"] == content_type
-        assert len(_parts(resp)) == 20
+        assert len(_parts(resp)) == answer_length("hello")
         # The request's own choice still wins.
         resp = client.invoke_endpoint_with_response_stream(
             EndpointName="x", Body=b"hello", Accept="text/plain", CustomAttributes="tokens=2"
         )
         assert resp["ContentType"] == "text/plain"
-        assert [p.decode() for p in _parts(resp)] == demo_tokens("hello", 2)
+        assert [p.decode() for p in _parts(resp)] == demo_tokens("hello", tokens=2)
 
 
 def test_unknown_demo_format_is_refused() -> None:

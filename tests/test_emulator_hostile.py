@@ -353,7 +353,7 @@ def test_the_embedded_s3_stays_on_loopback_when_the_emulator_does_not() -> None:
         url = emu.s3_endpoint_url
         assert url is not None
         assert url.startswith("http://127.0.0.1:")
-        assert emu.server.s3_buckets == ["sagestream-async"]
+        assert emu.server.s3_buckets == ["sagestream-examples", "sagestream-async"]
 
 
 def test_async_without_s3_is_refused_with_how_to_get_one() -> None:
@@ -410,12 +410,18 @@ def test_the_banner_names_the_s3_url_buckets_and_variables() -> None:
 
     served = start_serve()
     try:
-        banner = served.banner + [served.proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        banner = list(served.banner)
+        while not banner[-1].startswith("export AWS_ENDPOINT_URL_S3="):  # the last export line
+            banner.append(served.proc.stdout.readline().rstrip("\n"))  # type: ignore[union-attr]
         text = "\n".join(banner)
         assert f"S3: {served.s3_url}" in text
-        assert "S3 buckets: sagestream-async (async inputs under s3://sagestream-async/input/" in text
-        assert f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={served.url}" in text
-        assert f"AWS_ENDPOINT_URL_S3={served.s3_url}" in text
+        assert (
+            "S3 buckets: sagestream-examples, sagestream-async (async inputs under s3://sagestream-async/input/"
+            in text
+        )
+        assert f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={served.url}" in text
+        assert f"export AWS_ENDPOINT_URL_S3={served.s3_url}" in text
+        assert "export AWS_SECRET_ACCESS_KEY=serve-test-secret" in text
         # The input prefix exists: an input can be uploaded without creating a bucket first.
         s3 = served.client("s3")
         s3.put_object(Bucket="sagestream-async", Key="input/req.json", Body=json.dumps({"inputs": "x"}))

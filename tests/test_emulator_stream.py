@@ -139,8 +139,8 @@ def test_demo_stream_json_lines_via_custom_attributes(runtime_client: Any) -> No
     assert resp["ContentType"] == "application/jsonlines"
     assert "CustomAttributes" not in resp  # the demo sets none unless asked to
     lines = [json.loads(p) for p in _parts(resp)]
-    assert [line["token"]["text"] for line in lines] == demo_tokens("plain prompt", 4)
-    assert lines[-1]["generated_text"] == "".join(demo_tokens("plain prompt", 4))
+    assert [line["token"]["text"] for line in lines] == demo_tokens("plain prompt", tokens=4)
+    assert lines[-1]["generated_text"] == "".join(demo_tokens("plain prompt", tokens=4))
 
 
 def test_demo_invoke_formats(runtime_client: Any) -> None:
@@ -300,7 +300,7 @@ def test_stall_pauses_then_continues(runtime_client: Any) -> None:
         EndpointName="demo", Body=b"x", CustomAttributes="fault=stall;after=2;seconds=0.4;tokens=4"
     )
     stamps = [(time.perf_counter() - started, e["PayloadPart"]["Bytes"]) for e in resp["Body"]]
-    assert [p for _, p in stamps] == [t.encode() for t in demo_tokens("x", 4)]
+    assert [p for _, p in stamps] == [t.encode() for t in demo_tokens("x", tokens=4)]
     assert stamps[1][0] < 0.3
     assert stamps[2][0] - stamps[1][0] >= 0.35
 
@@ -448,7 +448,7 @@ def test_one_http_chunk_per_frame(emulator: Any) -> None:
         frames.append(body[:size])
         assert body[size : size + 2] == b"\r\n"
         body = body[size + 2 :]
-    assert [_core.decode(f)[0].payload.decode() for f in frames] == demo_tokens("x", 6)
+    assert [_core.decode(f)[0].payload.decode() for f in frames] == demo_tokens("x", tokens=6)
     assert all(zlib.crc32(f[:8]) == int.from_bytes(f[8:12], "big") for f in frames)
 
 

@@ -18,6 +18,7 @@ from sagestream.emulator import Emulator
 from sagestream.integrations.strands import SageMakerAIModel
 from strands import Agent, tool
 from strands.models.sagemaker import SageMakerAIModel as StrandsSageMakerAIModel
+from strands.types.exceptions import MaxTokensReachedException
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
 
@@ -112,6 +113,18 @@ def test_stream_matches_strands_own_provider(emu: Emulator, monkeypatch: pytest.
     ours_agent = Agent(model=ours_long, callback_handler=None)
     stock_agent = Agent(model=stock_long, callback_handler=None)
     assert str(ours_agent("Tell me about rivers")) == str(stock_agent("Tell me about rivers"))
+
+
+def test_an_agent_with_max_tokens_ends_its_turns(emu: Emulator) -> None:
+    """docs/integrations.md's agent sets max_tokens: its turns end as the model's answers do
+    (end_turn), and only an answer the limit cuts raises MaxTokensReachedException."""
+    agent = Agent(model=_ours(emu, max_tokens=512), callback_handler=None)
+    for prompt in ("Tell me about rivers", "And about harbors?"):
+        result = agent(prompt)
+        assert result.stop_reason == "end_turn"
+        assert str(result).strip().endswith(".")
+    with pytest.raises(MaxTokensReachedException):
+        Agent(model=_ours(emu, max_tokens=3), callback_handler=None)("Tell me about rivers")
 
 
 def test_not_streaming_uses_invoke_endpoint(emu: Emulator) -> None:

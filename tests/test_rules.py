@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import botocore
 import botocore.session
 import pytest
 from sagestream import _rules
@@ -73,6 +74,11 @@ SAMPLES: dict[str, dict[str, list[str]]] = {
         "bad": ["", " lead", "tab\there", "id\n"],
         "stricter": ["\u00e9abc", "\u4e2dx"],
     },
+    "PrefixAwareId": {
+        "ok": ["app-1 prefix", "x"],
+        "bad": ["", " lead", "tab\there", "id\n"],
+        "stricter": ["\u00e9abc"],
+    },
     "EnableExplanations": {"ok": ["`true`", "a b c"], "bad": ["a\nb", "x\ry"]},
     "InferenceComponentName": {"ok": ["ic", "ic-1", "a"], "bad": ["bad_", "-ic", "ic-", "ic\n"]},
     "SessionId": {"ok": ["abc-123", "s"], "bad": ["a_b", "", "s\n"]},
@@ -97,6 +103,18 @@ def _members() -> list[tuple[str, str, Any]]:
     return out
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+INSTALLED = _version(botocore.__version__)
+
+
+def _in_installed_model(op_name: str, member: str) -> bool:
+    since = _rules.BOTOCORE_SINCE.get((op_name, member))
+    return since is None or _version(since) <= INSTALLED
+
+
 def test_the_table_has_the_three_operations_and_their_routes() -> None:
     assert set(_rules.OPERATIONS) == set(MODEL.operation_names)
     for name, op in _rules.OPERATIONS.items():
@@ -104,8 +122,34 @@ def test_the_table_has_the_three_operations_and_their_routes() -> None:
         assert op.method == http["method"]
         assert op.path == http["requestUri"]
         assert op.status == http.get("responseCode", 200)
-        assert set(op.members) == set(MODEL.operation_model(name).input_shape.members), name
+        # Every member of the installed model is in the table; the table has the members of
+        # newer models too, each with the first botocore that has it.
+        in_model = set(MODEL.operation_model(name).input_shape.members)
+        assert in_model == {m for m in op.members if _in_installed_model(name, m)}, name
     assert MODEL.signing_name == _rules.SIGNING_NAME
+
+
+def test_the_table_has_the_answers_headers() -> None:
+    for name, op in _rules.OPERATIONS.items():
+        shape = MODEL.operation_model(name).output_shape
+        in_model = {
+            member: m.serialization["name"]
+            for member, m in shape.members.items()
+            if m.serialization.get("location") == "header"
+        }
+        expected = {k: v for k, v in op.outputs.items() if _in_installed_model(name, k)}
+        assert in_model == expected, name
+
+
+def test_every_newer_member_is_in_the_table() -> None:
+    for (op_name, member), since in _rules.BOTOCORE_SINCE.items():
+        op = _rules.OPERATIONS[op_name]
+        assert member in op.members or member in op.outputs, (op_name, member)
+        assert _version(since) > (1, 35, 0)  # the declared floor has none of them
+
+
+def _model_is_older_than_inline_async_bodies() -> bool:
+    return "Body" not in MODEL.operation_model("InvokeEndpointAsync").input_shape.members
 
 
 @pytest.mark.parametrize(("op_name", "member", "shape"), _members(), ids=lambda v: str(v)[:40])
@@ -113,7 +157,13 @@ def test_member_matches_the_service_model(op_name: str, member: str, shape: Any)
     op = _rules.OPERATIONS[op_name]
     entry = op.members[member]
     rule = entry.rule
-    assert entry.required == (member in MODEL.operation_model(op_name).input_shape.required_members)
+    required = member in MODEL.operation_model(op_name).input_shape.required_members
+    if (op_name, member) == (
+        "InvokeEndpointAsync",
+        "InputLocation",
+    ) and _model_is_older_than_inline_async_bodies():
+        required = False  # the service's rule since inline bodies: InputLocation or Body
+    assert entry.required == required
     location = shape.serialization.get("location", "body")
     assert entry.location == location
     if location == "header":
@@ -178,6 +228,8 @@ def test_lengths_and_ranges_are_inclusive(op_name: str, member: str, shape: Any)
 
 def test_defaults_and_constants() -> None:
     assert MODEL.shape_for("BodyBlob").metadata["max"] == _rules.MAX_BODY_BYTES
+    if not _model_is_older_than_inline_async_bodies():
+        assert MODEL.shape_for("AsyncBodyBlob").metadata["max"] == _rules.MAX_ASYNC_BODY_BYTES
     assert _rules.DEFAULT_REQUEST_TTL_SECONDS == 21_600
     assert _rules.DEFAULT_INVOCATION_TIMEOUT_SECONDS == 900
     assert _rules.INFERENCE_ID.wire_name == "inferenceId"

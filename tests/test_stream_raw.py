@@ -25,7 +25,7 @@ from _raw_server import (
     stream_response,
 )
 from botocore.config import Config
-from sagestream import Client, ResponseStream, StreamMetrics, _transport
+from sagestream import Client, FallbackWarning, ResponseStream, StreamMetrics, _transport
 from sagestream.exceptions import (
     ConnectionLostError,
     DeadlineExceededError,
@@ -74,6 +74,8 @@ def make_client(url: str, read_timeout: float = 10.0) -> Client:
     )
     if _BOTOCORE_PATH["on"]:
         client.runtime_client.meta.events.register("before-send", _observe)
+        with pytest.warns(FallbackWarning, match=r"before-send handler .*_observe"):
+            assert not client.fast_path
     return client
 
 

@@ -219,6 +219,7 @@ class AsyncClient:
                     verify=self._verify,
                 )
                 self._bridge = Bridge.of(self._runtime, self._observer)
+                self._bridge.fast()  # the proof, here in a worker thread rather than on the loop
                 if self._bridge.transport is None:
                     raise NotImplementedError(
                         f"sagestream.AsyncClient cannot send for this client: {self._bridge.reason}"
@@ -249,6 +250,8 @@ class AsyncClient:
         bridge = self._bridge
         if bridge is None:
             bridge = await asyncio.to_thread(self._make_runtime)
+        elif bridge.templates is None and bridge.reason is None:
+            await asyncio.to_thread(bridge.fast)  # the proof (from_boto3's client), off the loop
         return bridge, hub_for(loop)
 
     @property
@@ -264,8 +267,17 @@ class AsyncClient:
 
     @property
     def fast_path(self) -> bool:
-        """Whether calls take the request path (False before the first call)."""
+        """Whether calls take the request path (False before the client is set up: after
+        ``async with``, the first call, or :attr:`runtime_client`)."""
         return self._bridge is not None and self._bridge.fast()
+
+    @property
+    def fast_path_reason(self) -> str | None:
+        """Why calls take botocore's own path instead, or None."""
+        if self._bridge is None:
+            return "the client is not set up yet"
+        self._bridge.fast()
+        return self._bridge.reason
 
     async def close(self) -> None:
         """Close the connection pools (open streams keep their connections until they end)."""
@@ -300,8 +312,6 @@ class AsyncClient:
         if not bridge.credentials_fresh():
             await asyncio.to_thread(bridge.refresh_credentials)
         route = bridge.routes[operation]
-        if route.name not in bridge._user_agents:
-            await asyncio.to_thread(bridge.user_agent, route)
         if isinstance(params.get("Body"), bytes) or "Body" not in params:
             return Attempts(bridge, route, params, mode=mode, deadline=deadline, started=started)
         return await asyncio.to_thread(
@@ -323,6 +333,7 @@ class AsyncClient:
             answer = attempts.route.output_headers(headers)
             answer["ResponseMetadata"] = response_metadata(headers, response.status, attempts.attempt - 1)
             return response, answer
+        params = bridge.for_botocore(operation, params)
         reply = await _botocore_path.call(
             self._runtime, bridge.transport, hub, operation, params, stream=stream, deadline=deadline
         )

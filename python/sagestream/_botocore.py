@@ -2,14 +2,17 @@
 
 Taken once per client: the endpoint (botocore's resolver: sagemaker-runtime's rules take no
 per-call input), the signing region and name, the transport settings of ``Config`` and
-``verify``, and — on the first call of each operation — the User-Agent botocore builds for it.
-Asked on the failure path only: whether an attempt is worth a retry and after how long (the
-client's own retry handler: legacy, standard or adaptive, ``max_attempts``, the retry quota),
-and what an error answer means (the operation's response parser, modeled fields included).
+``verify``, and each operation's template — the headers botocore adds to every request of it
+(User-Agent, the first attempt's ``amz-sdk-request``), proven by building botocore's request
+beside the path's (:mod:`sagestream._proof`). Asked on the failure path only: whether an
+attempt is worth a retry and after how long (the client's own retry handler: legacy, standard
+or adaptive, ``max_attempts``, the retry quota), and what an error answer means (the
+operation's response parser, modeled fields included).
 
-A client whose botocore machinery does more than this path reproduces — a handler nobody here
-knows (``Stubber``, ``before-send`` hooks, ...), a signature version other than SigV4, a client
-certificate, proxy TLS settings — takes botocore's own path instead (:attr:`Bridge.reason`).
+A client whose botocore machinery does what this path cannot show to be the same — a handler
+of the user's (``Stubber``, ``before-send`` hooks, ...), a request that differs from botocore's,
+a signature version other than SigV4, a client certificate, proxy TLS settings — takes
+botocore's own path instead (:attr:`Bridge.reason`), and says so once (``FallbackWarning``).
 """
 
 from __future__ import annotations
@@ -19,43 +22,50 @@ import os
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import botocore
 import botocore.exceptions
+import botocore.handlers
 from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.utils import percent_encode
 
-from sagestream import _core
+from sagestream import _core, _rules
+from sagestream._proof import PROBE_HANDLERS, RETRY_HEADER, Mismatch, Template, prove
+from sagestream.exceptions import FallbackWarning, ParamValidationError
 
 __all__ = ["OPERATIONS", "Bridge", "Route", "botocore_error", "http_response", "transport_for"]
 
 SERVICE_ID = "sagemaker-runtime"
 OPERATIONS = ("InvokeEndpointWithResponseStream", "InvokeEndpoint", "InvokeEndpointAsync")
 
-#: botocore's handlers for these operations that this path reproduces (signing, User-Agent,
-#: retry headers, the Lambda recursion header, retries) or that cannot apply to them (API
-#: version headers of endpoint-discovery operations, idempotency tokens and checksum modes
-#: the operations do not have). Any other handler sends the client down botocore's path.
-KNOWN_HANDLERS = frozenset(
+#: The events whose handlers shape the request botocore builds. botocore's own handlers there
+#: (``botocore.*``, ``boto3.*``) are proven per client, by building botocore's request beside
+#: the path's (:mod:`sagestream._proof`): whatever they do shows in the request or is refused.
+REQUEST_EVENTS = (
+    "provide-client-params",
+    "before-parameter-build",
+    "before-call",
+    "request-created",
+    "choose-signer",
+    "before-sign",
+)
+
+#: The events past the request: sending, the answer, retries. Their handlers do not show in a
+#: request, so only those this path reproduces are taken (it asks ``needs-retry`` and tells
+#: ``after-call`` itself, and lets adaptive mode's rate limiter see each attempt).
+RESPONSE_EVENTS = ("before-send", "response-received", "needs-retry", "after-call", "after-call-error")
+
+RESPONSE_HANDLERS = frozenset(
     {
-        ("botocore.handlers", "generate_idempotent_uuid"),
-        ("botocore.handlers", "_handle_request_validation_mode_member"),
-        ("botocore.handlers", "add_recursion_detection_header"),
-        ("botocore.handlers", "inject_api_version_header_if_needed"),
-        ("botocore.handlers", "add_retry_headers"),
-        ("botocore.handlers", "set_operation_specific_signer"),
-        ("botocore.handlers", "_set_auth_scheme_preference_signer"),
-        ("botocore.signers", "RequestSigner.handler"),
-        ("botocore.useragent", "UserAgentString.rebuild_and_replace_user_agent_handler"),
         ("botocore.retryhandler", "RetryHandler"),
         ("botocore.retries.standard", "RetryHandler.needs_retry"),
         ("botocore.retries.standard", "RetryQuotaChecker.release_retry_quota"),
         ("botocore.retries.adaptive", "ClientRateLimiter.on_sending_request"),
         ("botocore.retries.adaptive", "ClientRateLimiter.on_receiving_response"),
-        # This path's own, while it takes a User-Agent from botocore (Bridge.user_agent).
-        ("sagestream._botocore", "_take_request"),
     }
 )
 
@@ -64,20 +74,12 @@ KNOWN_HANDLERS = frozenset(
 #: ``mock_aws``. While it is on, calls take botocore's path, so moto sees them as it expects.
 SWITCHED_HANDLERS = {("moto.core.botocore_stubber", "BotocoreStubber"): "enabled"}
 
-#: The events whose handlers botocore would run for one call of these operations.
-_EVENTS = (
-    "provide-client-params",
-    "before-parameter-build",
-    "before-call",
-    "request-created",
-    "choose-signer",
-    "before-sign",
-    "before-send",
-    "response-received",
-    "needs-retry",
-    "after-call",
-    "after-call-error",
-)
+#: Handlers whose module says the user means calls to go to them: no warning for those.
+_INTENDED = ("botocore.stub",)
+
+
+def _botocores(module: str) -> bool:
+    return module.split(".")[0] in ("botocore", "boto3")
 
 
 @dataclass(frozen=True)
@@ -98,16 +100,22 @@ class Route:
 
     @classmethod
     def of(cls, operation_model: Any) -> Route:
+        """The route of ``operation_model``'s operation: names from sagestream's table of the
+        service (``sagestream._rules``), which knows members older botocore models lack, and
+        from the model for members the table does not know yet."""
+        table = _rules.OPERATIONS[operation_model.name]
         uri = operation_model.http["requestUri"]
         prefix, _, rest = uri.partition("{EndpointName}")
         headers = {}
         for name, member in operation_model.input_shape.members.items():
             if member.serialization.get("location") == "header":
                 headers[name] = member.serialization["name"]
+        headers.update((n, m.wire_name) for n, m in table.members.items() if m.location == "header")
         outputs = {}
         for name, member in operation_model.output_shape.members.items():
             if member.serialization.get("location") == "header":
                 outputs[name] = member.serialization["name"].lower()
+        outputs.update((name, header.lower()) for name, header in table.outputs.items())
         return cls(
             name=operation_model.name,
             model=operation_model,
@@ -115,25 +123,12 @@ class Route:
             suffix=rest,
             headers=headers,
             outputs=outputs,
-            payload=operation_model.input_shape.serialization.get("payload"),
+            payload=table.payload,
         )
 
     def output_headers(self, headers: dict[str, str]) -> dict[str, Any]:
         """The result keys carried by response headers (lower-case names)."""
         return {key: headers[name] for key, name in self.outputs.items() if name in headers}
-
-
-class _Captured(Exception):
-    """Raised by a ``before-send`` handler to take the request botocore built."""
-
-    def __init__(self, request: Any) -> None:
-        super().__init__("captured")
-        self.request = request
-
-
-def _take_request(request: Any, **_: Any) -> None:
-    """The ``before-send`` handler of :meth:`Bridge.user_agent`: take the request, send nothing."""
-    raise _Captured(request)
 
 
 def _handler_identity(handler: Any) -> tuple[str, str]:
@@ -229,12 +224,16 @@ class Bridge:
     in_lambda: bool = False
     #: The client's ``observer=`` (see ``sagestream._call.AttemptObserver``).
     observer: Any = None
-    _user_agents: dict[str, str] = field(default_factory=dict)
+    #: Each operation's template (:mod:`sagestream._proof`), once proven.
+    templates: dict[str, Template] | None = None
+    #: Why botocore's path is taken whatever the handlers (a Config option, the signer...).
+    _static_reason: str | None = None
     _credentials: Credentials = field(default_factory=Credentials)
     _handlers_seen: Any = None
-    _capture_lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Handlers of SWITCHED_HANDLERS, with the attribute that turns each on.
     _switched: list[tuple[Any, str]] = field(default_factory=list)
+    _warned: str | None = None
 
     @classmethod
     def of(cls, client: Any, observer: Any = None) -> Bridge:
@@ -255,9 +254,9 @@ class Bridge:
                 bridge.endpoint_url = bridge._resolve_endpoint()
             except Exception as exc:  # the resolver wants something only a call has
                 reason = f"the endpoint is resolved per call ({exc})"
-        bridge.reason = reason
-        if reason is None:
-            bridge._check_handlers()
+        bridge.reason = bridge._static_reason = reason
+        if reason is not None:
+            bridge._warn(reason)
         return bridge
 
     # --- set-up ----------------------------------------------------------------------------
@@ -291,35 +290,117 @@ class Bridge:
                 raise ValueError(f"the endpoint wants auth scheme {scheme.get('name')}")
         return str(url).rstrip("/")
 
-    def _check_handlers(self) -> None:
-        emitter: Any = getattr(self.client.meta.events, "_emitter", None)
-        handlers = getattr(emitter, "_handlers", None)
-        if handlers is None or not hasattr(emitter, "_lookup_cache"):
-            self.reason = "the client's event emitter is not botocore's"
-            return
+    def _classify_handlers(self, emitter: Any) -> tuple[str | None, bool, list[tuple[Any, str]]]:
+        """Why the handlers send calls down botocore's path (None: they do not), whether the
+        user means them to (a ``Stubber``), and the switched handlers."""
+        handlers = emitter._handlers
         switched: list[tuple[Any, str]] = []
         for op in OPERATIONS:
-            for event in _EVENTS:
+            for event in (*REQUEST_EVENTS, *RESPONSE_EVENTS):
                 for handler in handlers.prefix_search(f"{event}.{SERVICE_ID}.{op}"):
                     identity = _handler_identity(handler)
+                    module = identity[0]
                     if identity in SWITCHED_HANDLERS:
                         switched.append((handler, SWITCHED_HANDLERS[identity]))
-                    elif identity not in KNOWN_HANDLERS:
-                        self.reason = f"a {event} handler is registered ({'.'.join(identity)})"
-                        return
-        self._switched = switched
-        # botocore replaces this dict whenever a handler is registered or unregistered.
-        self._handlers_seen = emitter._lookup_cache
+                    elif module.startswith(_INTENDED):
+                        return f"a {event} handler of {module} answers the calls", True, switched
+                    elif identity in PROBE_HANDLERS:
+                        continue
+                    elif event in REQUEST_EVENTS and _botocores(module):
+                        continue  # proven below, by the request it builds
+                    elif identity not in RESPONSE_HANDLERS:
+                        name = ".".join(identity)
+                        return f"a {event} handler is registered ({name})", False, switched
+        return None, False, switched
+
+    def _recheck(self, seen: Any) -> None:
+        """Look at the client's handlers again and, when they may let this path send, prove
+        it (:func:`sagestream._proof.prove`)."""
+        with self._lock:
+            emitter: Any = getattr(self.client.meta.events, "_emitter", None)
+            if getattr(emitter, "_lookup_cache", None) is not seen or seen is self._handlers_seen:
+                return  # another thread did it already
+            if getattr(emitter, "_handlers", None) is None:
+                self.reason = "the client's event emitter is not botocore's"
+                self._handlers_seen = seen
+                self._warn(self.reason)
+                return
+            reason, intended, self._switched = self._classify_handlers(emitter)
+            if reason is None:
+                try:
+                    found = prove(self, list(self.routes.values()), SERVICE_ID)
+                except botocore.exceptions.NoCredentialsError:
+                    # botocore signs probes only with the client's own credentials before
+                    # 1.34.100, and there are none: prove again at the next call.
+                    self.templates = None
+                    self.reason = "not proven yet: botocore found no credentials to build a request with"
+                    return
+                if isinstance(found, Mismatch):
+                    reason = str(found)
+                else:
+                    self.templates = found
+            self.reason = reason
+            # botocore replaces this dict whenever a handler is (un)registered, the proof's own
+            # included: what is seen is what the handlers are after it.
+            self._handlers_seen = emitter._lookup_cache
+            if reason is not None and not intended:
+                self._warn(reason)
+
+    def _warn(self, reason: str) -> None:
+        """Say once that this client takes botocore's path, why, and what to do."""
+        if self._warned == reason:
+            return
+        self._warned = reason
+        if reason.startswith("botocore's"):
+            advice = (
+                f"this is a difference between botocore {botocore.__version__} and sagestream: "
+                "please report it with this message"
+            )
+        elif "handler" in reason:
+            advice = "a client without that handler takes the request path"
+        else:
+            advice = "docs/architecture.md lists the Config options the request path honours"
+        warnings.warn(
+            f"calls through this client take botocore's own path, at several times the CPU "
+            f"per call: {reason}; {advice}",
+            FallbackWarning,
+            stacklevel=4,
+        )
 
     def fast(self) -> bool:
         """Whether this call can take the request path (a cheap check, made per call)."""
-        if self.reason is not None:
+        if self._static_reason is not None:
             return False
-        if getattr(self.client.meta.events._emitter, "_lookup_cache", None) is not self._handlers_seen:
-            self._check_handlers()
+        seen = getattr(self.client.meta.events._emitter, "_lookup_cache", None)
+        if seen is not self._handlers_seen:
+            self._recheck(seen)
         if self.reason is not None:
             return False
         return not any(getattr(handler, flag, True) for handler, flag in self._switched)
+
+    def api_method(self, route: Route) -> str:
+        """The client method name of ``route`` (``invoke_endpoint``...)."""
+        method = self.client.meta.method_to_api_mapping
+        return next(str(k) for k, v in method.items() if v == route.name)
+
+    def user_agent(self) -> str:
+        """The User-Agent of this client: botocore's own for InvokeEndpoint once proven (the
+        bidirectional operation, which botocore does not have, sends it too)."""
+        if self.templates is not None:
+            for name, value in self.templates["InvokeEndpoint"].unsigned:
+                if name.lower() == "user-agent":
+                    return value
+        creator = getattr(self.client, "_user_agent_creator", None)
+        if creator is not None:
+            return str(creator.to_string())
+        return str(self.client.meta.config.user_agent)
+
+    def template(self, route: Route) -> Template:
+        """What every request of ``route`` carries as botocore sends it (proven by ``fast``)."""
+        templates = self.templates
+        if templates is None:
+            raise RuntimeError("the request path was taken before it was proven")
+        return templates[route.name]
 
     # --- per call --------------------------------------------------------------------------
 
@@ -348,39 +429,6 @@ class Bridge:
             valid = 0.0
         self._credentials = Credentials(valid_until=valid, frozen=frozen)
 
-    def user_agent(self, route: Route) -> str:
-        """The User-Agent botocore sends for ``route`` (built by botocore once, then reused)."""
-        ua = self._user_agents.get(route.name)
-        if ua is None:
-            with self._capture_lock:  # one capture at a time: they share a handler id
-                ua = self._user_agents.get(route.name)
-                if ua is None:
-                    found = self._capture(route).headers["User-Agent"]
-                    ua = found.decode("ascii") if isinstance(found, bytes) else str(found)
-                    self._user_agents[route.name] = ua
-        return ua
-
-    def _capture(self, route: Route) -> Any:
-        """The request botocore builds for ``route`` with placeholder parameters (not sent)."""
-
-        params: dict[str, Any] = {"EndpointName": "e"}
-        params["InputLocation" if route.payload is None else "Body"] = (
-            "s3://b/k" if route.payload is None else b""
-        )
-        method = self.client.meta.method_to_api_mapping
-        api = {v: k for k, v in method.items()}[route.name]
-        events = self.client.meta.events
-        event = f"before-send.{SERVICE_ID}.{route.name}"
-        events.register_first(event, _take_request, unique_id="sagestream-capture")
-        try:
-            getattr(self.client, api)(**params)
-        except _Captured as captured:
-            return captured.request
-        finally:
-            events.unregister(event, unique_id="sagestream-capture")
-            self._check_handlers()
-        raise RuntimeError(f"botocore sent {route.name} instead of handing it over")
-
     def request(self, route: Route, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         """URL, headers (to sign) and body of one call, as botocore would build them."""
         url = (
@@ -400,18 +448,34 @@ class Bridge:
             body = body.read() if hasattr(body, "read") else bytes(body)
         return url, headers, body
 
+    def for_botocore(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params``, for a call botocore makes itself: refused, naming the botocore needed, when
+        the installed model has no member for one of them (botocore would say only "unknown
+        parameter")."""
+        members = self.routes[operation].model.input_shape.members
+        for name in params:
+            if name not in members:
+                since = _rules.BOTOCORE_SINCE.get((operation, name), "a later release")
+                raise ParamValidationError(
+                    f"{name} is not in botocore {botocore.__version__}'s model of {operation} "
+                    f"(it is since botocore {since}), and this client takes botocore's path "
+                    f"({self.reason}): upgrade botocore, or use a client on the request path"
+                )
+        return params
+
     # --- the failure path ------------------------------------------------------------------
 
     def retry_context(self) -> dict[str, Any]:
         """The per-call context botocore's retry handlers keep their state in."""
         return {"client_region": self.client.meta.region_name, "client_config": self.client.meta.config}
 
-    def retry_headers(self, context: dict[str, Any], attempt: int, last: Any = None) -> list[tuple[str, str]]:
-        """``amz-sdk-invocation-id`` / ``amz-sdk-request`` for ``attempt`` (botocore's rules)."""
+    def retry_header(self, context: dict[str, Any], attempt: int, last: Any = None) -> str:
+        """``amz-sdk-request`` for ``attempt`` > 1, as botocore's ``add_retry_headers`` writes
+        it from the retries context its endpoint keeps."""
         self.client._endpoint._update_retries_context(context, attempt, last)
-        retries = context["retries"]
-        values = [f"{key}={retries[key]}" for key in ("ttl", "attempt", "max") if key in retries]
-        return [("amz-sdk-invocation-id", retries["invocation-id"]), ("amz-sdk-request", "; ".join(values))]
+        request = _HeadersOnly(context)
+        botocore.handlers.add_retry_headers(request)
+        return str(request.headers[RETRY_HEADER])
 
     def ask_retry(
         self,
@@ -482,6 +546,14 @@ class Bridge:
             if shape is not None:
                 parsed.update(parser.parse(response_dict, shape))
         return parsed
+
+
+class _HeadersOnly:
+    """What botocore's ``add_retry_headers`` reads and writes of a request."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+        self.headers: dict[str, str] = {}
 
 
 class _Raw:

@@ -77,8 +77,8 @@ class Attempts:
         "invocation",
         "mode",
         "route",
+        "template",
         "url",
-        "user_agent",
     )
 
     def __init__(
@@ -94,19 +94,17 @@ class Attempts:
         self.bridge = bridge
         self.route = route
         self.mode = mode
-        self.url, self.headers, self.body = bridge.request(route, params)
-        self.user_agent = bridge.user_agent(route)
+        self.template = template = bridge.template(route)
+        url, headers, self.body = bridge.request(route, params)
+        self.url = url
+        self.headers = [*headers, *template.signed] if template.signed else headers
         self.attempt = 1
         self.invocation = invocation_id()
         self.deadline = deadline
         self.deadline_at = None if deadline is None else started + deadline
         self._context: dict[str, Any] | None = None
         self._last: Any = None
-        self._after = [
-            ("User-Agent", self.user_agent),
-            ("amz-sdk-invocation-id", self.invocation),
-            ("amz-sdk-request", "attempt=1"),
-        ]
+        self._after = template.after(self.invocation)
 
     def _deadline_error(self) -> DeadlineExceededError:
         return DeadlineExceededError(
@@ -203,8 +201,8 @@ class Attempts:
     def next(self) -> None:
         """Move on to the next attempt (its retry headers as botocore sets them)."""
         self.attempt += 1
-        retry = self.bridge.retry_headers(self._context_for_retry(), self.attempt, self._last)
-        self._after = [("User-Agent", self.user_agent), *retry]
+        retry = self.bridge.retry_header(self._context_for_retry(), self.attempt, self._last)
+        self._after = self.template.after(self.invocation, retry)
 
 
 def send(attempts: Attempts) -> Any:

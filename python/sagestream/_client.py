@@ -250,6 +250,7 @@ class Client:
     def _stream_via_botocore(
         self, params: dict[str, Any], deadline: float | None, started: float
     ) -> ResponseStream:
+        params = self._bridge.for_botocore(STREAM_OPERATION, params)
         with botocore_errors(STREAM_OPERATION):
             response = self._runtime.invoke_endpoint_with_response_stream(**params)
         raw = response["Body"]._raw_stream
@@ -297,13 +298,17 @@ class Client:
         )
         _params.check_deadline(deadline)
         if not self._bridge.fast():
+            params = self._bridge.for_botocore(INVOKE_OPERATION, params)
             with botocore_errors(INVOKE_OPERATION):
                 response = self._runtime.invoke_endpoint(**params)
                 streaming = response["Body"]
-                try:
-                    data = streaming.read()
-                finally:
-                    streaming.close()
+                if isinstance(streaming, bytes):  # what botocore's Stubber answers
+                    data = streaming
+                else:
+                    try:
+                        data = streaming.read()
+                    finally:
+                        streaming.close()
             return InvokeResult.of(response, data)
         attempts = self._attempts(INVOKE_OPERATION, params, "whole", deadline)
         response = send(attempts)
@@ -312,6 +317,7 @@ class Client:
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
         if not self._bridge.fast():
+            params = self._bridge.for_botocore(ASYNC_OPERATION, params)
             with botocore_errors(ASYNC_OPERATION):
                 return AsyncAnswer.of(self._runtime.invoke_endpoint_async(**params))
         attempts = self._attempts(ASYNC_OPERATION, params, "whole", None)

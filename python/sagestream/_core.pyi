@@ -434,3 +434,19 @@ class ReassemblyIterator(Iterator[Any]):
     def __next__(self) -> Any: ...
     def close(self) -> None:
         """Stop: drop the source and anything decoded but not yet yielded."""
+
+def sign_preview(
+    transport: Transport,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    access_key: str,
+    secret_key: str,
+    token: str | None = None,
+    epoch: float,
+) -> list[tuple[str, str]]:
+    """The signed headers ``transport.send`` would send for this request (``host``,
+    ``x-amz-date``, ``authorization``, ...), signed at ``epoch`` with these credentials instead
+    of the transport's, in its region and signing name."""

@@ -174,7 +174,7 @@ def request_for(
     op = _rules.INVOKE_DUPLEX
     url = _endpoint_url(bridge, endpoint_url) + op.route(quote(params["EndpointName"], safe="~"))
     headers = [(op.header(k), str(v)) for k, v in params.items() if k != "EndpointName"]
-    after = [("User-Agent", bridge.user_agent(bridge.routes["InvokeEndpoint"]))]
+    after = [("User-Agent", bridge.user_agent())]
     return url, headers, after
 
 
@@ -498,8 +498,6 @@ async def open_session_async(
     """Open a session from an asyncio task (credentials refreshed in a worker thread)."""
     _check_deadline(deadline)
     started = time.monotonic()
-    if bridge.routes["InvokeEndpoint"].name not in bridge._user_agents:
-        await asyncio.to_thread(bridge.user_agent, bridge.routes["InvokeEndpoint"])
     url, headers, after = request_for(
         bridge,
         endpoint_name,

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 __all__ = [
     "ACCEPT",
+    "ASYNC_BODY",
+    "ASYNC_INPUTS",
     "BODY",
+    "BOTOCORE_SINCE",
     "CONTENT_TYPE",
     "CUSTOM_ATTRIBUTES",
     "DEFAULT_INVOCATION_TIMEOUT_SECONDS",
@@ -38,11 +41,13 @@ __all__ = [
     "INVOKE_ASYNC",
     "INVOKE_DUPLEX",
     "INVOKE_STREAM",
+    "MAX_ASYNC_BODY_BYTES",
     "MAX_BODY_BYTES",
     "MODEL_INVOCATION_PATH",
     "MODEL_QUERY_STRING",
     "NEW_SESSION",
     "OPERATIONS",
+    "PREFIX_AWARE_ID",
     "REQUEST_TTL_SECONDS",
     "S3_OUTPUT_PATH_EXTENSION",
     "SESSION_ID",
@@ -62,6 +67,8 @@ __all__ = [
 SIGNING_NAME = "sagemaker"
 #: InvokeEndpoint / InvokeEndpointWithResponseStream request payload limit (6 MiB).
 MAX_BODY_BYTES = 6_291_456
+#: InvokeEndpointAsync's inline body limit (128,000 bytes).
+MAX_ASYNC_BODY_BYTES = 128_000
 #: The SessionId that asks InvokeEndpoint to open a stateful session.
 NEW_SESSION = "NEW_SESSION"
 #: InvokeEndpointAsync's defaults when the request does not set them.
@@ -190,6 +197,8 @@ ENDPOINT_NAME = Rule(
     "EndpointName", "string", max=63, pattern=_NAME_PATTERN, regex=_NAME_RE, describe=_ALNUM_HYPHEN
 )
 BODY = Rule("Body", "blob", max=MAX_BODY_BYTES, sensitive=True)
+#: InvokeEndpointAsync's inline input (2026): at most 128,000 bytes, instead of InputLocation.
+ASYNC_BODY = Rule("Body", "blob", max=MAX_ASYNC_BODY_BYTES, sensitive=True)
 CONTENT_TYPE = Rule(
     "ContentType", "string", max=1024, pattern="\\p{ASCII}*", chars=_ASCII_CHAR, describe="US-ASCII"
 )
@@ -238,6 +247,11 @@ INFERENCE_ID = Rule(
     stricter="Member must consist of printable US-ASCII characters",
     model_regex=_PRINTABLE_ID_MODEL_RE,
 )
+#: A routing hint for endpoints whose RoutingStrategy is PREFIX_AWARE (2026): requests with the
+#: same prompt prefix and id go to the same instance. The model's pattern is InferenceId's; as
+#: for InferenceId, sagestream and the emulator also want its first character in US-ASCII, the
+#: only characters a header value carries as they are.
+PREFIX_AWARE_ID = replace(INFERENCE_ID, member="PrefixAwareId")
 ENABLE_EXPLANATIONS = Rule(
     "EnableExplanations",
     "string",
@@ -324,6 +338,8 @@ class Operation:
     path: str
     status: int
     members: Mapping[str, Member] = field(default_factory=dict)
+    #: The answer's members carried by headers: result key → header name.
+    outputs: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, member: str) -> str:
         """The HTTP header carrying ``member`` in this operation."""
@@ -331,6 +347,11 @@ class Operation:
         if entry.location != "header":
             raise KeyError(f"{self.name}.{member} is not a header")
         return entry.wire_name
+
+    @property
+    def payload(self) -> str | None:
+        """The member sent as the request body, if any."""
+        return next((name for name, m in self.members.items() if m.location == "body"), None)
 
     def route(self, endpoint_label: str = "{EndpointName}") -> str:
         """The path with the endpoint label replaced (aiohttp routes use ``{name}``)."""
@@ -361,6 +382,14 @@ INVOKE = Operation(
         "EnableExplanations": _h(ENABLE_EXPLANATIONS, _SM + "Enable-Explanations"),
         "InferenceComponentName": _h(INFERENCE_COMPONENT_NAME, _SM + "Inference-Component"),
         "SessionId": _h(SESSION_ID_OR_NEW, _SM + "Session-Id"),
+        "PrefixAwareId": _h(PREFIX_AWARE_ID, _SM + "Prefix-Aware-Id"),
+    },
+    {
+        "ContentType": "Content-Type",
+        "InvokedProductionVariant": "x-Amzn-Invoked-Production-Variant",
+        "CustomAttributes": _SM + "Custom-Attributes",
+        "NewSessionId": _SM + "New-Session-Id",
+        "ClosedSessionId": _SM + "Closed-Session-Id",
     },
 )
 INVOKE_STREAM = Operation(
@@ -379,6 +408,12 @@ INVOKE_STREAM = Operation(
         "InferenceId": _h(INFERENCE_ID, _SM + "Inference-Id"),
         "InferenceComponentName": _h(INFERENCE_COMPONENT_NAME, _SM + "Inference-Component"),
         "SessionId": _h(SESSION_ID, _SM + "Session-Id"),
+        "PrefixAwareId": _h(PREFIX_AWARE_ID, _SM + "Prefix-Aware-Id"),
+    },
+    {
+        "ContentType": _SM + "Content-Type",
+        "InvokedProductionVariant": "x-Amzn-Invoked-Production-Variant",
+        "CustomAttributes": _SM + "Custom-Attributes",
     },
 )
 INVOKE_ASYNC = Operation(
@@ -392,13 +427,33 @@ INVOKE_ASYNC = Operation(
         "Accept": _h(ACCEPT, _SM + "Accept"),
         "CustomAttributes": _h(CUSTOM_ATTRIBUTES, _SM + "Custom-Attributes"),
         "InferenceId": _h(INFERENCE_ID, _SM + "Inference-Id"),
-        "InputLocation": Member(INPUT_LOCATION, "header", _SM + "InputLocation", required=True),
+        # Required until 2026, and by botocore's models before 1.43.117; now the input is
+        # InputLocation or an inline Body, exactly one of them (ASYNC_INPUTS).
+        "InputLocation": _h(INPUT_LOCATION, _SM + "InputLocation"),
+        "Body": Member(ASYNC_BODY, "body", "Body"),
         "S3OutputPathExtension": _h(S3_OUTPUT_PATH_EXTENSION, _SM + "S3OutputPathExtension"),
         "Filename": _h(FILENAME, _SM + "Filename"),
         "RequestTTLSeconds": _h(REQUEST_TTL_SECONDS, _SM + "RequestTTLSeconds"),
         "InvocationTimeoutSeconds": _h(INVOCATION_TIMEOUT_SECONDS, _SM + "InvocationTimeoutSeconds"),
     },
+    {"OutputLocation": _SM + "OutputLocation", "FailureLocation": _SM + "FailureLocation"},
 )
+#: The first botocore whose ``sagemaker-runtime`` model has a member the service took later
+#: (input or output): on botocore's own path, an older botocore cannot send or read it. The
+#: request path sends and reads them from this table whatever the botocore.
+BOTOCORE_SINCE: Mapping[tuple[str, str], str] = {
+    ("InvokeEndpoint", "SessionId"): "1.35.15",
+    ("InvokeEndpoint", "NewSessionId"): "1.35.15",
+    ("InvokeEndpoint", "ClosedSessionId"): "1.35.15",
+    ("InvokeEndpointWithResponseStream", "SessionId"): "1.35.15",
+    ("InvokeEndpointAsync", "S3OutputPathExtension"): "1.42.54",
+    ("InvokeEndpointAsync", "Filename"): "1.42.54",
+    ("InvokeEndpoint", "PrefixAwareId"): "1.43.117",
+    ("InvokeEndpointWithResponseStream", "PrefixAwareId"): "1.43.117",
+    ("InvokeEndpointAsync", "Body"): "1.43.117",
+}
+#: InvokeEndpointAsync's two ways to give the input: exactly one of them.
+ASYNC_INPUTS = ("InputLocation", "Body")
 #: Every operation by name.
 OPERATIONS: Mapping[str, Operation] = {op.name: op for op in (INVOKE, INVOKE_STREAM, INVOKE_ASYNC)}
 

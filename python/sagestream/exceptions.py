@@ -73,6 +73,7 @@ __all__ = [
     "DeadlineExceededError",
     "SigningError",
     "ContentTypeWarning",
+    "FallbackWarning",
     "InputClosedError",
     "InputValidationError",
     "InternalServerError",
@@ -434,6 +435,11 @@ class DeadlineExceededError(TransportError, TimeoutError):
 class ContentTypeWarning(UserWarning):
     """``.sse()`` or ``.json_lines()`` was asked of a stream whose content type says it holds no
     such thing (a ``text/plain`` answer, say): the items may never come."""
+
+
+class FallbackWarning(UserWarning):
+    """A client's calls take botocore's own path rather than the request path (several times
+    the CPU per call): the message names the reason and what to do. Said once per client."""
 
 
 class SigningError(SageStreamError, ValueError):

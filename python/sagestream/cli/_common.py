@@ -7,6 +7,7 @@ cheap, so each function imports what it needs when a command runs.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import threading
 import urllib.parse
@@ -60,14 +61,50 @@ def endpoint_url(text: str) -> str:
     )
 
 
-def positive_seconds(text: str) -> float:
-    """An argparse ``type=`` for a positive number of seconds."""
+def _finite(text: str) -> float:
+    """``text`` as a finite float, or NaN (which every bound refuses)."""
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
+        return float("nan")
+    return value if math.isfinite(value) else float("nan")
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type=`` for a positive number of seconds."""
+    value = _finite(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argparse ``type=`` for a number of seconds or milliseconds, 0 or more."""
+    value = _finite(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number, 0 or more, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type=`` for an integer, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """An argparse ``type=`` for a TCP port: 1 to 65535, or 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port, 0 to 65535, got {text!r}")
     return value
 
 

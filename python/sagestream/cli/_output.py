@@ -10,7 +10,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from sagestream.cli._common import EXIT_FAILED
+
 _UNITS = {"lines": "lines", "sse": "server-sent events", "json": "JSON lines"}
+#: How to ask a model for the units of a mode, when its answer held none.
+_ASK_FOR = {"sse": 'ask for events (TGI: "stream": true in the body; or --accept text/event-stream)'}
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +98,8 @@ def stream_out(stream: Any, pieces: Iterable[bytes], *, quiet: bool, mode: str |
 
     Errors of the stream propagate after the summary, so the parts received before them are
     out and counted. ``mode`` names the ``--lines`` / ``--sse`` / ``--json`` option that made
-    ``pieces``, for the note when they found nothing. Returns 0.
+    ``pieces``: when the answer had bytes but none of that mode's units, the command did not do
+    what it was asked, and says so on stderr. Returns the exit status: 0, or 1 in that case.
     """
     broken_pipe = False
     try:
@@ -107,10 +112,12 @@ def stream_out(stream: Any, pieces: Iterable[bytes], *, quiet: bool, mode: str |
         if not quiet and not broken_pipe:
             summary(stream, sys.stderr)
     if mode in _UNITS and written == 0 and stream.metrics.bytes:
-        # Not silent: the bytes arrived but held nothing of the chosen kind.
+        # Not a silent success: the bytes arrived but held nothing of the chosen kind.
+        ask = f"; or {_ASK_FOR[mode]}" if mode in _ASK_FOR else ""
         sys.stderr.write(
             f"[sagestream] --{mode}: {stream.metrics.bytes} bytes received but no {_UNITS[mode]} in "
             f"them (the endpoint answered {stream.content_type or 'no content type'}); "
-            f"run without --{mode} to see them as they came\n"
+            f"run without --{mode} to see them as they came{ask}\n"
         )
+        return EXIT_FAILED
     return 0

@@ -32,9 +32,18 @@ def register(subparsers: Any) -> None:
         default="text",
         help="the model's output format, decoded back to text (default: %(default)s)",
     )
-    parser.add_argument("--tokens", type=int, default=40, help="tokens to generate (default: %(default)s)")
     parser.add_argument(
-        "--delay-ms", type=float, default=30.0, help="pause between tokens (default: %(default)s)"
+        "--tokens",
+        type=_common.positive_int,
+        metavar="N",
+        help="generate exactly N tokens (default: the model's own answer, which ends on its own)",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=_common.non_negative,
+        default=30.0,
+        metavar="MS",
+        help="pause before each token, in milliseconds (default: %(default)s)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     parser.set_defaults(func=run)
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     ) as emu:
         if not args.quiet:
             sys.stderr.write(f"[sagestream] emulated endpoint 'demo' at {emu.url}\n")
-        body = json.dumps({"inputs": args.prompt, "parameters": {"max_new_tokens": args.tokens}})
+        body = json.dumps({"inputs": args.prompt})
+        attributes = f"format={args.format}" + ("" if args.tokens is None else f";tokens={args.tokens}")
         with Client(
             region_name=emu.region,
             endpoint_url=emu.url,
@@ -63,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         ) as client:
             try:
                 stream = client.invoke_stream(
-                    "demo", body, content_type="application/json", custom_attributes=f"format={args.format}"
+                    "demo", body, content_type="application/json", custom_attributes=attributes
                 )
                 pieces = itertools.chain(_text(stream, args.format), [b"\n"])
                 _output.stream_out(stream, pieces, quiet=args.quiet)

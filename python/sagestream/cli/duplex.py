@@ -19,16 +19,6 @@ def _check(rule: _rules.Rule) -> Any:
     return _common.checked(check)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     """Add ``duplex`` to the ``sagestream`` parser."""
     parser = subparsers.add_parser(
@@ -54,7 +44,7 @@ def register(subparsers: Any) -> None:
     )
     source.add_argument(
         "--chunk-size",
-        type=_positive_int,
+        type=_common.positive_int,
         default=3200,
         metavar="BYTES",
         help="bytes per part with --file (default: %(default)s, 100 ms of 16 kHz 16-bit audio)",

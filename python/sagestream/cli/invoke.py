@@ -22,8 +22,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Call InvokeEndpointWithResponseStream (or InvokeEndpoint with --no-stream) and write "
             "each part to stdout as it arrives; a timing summary goes to stderr. Exit status: 0 "
-            "done, 1 the request or the stream failed, 2 a usage or configuration error (nothing "
-            "sent), 130 interrupted."
+            "done, 1 the request or the stream failed (or --lines / --sse / --json found none in "
+            "the answer), 2 a usage or configuration error (nothing sent), 130 interrupted."
         ),
     )
     parser.add_argument(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 import signal
 import sys
 from typing import Any
 
+from sagestream.cli import _common
 from sagestream.emulator.catalog import check_model_spec
 from sagestream.emulator.config import (
     DEFAULT_ACCESS_KEY_ID,
@@ -22,10 +24,15 @@ from sagestream.emulator.config import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_REGION,
+    DEFAULT_S3_PORT,
     DEFAULT_SECRET_ACCESS_KEY,
     EmulatorConfig,
+    client_environment,
 )
+from sagestream.emulator.s3 import LOOPBACK, moto_available
 from sagestream.emulator.server import EmulatorServer
+
+_NO_S3_HINT = "install 'sagestream[serve]' for the embedded S3 or pass --s3-endpoint-url"
 
 
 def _endpoint(value: str) -> tuple[str, str]:
@@ -54,7 +61,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port, 0 for any free port (default: %(default)s)"
+        "--port",
+        type=_common.port,
+        default=DEFAULT_PORT,
+        help="port, 0 for any free port (default: %(default)s)",
     )
     parser.add_argument(
         "--region", default=DEFAULT_REGION, help="region clients sign for (default: %(default)s)"
@@ -84,7 +94,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--token-delay",
-        type=float,
+        type=_common.non_negative,
         default=0.02,
         metavar="SECONDS",
         help="pause before each token of the demo model (default: %(default)s)",
@@ -106,47 +116,59 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--async-max-concurrency",
-        type=int,
+        type=_common.positive_int,
         default=4,
         help="async invocations processed at once per emulator; the rest queue (default: %(default)s)",
     )
     parser.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_common.positive_seconds,
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="SECONDS",
         help="close a connection with no request in progress after this long (default: %(default)s)",
     )
     parser.add_argument(
         "--body-timeout",
-        type=float,
+        type=_common.positive_seconds,
         default=DEFAULT_BODY_TIMEOUT,
         metavar="SECONDS",
         help="a request body must arrive within this long of its headers (default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=_common.positive_int,
         default=None,
         metavar="N",
         help="open client connections at most (default: a margin below the open-file limit)",
     )
     parser.add_argument(
         "--duplex-port",
-        type=int,
+        type=_common.port,
         default=None,
         help="cleartext HTTP/2 port of InvokeEndpointWithBidirectionalStream "
         f"(default: {DEFAULT_DUPLEX_PORT}; any free one with --port 0)",
     )
     parser.add_argument(
         "--duplex-tls-port",
-        type=int,
+        type=_common.port,
         default=None,
         help="its TLS port, with a certificate made at start-up "
         f"(default: {DEFAULT_DUPLEX_TLS_PORT}; any free one with --port 0)",
     )
     parser.add_argument("--no-duplex-tls", action="store_true", help="do not serve the TLS port")
+    parser.add_argument(
+        "--s3-port",
+        type=_common.port,
+        default=None,
+        help=f"the embedded S3's port on 127.0.0.1 (default: {DEFAULT_S3_PORT}; any free one with --port 0)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log one line per request")
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the export lines that point SDKs, the AWS CLI and sagestream at an emulator "
+        'started with the same options, and exit: eval "$(sagestream serve --print-env)"',
+    )
     parser.set_defaults(func=_serve)
 
 
@@ -158,6 +180,9 @@ def _or_default(port: int | None, main_port: int, default: int) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.print_env:
+        return _print_env(config)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(message)s",
@@ -165,7 +190,16 @@ def _serve(args: argparse.Namespace) -> int:
     )
     # The embedded S3 server (werkzeug) would log every S3 call of the emulator itself.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    config = EmulatorConfig(
+    try:
+        server = EmulatorServer(config)
+    except ValueError as exc:
+        print(f"sagestream serve: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(server))
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    return EmulatorConfig(
         host=args.host,
         port=args.port,
         region=args.region,
@@ -185,13 +219,33 @@ def _serve(args: argparse.Namespace) -> int:
         duplex_port=_or_default(args.duplex_port, args.port, DEFAULT_DUPLEX_PORT),
         duplex_tls=not args.no_duplex_tls,
         duplex_tls_port=_or_default(args.duplex_tls_port, args.port, DEFAULT_DUPLEX_TLS_PORT),
+        s3_port=_or_default(args.s3_port, args.port, DEFAULT_S3_PORT),
     )
-    try:
-        server = EmulatorServer(config)
-    except ValueError as exc:
-        print(f"sagestream serve: {exc}", file=sys.stderr)
+
+
+def _exports(env: dict[str, str]) -> str:
+    """``export NAME=value`` lines, quoted for any POSIX shell."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
+
+
+def _print_env(config: EmulatorConfig) -> int:
+    """``--print-env``: the environment for an emulator started with ``config``, for ``eval``."""
+    ports = (config.port, config.duplex_port, config.s3_port if config.embedded_s3 else 1)
+    if 0 in ports:
+        print(
+            "sagestream serve: --print-env needs fixed ports; with --port 0 they are picked at "
+            "start, and the banner prints the export lines",
+            file=sys.stderr,
+        )
         return 2
-    return asyncio.run(_run(server))
+    s3_url = config.s3_endpoint_url
+    if s3_url is None and moto_available():
+        s3_url = f"http://{LOOPBACK}:{config.s3_port}"
+    env = client_environment(config, port=config.port, duplex_port=config.duplex_port, s3_url=s3_url)
+    print(_exports(env))
+    if s3_url is None:
+        print(f"# no S3, so async inference is refused: {_NO_S3_HINT}")
+    return 0
 
 
 def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
@@ -243,7 +297,8 @@ async def _run(server: EmulatorServer) -> int:
     except OSError as exc:
         print(
             f"sagestream serve: cannot listen on {server.config.host} (ports {server.config.port}, "
-            f"{server.config.duplex_port}, {server.config.duplex_tls_port}): {exc}",
+            f"{server.config.duplex_port}, {server.config.duplex_tls_port}; S3 on {LOOPBACK}:"
+            f"{server.config.s3_port}): {exc}",
             file=sys.stderr,
         )
         return 1
@@ -254,11 +309,6 @@ async def _run(server: EmulatorServer) -> int:
             print(f"  endpoint {name} -> {model}", flush=True)
     else:
         print("  every endpoint name -> demo", flush=True)
-    print(
-        f"  credentials: AWS_ACCESS_KEY_ID={config.access_key_id} "
-        f"AWS_SECRET_ACCESS_KEY={config.secret_access_key}",
-        flush=True,
-    )
     duplex = server.duplex
     print(f"  bidirectional streams (HTTP/2): {duplex.url}", flush=True)
     if duplex.tls_url is not None and duplex.certificate is not None:
@@ -275,8 +325,7 @@ async def _run(server: EmulatorServer) -> int:
         server.s3_problem = str(exc)
     if s3_url is None:
         print(
-            f"  S3: none, so async invocations are refused ({server.s3_problem}); install "
-            "'sagestream[serve]' for the embedded S3 or pass --s3-endpoint-url",
+            f"  S3: none, so async invocations are refused ({server.s3_problem}); {_NO_S3_HINT}",
             flush=True,
         )
     else:
@@ -288,11 +337,13 @@ async def _run(server: EmulatorServer) -> int:
                 f"failures under {config.async_failure_path}/)",
                 flush=True,
             )
-    env = f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={server.url}"
-    if s3_url is not None:
-        env += f" AWS_ENDPOINT_URL_S3={s3_url}"
-    env += f" AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2={duplex.url}"
-    print(f"  environment: {env} AWS_DEFAULT_REGION={config.region}", flush=True)
+    env = client_environment(config, port=server.port, duplex_port=duplex.port, s3_url=s3_url)
+    print(
+        "To point SDKs, the AWS CLI and sagestream at it, paste these lines in another shell (or run "
+        'eval "$(sagestream serve --print-env)" there, with the options given here):',
+        flush=True,
+    )
+    print(_exports(env), flush=True)
     try:
         await stop.wait()
     finally:

@@ -14,6 +14,11 @@ DEFAULT_PORT = 8080
 #: The bucket the emulator creates in its embedded S3, and where async inputs, results and
 #: failures go unless configured.
 DEFAULT_ASYNC_BUCKET = "sagestream-async"
+#: A bucket the embedded S3 also creates, empty, for the documentation's examples.
+DEFAULT_EXAMPLES_BUCKET = "sagestream-examples"
+#: `sagestream serve`'s embedded S3 port (fixed, so the environment printed for it holds
+#: from one start to the next).
+DEFAULT_S3_PORT = 8082
 DEFAULT_ASYNC_INPUT_PATH = f"s3://{DEFAULT_ASYNC_BUCKET}/input"
 DEFAULT_ASYNC_OUTPUT_PATH = f"s3://{DEFAULT_ASYNC_BUCKET}/output"
 DEFAULT_ASYNC_FAILURE_PATH = f"s3://{DEFAULT_ASYNC_BUCKET}/failure"
@@ -49,6 +54,10 @@ class EmulatorConfig:
     endpoints: Mapping[str, str] | None = None
     s3_endpoint_url: str | None = None
     embedded_s3: bool = False
+    #: The embedded S3's port on 127.0.0.1 (0: a free one; `sagestream serve` uses DEFAULT_S3_PORT).
+    s3_port: int = 0
+    #: Buckets the embedded S3 creates besides those of the async paths.
+    s3_buckets: tuple[str, ...] = (DEFAULT_EXAMPLES_BUCKET,)
     token_delay: float = 0.0
     async_input_path: str = DEFAULT_ASYNC_INPUT_PATH
     async_output_path: str = DEFAULT_ASYNC_OUTPUT_PATH
@@ -65,3 +74,34 @@ class EmulatorConfig:
     #: Also serve it over TLS (a certificate made at start-up), on ``duplex_tls_port``.
     duplex_tls: bool = False
     duplex_tls_port: int = 0
+
+
+def connect_host(host: str) -> str:
+    """The host a client on this machine uses to reach a server listening on ``host``, as it
+    goes in a URL (a wildcard address is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def client_environment(
+    config: EmulatorConfig, *, port: int, duplex_port: int, s3_url: str | None
+) -> dict[str, str]:
+    """The environment that points stock SDKs, the AWS CLI and sagestream at an emulator
+    serving ``config`` on these ports: its credentials and region, and the service-specific
+    endpoint variables botocore reads (not ``AWS_ENDPOINT_URL``, which would send S3 calls to
+    the runtime port too). ``s3_url`` None: no S3 variable."""
+    host = connect_host(config.host)
+    env = {
+        "AWS_ACCESS_KEY_ID": config.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": config.secret_access_key,
+        "AWS_DEFAULT_REGION": config.region,
+        "AWS_REGION": config.region,  # the variable other AWS SDKs read
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": f"http://{host}:{port}",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2": f"http://{host}:{duplex_port}",
+    }
+    if s3_url is not None:
+        env["AWS_ENDPOINT_URL_S3"] = s3_url
+    return env

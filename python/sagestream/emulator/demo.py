@@ -9,27 +9,42 @@ It reads the requests frameworks send to SageMaker LLM containers:
   "stream_options": {"include_usage": true}}`` (what vLLM / LMI containers serve), answered as
   a ``chat.completion`` document or ``chat.completion.chunk`` events ending ``data: [DONE]``.
 
-The same prompt always gives the same words (``demo_tokens``). Output is generated lazily, so a
-long answer costs memory for one batch at a time.
+The same prompt always gives the same words (``demo_tokens``). An answer ends on its own, as
+an LLM's does (finish reason ``stop``): its length is the number of words or tokens the prompt
+asks for ("in 300 words", "50 tokens"), else 12 to 40 tokens derived from the prompt
+(``answer_length``). ``max_tokens`` only cuts it (finish reason ``length``, no closing period);
+the ``tokens=N`` knob forces the length. Output is generated lazily, so a long answer costs
+memory for one batch at a time.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .faults import FORMATS
+from .faults import FORMATS, MAX_TOKENS
 from .models import ModelReply, ModelRequest, batches
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "DemoModel", "DemoPrompt", "demo_format", "demo_tokens", "parse_prompt"]
+__all__ = [
+    "NATURAL_LENGTHS",
+    "DemoModel",
+    "DemoPrompt",
+    "answer_length",
+    "demo_format",
+    "demo_tokens",
+    "parse_prompt",
+]
 
-#: Tokens the demo model generates when the request does not say.
-DEFAULT_MAX_NEW_TOKENS = 20
+#: The lengths (in tokens) of the answers to prompts that ask for no length.
+NATURAL_LENGTHS = range(12, 41)
+#: "in 300 words", "50 tokens": a prompt asking for a length (the last such phrase counts).
+_ASKED_LENGTH = re.compile(r"\b(\d{1,9})\s+(?:words?|tokens?)\b", re.IGNORECASE)
 
 CONTENT_TYPES = {
     "text": "text/plain",
@@ -183,32 +198,65 @@ def parse_prompt(body: bytes) -> DemoPrompt:
     return parsed
 
 
-def _iter_tokens(prompt: str, count: int) -> Iterator[str]:
+def answer_length(prompt: str) -> int:
+    """How many tokens the demo's answer to ``prompt`` has when nothing cuts it.
+
+    The number the prompt asks for ("in 300 words", "50 tokens"; the last such phrase; at most
+    1,000,000), else one of ``NATURAL_LENGTHS`` derived from the prompt: the same prompt, the
+    same length.
+    """
+    asked = _ASKED_LENGTH.findall(prompt)
+    if asked:
+        return min(int(asked[-1]), MAX_TOKENS)
+    seed = zlib.crc32(b"length:" + prompt.encode("utf-8", "replace"))
+    return NATURAL_LENGTHS[seed % len(NATURAL_LENGTHS)]
+
+
+def _iter_tokens(prompt: str, count: int, *, complete: bool = True) -> Iterator[str]:
+    """``count`` words; ``complete``: the last one ends the sentence with a period."""
     rng = random.Random(zlib.crc32(prompt.encode("utf-8", "replace")))
     for i in range(count):
         word = rng.choice(_WORDS)
         token = word.capitalize() if i == 0 else " " + word
-        yield token + "." if i == count - 1 else token
+        yield token + "." if complete and i == count - 1 else token
 
 
-def demo_tokens(prompt: str, count: int) -> list[str]:
-    """The demo model's deterministic tokens for ``prompt``: the same prompt, the same text."""
-    return list(_iter_tokens(prompt, count))
+def demo_tokens(prompt: str, max_tokens: int | None = None, *, tokens: int | None = None) -> list[str]:
+    """The demo model's tokens for ``prompt``: the same prompt, the same text.
+
+    ``answer_length(prompt)`` tokens ending with a period, or the first ``max_tokens`` of them
+    when that limit is lower (cut mid-sentence); ``tokens`` forces the length, as the
+    ``tokens=N`` knob does.
+    """
+    count, complete = _length(prompt, max_tokens, tokens)
+    return list(_iter_tokens(prompt, count, complete=complete))
 
 
-def _generate(prompt: str, count: int, stop: list[str], *, keep_stop: bool) -> Iterator[tuple[str, bool]]:
+def _length(prompt: str, max_tokens: int | None, forced: int | None) -> tuple[int, bool]:
+    """``(count, complete)``: the answer's tokens, and whether it ends on its own."""
+    if forced is not None:
+        return forced, True
+    natural = answer_length(prompt)
+    if max_tokens is not None and max_tokens < natural:
+        return max_tokens, False
+    return natural, True
+
+
+def _generate(
+    prompt: str, count: int, stop: list[str], *, keep_stop: bool, complete: bool
+) -> Iterator[tuple[str, bool]]:
     """``(piece, stopped)`` per token, ending at the first stop sequence.
 
     The piece of the token that completes a stop sequence ends before it (OpenAI) or includes
     it (TGI, ``keep_stop``); ``stopped`` is True on that last piece.
     """
     if not stop:
-        for token in _iter_tokens(prompt, count):
+        for token in _iter_tokens(prompt, count, complete=complete):
             yield token, False
         return
     longest = max(len(s) for s in stop)
     tail = ""
-    for token in _iter_tokens(prompt, count):
+    for token in _iter_tokens(prompt, count, complete=complete):
         window = tail + token
         hits = [i for s in stop if (i := window.find(s)) != -1 and i + len(s) > len(tail)]
         if hits:
@@ -272,21 +320,17 @@ class _Answer:
     """One answer's pieces, rendered in one format, with what the chat shapes report."""
 
     def __init__(self, request: ModelRequest, prompt: DemoPrompt, fmt: str) -> None:
-        knobs = request.knobs
-        count = knobs.tokens if knobs.tokens is not None else prompt.max_tokens
-        limited = knobs.tokens is None and prompt.max_tokens is not None
-        self.count = DEFAULT_MAX_NEW_TOKENS if count is None else count
+        self.count, self.complete = _length(prompt.prompt, prompt.max_tokens, request.knobs.tokens)
         self.prompt = prompt
         self.fmt = fmt
         self.stopped = False
-        self.limited = limited
         self.emitted = 0
         self.model = prompt.model or request.endpoint
 
     def _pieces(self) -> Iterator[tuple[str, bool]]:
         keep_stop = not self.fmt.startswith("chat")
         for piece, stopped in _generate(
-            self.prompt.prompt, self.count, self.prompt.stop, keep_stop=keep_stop
+            self.prompt.prompt, self.count, self.prompt.stop, keep_stop=keep_stop, complete=self.complete
         ):
             self.stopped = self.stopped or stopped
             if piece:
@@ -295,7 +339,8 @@ class _Answer:
 
     @property
     def finish_reason(self) -> str:
-        return "length" if self.limited and not self.stopped else "stop"
+        """``length`` when ``max_tokens`` cut the answer, ``stop`` when it ended on its own."""
+        return "stop" if self.complete or self.stopped else "length"
 
     def parts(self) -> Iterator[bytes]:
         """The payload parts of the answer, generated as they are asked for."""

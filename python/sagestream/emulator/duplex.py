@@ -167,6 +167,11 @@ class DuplexServer:
         return self._plain.accepted + (self._tls.accepted if self._tls is not None else 0)
 
     @property
+    def port(self) -> int:
+        """The cleartext HTTP/2 port."""
+        return self._plain.port
+
+    @property
     def url(self) -> str:
         """``http://host:port`` of the cleartext HTTP/2 port."""
         return self._url("http", self._plain.port)

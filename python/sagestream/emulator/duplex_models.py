@@ -116,7 +116,10 @@ class _DemoSession(_Queued):
 
     async def _complete(self) -> None:
         if self._words:
-            await self.queue.put(Part((" ".join(self._words) + ".").encode(), "UTF8", "COMPLETE"))
+            text = " ".join(self._words)
+            if not text.endswith((".", "?", "!")):  # an utterance ends once: "it?", not "it?."
+                text += "."
+            await self.queue.put(Part(text.encode(), "UTF8", "COMPLETE"))
             self._words = []
 
     async def end_input(self) -> None:

@@ -36,6 +36,8 @@ HTTP_FAULTS = ("model-error", "throttle", "unavailable", "internal-failure", "de
 #: ``fault=`` values that act inside a response stream.
 STREAM_FAULTS = ("model-stream-error", "internal-stream-failure", "error-frame", "cut", "stall")
 FORMATS = ("text", "sse", "jsonl", "json")
+#: The longest demo answer, in tokens (the ``tokens=`` knob, or a length the prompt asks for).
+MAX_TOKENS = 1_000_000
 #: ModelStreamError's ErrorCode values, each with the message the service sends with it.
 STREAM_ERROR_MESSAGES = {
     "ModelInvocationTimeExceeded": "Model invocation time exceeded while streaming the response.",
@@ -173,7 +175,7 @@ def parse_knobs(custom_attributes: str | None) -> Knobs:
         if fmt not in FORMATS:
             raise KnobError(f"CustomAttributes format={fmt!r}: expected one of {', '.join(FORMATS)}")
         knobs.format = fmt
-    knobs.tokens = _int(attrs, "tokens", 0, 1_000_000)
+    knobs.tokens = _int(attrs, "tokens", 0, MAX_TOKENS)
     delay_ms = _float(attrs, "delay_ms", 0.0, 60_000.0)
     if delay_ms is not None:
         knobs.delay = delay_ms / 1000.0

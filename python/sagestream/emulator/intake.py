@@ -77,7 +77,7 @@ async def read_body(
     """
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise body_too_large()
+        raise body_too_large(limit)
 
     async def read() -> bytes:
         chunks: list[bytes] = []
@@ -86,7 +86,7 @@ async def read_body(
         async for data in request.content.iter_any():
             size += len(data)
             if size > limit:
-                raise body_too_large()
+                raise body_too_large(limit)
             digest.update(data)
             chunks.append(data)
         signed.verify_payload(digest.hexdigest())

@@ -44,7 +44,8 @@ class AsyncJob:
     endpoint: str
     model: Model
     inference_id: str
-    input_location: str
+    #: Where the input is, or None when it came inline (``body``).
+    input_location: str | None
     output_uri: str
     failure_uri: str
     content_type: str | None
@@ -52,6 +53,8 @@ class AsyncJob:
     custom_attributes: str | None
     ttl: float
     timeout: float
+    #: The inline input (InvokeEndpointAsync's Body), when there is no input location.
+    body: bytes | None = None
 
 
 class AsyncJobs:
@@ -104,7 +107,11 @@ class AsyncJobs:
                     )
                     return
                 try:
-                    body = await loop.run_in_executor(None, lambda: self._store().get(job.input_location))
+                    if job.input_location is None:
+                        body = job.body or b""
+                    else:
+                        location = job.input_location
+                        body = await loop.run_in_executor(None, lambda: self._store().get(location))
                 except Exception as exc:
                     await self._fail(
                         job,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import socket
 import tempfile
 import threading
 import uuid
@@ -187,7 +188,10 @@ def s3_error_response(start_response: _StartResponse, status: int, code: str, me
 
 
 class EmbeddedS3:
-    """moto's S3 on 127.0.0.1 (a free port), signed requests only."""
+    """moto's S3 on 127.0.0.1 (``port``; 0: a free one), signed requests only.
+
+    ``buckets`` are bucket names or ``s3://`` URIs, whose buckets are created at start.
+    """
 
     def __init__(
         self,
@@ -197,10 +201,14 @@ class EmbeddedS3:
         access_key_id: str = "sagestream",
         secret_access_key: str = "sagestream-secret",
         idle_timeout: float = 60.0,
+        port: int = 0,
     ) -> None:
-        self.buckets = list(dict.fromkeys(split_s3_uri(b)[0] for b in buckets or []))
+        names = (split_s3_uri(b)[0] if "://" in b else b for b in buckets or [])
+        self.buckets = list(dict.fromkeys(names))
         self._creds = (region, access_key_id, secret_access_key)
         self._idle_timeout = idle_timeout
+        self._port = port
+        self._listener: socket.socket | None = None
         self._server: Any = None
         self._ready = threading.Event()
         self._url: str | None = None
@@ -209,9 +217,19 @@ class EmbeddedS3:
         self._serving: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start in the background; ``url`` blocks until it is listening."""
+        """Listen now (``OSError`` if the port is taken), serve from the background.
+
+        ``url`` blocks until moto is loaded and the buckets exist.
+        """
+        self._listener = socket.create_server((LOOPBACK, self._port))
+        self._port = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._run, name="sagestream-emulator-s3", daemon=True)
         self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (after ``start()``)."""
+        return self._port
 
     def _run(self) -> None:
         try:
@@ -229,7 +247,11 @@ class EmbeddedS3:
 
             region, key, secret = self._creds
             app = _VerifyingApp(create_backend_app("s3"), {key: secret}, region)
-            server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=Handler)
+            assert self._listener is not None
+            server = make_server(  # werkzeug serves a duplicate of the listening socket
+                LOOPBACK, self._port, app, threaded=True, request_handler=Handler, fd=self._listener.fileno()
+            )
+            self._listener.close()
             self._server = server
             self._serving = threading.Thread(
                 target=server.serve_forever, name="sagestream-emulator-s3-serve", daemon=True
@@ -266,6 +288,8 @@ class EmbeddedS3:
         """Stop the server if it started."""
         if self._thread is not None:
             self._ready.wait()
+        if self._listener is not None:
+            self._listener.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -57,7 +57,7 @@ from .protocol import (
 from .requestlog import RequestLog, RequestRecord
 from .s3 import EmbeddedS3, S3Store, moto_available
 from .sessions import Sessions, is_close_request
-from .validation import check_endpoint_name, check_headers
+from .validation import check_async_input, check_endpoint_name, check_headers
 from .writer import EventStreamWriter, pump
 
 log = logging.getLogger("sagestream.emulator")
@@ -168,14 +168,21 @@ class EmulatorServer:
         if not moto_available():
             self.s3_problem = f"the embedded S3 needs moto: {SERVE_INSTALL}"
             return
-        self.embedded_s3 = EmbeddedS3(
-            buckets=[config.async_input_path, config.async_output_path, config.async_failure_path],
+        embedded = EmbeddedS3(
+            buckets=[
+                *config.s3_buckets,
+                config.async_input_path,
+                config.async_output_path,
+                config.async_failure_path,
+            ],
             region=config.region,
             access_key_id=config.access_key_id,
             secret_access_key=config.secret_access_key,
             idle_timeout=config.idle_timeout,
+            port=config.s3_port,
         )
-        self.embedded_s3.start()
+        embedded.start()  # OSError when its port is taken: the emulator does not start
+        self.embedded_s3 = embedded
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen (on ``sock`` if given) and start the embedded S3 server if configured."""
@@ -292,7 +299,11 @@ class EmulatorServer:
             region=self.config.region,
             s3_url=self._s3_url_if_known(),
         )
-        body = await read_body(request, signed, timeout=self.config.body_timeout)
+        body_member = op.members.get("Body")
+        limit = body_member.rule.max if body_member is not None else None
+        body = await read_body(
+            request, signed, limit=limit or _rules.MAX_BODY_BYTES, timeout=self.config.body_timeout
+        )
         check_endpoint_name(request.match_info["name"])
         values = check_headers(op, request.headers)
         variant = values.get("TargetVariant")
@@ -484,7 +495,8 @@ class EmulatorServer:
         call = self._call(request, _rules.INVOKE_ASYNC.name)
         config = self.config
         try:
-            _, values = await self._admit(request, _rules.INVOKE_ASYNC)
+            body, values = await self._admit(request, _rules.INVOKE_ASYNC)
+            check_async_input(values, body)
             name = request.match_info["name"]
             model = self._model(name)
             await self._require_s3(name)
@@ -515,7 +527,8 @@ class EmulatorServer:
                 endpoint=name,
                 model=model,
                 inference_id=inference_id,
-                input_location=values["InputLocation"],
+                input_location=values.get("InputLocation"),
+                body=None if "InputLocation" in values else body,
                 output_uri=output_uri,
                 failure_uri=failure_uri,
                 content_type=values.get("ContentType"),

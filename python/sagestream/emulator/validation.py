@@ -14,7 +14,13 @@ from sagestream import _rules
 
 from .protocol import EmulatorError, validation_error
 
-__all__ = ["body_too_large", "check_endpoint_name", "check_headers", "violation_message"]
+__all__ = [
+    "body_too_large",
+    "check_async_input",
+    "check_endpoint_name",
+    "check_headers",
+    "violation_message",
+]
 
 
 def violation_message(violation: _rules.Violation) -> str:
@@ -89,11 +95,17 @@ def check_headers(op: _rules.Operation, headers: Mapping[str, str]) -> dict[str,
     return values
 
 
-def body_too_large() -> EmulatorError:
-    """ValidationError for a body over the 6 MiB limit (the body is sensitive: no value)."""
+def body_too_large(limit: int = _rules.MAX_BODY_BYTES) -> EmulatorError:
+    """ValidationError for a body over ``limit`` (the body is sensitive: no value)."""
     return _detected(
         [
             "Value at 'body' failed to satisfy constraint: Member must have length less than "
-            f"or equal to {_rules.MAX_BODY_BYTES}"
+            f"or equal to {limit}"
         ]
     )
+
+
+def check_async_input(values: Mapping[str, Any], body: bytes) -> None:
+    """InvokeEndpointAsync's input: an InputLocation or an inline Body, exactly one."""
+    if ("InputLocation" in values) == bool(body):
+        raise validation_error("Body and InputLocation are mutually exclusive: provide exactly one of them.")
