@@ -40,6 +40,10 @@ def emulator() -> Iterator[Emulator]:
         embedded_s3=True,
         token_delay=0.0,
     ) as emu:
+        # Wait for the embedded S3 and its buckets before any test runs: they are created with
+        # signed requests, and test_emulator_auth shifts botocore's signing clock for a moment;
+        # a bucket created then would be refused (RequestTimeTooSkewed) for the whole session.
+        emu.s3_endpoint_url  # noqa: B018
         yield emu
 
 
