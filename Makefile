@@ -3,17 +3,21 @@
 # The interpreter whose environment holds the package and its tools (a venv's, when active).
 PY ?= python3
 
-.PHONY: install ## Install the package in development mode with the test and lint extras
+# maturin develop installs into the environment VIRTUAL_ENV names: the one $(PY) belongs to, so
+# that `make build-dev PY=.venv/bin/python` works without activating it.
+ENV_OF_PY = VIRTUAL_ENV="$$($(PY) -c 'import sys; print(sys.prefix)')"
+
+.PHONY: install ## Install the package in development mode with the test, lint and dev extras
 install:
-	$(PY) -m pip install -e '.[test,lint]'
+	$(PY) -m pip install -e '.[test,lint,dev]'
 
 .PHONY: build-dev ## Build the Rust extension in place (debug)
 build-dev:
-	$(PY) -m maturin develop -q
+	$(ENV_OF_PY) $(PY) -m maturin develop -q
 
 .PHONY: build-prod ## Build the Rust extension in place (release, for benchmarks)
 build-prod:
-	$(PY) -m maturin develop -q --release
+	$(ENV_OF_PY) $(PY) -m maturin develop -q --release
 
 .PHONY: format ## Format Rust and Python
 format:
@@ -102,6 +106,33 @@ test-rust-sdk: rust-sdk
 .PHONY: bench-duplex ## Bidirectional streams: sagestream vs the AWS SDK for Rust
 bench-duplex: build-prod rust-sdk
 	$(PY) benches/bench_duplex.py
+
+# The test files whose asyncio code waits on the hub; test_hub.py checks that the forced wake-up
+# is the one used.
+ASYNC_TESTS = tests/test_hub.py tests/test_aio_emulator.py tests/test_aio_transport.py \
+	tests/test_batch.py tests/test_duplex_aio.py tests/test_faults.py tests/test_jobs.py \
+	tests/test_leaks.py tests/test_reassembly_async.py tests/test_patch_differential.py \
+	tests/test_request_differential.py tests/test_integration_strands.py \
+	tests/test_integration_langchain.py
+
+.PHONY: test-hub-wakeups ## The asyncio tests once per portable hub wake-up: pipe (macOS), socket and call_soon (Windows)
+test-hub-wakeups:
+	@for kind in pipe socket call_soon; do \
+	  echo "== SAGESTREAM_HUB_WAKEUP=$$kind"; \
+	  SAGESTREAM_HUB_WAKEUP=$$kind $(PY) -m pytest -q -n auto --dist loadfile $(ASYNC_TESTS) || exit 1; \
+	done
+
+.PHONY: check-targets ## clippy for Windows and macOS (cross, with zig as the C compiler; rustup targets)
+check-targets:
+	PY=$(PY) bash .ci/check-targets
+
+.PHONY: wheels ## Release artifacts in dist/: manylinux2014 and musllinux_1_2 abi3 wheels (zig), the sdist; auditwheel-checked
+wheels:
+	PY=$(PY) bash .ci/build-wheels
+
+.PHONY: test-wheel ## The manylinux wheel in fresh venvs: a plain install holds only the boto stack; the suite against it
+test-wheel:
+	PY=$(PY) bash .ci/test-wheel
 
 .PHONY: test-abi3 ## The abi3 wheel, installed and tested on every other CPython 3.10+ found
 test-abi3:

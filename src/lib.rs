@@ -26,6 +26,7 @@ pub mod sign;
 pub mod sticky;
 pub mod stream;
 pub mod transport;
+pub mod wakeup;
 
 #[cfg(feature = "python")]
 mod py_args;
@@ -103,6 +104,10 @@ mod _core {
         )?;
         m.add("MAX_HEADERS_LENGTH", crate::frame::MAX_HEADERS_LENGTH)?;
         m.add("MAX_PAYLOAD_LENGTH", crate::frame::MAX_PAYLOAD_LENGTH)?;
+        // Stream metrics are compared with Python's own `time.monotonic()` readings.
+        let py = m.py();
+        let now: f64 = py.import("time")?.call_method0("monotonic")?.extract()?;
+        crate::runtime::anchor_monotonic(now);
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 //! workers, gunicorn) that touches the transport gets a runtime of its own, and the parent's
 //! is leaked there rather than dropped (dropping it would wait for threads that do not exist).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
@@ -138,23 +139,27 @@ pub fn generation() -> Option<u64> {
         .map(|o| o.generation)
 }
 
-/// Seconds on the clock Python's `time.monotonic()` reads (`CLOCK_MONOTONIC`), so that times
-/// taken here and in Python can be compared and subtracted.
+/// Where Python's `time.monotonic()` stood at an instant: the anchor of [`monotonic`].
+static MONOTONIC_ANCHOR: OnceLock<(Instant, f64)> = OnceLock::new();
+
+/// Anchor [`monotonic`] to Python's clock: `python_now` is `time.monotonic()` read now (at
+/// module initialisation). Later calls change nothing.
+pub fn anchor_monotonic(python_now: f64) {
+    let _ = MONOTONIC_ANCHOR.set((Instant::now(), python_now));
+}
+
+/// Seconds on the clock Python's `time.monotonic()` reads, so that times taken here and in
+/// Python can be compared and subtracted.
+///
+/// Counted from the anchor [`anchor_monotonic`] set, on `std::time::Instant`: no platform call
+/// of its own, and the same system clock as Python's — `CLOCK_MONOTONIC` on Linux,
+/// `mach_absolute_time` on macOS, `QueryPerformanceCounter` on Windows (Python before 3.13
+/// reads `GetTickCount64` there: the same rate, a coarser tick). Without an anchor (no
+/// interpreter: the pure-Rust tests) the clock starts at 0 on first use.
 #[must_use]
 pub fn monotonic() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC always exists on the
-    // platforms this builds for; the call writes nothing else.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let seconds = ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
-    seconds
+    let (at, base) = MONOTONIC_ANCHOR.get_or_init(|| (Instant::now(), 0.0));
+    base + at.elapsed().as_secs_f64()
 }
 
 #[cfg(test)]
@@ -175,6 +180,6 @@ mod tests {
     fn monotonic_moves_forward() {
         let a = monotonic();
         let b = monotonic();
-        assert!(a > 0.0 && b >= a);
+        assert!(a >= 0.0 && b >= a);
     }
 }

@@ -36,7 +36,7 @@ MARKERS = ("server", "not-run")
 #: cannot run here.
 NOT_RUN = {
     ("README.md", "pip install '.[test,lint]' && make ci"): "runs the whole of CI, this test included",
-    ("docs/development.md", "pip install -e '.[test,lint]'"): (
+    ("docs/development.md", "pip install -e '.[test,lint,dev]'"): (
         "builds the extension, runs every test suite and linter: what `make ci` does"
     ),
     ("docs/development.md", "cargo install cargo-fuzz"): "installs cargo-fuzz, then fuzzes for minutes",

@@ -363,7 +363,7 @@ def test_async_without_s3_is_refused_with_how_to_get_one() -> None:
             client.invoke_endpoint_async(EndpointName="e", InputLocation="s3://b/k")
     assert info.value.response["Error"]["Code"] == "ValidationError"
     message = info.value.response["Error"]["Message"]
-    assert "sagestream[s3]" in message
+    assert "sagestream[serve]" in message
     assert "--s3-endpoint-url" in message
 
 
@@ -392,13 +392,13 @@ def test_serve_without_moto_says_so_and_refuses_async() -> None:
         s3_line = banner[-1]
         assert s3_line.strip().startswith("S3:"), banner
         assert "async invocations are refused" in s3_line
-        assert "sagestream[s3]" in s3_line
+        assert "sagestream[serve]" in s3_line
         client = boto3.session.Session(
             aws_access_key_id="sagestream", aws_secret_access_key="sagestream-secret", region_name="us-east-1"
         ).client("sagemaker-runtime", endpoint_url=url, config=_NO_RETRY)
         with pytest.raises(ClientError) as info:
             client.invoke_endpoint_async(EndpointName="e", InputLocation="s3://b/k")
-        assert "sagestream[s3]" in info.value.response["Error"]["Message"]
+        assert "sagestream[serve]" in info.value.response["Error"]["Message"]
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)

@@ -15,6 +15,7 @@ mode's rate limiter waits in one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import time
@@ -54,8 +55,24 @@ __all__ = ["AsyncClient", "AsyncResponseStream", "hub_for"]
 #: streams arriving within it are delivered together.
 COALESCE_SECONDS = 0.001
 
+#: The environment variable that forces how hubs wake their loops (read once, at the first hub):
+#: ``eventfd`` (Linux), ``pipe`` (Unix), ``socket`` (a loopback socket pair, the Windows
+#: default), ``call_soon`` (``loop.call_soon_threadsafe``, for loops that watch no descriptors).
+#: Unset or empty: the platform's own choice. For testing the portable paths on one machine.
+WAKEUP_ENV = "SAGESTREAM_HUB_WAKEUP"
+WAKEUPS = ("eventfd", "pipe", "socket", "call_soon")
+
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _core.Hub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
+
+
+@functools.cache
+def forced_wakeup() -> str | None:
+    """The hub wake-up ``SAGESTREAM_HUB_WAKEUP`` forces, read once (None: not forced)."""
+    value = os.environ.get(WAKEUP_ENV, "").strip() or None
+    if value is not None and value not in WAKEUPS:
+        raise ValueError(f"{WAKEUP_ENV}={value!r}: expected one of {', '.join(WAKEUPS)}")
+    return value
 
 
 def hub_for(loop: asyncio.AbstractEventLoop) -> _core.Hub:
@@ -65,9 +82,20 @@ def hub_for(loop: asyncio.AbstractEventLoop) -> _core.Hub:
         with _hubs_lock:
             hub = _hubs.get(loop)
             if hub is None:
-                hub = _core.Hub(loop, coalesce=COALESCE_SECONDS)
-                loop.add_reader(hub.fileno(), hub.dispatch)
+                hub = _new_hub(loop)
                 _hubs[loop] = hub
+    return hub
+
+
+def _new_hub(loop: asyncio.AbstractEventLoop) -> _core.Hub:
+    hub = _core.Hub(loop, coalesce=COALESCE_SECONDS, wakeup=forced_wakeup())
+    if hub.wakeup == "call_soon":
+        return hub
+    try:
+        loop.add_reader(hub.fileno(), hub.dispatch)
+    except NotImplementedError:
+        # A loop that watches no descriptors: Windows' ProactorEventLoop, its default.
+        return _core.Hub(loop, coalesce=COALESCE_SECONDS, wakeup="call_soon")
     return hub
 
 

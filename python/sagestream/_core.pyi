@@ -150,10 +150,17 @@ def invocation_id() -> str:
 class Hub:
     """Resolves asyncio futures of one event loop for the runtime's threads, in batches.
 
-    Register it once: ``loop.add_reader(hub.fileno(), hub.dispatch)``.
+    Register it once: ``loop.add_reader(hub.fileno(), hub.dispatch)``, unless its ``wakeup`` is
+    ``"call_soon"`` (it then wakes the loop with ``loop.call_soon_threadsafe`` by itself).
+    ``wakeup``: ``"eventfd"`` (Linux), ``"pipe"`` (Unix), ``"socket"`` (a loopback socket pair)
+    or ``"call_soon"``; None picks the platform's (eventfd, else a pipe, else a socket pair).
     """
 
-    def __new__(cls, event_loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001) -> Hub: ...
+    def __new__(
+        cls, event_loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001, wakeup: str | None = None
+    ) -> Hub: ...
+    @property
+    def wakeup(self) -> str: ...
     def fileno(self) -> int: ...
     def dispatch(self) -> None: ...
     def pending(self) -> int: ...

@@ -3,7 +3,6 @@
 //! end, an HTTP/1.1 body gives its connection back to the pool.
 
 use std::future::Future;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -15,7 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use super::error::{io_kind, root_cause, TransportError};
-use super::pool::{Idle, Pool, Sender};
+use super::pool::{Idle, Pool, RawSocket, Sender};
 use super::request::Deadline;
 
 /// The most bytes of a successful answer read whole, unless the caller says otherwise:
@@ -36,7 +35,7 @@ struct Lease {
     pool: Arc<Pool>,
     key: Arc<str>,
     sender: Sender,
-    fd: Option<RawFd>,
+    fd: Option<RawSocket>,
 }
 
 impl Lease {
@@ -88,7 +87,7 @@ impl ResponseBody {
         pool: Arc<Pool>,
         key: Arc<str>,
         sender: Sender,
-        fd: Option<RawFd>,
+        fd: Option<RawSocket>,
         read_timeout: Option<Duration>,
         chunked: bool,
     ) -> Self {

@@ -2,7 +2,6 @@
 //! happy eyeballs, `TCP_NODELAY` as urllib3 sets it, keep-alive when asked), through a proxy
 //! when one is configured, then TLS for `https` destinations.
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
 use super::error::{io_kind, root_cause, ConnectKind, TransportError};
+use super::pool::{raw_socket, RawSocket};
 use super::tls::{client_config, Verify};
 
 /// An HTTP proxy: its `http://host:port` URI and the `Proxy-Authorization` value to send it.
@@ -36,11 +36,11 @@ pub(crate) struct Connection {
     pub io: Box<dyn Io>,
     pub forward_proxy: Option<Proxy>,
     /// The socket, to check an idle connection before it is used again.
-    pub fd: Option<RawFd>,
+    pub fd: Option<RawSocket>,
 }
 
-fn fd_of(tcp: &TokioIo<tokio::net::TcpStream>) -> Option<RawFd> {
-    Some(tcp.inner().as_raw_fd()).filter(|fd| *fd >= 0)
+fn fd_of(tcp: &TokioIo<tokio::net::TcpStream>) -> Option<RawSocket> {
+    raw_socket(tcp.inner())
 }
 
 /// Makes connections for one transport.

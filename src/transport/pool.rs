@@ -3,7 +3,8 @@
 //! (urllib3 `block=False`) and dropped instead of kept when the pool is full.
 
 use std::collections::HashMap;
-use std::os::fd::RawFd;
+use std::io;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -12,25 +13,57 @@ use hyper::client::conn::http1::SendRequest;
 
 pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
+/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(unix)]
+pub(crate) type RawSocket = std::os::fd::RawFd;
+/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(windows)]
+pub(crate) type RawSocket = std::os::windows::io::RawSocket;
+
+/// The socket under a connection, to look at before the connection is reused.
+#[cfg(unix)]
+pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
+    use std::os::fd::AsRawFd as _;
+    Some(tcp.as_raw_fd()).filter(|fd| *fd >= 0)
+}
+
+/// The socket under a connection, to look at before the connection is reused.
+#[cfg(windows)]
+pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
+    use std::os::windows::io::AsRawSocket as _;
+    // INVALID_SOCKET is !0.
+    Some(tcp.as_raw_socket()).filter(|socket| *socket != RawSocket::MAX)
+}
+
 /// An idle connection: hyper's sender, and the socket, to look at before reuse.
 pub(crate) struct Idle {
     pub(crate) sender: Sender,
-    pub(crate) fd: Option<RawFd>,
+    pub(crate) fd: Option<RawSocket>,
 }
 
 /// Whether the peer closed an idle connection, or sent on it unasked (either way it cannot
 /// carry a request): urllib3's `is_connection_dropped`. An idle connection's task may not have
 /// run since (on a per-thread runtime it runs only while its thread waits in a call).
-fn dropped(fd: Option<RawFd>) -> bool {
-    let Some(fd) = fd else { return false };
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a zero timeout; `fd` is the idle connection's own socket.
-    let ready = unsafe { libc::poll(&raw mut poll, 1, 0) };
-    ready != 0
+///
+/// A one-byte `MSG_PEEK` read, the same call on every platform: bytes or end of stream (or an
+/// error) mean dropped; "would block" means quiet. tokio's sockets are non-blocking, so the
+/// peek never waits.
+fn dropped(fd: Option<RawSocket>) -> bool {
+    let Some(raw) = fd else { return false };
+    // SAFETY: `raw` is the idle connection's own socket, valid (not -1 / INVALID_SOCKET, see
+    // `raw_socket`) and open while its connection task lives, which the caller checked
+    // (`is_closed`); it is only borrowed for this call.
+    #[cfg(unix)]
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    // SAFETY: as above.
+    #[cfg(windows)]
+    let borrowed = unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(raw) };
+    let socket = socket2::SockRef::from(&borrowed);
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    match socket.peek(&mut byte) {
+        Ok(_) => true,
+        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+    }
 }
 
 /// The idle connections of one transport (on one runtime).
@@ -89,5 +122,56 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream};
+
+    #[allow(clippy::unnecessary_wraps)] // the shape `dropped` takes
+    fn raw(stream: &TcpStream) -> Option<RawSocket> {
+        #[cfg(unix)]
+        let raw = std::os::fd::AsRawFd::as_raw_fd(stream);
+        #[cfg(windows)]
+        let raw = std::os::windows::io::AsRawSocket::as_raw_socket(stream);
+        Some(raw)
+    }
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ours = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (peer, _) = listener.accept().expect("accept");
+        ours.set_nonblocking(true).expect("non-blocking");
+        (ours, peer)
+    }
+
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_quiet_connection_is_not_dropped() {
+        let (ours, _peer) = pair();
+        assert!(!dropped(raw(&ours)));
+        assert!(!dropped(None));
+    }
+
+    #[test]
+    fn a_closed_or_talking_peer_drops_the_connection() {
+        let (ours, peer) = pair();
+        drop(peer);
+        settle();
+        assert!(dropped(raw(&ours)));
+
+        let (ours, mut peer) = pair();
+        peer.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .expect("write");
+        settle();
+        assert!(dropped(raw(&ours)));
+        // A peek leaves the bytes where they were.
+        assert!(dropped(raw(&ours)));
     }
 }

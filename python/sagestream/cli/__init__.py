@@ -5,7 +5,9 @@ One module per command, each with a ``register(subparsers)`` that adds its parse
 
 Starting stays cheap: the command modules import boto3, rich or the emulator only when their
 command runs, and ``serve``'s module (which imports aiohttp) is loaded only when ``serve`` is
-asked for, so ``sagestream --help`` and ``sagestream invoke --help`` load none of them.
+asked for, so ``sagestream --help`` and ``sagestream invoke --help`` load none of them. Without
+the ``serve`` extra, ``serve`` and ``demo`` say what to install (status 2); without rich,
+``invoke-async --wait`` prints plain lines.
 
 Exit status, every command: 0 done (also when stdout is closed early, as by ``| head``); 1 the
 request, the stream or the inference failed; 2 a usage or configuration error, with nothing
@@ -59,7 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # The parser itself has no option taking a value: the first other word names the command.
     command = next((word for word in args_list if not word.startswith("-")), None)
-    parser = build_parser(serve=command == "serve")
+    try:
+        parser = build_parser(serve=command == "serve")
+    except ImportError as exc:
+        if command != "serve":
+            raise
+        from sagestream.cli._common import missing_extra
+
+        return missing_extra("serve", exc)
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()

@@ -1,9 +1,10 @@
 """The progress of ``invoke-async --wait`` on stderr.
 
-On a terminal, one live line drawn by rich: a spinner and the time waited, redrawn on rich's own
-timer (not only when S3 is polled), cut to the terminal's width so it never wraps, and erased when
-the wait ends, however it ends, Ctrl-C included. A bar is added when the limit is near enough to
-move visibly. Elsewhere (a pipe, a log file), one plain line per poll.
+On a terminal, with rich installed (``sagestream[rich]``), one live line: a spinner and the time
+waited, redrawn on rich's own timer (not only when S3 is polled), cut to the terminal's width so
+it never wraps, and erased when the wait ends, however it ends, Ctrl-C included; a bar is added
+when the limit is near enough to move visibly (:mod:`._waiting_live`). Elsewhere (a pipe, a log
+file, or no rich), one plain line per poll.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ import datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TimeElapsedColumn
-from rich.progress_bar import ProgressBar
-from rich.table import Column
-from rich.text import Text
-
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from sagestream import WaitProgress
 
 #: Limits up to this many seconds get a bar; past it a bar would not move, so only the clock shows.
@@ -29,6 +27,14 @@ REFRESH_PER_SECOND = 8.0
 
 def _clock(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(seconds)))
+
+
+def _have_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class WaitDisplay:
@@ -45,7 +51,7 @@ class WaitDisplay:
         self._inference_id = inference_id
         self._bound = bound
         self._console = console
-        self._live = console is not None or stream.isatty()
+        self._live = console is not None or (stream.isatty() and _have_rich())
         self._progress: Progress | None = None
         self._task: Any = None
         self._last: WaitProgress | None = None
@@ -61,23 +67,16 @@ class WaitDisplay:
         return self
 
     def _make(self) -> Progress:
-        # Only the status text may shrink (rich collapses the wrapable columns first), and it is
-        # cut with an ellipsis rather than wrapped: the display stays one line at any width.
-        fixed = Column(no_wrap=True)
-        columns: list[ProgressColumn] = [
-            SpinnerColumn(table_column=fixed),
-            TimeElapsedColumn(table_column=fixed),
-        ]
-        if self._bound <= BAR_LIMIT:
-            columns.append(_LimitBar(self._bound))
-        columns.append(_Status(f"limit {_clock(self._bound)}", f"inference {self._inference_id}"))
-        progress = Progress(
-            *columns,
-            console=self._console or Console(file=self._stream),
-            transient=True,
+        from sagestream.cli._waiting_live import make_progress
+
+        progress, self._task = make_progress(
+            bound=self._bound if self._bound <= BAR_LIMIT else None,
+            limit=f"limit {_clock(self._bound)}",
+            name=f"inference {self._inference_id}",
+            console=self._console,
+            stream=self._stream,
             refresh_per_second=REFRESH_PER_SECOND,
         )
-        self._task = progress.add_task("", total=None, polls=0)
         return progress
 
     def __call__(self, event: WaitProgress) -> None:
@@ -108,28 +107,3 @@ class WaitDisplay:
             # The outcome stays on screen as one finished line.
             self._stream.write(f"{self._line(self._last)}\n")
             self._stream.flush()
-
-
-class _LimitBar(ProgressColumn):
-    """A bar of the time waited against the limit, moving with the clock."""
-
-    def __init__(self, bound: float) -> None:
-        super().__init__(table_column=Column(no_wrap=True))
-        self._bound = bound
-
-    def render(self, task: Task) -> ProgressBar:
-        return ProgressBar(total=self._bound, completed=min(task.elapsed or 0.0, self._bound), width=20)
-
-
-class _Status(ProgressColumn):
-    """The limit, the polls so far and the inference id, as one line cut to the width left."""
-
-    def __init__(self, limit: str, name: str) -> None:
-        super().__init__()
-        self._limit = limit
-        self._name = name
-
-    def render(self, task: Task) -> Text:
-        polls = task.fields.get("polls", 0)
-        text = f"{self._limit} · {polls} poll{'' if polls == 1 else 's'} · {self._name}"
-        return Text(text, no_wrap=True, overflow="ellipsis")

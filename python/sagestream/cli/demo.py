@@ -52,7 +52,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` handler."""
     from sagestream import Client
-    from sagestream.emulator import Emulator
+
+    try:
+        from sagestream.emulator import Emulator
+    except ImportError as exc:
+        return _common.missing_extra("demo", exc)
 
     with Emulator(
         host="127.0.0.1", port=0, endpoints={"demo": "demo"}, token_delay=args.delay_ms / 1000

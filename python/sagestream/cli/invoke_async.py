@@ -189,7 +189,7 @@ def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
 
 
 def _wait(handle: Any, timeout: float | None) -> int:
-    from sagestream.cli._waiting import WaitDisplay  # imports rich: only when waiting
+    from sagestream.cli._waiting import WaitDisplay  # rich, when installed: only when waiting
     from sagestream.exceptions import AsyncInferenceFailedError, AsyncInferenceTimeoutError
 
     sys.stderr.write(f"inference {handle.inference_id}: waiting for {handle.output_location}\n")

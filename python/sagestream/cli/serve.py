@@ -33,7 +33,7 @@ from sagestream.emulator.config import (
 from sagestream.emulator.s3 import LOOPBACK, moto_available
 from sagestream.emulator.server import EmulatorServer
 
-_NO_S3_HINT = "install 'sagestream[s3]' for the embedded S3 or pass --s3-endpoint-url"
+_NO_S3_HINT = "install 'sagestream[serve]' for the embedded S3 or pass --s3-endpoint-url"
 
 
 def _endpoint(value: str) -> tuple[str, str]:

@@ -7,6 +7,14 @@ InvokeEndpointAsync (through S3), with demo, echo and proxy models and fault inj
 
 from __future__ import annotations
 
+from sagestream._extras import SERVE_INSTALL
+
+try:
+    import aiohttp  # noqa: F401
+    import h2  # noqa: F401
+except ImportError as exc:
+    raise ImportError(f"sagestream.emulator needs the serve extra ({exc}): {SERVE_INSTALL}") from exc
+
 from .config import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ASYNC_FAILURE_PATH,

@@ -1,6 +1,6 @@
 """S3 for async invocations: an embedded moto S3, or any S3-compatible endpoint.
 
-The embedded server is moto's S3 application (``sagestream[s3]``) served on loopback only
+The embedded server is moto's S3 application (``sagestream[serve]``) served on loopback only
 (127.0.0.1, whatever ``--host`` says) behind a WSGI layer that verifies SigV4 with the
 emulator's own credentials (:mod:`.sigv4`, S3's rules: the path signed as sent, the payload
 hash in ``x-amz-content-sha256``). moto's server mode checks no signature and answers
@@ -273,7 +273,7 @@ class EmbeddedS3:
         self._ready.wait()
         if self._error is not None:
             raise RuntimeError(
-                "the embedded S3 server (moto) failed to start; install sagestream[s3] "
+                "the embedded S3 server (moto) failed to start; install sagestream[serve] "
                 f"or pass --s3-endpoint-url: {self._error!r}"
             )
         assert self._url is not None

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from sagestream import _rules
+from sagestream._extras import SERVE_INSTALL
 
 from . import faults as _faults
 from .catalog import make_model
@@ -165,7 +166,7 @@ class EmulatorServer:
                 self.s3_problem = "the emulator was started without S3"
             return
         if not moto_available():
-            self.s3_problem = "the embedded S3 needs moto: pip install 'sagestream[s3]'"
+            self.s3_problem = f"the embedded S3 needs moto: {SERVE_INSTALL}"
             return
         embedded = EmbeddedS3(
             buckets=[
@@ -486,8 +487,8 @@ class EmulatorServer:
         if problem is not None:
             raise validation_error(
                 f"Endpoint {name} of account {ACCOUNT_ID} is not configured for asynchronous "
-                f"inference: {problem}. Start the emulator with its embedded S3 (the 's3' extra: "
-                "pip install 'sagestream[s3]') or with --s3-endpoint-url URL."
+                f"inference: {problem}. Start the emulator with its embedded S3 (the 'serve' extra: "
+                f"{SERVE_INSTALL}) or with --s3-endpoint-url URL."
             )
 
     async def _invoke_async(self, request: web.Request) -> web.StreamResponse:
