@@ -8,17 +8,21 @@
 //! resolves every ready future at once. While the loop is busy, wake-ups are spaced at least
 //! `coalesce` apart, so tokens of many streams arriving within that window cost one wake-up;
 //! an idle loop is woken at once, so a lone stream waits for nothing.
+//!
+//! The hub also carries its loop's [`Slice`]: how long an async reader may hand out parts
+//! already at hand before it yields to the loop (see [`crate::fair`]).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyWeakrefReference;
 use tokio::time::Instant;
 
+use crate::fair::Slice;
 use crate::stream::Wake;
 
 struct State {
@@ -131,6 +135,8 @@ impl Wake for AsyncWaiter {
 #[pyclass(name = "Hub", module = "sagestream._core", frozen)]
 pub struct PyHub {
     pub(crate) core: Arc<HubCore>,
+    /// How long a reader of this loop may run on items at hand (see [`crate::fair::Burst`]).
+    pub(crate) slice: Slice,
     /// The loop, weakly: a hub kept per loop (in a weak mapping) must not keep it alive.
     event_loop: Py<PyWeakrefReference>,
 }
@@ -162,15 +168,26 @@ impl PyHub {
 #[pymethods]
 impl PyHub {
     /// `event_loop`: the asyncio loop the futures belong to. `coalesce`: the least time, in
-    /// seconds, between two wake-ups of a busy loop.
+    /// seconds, between two wake-ups of a busy loop. `slice_seconds` and `slice_items`: how
+    /// long, and for how many items, an async reader may run on items already at hand before
+    /// it yields to the loop (None: no bound; see [`crate::fair`]).
     #[new]
-    #[pyo3(signature = (event_loop, *, coalesce = 0.001))]
-    fn new(event_loop: &Bound<'_, PyAny>, coalesce: f64) -> PyResult<Self> {
+    #[pyo3(
+        signature = (event_loop, *, coalesce = 0.001, slice_seconds = Some(0.001), slice_items = Some(256)),
+        text_signature = "(event_loop, *, coalesce=0.001, slice_seconds=0.001, slice_items=256)"
+    )]
+    fn new(
+        event_loop: &Bound<'_, PyAny>,
+        coalesce: f64,
+        slice_seconds: Option<f64>,
+        slice_items: Option<u32>,
+    ) -> PyResult<Self> {
         if !(coalesce.is_finite() && (0.0..=1.0).contains(&coalesce)) {
-            return Err(pyo3::exceptions::PyValueError::new_err(
+            return Err(PyValueError::new_err(
                 "coalesce must be between 0 and 1 second",
             ));
         }
+        let slice = Slice::new(slice_seconds, slice_items).map_err(PyValueError::new_err)?;
         // SAFETY: eventfd has no memory arguments; the returned descriptor is checked and
         // then owned by `OwnedFd` alone.
         let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -193,6 +210,7 @@ impl PyHub {
                     last_dispatch: Instant::now(),
                 }),
             }),
+            slice,
             event_loop: PyWeakrefReference::new(event_loop)?.unbind(),
         })
     }

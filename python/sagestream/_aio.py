@@ -52,6 +52,11 @@ __all__ = ["AsyncClient", "AsyncResponseStream", "hub_for"]
 #: The least time between two wake-ups of a busy event loop by the transport: parts of many
 #: streams arriving within it are delivered together.
 COALESCE_SECONDS = 0.001
+#: How long, and for how many parts, a task reading a stream whose parts are already there
+#: runs before it lets the event loop run everything else that is ready (once): no stream
+#: read back to back holds the loop longer. A task that waits for a part suspends anyway.
+SLICE_SECONDS: float | None = 0.001
+SLICE_PARTS: int | None = 256
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _core.Hub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
@@ -64,7 +69,9 @@ def hub_for(loop: asyncio.AbstractEventLoop) -> _core.Hub:
         with _hubs_lock:
             hub = _hubs.get(loop)
             if hub is None:
-                hub = _core.Hub(loop, coalesce=COALESCE_SECONDS)
+                hub = _core.Hub(
+                    loop, coalesce=COALESCE_SECONDS, slice_seconds=SLICE_SECONDS, slice_items=SLICE_PARTS
+                )
                 loop.add_reader(hub.fileno(), hub.dispatch)
                 _hubs[loop] = hub
     return hub

@@ -150,10 +150,20 @@ def invocation_id() -> str:
 class Hub:
     """Resolves asyncio futures of one event loop for the runtime's threads, in batches.
 
-    Register it once: ``loop.add_reader(hub.fileno(), hub.dispatch)``.
+    Register it once: ``loop.add_reader(hub.fileno(), hub.dispatch)``. ``coalesce``: the least
+    time between two wake-ups of a busy loop. ``slice_seconds`` and ``slice_items``: how
+    long, and for how many parts, an async iterator of the loop hands out parts already at
+    hand before it yields to the loop once (``None``: no bound).
     """
 
-    def __new__(cls, event_loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001) -> Hub: ...
+    def __new__(
+        cls,
+        event_loop: asyncio.AbstractEventLoop,
+        *,
+        coalesce: float = 0.001,
+        slice_seconds: float | None = 0.001,
+        slice_items: int | None = 256,
+    ) -> Hub: ...
     def fileno(self) -> int: ...
     def dispatch(self) -> None: ...
     def pending(self) -> int: ...
@@ -171,7 +181,11 @@ class PartIterator(Iterator[bytes]):
 
 @final
 class AsyncPartIterator(AsyncIterator[bytes]):
-    """The payload parts of a streamed response, for ``async for`` on the hub's loop."""
+    """The payload parts of a streamed response, for ``async for`` on the hub's loop.
+
+    Parts already at hand are returned without suspending, until the hub's slice is spent;
+    then the task yields to the loop once (a bare ``yield``, as ``asyncio.sleep(0)``).
+    """
 
     def __aiter__(self) -> AsyncPartIterator: ...
     def __anext__(self) -> AsyncPartIterator: ...
