@@ -1,0 +1,334 @@
+"""A stream read back to back shares the event loop: what the loop did while it was read.
+
+A task reading parts that are already there gets them without suspending; after a slice of
+them (``SLICE_SECONDS`` of its time or ``SLICE_PARTS`` parts, whichever first) it yields to the
+loop once. A ticker task that runs on every turn of the loop counts the items the reader
+handled between two of its runs. Each item costs ``WORK`` of busy work, so a slice holds at
+most ``ceil(SLICE_SECONDS / WORK)`` of them, however slow a loaded machine makes each one (a
+slower item only spends the slice sooner): the bound comes from the work per item, not from a
+wall-clock margin. The same reads with the slice off are the control: they hold the loop for
+far more items, so each check can fail.
+
+Plain parts come from the emulator's bulk reply, lines / SSE / JSON lines from a scripted
+loopback server (one item per part), the bidirectional session's output from the emulator's
+echo model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import types
+from collections.abc import AsyncIterator, Callable, Generator
+from typing import Any
+
+import boto3
+import pytest
+import sagestream
+import sagestream._aio as aio
+from _raw_server import RawServer, Request, Response, payload_frame, stream_response
+from botocore.config import Config
+from sagestream.emulator import Emulator, bulk_part
+
+#: Items per stream, and the busy work per item.
+ITEMS = 1500
+WORK = 20e-6
+#: The slice every loop's hub gets (the tests below change it for some loops).
+SLICE = (aio.SLICE_SECONDS, aio.SLICE_PARTS)
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+class Ticker:
+    """Runs once per turn of the loop; records the most items handled between two of its runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.since = 0
+        self.most = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def item(self) -> None:
+        self.since += 1
+
+    async def _run(self) -> None:
+        while True:
+            self.most = max(self.most, self.since)
+            self.since = 0
+            self.runs += 1
+            await asyncio.sleep(0)
+
+    def __enter__(self) -> Ticker:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        self.most = max(self.most, self.since)
+
+
+async def _consume(items: AsyncIterator[Any], work: float) -> Ticker:
+    with Ticker() as ticker:
+        await asyncio.sleep(0)  # the ticker is running
+        async for _ in items:
+            ticker.item()
+            _busy(work)
+    return ticker
+
+
+def _bound(work: float) -> int:
+    """The most items one slice can hold when each costs at least ``work``."""
+    seconds, parts = SLICE
+    assert seconds is not None
+    assert parts is not None
+    return min(parts, math.ceil(seconds / work))
+
+
+@pytest.fixture(params=["sliced", "unsliced"])
+def sliced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Each test runs with the default slice and, as its control, with none (a fresh loop per
+    test, so a fresh hub made with the setting)."""
+    if request.param == "unsliced":
+        monkeypatch.setattr(aio, "SLICE_SECONDS", None)
+        monkeypatch.setattr(aio, "SLICE_PARTS", None)
+    return request.param == "sliced"
+
+
+def _check(ticker: Ticker, items: int, sliced: bool) -> None:
+    bound = _bound(WORK)
+    if sliced:
+        assert ticker.most <= bound, (ticker.most, bound)
+        assert ticker.runs >= items // bound
+    else:
+        assert ticker.most > 4 * bound, (ticker.most, bound)
+
+
+# --- plain parts, from the emulator ----------------------------------------------------------
+
+
+def _emulator_client(emu: Emulator) -> sagestream.AsyncClient:
+    return sagestream.AsyncClient(
+        region_name=emu.region,
+        endpoint_url=emu.url,
+        aws_access_key_id=emu.access_key_id,
+        aws_secret_access_key=emu.secret_access_key,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+async def test_parts(emulator: Emulator, sliced: bool) -> None:
+    async with (
+        _emulator_client(emulator) as client,
+        client.invoke_stream("demo", b"{}", custom_attributes=f"parts={ITEMS};part_size=20;delay_ms=0") as s,
+    ):
+        ticker = await _consume(s, WORK)
+        assert s.metrics.parts == ITEMS
+    _check(ticker, ITEMS, sliced)
+
+
+async def test_the_part_count_bounds_a_slice_of_free_parts(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "SLICE_SECONDS", None)
+    monkeypatch.setattr(aio, "SLICE_PARTS", 16)
+    async with (
+        _emulator_client(emulator) as client,
+        client.invoke_stream("demo", b"{}", custom_attributes=f"parts={ITEMS};part_size=20;delay_ms=0") as s,
+    ):
+        ticker = await _consume(s, 0.0)
+    assert ticker.most <= 16
+    assert ticker.runs >= ITEMS // 16
+
+
+# --- lines, SSE, JSON lines, from a scripted server ------------------------------------------
+
+FORMATS: dict[str, tuple[str, Callable[[int], bytes], Callable[[Any], AsyncIterator[Any]]]] = {
+    "lines": ("text/plain", lambda i: b"line %d\n" % i, lambda s: s.lines()),
+    "sse": ("text/event-stream", lambda i: b'data: {"i": %d}\n\n' % i, lambda s: s.sse()),
+    "json_lines": ("application/jsonlines", lambda i: b'{"i": %d}\n' % i, lambda s: s.json_lines()),
+}
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+async def test_reassembled(fmt: str, sliced: bool) -> None:
+    content_type, item, read = FORMATS[fmt]
+    frames = [payload_frame(item(i)) for i in range(ITEMS)]
+
+    def answer(_: Request) -> Response:
+        # Everything in one write: the client has the parts as fast as it can read them.
+        return stream_response(
+            frames, one_chunk_per_frame=False, headers={"X-Amzn-SageMaker-Content-Type": content_type}
+        )
+
+    session = boto3.Session(
+        aws_access_key_id="AKIDFAIR", aws_secret_access_key="secret", region_name="us-east-1"
+    )
+    with RawServer(answer) as server:
+        async with (
+            sagestream.AsyncClient(session, endpoint_url=server.url) as client,
+            client.invoke_stream("ep", b"{}") as s,
+        ):
+            ticker = await _consume(read(s), WORK)
+            assert s.metrics.parts == ITEMS
+    _check(ticker, ITEMS, sliced)
+
+
+# --- the bidirectional session ---------------------------------------------------------------
+
+
+async def test_duplex_session(duplex_emulator: Emulator, sliced: bool) -> None:
+    emu = duplex_emulator
+    client = sagestream.AsyncClient(
+        region_name=emu.region,
+        endpoint_url=emu.url,
+        aws_access_key_id=emu.access_key_id,
+        aws_secret_access_key=emu.secret_access_key,
+        duplex_endpoint_url=emu.duplex_url,
+    )
+    async with client, client.invoke_bidirectional("echo") as session:
+        for i in range(ITEMS):
+            await session.send(b"%06d" % i)
+        session.close_input()
+        # The echo is all written (its record is logged) before the reading starts.
+        deadline = time.monotonic() + 30
+        while not any(r.request_id == session.request_id for r in emu.request_log.snapshot()):
+            assert time.monotonic() < deadline, "the echo never ended"
+            await asyncio.sleep(0.01)
+        ticker = await _consume(session, WORK)
+        assert session.metrics.parts == ITEMS
+    _check(ticker, ITEMS, sliced)
+
+
+# --- what a yield is -------------------------------------------------------------------------
+
+
+@types.coroutine
+def _steps(awaitable: Any, seen: list[Any]) -> Generator[Any, Any, Any]:
+    """Await ``awaitable``, noting what it hands the task at each suspension."""
+    it = awaitable.__await__()
+    value = None
+    while True:
+        try:
+            out = it.send(value)
+        except StopIteration as stop:
+            return stop.value
+        seen.append(out)
+        value = yield out
+
+
+async def test_a_slice_ends_with_a_bare_yield_and_no_part_is_lost(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "SLICE_SECONDS", None)
+    monkeypatch.setattr(aio, "SLICE_PARTS", 8)
+    seen: list[Any] = []
+    got: list[bytes] = []
+    runs = [0]  # parts handed out between two suspensions
+    async with (
+        _emulator_client(emulator) as client,
+        client.invoke_stream("demo", b"{}", custom_attributes="parts=200;part_size=10;delay_ms=0") as s,
+    ):
+        parts = aiter(s)
+        while True:
+            before = len(seen)
+            try:
+                got.append(await _steps(anext(parts), seen))
+            except StopAsyncIteration:
+                break
+            if len(seen) > before:
+                runs.append(0)
+            runs[-1] += 1
+    assert got == [bulk_part(i, 10) for i in range(200)]
+    assert max(runs) <= 8
+    # A bare yield (what asyncio.sleep(0) hands its task) ends a slice; a wait for a part not
+    # there yet hands it a future.
+    assert seen.count(None) >= 1
+    assert all(step is None or isinstance(step, asyncio.Future) for step in seen)
+
+
+async def test_cancelled_at_a_yield_closes_the_stream(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "SLICE_PARTS", 1)
+    count = 0
+    async with (
+        _emulator_client(emulator) as client,
+        client.invoke_stream("demo", b"{}", custom_attributes="parts=5000;part_size=10;delay_ms=0") as s,
+    ):
+
+        async def read() -> None:
+            nonlocal count
+            async for _ in s:
+                count += 1
+
+        reader = asyncio.create_task(read())
+        while count < 5:
+            await asyncio.sleep(0)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert s.closed
+        assert count < 5000
+
+
+# --- paced streams still come in batches -----------------------------------------------------
+
+
+async def test_paced_streams_cost_one_wake_up_for_many_parts_and_no_yield(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streams, tokens = 40, 20
+    # A slice of fewer parts than a stream has: spent if a run outlived a wait. (No time bound
+    # here: a machine that stops this process for a millisecond must not fail the check.)
+    monkeypatch.setattr(aio, "SLICE_SECONDS", None)
+    monkeypatch.setattr(aio, "SLICE_PARTS", tokens // 2)
+    loop = asyncio.get_running_loop()
+    hub = aio.hub_for(loop)
+    dispatches = 0
+
+    def dispatch() -> None:
+        nonlocal dispatches
+        dispatches += 1
+        hub.dispatch()
+
+    loop.remove_reader(hub.fileno())
+    loop.add_reader(hub.fileno(), dispatch)
+    seen: list[Any] = []
+    async with _emulator_client(emulator) as client:
+
+        async def one() -> int:
+            async with client.invoke_stream(
+                "demo", b"{}", custom_attributes=f"parts={tokens};part_size=20;delay_ms=10"
+            ) as s:
+                parts = aiter(s)
+                n = 0
+                while True:
+                    try:
+                        await _steps(anext(parts), seen)
+                    except StopAsyncIteration:
+                        return n
+                    n += 1
+
+        counts = await asyncio.gather(*(one() for _ in range(streams)))
+    assert counts == [tokens] * streams
+    # Every suspension is a wait for a part (each wait starts a new slice)...
+    assert seen.count(None) == 0
+    # ... and the hub resolves the futures of many streams in one wake-up of the loop.
+    assert dispatches * 2 <= streams * tokens, dispatches
+
+
+def test_the_hub_checks_its_slice() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        for bad in ({"slice_seconds": -1.0}, {"slice_seconds": 2.0}, {"slice_items": 0}):
+            with pytest.raises(ValueError, match="slice"):
+                sagestream._core.Hub(loop, **bad)  # type: ignore[arg-type]
+        sagestream._core.Hub(loop, slice_seconds=None, slice_items=None)
+    finally:
+        loop.close()
