@@ -17,7 +17,6 @@ echo model.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import types
 from collections.abc import AsyncIterator, Callable, Generator
@@ -27,67 +26,13 @@ import boto3
 import pytest
 import sagestream
 import sagestream._aio as aio
+from _loop_ticker import Ticker, consume, slice_bound, unslice
 from _raw_server import RawServer, Request, Response, payload_frame, stream_response
 from botocore.config import Config
 from sagestream.emulator import Emulator, bulk_part
 
-#: Items per stream, and the busy work per item.
+#: Items per stream.
 ITEMS = 1500
-WORK = 20e-6
-#: The slice every loop's hub gets (the tests below change it for some loops).
-SLICE = (aio.SLICE_SECONDS, aio.SLICE_PARTS)
-
-
-def _busy(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
-class Ticker:
-    """Runs once per turn of the loop; records the most items handled between two of its runs."""
-
-    def __init__(self) -> None:
-        self.runs = 0
-        self.since = 0
-        self.most = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def item(self) -> None:
-        self.since += 1
-
-    async def _run(self) -> None:
-        while True:
-            self.most = max(self.most, self.since)
-            self.since = 0
-            self.runs += 1
-            await asyncio.sleep(0)
-
-    def __enter__(self) -> Ticker:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        self.most = max(self.most, self.since)
-
-
-async def _consume(items: AsyncIterator[Any], work: float) -> Ticker:
-    with Ticker() as ticker:
-        await asyncio.sleep(0)  # the ticker is running
-        async for _ in items:
-            ticker.item()
-            _busy(work)
-    return ticker
-
-
-def _bound(work: float) -> int:
-    """The most items one slice can hold when each costs at least ``work``."""
-    seconds, parts = SLICE
-    assert seconds is not None
-    assert parts is not None
-    return min(parts, math.ceil(seconds / work))
 
 
 @pytest.fixture(params=["sliced", "unsliced"])
@@ -95,13 +40,12 @@ def sliced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> b
     """Each test runs with the default slice and, as its control, with none (a fresh loop per
     test, so a fresh hub made with the setting)."""
     if request.param == "unsliced":
-        monkeypatch.setattr(aio, "SLICE_SECONDS", None)
-        monkeypatch.setattr(aio, "SLICE_PARTS", None)
+        unslice(monkeypatch)
     return request.param == "sliced"
 
 
 def _check(ticker: Ticker, items: int, sliced: bool) -> None:
-    bound = _bound(WORK)
+    bound = slice_bound()
     if sliced:
         assert ticker.most <= bound, (ticker.most, bound)
         assert ticker.runs >= items // bound
@@ -127,7 +71,7 @@ async def test_parts(emulator: Emulator, sliced: bool) -> None:
         _emulator_client(emulator) as client,
         client.invoke_stream("demo", b"{}", custom_attributes=f"parts={ITEMS};part_size=20;delay_ms=0") as s,
     ):
-        ticker = await _consume(s, WORK)
+        ticker = await consume(s)
         assert s.metrics.parts == ITEMS
     _check(ticker, ITEMS, sliced)
 
@@ -141,7 +85,7 @@ async def test_the_part_count_bounds_a_slice_of_free_parts(
         _emulator_client(emulator) as client,
         client.invoke_stream("demo", b"{}", custom_attributes=f"parts={ITEMS};part_size=20;delay_ms=0") as s,
     ):
-        ticker = await _consume(s, 0.0)
+        ticker = await consume(s, 0.0)
     assert ticker.most <= 16
     assert ticker.runs >= ITEMS // 16
 
@@ -174,7 +118,7 @@ async def test_reassembled(fmt: str, sliced: bool) -> None:
             sagestream.AsyncClient(session, endpoint_url=server.url) as client,
             client.invoke_stream("ep", b"{}") as s,
         ):
-            ticker = await _consume(read(s), WORK)
+            ticker = await consume(read(s))
             assert s.metrics.parts == ITEMS
     _check(ticker, ITEMS, sliced)
 
@@ -200,7 +144,7 @@ async def test_duplex_session(duplex_emulator: Emulator, sliced: bool) -> None:
         while not any(r.request_id == session.request_id for r in emu.request_log.snapshot()):
             assert time.monotonic() < deadline, "the echo never ended"
             await asyncio.sleep(0.01)
-        ticker = await _consume(session, WORK)
+        ticker = await consume(session)
         assert session.metrics.parts == ITEMS
     _check(ticker, ITEMS, sliced)
 
