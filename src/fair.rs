@@ -5,8 +5,8 @@
 //! reason async reading is cheap). Unbounded, that lets one stream read back to back hold the
 //! loop for its whole length, and every other task, callback and socket of the loop wait.
 //! A [`Slice`] (one per loop, on its hub) bounds such a run, by time and by items, whichever
-//! comes first; each reader keeps a [`Burst`] and, once it is spent, yields to the loop once
-//! (a bare `yield`, what `asyncio.sleep(0)` does) before it hands out the next item.
+//! comes first; each reader keeps a [`Burst`] and, once it is spent, suspends until the loop's
+//! next turn before it hands out the next item.
 //!
 //! A reader that waits for its next item suspends anyway, and that ends its run: a paced
 //! stream (a token every few milliseconds) never spends its slice, so it costs nothing more
@@ -62,7 +62,8 @@ fn clock_ns() -> u64 {
 /// One reader's run on the loop since its task last suspended in it.
 ///
 /// Before handing out an item it has at hand, the reader asks [`Burst::spent`]; when spent,
-/// it yields to the loop and calls [`Burst::suspended`], as it does when it waits on a future.
+/// it suspends until the loop's next turn and calls [`Burst::yielded`]; when it waits for an
+/// item, [`Burst::suspended`].
 /// The run is timed from the first look after a suspension, not from the suspension: time the
 /// loop spent on other tasks is not this reader's, so a reader resumed by a busy loop still
 /// gets its whole slice (and costs no extra yield).
@@ -72,6 +73,8 @@ pub struct Burst {
     began: AtomicU64,
     /// Items handed out in this run.
     items: AtomicU32,
+    /// Runs that ended spent (see [`Burst::yielded`]).
+    yields: AtomicU64,
 }
 
 impl Burst {
@@ -94,9 +97,20 @@ impl Burst {
         self.items.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The reader suspends (it waits on a future, or yields): the run is over.
+    /// The reader suspends (it waits for its next item): the run is over.
     pub fn suspended(&self) {
         self.began.store(0, Ordering::Relaxed);
+    }
+
+    /// The reader suspends with items at hand, its run spent: the run is over.
+    pub fn yielded(&self) {
+        self.yields.fetch_add(1, Ordering::Relaxed);
+        self.suspended();
+    }
+
+    /// How many runs ended spent.
+    pub fn yields(&self) -> u64 {
+        self.yields.load(Ordering::Relaxed)
     }
 }
 
@@ -121,8 +135,9 @@ mod tests {
         let slice = Slice::new(None, Some(5)).unwrap();
         assert_eq!(run(&burst, slice, 100), 5);
         assert!(burst.spent(slice), "still spent until it suspends");
-        burst.suspended();
+        burst.yielded();
         assert_eq!(run(&burst, slice, 100), 5, "a new run after the suspension");
+        assert_eq!(burst.yields(), 1);
     }
 
     #[test]

@@ -145,13 +145,32 @@ impl PyHub {
     /// A new asyncio future of this hub's loop, marked as awaited (what `Future.__await__`
     /// marks before yielding it to the task).
     pub(crate) fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let event_loop = self
-            .event_loop
-            .bind(py)
-            .upgrade()
-            .ok_or_else(|| PyRuntimeError::new_err("the event loop of this hub is gone"))?;
+        let event_loop = self.event_loop(py)?;
         let future = event_loop.call_method0(intern!(py, "create_future"))?;
         future.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
+        Ok(future)
+    }
+
+    fn event_loop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.event_loop
+            .bind(py)
+            .upgrade()
+            .ok_or_else(|| PyRuntimeError::new_err("the event loop of this hub is gone"))
+    }
+
+    /// A future (marked as awaited) that the loop resolves on its next turn, after the I/O
+    /// callbacks and the timers that turn finds ready: what a reader that spent its slice
+    /// waits on. A bare `yield` (`asyncio.sleep(0)`) would be queued ahead of them, so a task
+    /// they wake would wait for the reader's next slice too.
+    pub(crate) fn next_turn<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let hub = slf.get();
+        let future = hub.new_future(py)?;
+        // A timer due now runs after the turn's I/O callbacks (asyncio's `_run_once`).
+        hub.event_loop(py)?.call_method1(
+            intern!(py, "call_later"),
+            (0.0, slf.getattr(intern!(py, "resume"))?, &future),
+        )?;
         Ok(future)
     }
 
@@ -238,6 +257,17 @@ impl PyHub {
                 .bind(py)
                 .call_method1(intern!(py, "set_result"), (none.clone_ref(py),));
         }
+    }
+
+    /// Resolve `future` with None, unless it is done already (its task was cancelled): the
+    /// end of a reader's yield (see `next_turn`).
+    #[staticmethod]
+    fn resume(future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = future.py();
+        if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
+            future.call_method1(intern!(py, "set_result"), (py.None(),))?;
+        }
+        Ok(())
     }
 
     /// Futures waiting for the next dispatch (for tests).

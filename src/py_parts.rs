@@ -1,7 +1,7 @@
 //! The payload parts of a response stream as Python iterators: [`PyParts`] for threads
 //! (waiting without the GIL), [`PyAsyncParts`] for `async for` (waiting on an asyncio future
 //! its hub resolves; a part that is already there is returned without waiting at all, until
-//! the hub's time slice is spent: then the task yields to the loop once).
+//! the hub's time slice is spent: then the task lets the loop run others once).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -239,10 +239,10 @@ impl Drop for PyParts {
 }
 
 /// Payload parts for `async for`. The object is its own awaitable: `__anext__` returns it,
-/// and each step either returns a part at once, yields an asyncio future to its task (nothing
-/// at hand), or — once the hub's slice of parts handed out without suspending is spent —
-/// yields `None` to its task, which runs it again on the loop's next turn (what
-/// `asyncio.sleep(0)` does), so that one stream read back to back does not hold the loop.
+/// and each step either returns a part at once or yields an asyncio future to its task: one
+/// its hub resolves when a part arrives (nothing at hand), or — once the hub's slice of parts
+/// handed out without suspending is spent — one the loop resolves on its next turn
+/// ([`PyHub::next_turn`]), so that one stream read back to back does not hold the loop.
 #[pyclass(name = "AsyncPartIterator", module = "sagestream._core", frozen)]
 pub struct PyAsyncParts {
     stream: Held,
@@ -296,8 +296,9 @@ impl PyAsyncParts {
         loop {
             if self.burst.spent(hub.slice) && stream.has_part() {
                 // Let the loop run everything else that is ready, then come back for it.
-                self.burst.suspended();
-                return Ok(Some(py.None()));
+                let future = PyHub::next_turn(self.hub.bind(py))?;
+                self.burst.yielded();
+                return Ok(Some(future.unbind()));
             }
             match stream.try_next() {
                 Next::Part(part, meta) => {
@@ -362,5 +363,12 @@ impl PyAsyncParts {
     /// Counters and times.
     fn stats(&self) -> PyStreamStats {
         self.stream.0.metrics().into()
+    }
+
+    /// How many times this iterator let the loop run others with parts at hand (its slice
+    /// spent).
+    #[getter]
+    fn yields(&self) -> u64 {
+        self.burst.yields()
     }
 }

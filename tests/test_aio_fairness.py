@@ -1,13 +1,14 @@
 """A stream read back to back shares the event loop: what the loop did while it was read.
 
 A task reading parts that are already there gets them without suspending; after a slice of
-them (``SLICE_SECONDS`` of its time or ``SLICE_PARTS`` parts, whichever first) it yields to the
-loop once. A ticker task that runs on every turn of the loop counts the items the reader
-handled between two of its runs. Each item costs ``WORK`` of busy work, so a slice holds at
-most ``ceil(SLICE_SECONDS / WORK)`` of them, however slow a loaded machine makes each one (a
-slower item only spends the slice sooner): the bound comes from the work per item, not from a
-wall-clock margin. The same reads with the slice off are the control: they hold the loop for
-far more items, so each check can fail.
+them (``SLICE_SECONDS`` of its time or ``SLICE_PARTS`` parts, whichever first) it lets the loop
+run everything else that became ready, once. A ticker task that runs on every turn of the loop
+counts the items the reader handled between two of its runs. Each item costs ``WORK`` (20 µs)
+of busy work, so a slice holds at most ``ceil(SLICE_SECONDS / WORK)`` of them, however slow a
+loaded machine makes each one (a slower item only spends the slice sooner): the bound comes
+from the work per item, not from a wall-clock margin (see ``_loop_ticker.py``). The same reads
+with the slice off are the control: they hold the loop for far more items, so each check can
+fail.
 
 Plain parts come from the emulator's bulk reply, lines / SSE / JSON lines from a scripted
 loopback server (one item per part), the bidirectional session's output from the emulator's
@@ -17,6 +18,7 @@ echo model.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import types
 from collections.abc import AsyncIterator, Callable, Generator
@@ -166,7 +168,7 @@ def _steps(awaitable: Any, seen: list[Any]) -> Generator[Any, Any, Any]:
         value = yield out
 
 
-async def test_a_slice_ends_with_a_bare_yield_and_no_part_is_lost(
+async def test_a_spent_slice_suspends_and_no_part_is_lost(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(aio, "SLICE_SECONDS", None)
@@ -188,12 +190,51 @@ async def test_a_slice_ends_with_a_bare_yield_and_no_part_is_lost(
             if len(seen) > before:
                 runs.append(0)
             runs[-1] += 1
+        yields = s._parts.yields
     assert got == [bulk_part(i, 10) for i in range(200)]
     assert max(runs) <= 8
-    # A bare yield (what asyncio.sleep(0) hands its task) ends a slice; a wait for a part not
-    # there yet hands it a future.
-    assert seen.count(None) >= 1
-    assert all(step is None or isinstance(step, asyncio.Future) for step in seen)
+    assert yields >= 1
+    # Each suspension hands the task a future of the loop (a wait, or the loop's next turn).
+    assert all(isinstance(step, asyncio.Future) for step in seen)
+
+
+async def test_what_became_ready_during_a_slice_runs_before_the_next(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A byte arrives on a socket while the reader is inside a slice; the task it wakes must run
+    # before the reader's next slice (a bare `yield` would queue the reader ahead of it).
+    monkeypatch.setattr(aio, "SLICE_SECONDS", None)
+    monkeypatch.setattr(aio, "SLICE_PARTS", 16)
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    arrived = asyncio.Event()
+    loop.add_reader(ours.fileno(), lambda: (ours.recv(1), arrived.set()))
+    count = 0
+    sent_at = woken_at = -1
+
+    async def waiter() -> None:
+        nonlocal woken_at
+        await arrived.wait()
+        woken_at = count
+
+    try:
+        task = loop.create_task(waiter())
+        async with (
+            _emulator_client(emulator) as client,
+            client.invoke_stream("demo", b"{}", custom_attributes="parts=2000;part_size=10;delay_ms=0") as s,
+        ):
+            async for _ in s:
+                count += 1
+                if count == 100:
+                    theirs.send(b"x")
+                    sent_at = count
+        await task
+        assert s._parts.yields >= 2000 // 16 // 2  # the parts were there: slices were spent
+    finally:
+        loop.remove_reader(ours.fileno())
+        ours.close()
+        theirs.close()
+    assert 0 <= woken_at - sent_at <= 16
 
 
 async def test_cancelled_at_a_yield_closes_the_stream(
@@ -243,26 +284,23 @@ async def test_paced_streams_cost_one_wake_up_for_many_parts_and_no_yield(
 
     loop.remove_reader(hub.fileno())
     loop.add_reader(hub.fileno(), dispatch)
-    seen: list[Any] = []
+    yields: list[int] = []
     async with _emulator_client(emulator) as client:
 
         async def one() -> int:
             async with client.invoke_stream(
                 "demo", b"{}", custom_attributes=f"parts={tokens};part_size=20;delay_ms=10"
             ) as s:
-                parts = aiter(s)
                 n = 0
-                while True:
-                    try:
-                        await _steps(anext(parts), seen)
-                    except StopAsyncIteration:
-                        return n
+                async for _ in s:
                     n += 1
+                yields.append(s._parts.yields)
+                return n
 
         counts = await asyncio.gather(*(one() for _ in range(streams)))
     assert counts == [tokens] * streams
     # Every suspension is a wait for a part (each wait starts a new slice)...
-    assert seen.count(None) == 0
+    assert yields == [0] * streams
     # ... and the hub resolves the futures of many streams in one wake-up of the loop.
     assert dispatches * 2 <= streams * tokens, dispatches
 

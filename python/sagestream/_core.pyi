@@ -166,6 +166,9 @@ class Hub:
     ) -> Hub: ...
     def fileno(self) -> int: ...
     def dispatch(self) -> None: ...
+    @staticmethod
+    def resume(future: asyncio.Future[None]) -> None:
+        """Resolve ``future`` unless it is done (the end of a reader's yield)."""
     def pending(self) -> int: ...
 
 @final
@@ -184,7 +187,7 @@ class AsyncPartIterator(AsyncIterator[bytes]):
     """The payload parts of a streamed response, for ``async for`` on the hub's loop.
 
     Parts already at hand are returned without suspending, until the hub's slice is spent;
-    then the task yields to the loop once (a bare ``yield``, as ``asyncio.sleep(0)``).
+    then the task waits for the loop's next turn once (after the I/O and timers it finds).
     """
 
     def __aiter__(self) -> AsyncPartIterator: ...
@@ -197,6 +200,9 @@ class AsyncPartIterator(AsyncIterator[bytes]):
     @property
     def finished(self) -> bool: ...
     def stats(self) -> StreamStats: ...
+    @property
+    def yields(self) -> int:
+        """Times it let the loop run others with parts at hand (its slice spent)."""
 
 @final
 class Response:
