@@ -133,7 +133,7 @@ def html_answer() -> Response:
 
 
 def gzip_answer() -> Response:
-    body = gzip.compress(b"".join(FRAMES))
+    body = gzip.compress(b"".join(FRAMES), mtime=0)  # the same bytes for both clients
     return Response(
         headers={"Content-Type": EVENTSTREAM, "Content-Encoding": "gzip"},
         writes=[chunk(body), LAST_CHUNK],
