@@ -166,7 +166,9 @@ impl PyHub {
         let py = slf.py();
         let hub = slf.get();
         let future = hub.new_future(py)?;
-        // A timer due now runs after the turn's I/O callbacks (asyncio's `_run_once`).
+        // asyncio runs a timer due now after the next turn's I/O callbacks (`_run_once`);
+        // uvloop makes it a `call_soon`, whose wake-up then comes a turn later, after the I/O
+        // its poll found. Either way what became ready runs first.
         hub.event_loop(py)?.call_method1(
             intern!(py, "call_later"),
             (0.0, slf.getattr(intern!(py, "resume"))?, &future),
