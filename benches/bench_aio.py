@@ -7,22 +7,29 @@ requests over a connection pool of N connections and read every part; the rounds
 between the clients and the table reports medians.
 
     python benches/bench_aio.py [--streams 200] [--parts 500] [--rounds 5] [--interval 0.002]
+        [--baseline DIR]
 
 ``--interval`` paces each stream's parts on the server (seconds between parts, like tokens from
-a model); 0 writes them back to back, so reads carry many frames.
+a model); 0 writes them back to back, so reads carry many frames. ``--baseline DIR`` adds the
+row of another build of sagestream (see ``_builds.py``); both builds then run in fresh
+interpreters.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import multiprocessing
 import os
 import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
+
+import _builds
 
 PART = b"x" * 100
 
@@ -120,6 +127,12 @@ async def run_sagestream(url: str, streams: int, parts: int) -> tuple[float, flo
         await client.close()
 
 
+def sagestream_in_child(url: str, streams: int, parts: int) -> tuple[float, float, int]:
+    """One run of the sagestream in this interpreter, after a warm-up; for ``--baseline``."""
+    asyncio.run(run_sagestream(url, min(streams, 10), parts))
+    return asyncio.run(run_sagestream(url, streams, parts))
+
+
 async def run_aiobotocore(url: str, streams: int, parts: int) -> tuple[float, float, int]:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
@@ -146,7 +159,10 @@ def main() -> int:
     parser.add_argument("--parts", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.002)
+    parser.add_argument("--baseline", help="a directory holding another build of sagestream (_builds.py)")
     args = parser.parse_args()
+    with open("/proc/loadavg") as f:
+        print(f"# load average at the start: {f.read().strip()}")
 
     port = _free_port()
     ready = multiprocessing.Event()
@@ -160,13 +176,24 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         total_parts = args.streams * args.parts
         expected = total_parts * len(PART)
-        results: dict[str, list[tuple[float, float]]] = {"sagestream": [], "aiobotocore": []}
-        runners = {"sagestream": run_sagestream, "aiobotocore": run_aiobotocore}
-        for runner in runners.values():  # warm-up: imports, first connections
-            asyncio.run(runner(url, min(args.streams, 10), args.parts))
+        runners: dict[str, Callable[[], tuple[float, float, int]]] = {
+            "sagestream": lambda: asyncio.run(run_sagestream(url, args.streams, args.parts)),
+            "aiobotocore": lambda: asyncio.run(run_aiobotocore(url, args.streams, args.parts)),
+        }
+        if args.baseline:
+            # Both builds in fresh interpreters, measured alike.
+            print(f"# this build: {_builds.which(None)}; baseline build: {_builds.which(args.baseline)}")
+            del runners["sagestream"]
+            for label, build in (("this build", None), ("baseline build", args.baseline)):
+                runners[f"sagestream, {label}"] = functools.partial(
+                    _builds.call, build, "bench_aio", "sagestream_in_child", url, args.streams, args.parts
+                )
+        asyncio.run(run_sagestream(url, min(args.streams, 10), args.parts))  # warm-up: imports,
+        asyncio.run(run_aiobotocore(url, min(args.streams, 10), args.parts))  # first connections
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
         for _ in range(args.rounds):
             for name, runner in runners.items():
-                cpu, wall, received = asyncio.run(runner(url, args.streams, args.parts))
+                cpu, wall, received = runner()
                 if received != expected:
                     raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
                 results[name].append((cpu, wall))
@@ -178,7 +205,7 @@ def main() -> int:
         print("| client | CPU µs / part | total time s | CPU vs aiobotocore |")
         print("|---|---:|---:|---:|")
         base = statistics.median(c for c, _ in results["aiobotocore"]) / total_parts
-        for name in ("aiobotocore", "sagestream"):
+        for name in ("aiobotocore", *(n for n in results if n != "aiobotocore")):
             cpu = statistics.median(c for c, _ in results[name]) / total_parts
             wall = statistics.median(w for _, w in results[name])
             ratio = "baseline" if name == "aiobotocore" else f"{base / cpu:.1f}x less"
@@ -186,6 +213,8 @@ def main() -> int:
     finally:
         server.terminate()
         server.join(5)
+        with open("/proc/loadavg") as f:
+            print(f"# load average at the end: {f.read().strip()}")
     return 0
 
 

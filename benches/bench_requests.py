@@ -14,11 +14,17 @@ workload runs every client once per round, rounds alternating, and reports media
 - ``short``: 1,000 concurrent InvokeEndpoint calls in asyncio, against aiobotocore;
 - ``ttfp``: time to first part, against the raw socket;
 - ``long``: one stream of 100,000 back-to-back parts, sync and asyncio (µs per part);
+- ``hold``: one stream of 8,000 back-to-back tokens read beside a 1 ms ticker task, against
+  aiobotocore: the longest the ticker ran late, i.e. the longest the reader held the event loop
+  (with no work per token, and with 20 µs of it, as a framework's callback costs);
 - ``idle``: memory per open, idle stream.
 
     python benches/bench_requests.py [--only gateway,short] [--rounds 3] [--quick]
+        [--baseline DIR]
 
-Build the extension in release mode first (``maturin develop -r``).
+Build the extension in release mode first (``maturin develop -r``). ``--baseline DIR`` adds,
+to ``gateway`` and ``hold``, the rows of another build of sagestream (see ``_builds.py``),
+both builds then run in fresh interpreters, rounds alternating.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
+import _builds
 import _pacer
 
 CREDS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "secret", "region_name": "us-east-1"}
@@ -296,20 +303,31 @@ def fixed(url: str, rounds: int, count: int) -> None:
     loop.close()
 
 
-def gateway(url: str, rounds: int, streams: int) -> None:
+async def _gateway_sagestream(url: str, streams: int) -> int:
+    client = sagestream_async(url, pool=streams)
+
+    async def one() -> None:
+        async with client.invoke_stream("bench", b"{}", custom_attributes=PACED) as s:
+            async for _ in s:
+                pass
+
+    async with client:
+        await asyncio.gather(*(one() for _ in range(streams)))
+    return streams
+
+
+def gateway_sagestream(url: str, streams: int) -> tuple[float, float, int]:
+    """One gateway run of the sagestream in this interpreter, after a warm-up (a fresh one's
+    imports and first connections); for ``--baseline``."""
+    run_async(lambda: _gateway_sagestream(url, 10))
+    return run_async(lambda: _gateway_sagestream(url, streams))
+
+
+def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) -> None:
     request = presigned(url, STREAM_PATH, PACED)
 
-    async def sagestream_run() -> int:
-        client = sagestream_async(url, pool=streams)
-
-        async def one() -> None:
-            async with client.invoke_stream("bench", b"{}", custom_attributes=PACED) as s:
-                async for _ in s:
-                    pass
-
-        async with client:
-            await asyncio.gather(*(one() for _ in range(streams)))
-        return streams
+    def sagestream_run() -> Awaitable[int]:
+        return _gateway_sagestream(url, streams)
 
     async def aiobotocore_run() -> int:
         async with aiobotocore_client(url, pool=streams) as client:
@@ -351,8 +369,12 @@ def gateway(url: str, rounds: int, streams: int) -> None:
         await asyncio.gather(*(one() for _ in range(streams)))
         return streams
 
+    # With a baseline, both builds run in fresh interpreters, measured alike.
+    ours = ["sagestream AsyncClient"] if baseline is None else [
+        "sagestream AsyncClient, this build", "sagestream AsyncClient, baseline build"
+    ]  # fmt: skip
     rows: dict[str, list[tuple[float, float, int]]] = {
-        "sagestream AsyncClient": [],
+        **{name: [] for name in ours},
         "aiobotocore": [],
         "bare asyncio Protocol (floor)": [],
     }
@@ -363,7 +385,12 @@ def gateway(url: str, rounds: int, streams: int) -> None:
     except ImportError:
         pass
     for _ in range(rounds):
-        rows["sagestream AsyncClient"].append(run_async(sagestream_run))
+        if baseline is None:
+            rows["sagestream AsyncClient"].append(run_async(sagestream_run))
+        else:
+            for name, build in (("this build", None), ("baseline build", baseline)):
+                cpu, wall, n = _builds.call(build, "bench_requests", "gateway_sagestream", url, streams)
+                rows[f"sagestream AsyncClient, {name}"].append((cpu, wall, n))
         rows["aiobotocore"].append(run_async(aiobotocore_run))
         rows["bare asyncio Protocol (floor)"].append(run_async(bare_run))
         if "bare asyncio Protocol on uvloop" in rows:
@@ -525,6 +552,112 @@ def long(url: str, parts: int = 100_000) -> None:
         print(f"| {name} | {per * 1e6:.3f} | {statistics.median(w for _, w, _ in runs):.2f} |")
 
 
+HOLD_TOKENS = 8000
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+Hold = tuple[float, float, float, float, int]
+
+
+async def _beside_ticker(parts: AsyncIterable[Any], work: float) -> Hold:
+    """Read ``parts`` (``work`` seconds of busy work each) beside a task that sleeps 1 ms at a
+    time: (the most the task woke late — the longest the loop was held —, the most CPU time the
+    loop's thread spent between two of its runs, the read's wall and CPU seconds, the parts
+    read). The second is the first as a busy machine cannot inflate it (a thread waiting for a
+    core spends no CPU time), though it may hold up to two slices (one before the tick was due)."""
+    late = busiest = 0.0
+    reading = True
+
+    async def ticker() -> None:
+        nonlocal late, busiest
+        last = time.thread_time()
+        while reading:
+            due = time.perf_counter() + 0.001
+            await asyncio.sleep(0.001)
+            late = max(late, time.perf_counter() - due)
+            now = time.thread_time()
+            busiest, last = max(busiest, now - last), now
+
+    task = asyncio.get_running_loop().create_task(ticker())
+    await asyncio.sleep(0)
+    n = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        async for _ in parts:
+            _spin(work)
+            n += 1
+    finally:
+        reading = False
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    await task
+    return late, busiest, wall, cpu, n
+
+
+def hold_sagestream(url: str, tokens: int, work: float) -> Hold:
+    """The loop hold of one back-to-back stream on the sagestream in this interpreter, from the
+    answer's headers to its end."""
+
+    async def main(count: int) -> Hold:
+        attrs = f"tokens={count};size=20"
+        async with (
+            sagestream_async(url) as client,
+            client.invoke_stream("bench", b"{}", custom_attributes=attrs) as s,
+        ):
+            return await _beside_ticker(s, work)
+
+    asyncio.run(main(100))  # warm-up
+    return asyncio.run(main(tokens))
+
+
+def hold_aiobotocore(url: str, tokens: int, work: float) -> Hold:
+    """The loop hold of one back-to-back stream on aiobotocore, from the answer's headers."""
+
+    async def main(count: int) -> Hold:
+        async with aiobotocore_client(url) as client:
+            r = await client.invoke_endpoint_with_response_stream(
+                EndpointName="bench", Body=b"{}", CustomAttributes=f"tokens={count};size=20"
+            )
+            return await _beside_ticker(r["Body"], work)
+
+    asyncio.run(main(100))
+    return asyncio.run(main(tokens))
+
+
+def hold(url: str, rounds: int, baseline: str | None = None) -> None:
+    clients: list[tuple[str, str | None, str]] = [("sagestream AsyncClient", None, "hold_sagestream")]
+    if baseline is not None:
+        clients[0] = ("sagestream AsyncClient, this build", None, "hold_sagestream")
+        clients.append(("sagestream AsyncClient, baseline build", baseline, "hold_sagestream"))
+    clients.append(("aiobotocore", None, "hold_aiobotocore"))
+    print(f"\nevent-loop hold: one stream of {HOLD_TOKENS} back-to-back tokens of 20 B, beside a 1 ms ticker")
+    print(
+        f"(each row in a fresh interpreter, {rounds} rounds, medians; hold: the most the ticker woke"
+        " late; loop CPU: the most CPU time the loop's thread spent between two ticks)"
+    )
+    print("| client | work per token | hold ms | worst round ms | loop CPU ms | read wall ms | read CPU ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for work in (0.0, 20e-6):
+        runs: dict[str, list[Hold]] = {name: [] for name, _, _ in clients}
+        for _ in range(rounds):
+            for name, build, function in clients:
+                got = _builds.call(build, "bench_requests", function, url, HOLD_TOKENS, work)
+                if got[-1] != HOLD_TOKENS:
+                    raise SystemExit(f"{name}: read {got[-1]} tokens of {HOLD_TOKENS}")
+                runs[name].append(tuple(got))  # type: ignore[arg-type]
+        for name, got in runs.items():
+
+            def ms(i: int, of: list[Hold] = got) -> str:
+                return f"{statistics.median(r[i] for r in of) * 1e3:.2f}"
+
+            worst = max(r[0] for r in got) * 1e3
+            print(f"| {name} | {work * 1e6:.0f} µs | {ms(0)} | {worst:.2f} | {ms(1)} | {ms(2)} | {ms(3)} |")
+
+
 def idle(url: str, streams: int = 500) -> None:
     def rss() -> int:
         with open("/proc/self/statm") as f:
@@ -552,19 +685,24 @@ def idle(url: str, streams: int = 500) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="fixed,gateway,threads,short,ttfp,long,idle")
+    parser.add_argument("--only", default="fixed,gateway,threads,short,ttfp,long,hold,idle")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--baseline", help="a directory holding another build of sagestream (_builds.py)")
     args = parser.parse_args()
+    with open("/proc/loadavg") as f:
+        print(f"# load average at the start: {f.read().strip()}")
+    if args.baseline:
+        print(f"# this build: {_builds.which(None)}; baseline build: {_builds.which(args.baseline)}")
     url, server = _pacer.start()
     try:
         only = set(args.only.split(","))
         if "fixed" in only:
             fixed(url, args.rounds, 100 if args.quick else 400)
         if "gateway" in only:
-            gateway(url, args.rounds, 100)
+            gateway(url, args.rounds, 100, args.baseline)
             if not args.quick:
-                gateway(url, args.rounds, 1000)
+                gateway(url, args.rounds, 1000, args.baseline)
         if "threads" in only:
             threads(url, args.rounds)
         if "short" in only:
@@ -573,10 +711,14 @@ def main() -> None:
             ttfp(url)
         if "long" in only:
             long(url, 20_000 if args.quick else 100_000)
+        if "hold" in only:
+            hold(url, args.rounds, args.baseline)
         if "idle" in only:
             idle(url)
     finally:
         server.terminate()
+        with open("/proc/loadavg") as f:
+            print(f"\n# load average at the end: {f.read().strip()}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@
 
 pub mod duplex;
 pub mod errors;
+pub mod fair;
 pub mod frame;
 pub mod headers;
 pub mod reassembly;

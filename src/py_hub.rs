@@ -14,6 +14,9 @@
 //! `ProactorEventLoop`) gets a hub of the `call_soon` kind instead: the wake-up is one
 //! `loop.call_soon_threadsafe(dispatch)` per batch, made by a waker thread of the hub's own (never
 //! by a runtime thread, which must not wait for the GIL), with the same batching.
+//!
+//! The hub also carries its loop's [`Slice`]: how long an async reader may hand out parts
+//! already at hand before it yields to the loop (see [`crate::fair`]).
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -25,6 +28,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple, PyWeakrefReference};
 use tokio::time::Instant;
 
+use crate::fair::Slice;
 use crate::stream::Wake;
 use crate::wakeup::{Kind, Wakeup};
 
@@ -226,20 +230,43 @@ fn make_wakeup(wakeup: Option<&str>) -> PyResult<Option<Wakeup>> {
 #[pyclass(name = "Hub", module = "sagestream._core", frozen)]
 pub struct PyHub {
     pub(crate) core: Arc<HubCore>,
+    /// How long a reader of this loop may run on items at hand (see [`crate::fair::Burst`]).
+    pub(crate) slice: Slice,
 }
 
 impl PyHub {
     /// A new asyncio future of this hub's loop, marked as awaited (what `Future.__await__`
     /// marks before yielding it to the task).
     pub(crate) fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let event_loop = self
-            .core
+        let event_loop = self.event_loop(py)?;
+        let future = event_loop.call_method0(intern!(py, "create_future"))?;
+        future.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
+        Ok(future)
+    }
+
+    fn event_loop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core
             .event_loop
             .bind(py)
             .upgrade()
-            .ok_or_else(|| PyRuntimeError::new_err("the event loop of this hub is gone"))?;
-        let future = event_loop.call_method0(intern!(py, "create_future"))?;
-        future.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
+            .ok_or_else(|| PyRuntimeError::new_err("the event loop of this hub is gone"))
+    }
+
+    /// A future (marked as awaited) that the loop resolves on its next turn, after the I/O
+    /// callbacks and the timers that turn finds ready: what a reader that spent its slice
+    /// waits on. A bare `yield` (`asyncio.sleep(0)`) would be queued ahead of them, so a task
+    /// they wake would wait for the reader's next slice too.
+    pub(crate) fn next_turn<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let hub = slf.get();
+        let future = hub.new_future(py)?;
+        // asyncio runs a timer due now after the next turn's I/O callbacks (`_run_once`);
+        // uvloop makes it a `call_soon`, whose wake-up then comes a turn later, after the I/O
+        // its poll found. Either way what became ready runs first.
+        hub.event_loop(py)?.call_method1(
+            intern!(py, "call_later"),
+            (0.0, slf.getattr(intern!(py, "resume"))?, &future),
+        )?;
         Ok(future)
     }
 
@@ -258,14 +285,27 @@ impl PyHub {
     /// `event_loop`: the asyncio loop the futures belong to. `coalesce`: the least time, in
     /// seconds, between two wake-ups of a busy loop. `wakeup`: `eventfd`, `pipe`, `socket` or
     /// `call_soon` (None: eventfd on Linux, a pipe on other Unix systems, a socket elsewhere).
+    /// `slice_seconds` and `slice_items`: how long, and for how many items, an async reader may
+    /// run on items already at hand before it yields to the loop (None: no bound; see
+    /// [`crate::fair`]).
     #[new]
-    #[pyo3(signature = (event_loop, *, coalesce = 0.001, wakeup = None))]
-    fn new(event_loop: &Bound<'_, PyAny>, coalesce: f64, wakeup: Option<&str>) -> PyResult<Self> {
+    #[pyo3(
+        signature = (event_loop, *, coalesce = 0.001, wakeup = None, slice_seconds = Some(0.001), slice_items = Some(256)),
+        text_signature = "(event_loop, *, coalesce=0.001, wakeup=None, slice_seconds=0.001, slice_items=256)"
+    )]
+    fn new(
+        event_loop: &Bound<'_, PyAny>,
+        coalesce: f64,
+        wakeup: Option<&str>,
+        slice_seconds: Option<f64>,
+        slice_items: Option<u32>,
+    ) -> PyResult<Self> {
         if !(coalesce.is_finite() && (0.0..=1.0).contains(&coalesce)) {
             return Err(PyValueError::new_err(
                 "coalesce must be between 0 and 1 second",
             ));
         }
+        let slice = Slice::new(slice_seconds, slice_items).map_err(PyValueError::new_err)?;
         let (signal, messages) = if let Some(wakeup) = make_wakeup(wakeup)? {
             (Signal::Descriptor(wakeup), None)
         } else {
@@ -286,7 +326,7 @@ impl PyHub {
         if let Some(messages) = messages {
             start_waker(Arc::downgrade(&core), messages)?;
         }
-        Ok(Self { core })
+        Ok(Self { core, slice })
     }
 
     /// How this hub wakes its loop: `eventfd`, `pipe`, `socket` or `call_soon`.
@@ -318,6 +358,17 @@ impl PyHub {
     /// Resolve every ready future (the loop's reader callback).
     fn dispatch(&self, py: Python<'_>) {
         self.core.dispatch(py);
+    }
+
+    /// Resolve `future` with None, unless it is done already (its task was cancelled): the
+    /// end of a reader's yield (see `next_turn`).
+    #[staticmethod]
+    fn resume(future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = future.py();
+        if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
+            future.call_method1(intern!(py, "set_result"), (py.None(),))?;
+        }
+        Ok(())
     }
 
     /// Futures waiting for the next dispatch (for tests).

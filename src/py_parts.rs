@@ -1,6 +1,7 @@
 //! The payload parts of a response stream as Python iterators: [`PyParts`] for threads
 //! (waiting without the GIL), [`PyAsyncParts`] for `async for` (waiting on an asyncio future
-//! its hub resolves; a part that is already there is returned without waiting at all).
+//! its hub resolves; a part that is already there is returned without waiting at all, until
+//! the hub's time slice is spent: then the task lets the loop run others once).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyType};
 use tokio::runtime::Runtime;
 
+use crate::fair::Burst;
 use crate::py_hub::PyHub;
 use crate::sagemaker::{Label, PartMeta};
 use crate::stream::{Metrics, Next, PartStream};
@@ -237,13 +239,18 @@ impl Drop for PyParts {
 }
 
 /// Payload parts for `async for`. The object is its own awaitable: `__anext__` returns it,
-/// and each step either returns a part at once or yields an asyncio future to its task.
+/// and each step either returns a part at once or yields an asyncio future to its task: one
+/// its hub resolves when a part arrives (nothing at hand), or — once the hub's slice of parts
+/// handed out without suspending is spent — one the loop resolves on its next turn
+/// ([`PyHub::next_turn`]), so that one stream read back to back does not hold the loop.
 #[pyclass(name = "AsyncPartIterator", module = "sagestream._core", frozen)]
 pub struct PyAsyncParts {
     stream: Held,
     hub: Py<PyHub>,
     /// The class of parts with headers (see [`part_object`]); None: plain `bytes`.
     part_class: Option<Py<PyAny>>,
+    /// Parts handed out since the task last suspended.
+    burst: Burst,
 }
 
 impl PyAsyncParts {
@@ -252,6 +259,7 @@ impl PyAsyncParts {
             stream: Held(stream),
             hub,
             part_class: None,
+            burst: Burst::default(),
         }
     }
 
@@ -284,21 +292,31 @@ impl PyAsyncParts {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let stream = &self.stream.0;
+        let hub = self.hub.get();
         loop {
+            if self.burst.spent(hub.slice) && stream.has_part() {
+                // Let the loop run everything else that is ready, then come back for it.
+                let future = PyHub::next_turn(self.hub.bind(py))?;
+                self.burst.yielded();
+                return Ok(Some(future.unbind()));
+            }
             match stream.try_next() {
                 Next::Part(part, meta) => {
+                    self.burst.delivered();
                     let part = part_object(py, self.part_class.as_ref(), &part, &meta)?;
                     return Err(PyStopIteration::new_err((part,)));
                 }
                 Next::End => return Err(PyStopAsyncIteration::new_err(())),
                 Next::Failed(failure) => return Err(failure.to_py_err(py)),
                 Next::Pending => {
-                    let hub = self.hub.get();
                     let future = hub.new_future(py)?;
                     // The first part is what the caller waits on: no coalescing for it.
                     let urgent = stream.metrics().parts == 0;
                     match stream.set_waiter(Box::new(hub.waiter(&future, urgent))) {
-                        Ok(None) => return Ok(Some(future.unbind())),
+                        Ok(None) => {
+                            self.burst.suspended();
+                            return Ok(Some(future.unbind()));
+                        }
                         Ok(Some(_ready_now)) => {}
                         Err(_) => {
                             return Err(PyRuntimeError::new_err(
@@ -345,5 +363,12 @@ impl PyAsyncParts {
     /// Counters and times.
     fn stats(&self) -> PyStreamStats {
         self.stream.0.metrics().into()
+    }
+
+    /// How many times this iterator let the loop run others with parts at hand (its slice
+    /// spent).
+    #[getter]
+    fn yields(&self) -> u64 {
+        self.burst.yields()
     }
 }

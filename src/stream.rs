@@ -244,6 +244,11 @@ impl PartStream {
         Self::take(&mut state)
     }
 
+    /// Whether a part is queued (a look that takes nothing).
+    pub fn has_part(&self) -> bool {
+        !self.lock().parts.is_empty()
+    }
+
     /// Wait (blocking this thread) for the next part, the end or the failure, at most
     /// `timeout` (`Pending` after it).
     pub fn wait_next(&self, timeout: Option<Duration>) -> Next {

@@ -15,6 +15,7 @@ pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_aws")
 
 from _chat_container import ChatContainer, chunk_doc, completion_doc
+from _loop_ticker import consume, slice_bound, unslice
 from langchain_aws.chat_models.sagemaker_endpoint import (
     ChatModelContentHandler as AwsChatHandler,
 )
@@ -279,3 +280,22 @@ def test_tool_calls_through_the_proxy(emu: Emulator, container: ChatContainer, k
     assert whole.response_metadata["finish_reason"] == "tool_calls"
     assert whole.usage_metadata == {"input_tokens": 9, "output_tokens": 4, "total_tokens": 13}
     assert container.requests[-1]["stream"] is True
+
+
+@pytest.mark.parametrize("sliced", [True, False], ids=["sliced", "unsliced"])
+def test_a_long_answer_shares_the_event_loop(
+    keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch, sliced: bool
+) -> None:
+    # What the loop did while 1,500 back-to-back tokens were streamed: see _loop_ticker.py.
+    if not sliced:
+        unslice(monkeypatch)
+    ours = ChatSagemakerEndpoint(endpoint_name="chat", model_kwargs={"max_tokens": 1500}, **keys)
+
+    async def main() -> Any:
+        return await consume(ours.astream("Tell me everything"), counts=lambda chunk: bool(chunk.content))
+
+    ticker = asyncio.run(main())
+    if sliced:
+        assert ticker.most <= slice_bound(), ticker.most
+    else:
+        assert ticker.most > slice_bound(), ticker.most  # the check can fail

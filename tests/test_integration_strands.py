@@ -13,6 +13,7 @@ pytest.importorskip("strands")
 
 import boto3
 from _chat_container import ChatContainer, chunk_doc, completion_doc
+from _loop_ticker import consume, slice_bound, unslice
 from sagestream import ModelError, ModelStreamError
 from sagestream.emulator import Emulator
 from sagestream.integrations.strands import SageMakerAIModel
@@ -195,3 +196,23 @@ def test_structured_output(emu: Emulator) -> None:
         ]
 
     assert asyncio.run(main()) == [{"output": Weather(city="Oslo", degrees=21)}]
+
+
+@pytest.mark.parametrize("sliced", [True, False], ids=["sliced", "unsliced"])
+def test_a_long_answer_shares_the_event_loop(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, sliced: bool
+) -> None:
+    # What the loop did while 1,500 back-to-back tokens were streamed: see _loop_ticker.py.
+    if not sliced:
+        unslice(monkeypatch)
+    model = _ours(emu, max_tokens=1500)
+
+    async def main() -> Any:
+        events = model.stream([{"role": "user", "content": [{"text": "Tell me everything"}]}])
+        return await consume(events, counts=lambda event: "contentBlockDelta" in event)
+
+    ticker = asyncio.run(main())
+    if sliced:
+        assert ticker.most <= slice_bound(), ticker.most
+    else:
+        assert ticker.most > slice_bound(), ticker.most  # the check can fail

@@ -54,6 +54,11 @@ __all__ = ["AsyncClient", "AsyncResponseStream", "hub_for"]
 #: The least time between two wake-ups of a busy event loop by the transport: parts of many
 #: streams arriving within it are delivered together.
 COALESCE_SECONDS = 0.001
+#: How long, and for how many parts, a task reading a stream whose parts are already there
+#: runs before it lets the event loop run everything else that is ready (once): no stream
+#: read back to back holds the loop longer. A task that waits for a part suspends anyway.
+SLICE_SECONDS: float | None = 0.001
+SLICE_PARTS: int | None = 256
 
 #: The environment variable that forces how hubs wake their loops (read once, at the first hub):
 #: ``eventfd`` (Linux), ``pipe`` (Unix), ``socket`` (a loopback socket pair, the Windows
@@ -87,15 +92,20 @@ def hub_for(loop: asyncio.AbstractEventLoop) -> _core.Hub:
     return hub
 
 
+def _hub_settings() -> dict[str, Any]:
+    """The settings of a new hub, as this module's constants say now (tests change them)."""
+    return {"coalesce": COALESCE_SECONDS, "slice_seconds": SLICE_SECONDS, "slice_items": SLICE_PARTS}
+
+
 def _new_hub(loop: asyncio.AbstractEventLoop) -> _core.Hub:
-    hub = _core.Hub(loop, coalesce=COALESCE_SECONDS, wakeup=forced_wakeup())
+    hub = _core.Hub(loop, wakeup=forced_wakeup(), **_hub_settings())
     if hub.wakeup == "call_soon":
         return hub
     try:
         loop.add_reader(hub.fileno(), hub.dispatch)
     except NotImplementedError:
         # A loop that watches no descriptors: Windows' ProactorEventLoop, its default.
-        return _core.Hub(loop, coalesce=COALESCE_SECONDS, wakeup="call_soon")
+        return _core.Hub(loop, wakeup="call_soon", **_hub_settings())
     return hub
 
 

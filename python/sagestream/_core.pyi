@@ -152,17 +152,29 @@ class Hub:
 
     Register it once: ``loop.add_reader(hub.fileno(), hub.dispatch)``, unless its ``wakeup`` is
     ``"call_soon"`` (it then wakes the loop with ``loop.call_soon_threadsafe`` by itself).
-    ``wakeup``: ``"eventfd"`` (Linux), ``"pipe"`` (Unix), ``"socket"`` (a loopback socket pair)
-    or ``"call_soon"``; None picks the platform's (eventfd, else a pipe, else a socket pair).
+    ``coalesce``: the least time between two wake-ups of a busy loop. ``wakeup``: ``"eventfd"``
+    (Linux), ``"pipe"`` (Unix), ``"socket"`` (a loopback socket pair) or ``"call_soon"``; None
+    picks the platform's (eventfd, else a pipe, else a socket pair). ``slice_seconds`` and
+    ``slice_items``: how long, and for how many parts, an async iterator of the loop hands out
+    parts already at hand before it yields to the loop once (``None``: no bound).
     """
 
     def __new__(
-        cls, event_loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001, wakeup: str | None = None
+        cls,
+        event_loop: asyncio.AbstractEventLoop,
+        *,
+        coalesce: float = 0.001,
+        wakeup: str | None = None,
+        slice_seconds: float | None = 0.001,
+        slice_items: int | None = 256,
     ) -> Hub: ...
     @property
     def wakeup(self) -> str: ...
     def fileno(self) -> int: ...
     def dispatch(self) -> None: ...
+    @staticmethod
+    def resume(future: asyncio.Future[None]) -> None:
+        """Resolve ``future`` unless it is done (the end of a reader's yield)."""
     def pending(self) -> int: ...
 
 @final
@@ -178,7 +190,11 @@ class PartIterator(Iterator[bytes]):
 
 @final
 class AsyncPartIterator(AsyncIterator[bytes]):
-    """The payload parts of a streamed response, for ``async for`` on the hub's loop."""
+    """The payload parts of a streamed response, for ``async for`` on the hub's loop.
+
+    Parts already at hand are returned without suspending, until the hub's slice is spent;
+    then the task waits for the loop's next turn once (after the I/O and timers it finds).
+    """
 
     def __aiter__(self) -> AsyncPartIterator: ...
     def __anext__(self) -> AsyncPartIterator: ...
@@ -190,6 +206,9 @@ class AsyncPartIterator(AsyncIterator[bytes]):
     @property
     def finished(self) -> bool: ...
     def stats(self) -> StreamStats: ...
+    @property
+    def yields(self) -> int:
+        """Times it let the loop run others with parts at hand (its slice spent)."""
 
 @final
 class Response:

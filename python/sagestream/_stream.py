@@ -218,7 +218,8 @@ class AsyncResponseStream(_StreamBase):
     """The payload parts of one InvokeEndpointWithResponseStream answer, for ``async for``.
 
     ``async with client.invoke_stream(...) as s: async for part in s``. A part that has
-    arrived is returned without a trip through the event loop; waiting for one costs no thread.
+    arrived is returned without a trip through the event loop (after 1 ms or 256 such parts the
+    reading task lets the loop run others once); waiting for one costs no thread.
     An error frame raises ``ModelStreamError`` / ``InternalStreamFailure`` after every earlier
     part; a lost connection, a read timeout or the deadline raise a
     :class:`~sagestream.TransportError`; a stream cut inside a frame raises

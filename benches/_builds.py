@@ -1,0 +1,63 @@
+"""Run a benchmark function under another build of sagestream, side by side with this one.
+
+A change to the Rust core is measured against the build before it in the same run (same
+machine, same load, rounds alternating): ``--baseline DIR`` names a directory holding that
+build's ``sagestream`` package, for example main's::
+
+    git archive main | tar -x -C /tmp/base
+    (cd /tmp/base && maturin build --release -o dist)
+    pip install --no-deps --target /tmp/base-site /tmp/base/dist/*.whl
+    python benches/bench_requests.py --only gateway,hold --baseline /tmp/base-site
+
+Each call runs in a fresh interpreter (``DIR`` first on ``sys.path``, so its ``sagestream`` is
+imported instead of this environment's); the function does its own warm-up and measuring and
+returns JSON-able numbers, so both builds are measured the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import importlib
+module = importlib.import_module(sys.argv[2])
+print(json.dumps(getattr(module, sys.argv[3])(*json.loads(sys.argv[4]))))
+"""
+
+
+def call(build: str | None, module: str, function: str, *args: Any) -> Any:
+    """``module.function(*args)`` (``module``: a file of this directory) in a fresh interpreter
+    whose ``sagestream`` is the one in ``build`` (None: this environment's); its result."""
+    env = dict(os.environ)
+    if build is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (build, env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(_HERE), module, function, json.dumps(args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module}.{function} under {build or 'this build'} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def which(build: str | None) -> str:
+    """Where ``build``'s sagestream comes from (to print with the results)."""
+    return str(call(build, "_builds", "_origin"))
+
+
+def _origin() -> str:
+    import sagestream
+
+    return str(Path(sagestream.__file__).parent)
