@@ -24,7 +24,7 @@ import pytest
 import sagestream
 from _raw_server import CUT, LAST_CHUNK, RawServer, Request, Response, chunk, json_error, payload_frame
 from botocore.config import Config
-from sagestream import _rules
+from sagestream import service
 from sagestream.emulator import sigv4
 
 CREDENTIALS = {"aws_access_key_id": "AKIDDIFF", "aws_secret_access_key": "diff-secret"}
@@ -268,7 +268,7 @@ def test_members_an_older_botocore_lacks_are_sent_all_the_same(
     if not missing:
         pytest.skip(f"botocore {botocore.__version__}'s model has every member of this case")
     (ours,) = recorded(op, params, CALLERS[client])
-    table = _rules.OPERATIONS[OPERATIONS[op]]
+    table = service.OPERATIONS[OPERATIONS[op]]
     for member, value in missing.items():
         assert ours.headers[table.header(member).lower()] == str(value), member
     verify_signature(ours)

@@ -40,6 +40,7 @@ from sagestream._operations import (
 from sagestream._s3 import AsyncTransportS3
 from sagestream._stream import AsyncResponseStream
 from sagestream.exceptions import service_error_from_response
+from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
@@ -386,6 +387,7 @@ class AsyncClient:
         inference_id: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
     ) -> _StreamCall:
         """Start InvokeEndpointWithResponseStream.
@@ -396,18 +398,7 @@ class AsyncClient:
         seconds (:class:`~sagestream.DeadlineExceededError`), besides Config's read timeout
         between reads.
         """
-        params = _params.stream_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE_STREAM.of_call(locals())
         _params.check_deadline(deadline)
 
         async def start() -> AsyncResponseStream:
@@ -433,23 +424,11 @@ class AsyncClient:
         enable_explanations: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
     ) -> InvokeResult:
         """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
-        params = _params.invoke_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_model=target_model,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            enable_explanations=enable_explanations,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE.of_call(locals())
         _params.check_deadline(deadline)
         response, answer = await self._call(INVOKE_OPERATION, params, deadline=deadline)
         body_bytes = answer.pop("Body", None)

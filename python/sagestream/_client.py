@@ -28,6 +28,7 @@ from sagestream._operations import (
 from sagestream._s3 import BotoS3
 from sagestream._stream import ResponseStream
 from sagestream._transport import botocore_errors, open_body, read_capped
+from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -232,6 +233,7 @@ class Client:
         inference_id: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
     ) -> ResponseStream:
         """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
@@ -240,18 +242,7 @@ class Client:
         every part (``DeadlineExceededError``) — besides the config's read timeout, which
         bounds each wait for bytes (``ReadTimeoutError``).
         """
-        params = _params.stream_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE_STREAM.of_call(locals())
         _params.check_deadline(deadline)
         started = time.monotonic()
         if not self._bridge.fast():
@@ -289,6 +280,7 @@ class Client:
         enable_explanations: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
     ) -> InvokeResult:
         """Invoke ``endpoint_name`` and read the whole answer (InvokeEndpoint).
@@ -296,20 +288,7 @@ class Client:
         ``session_id="NEW_SESSION"`` opens a stateful session: its id is in
         ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
         """
-        params = _params.invoke_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_model=target_model,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            enable_explanations=enable_explanations,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE.of_call(locals())
         _params.check_deadline(deadline)
         if not self._bridge.fast():
             params = self._bridge.for_botocore(INVOKE_OPERATION, params)

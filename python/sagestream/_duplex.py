@@ -20,11 +20,11 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import quote
 
-from sagestream import _core, _params, _rules
+from sagestream import _core, _params
 from sagestream._stream import StreamMetrics
 from sagestream.exceptions import ParamValidationError, SageStreamError
+from sagestream.service import INVOKE_DUPLEX
 
 if TYPE_CHECKING:
     from sagestream._botocore import Bridge
@@ -41,14 +41,14 @@ __all__ = [
     "duplex_endpoint",
 ]
 
-DUPLEX_OPERATION = _rules.INVOKE_DUPLEX.name
+DUPLEX_OPERATION = INVOKE_DUPLEX.name
 #: The environment variable naming the endpoint of this operation (the AWS SDKs' name for the
 #: service "SageMaker Runtime HTTP2").
 ENDPOINT_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
 #: The largest input part (its signed frame must stay under the event stream's payload cap).
 MAX_PART_BYTES = 16 * 1024 * 1024
 #: The port the service answers this operation on.
-PORT = 8443
+PORT = INVOKE_DUPLEX.port
 
 Data: TypeAlias = bytes | bytearray | memoryview | str
 
@@ -161,19 +161,19 @@ def request_for(
     endpoint_url: str | None,
 ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
     """URL, headers (signed) and headers added after signing of one session's request."""
-    params = _params.duplex_params(
-        endpoint_name,
-        target_variant=target_variant,
-        model_invocation_path=model_invocation_path,
-        model_query_string=model_query_string,
+    params = INVOKE_DUPLEX.params(
+        {
+            "endpoint_name": endpoint_name,
+            "target_variant": target_variant,
+            "model_invocation_path": model_invocation_path,
+            "model_query_string": model_query_string,
+        }
     )
     if bridge.transport is None:
         raise NotImplementedError(
             f"sagestream cannot open a bidirectional stream for this client: {bridge.reason}"
         )
-    op = _rules.INVOKE_DUPLEX
-    url = _endpoint_url(bridge, endpoint_url) + op.route(quote(params["EndpointName"], safe="~"))
-    headers = [(op.header(k), str(v)) for k, v in params.items() if k != "EndpointName"]
+    url, headers, _ = INVOKE_DUPLEX.request(_endpoint_url(bridge, endpoint_url), params)
     after = [("User-Agent", bridge.user_agent())]
     return url, headers, after
 

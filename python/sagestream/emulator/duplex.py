@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from multidict import CIMultiDict
 
-from sagestream import _core, _rules
+from sagestream import _core, service
 
 from . import faults as _faults
 from .config import EmulatorConfig
@@ -47,7 +47,7 @@ log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["DuplexServer"]
 
-OPERATION = _rules.INVOKE_DUPLEX
+OPERATION = service.INVOKE_DUPLEX
 _ROUTE = re.compile(r"/endpoints/([^/]+)/invocations-bidirectional-stream")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _SM = "X-Amzn-SageMaker-"
@@ -243,7 +243,7 @@ class DuplexServer:
             headers=headers,
             credentials={self.config.access_key_id: self.config.secret_access_key},
             region=self.config.region,
-            service=_rules.SIGNING_NAME,
+            service=service.SIGNING_NAME,
         )
         if signed.declared_hash is None:
             signed.check_signature(_EMPTY_SHA256)
@@ -297,7 +297,9 @@ class DuplexServer:
             ],
         )
         self.sessions += 1
-        verifier = ChainVerifier(seed, self.config.secret_access_key, self.config.region, _rules.SIGNING_NAME)
+        verifier = ChainVerifier(
+            seed, self.config.secret_access_key, self.config.region, service.SIGNING_NAME
+        )
         outcome = await self._run(stream, session, verifier, knobs)
         self._record(name, started, 200, request_id, None if outcome == "ok" else outcome)
 
