@@ -43,7 +43,7 @@ from sagestream.exceptions import service_error_from_response
 from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterable
+    from collections.abc import AsyncIterable, Iterable, Mapping
 
     import boto3
     from botocore.config import Config
@@ -389,6 +389,7 @@ class AsyncClient:
         session_id: str | None = None,
         prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> _StreamCall:
         """Start InvokeEndpointWithResponseStream.
 
@@ -398,7 +399,7 @@ class AsyncClient:
         seconds (:class:`~sagestream.DeadlineExceededError`), besides Config's read timeout
         between reads.
         """
-        params = INVOKE_STREAM.of_call(locals())
+        params = INVOKE_STREAM.of_call(locals(), extra)
         _params.check_deadline(deadline)
 
         async def start() -> AsyncResponseStream:
@@ -426,9 +427,10 @@ class AsyncClient:
         session_id: str | None = None,
         prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> InvokeResult:
         """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
-        params = INVOKE.of_call(locals())
+        params = INVOKE.of_call(locals(), extra)
         _params.check_deadline(deadline)
         response, answer = await self._call(INVOKE_OPERATION, params, deadline=deadline)
         body_bytes = answer.pop("Body", None)
@@ -458,6 +460,7 @@ class AsyncClient:
         invocation_timeout_seconds: int | None = None,
         s3_output_path_extension: str | None = None,
         filename: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> AsyncInferenceJob:
         """InvokeEndpointAsync; returns a handle whose ``await handle.wait()`` gives the output.
 
@@ -465,20 +468,7 @@ class AsyncClient:
         ``input_prefix`` to upload it under. Every parameter is validated before any upload.
         """
         return await _jobs.submit_async(
-            self._s3,
-            self._invoke_async_call,
-            endpoint_name,
-            input_location=input_location,
-            input=input,
-            input_prefix=input_prefix,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            inference_id=inference_id,
-            request_ttl_seconds=request_ttl_seconds,
-            invocation_timeout_seconds=invocation_timeout_seconds,
-            s3_output_path_extension=s3_output_path_extension,
-            filename=filename,
+            self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra
         )
 
     def invoke_bidirectional(

@@ -31,7 +31,7 @@ from sagestream._transport import botocore_errors, open_body, read_capped
 from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     import boto3
     from botocore.config import Config
@@ -235,6 +235,7 @@ class Client:
         session_id: str | None = None,
         prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> ResponseStream:
         """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
 
@@ -242,7 +243,7 @@ class Client:
         every part (``DeadlineExceededError``) — besides the config's read timeout, which
         bounds each wait for bytes (``ReadTimeoutError``).
         """
-        params = INVOKE_STREAM.of_call(locals())
+        params = INVOKE_STREAM.of_call(locals(), extra)
         _params.check_deadline(deadline)
         started = time.monotonic()
         if not self._bridge.fast():
@@ -282,13 +283,14 @@ class Client:
         session_id: str | None = None,
         prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> InvokeResult:
         """Invoke ``endpoint_name`` and read the whole answer (InvokeEndpoint).
 
         ``session_id="NEW_SESSION"`` opens a stateful session: its id is in
         ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
         """
-        params = INVOKE.of_call(locals())
+        params = INVOKE.of_call(locals(), extra)
         _params.check_deadline(deadline)
         if not self._bridge.fast():
             params = self._bridge.for_botocore(INVOKE_OPERATION, params)
@@ -329,6 +331,7 @@ class Client:
         invocation_timeout_seconds: int | None = None,
         s3_output_path_extension: str | None = None,
         filename: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> InferenceJob:
         """Start an asynchronous inference job (InvokeEndpointAsync); see ``InferenceJob.wait``.
 
@@ -337,20 +340,7 @@ class Client:
         ``s3://`` prefix to upload it under).
         """
         return _jobs.submit(
-            self._s3,
-            self._invoke_async_call,
-            endpoint_name,
-            input_location=input_location,
-            input=input,
-            input_prefix=input_prefix,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            inference_id=inference_id,
-            request_ttl_seconds=request_ttl_seconds,
-            invocation_timeout_seconds=invocation_timeout_seconds,
-            s3_output_path_extension=s3_output_path_extension,
-            filename=filename,
+            self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra
         )
 
     def invoke_bidirectional(

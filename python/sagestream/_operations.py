@@ -1,8 +1,8 @@
 """The three operations, written once for both clients: what each call's answer becomes.
 
 Parameters are validated and named by the operation table (:mod:`sagestream.service`); requests
-are built from it and sent by :mod:`sagestream._call`; here the answers become results — the same whichever client, and
-whichever path (the request path or botocore's own) carried them.
+are built from it and sent by :mod:`sagestream._call`; here the answers become results — the
+same whichever client, and whichever path (the request path or botocore's own) carried them.
 """
 
 from __future__ import annotations

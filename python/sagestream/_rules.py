@@ -68,7 +68,10 @@ MAX_BODY_BYTES = 6_291_456
 MAX_ASYNC_BODY_BYTES = 128_000
 #: The SessionId that asks InvokeEndpoint to open a stateful session.
 NEW_SESSION = "NEW_SESSION"
-#: InvokeEndpointAsync's defaults when the request does not set them.
+#: InvokeEndpointAsync's defaults when the request does not set them, from the SageMaker Runtime
+#: API reference (also in botocore's model documentation): "RequestTTLSeconds ... The default is
+#: 6 hours, or 21,600 seconds." "InvocationTimeoutSeconds ... The default is 15 minutes, or 900
+#: seconds." https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpointAsync.html
 DEFAULT_REQUEST_TTL_SECONDS = 21_600
 DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 
