@@ -360,7 +360,8 @@ class Client:
         session, at the same time; ``input`` (an iterable) is sent from a background thread
         instead, then the input is closed. ``endpoint_url`` (or the client's
         ``duplex_endpoint_url``, or ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``) overrides the
-        service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``.
+        service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``; a client configured
+        with a host of its own (``endpoint_url=``...) connects to port 8443 of that host.
         """
         from sagestream._duplex import open_session
 

@@ -56,8 +56,9 @@ def register(subparsers: Any) -> None:
         type=_common.endpoint_url,
         metavar="URL",
         help=(
-            "URL of this operation (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, else "
-            "https://runtime.sagemaker.REGION.amazonaws.com:8443); 'sagestream serve' prints its own"
+            "URL of this operation (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, else port "
+            "8443 of --endpoint-url's host, else https://runtime.sagemaker.REGION.amazonaws.com:8443); "
+            "'sagestream serve' prints its own"
         ),
     )
     parser.add_argument("--ca-bundle", metavar="PEM", help="trust this CA bundle (the emulator's TLS port)")
