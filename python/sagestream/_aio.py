@@ -450,6 +450,7 @@ class AsyncClient:
         endpoint_name: str,
         *,
         input_location: str | None = None,
+        body: bytes | None = None,
         input: bytes | str | os.PathLike[str] | None = None,
         input_prefix: str | None = None,
         content_type: str | None = None,
@@ -464,8 +465,9 @@ class AsyncClient:
     ) -> AsyncInferenceJob:
         """InvokeEndpointAsync; returns a handle whose ``await handle.wait()`` gives the output.
 
-        Give ``input_location`` (an ``s3://`` URI), or ``input`` (bytes, or a file path) with an
-        ``input_prefix`` to upload it under. Every parameter is validated before any upload.
+        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (at most 128,000 bytes,
+        sent inline), or ``input`` (bytes, or a file path) with an ``input_prefix`` to upload it
+        under. Every parameter is validated before any upload.
         """
         return await _jobs.submit_async(
             self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra

@@ -321,6 +321,7 @@ class Client:
         endpoint_name: str,
         *,
         input_location: str | None = None,
+        body: bytes | None = None,
         input: bytes | str | os.PathLike[str] | None = None,
         input_prefix: str | None = None,
         content_type: str | None = None,
@@ -335,7 +336,8 @@ class Client:
     ) -> InferenceJob:
         """Start an asynchronous inference job (InvokeEndpointAsync); see ``InferenceJob.wait``.
 
-        Give either ``input_location`` (an ``s3://`` URI) or ``input`` (the content as ``bytes``
+        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (the input itself, at
+        most 128,000 bytes, sent inline with the request), or ``input`` (the content as ``bytes``
         or text, or a file: an ``os.PathLike`` or a ``str`` naming one) with ``input_prefix`` (an
         ``s3://`` prefix to upload it under).
         """

@@ -230,12 +230,15 @@ def _validate(
     ``input_location``, ...). ``input`` is the content to upload (``bytes``, or ``str`` sent as
     UTF-8), or a file: an ``os.PathLike``, or a ``str`` that names an existing file.
     """
+    given = [name for name in ("input_location", "body") if arguments.get(name) is not None]
     if input is None:
-        if arguments.get("input_location") is None:
-            raise ParamValidationError("input_location is required (or input with input_prefix to upload it)")
+        if not given:
+            raise ParamValidationError(
+                "an input is required: input_location, body (inline), or input with input_prefix to upload it"
+            )
         return INVOKE_ASYNC.of_call(arguments, extra), None
-    if arguments.get("input_location") is not None:
-        raise ParamValidationError("give either input_location or input (with input_prefix), not both")
+    if given:
+        raise ParamValidationError(f"give either {given[0]} or input (with input_prefix), not both")
     if input_prefix is None:
         raise ParamValidationError("input_prefix (s3://bucket/prefix) is required to upload input")
     _params.check_s3_uri(input_prefix, "input_prefix")

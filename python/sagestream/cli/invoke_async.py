@@ -17,7 +17,8 @@ EXIT_TIMEOUT = 124
 
 _DESCRIPTION = """\
 Start an asynchronous inference (InvokeEndpointAsync) on an input already in S3
-(--input-location) or on a local file uploaded first (--input with --input-prefix).
+(--input-location), on a local file uploaded first (--input with --input-prefix), or on a
+local file sent with the request itself (--input with --inline, at most 128,000 bytes).
 
 Without --wait, print the invocation as JSON: InferenceId, OutputLocation, FailureLocation.
 With --wait, poll S3 until the output appears and write its bytes to stdout; stderr shows a
@@ -49,6 +50,11 @@ def register(subparsers: Any) -> None:
         help="a local file to upload as the input (needs --input-prefix)",
     )
     _common.add_member_options(source, [INVOKE_ASYNC.members["InputLocation"]])
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="send --input with the request itself (at most 128,000 bytes) instead of uploading it",
+    )
     parser.add_argument(
         "--input-prefix",
         metavar="S3URI",
@@ -84,8 +90,15 @@ def _input_file(value: str) -> pathlib.Path:
 
 def _check_combinations(args: argparse.Namespace) -> None:
     parser: argparse.ArgumentParser = args.parser
-    if args.input is not None and args.input_prefix is None:
-        parser.error("--input needs --input-prefix s3://bucket/prefix: where to upload the file")
+    if args.inline and args.input is None:
+        parser.error("--inline sends the --input file with the request; add --input FILE")
+    if args.inline and args.input_prefix is not None:
+        parser.error("--input-prefix is where to upload --input; --inline sends it with the request")
+    if args.input is not None and args.input_prefix is None and not args.inline:
+        parser.error(
+            "--input needs --input-prefix s3://bucket/prefix (where to upload the file), "
+            "or --inline to send it with the request"
+        )
     if args.input_location is not None and args.input_prefix is not None:
         parser.error("--input-prefix goes with --input; --input-location is already in S3")
     if args.timeout is not None and not args.wait:
@@ -107,9 +120,11 @@ def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
     with client:
         try:
             options = _common.member_values(args, INVOKE_ASYNC.options)
-            handle = client.invoke_async(
-                args.endpoint, input=args.input, input_prefix=args.input_prefix, **options
-            )
+            if args.inline:
+                options["body"] = args.input.read_bytes()
+            else:
+                options.update(input=args.input, input_prefix=args.input_prefix)
+            handle = client.invoke_async(args.endpoint, **options)
             if not args.wait:
                 doc = {
                     "InferenceId": handle.inference_id,

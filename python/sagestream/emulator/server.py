@@ -89,6 +89,7 @@ class _Call:
     request_id: str
     started: float
     custom_attributes: str | None = None
+    prefix_aware_id: str | None = None
 
 
 def _join_uri(*parts: str) -> str:
@@ -239,6 +240,7 @@ class EmulatorServer:
             request_id=str(uuid.uuid4()),
             started=time.monotonic(),
             custom_attributes=request.headers.get(_SM + "Custom-Attributes"),
+            prefix_aware_id=request.headers.get(_SM + "Prefix-Aware-Id"),
         )
 
     def _finish(
@@ -257,6 +259,7 @@ class EmulatorServer:
                 custom_attributes=call.custom_attributes,
                 request_id=call.request_id,
                 error=error,
+                prefix_aware_id=call.prefix_aware_id,
             )
         )
         if log.isEnabledFor(logging.INFO):
