@@ -176,3 +176,36 @@ def test_the_cli_sends_a_file_inline(emulator: Emulator, tmp_path: Path) -> None
     done = run_cli(*args, "--input-prefix", "s3://b/p", env=env)
     assert done.returncode == 2
     assert b"--inline sends it with the request" in done.stderr
+
+
+# --- batch and Ray ---------------------------------------------------------------------------
+
+
+def test_batch_bodies_carry_their_prefix_aware_id(emulator: Emulator) -> None:
+    from sagestream.batch import Request, invoke_many
+
+    async def main() -> list[bool]:
+        async with _async_client(emulator) as client:
+            requests = [Request(b"b%d" % i, prefix_aware_id=f"batch-conv-{i % 2}") for i in range(4)]
+            return [r.ok async for r in invoke_many(client, "echo", requests, mode="invoke")]
+
+    import asyncio
+
+    assert asyncio.run(main()) == [True] * 4
+    ids = sorted(r.prefix_aware_id or "" for r in emulator.request_log.snapshot())
+    assert [i for i in ids if i.startswith("batch-conv-")] == ["batch-conv-0"] * 2 + ["batch-conv-1"] * 2
+
+
+def test_a_ray_prefix_aware_id_column_sets_each_rows() -> None:
+    pytest.importorskip("ray")
+    from sagestream.batch import Request
+    from sagestream.ray import SageMakerStream
+
+    udf = SageMakerStream("ep", region_name="us-east-1", custom_attributes="all")
+    columns = {"body": [b"a", b"b"], "prefix_aware_id": ["conv-a", None], "custom_attributes": [None, "k=v"]}
+    assert udf._request(columns, 0) == Request(b"a", prefix_aware_id="conv-a")
+    assert udf._request(columns, 1) == Request(b"b", custom_attributes="k=v")
+    built = SageMakerStream(
+        "ep", region_name="us-east-1", build_request=lambda row: Request(row["body"], prefix_aware_id="own")
+    )
+    assert built._request(columns, 0).prefix_aware_id == "own"  # the row's own choice stands

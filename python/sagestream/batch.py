@@ -89,6 +89,9 @@ class Request:
     target_variant: str | None = None
     inference_component_name: str | None = None
     inference_id: str | None = None
+    #: The routing hint of PREFIX_AWARE endpoints: bodies of one conversation (same prompt
+    #: prefix) with the same id reach the same instance, whose KV cache they reuse.
+    prefix_aware_id: str | None = None
 
 
 #: The request options a :class:`Request` may set (the clients' keywords of the operation
@@ -424,6 +427,7 @@ async def invoke_many(
             "custom_attributes": custom_attributes,
             "target_variant": target_variant,
             "inference_component_name": inference_component_name,
+            "prefix_aware_id": None,  # per body: Request.prefix_aware_id
         },
         deadline=deadline,
         input_prefix=input_prefix,
