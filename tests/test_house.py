@@ -119,3 +119,32 @@ SOURCES = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "src").rglob("*.rs")])
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_file_is_longer_than_a_reader_can_hold(path: Path) -> None:
     assert _lines_of_code(path) <= MAX_LINES_OF_CODE
+
+
+#: The folders built on the package (a user of it could have written them): they take the
+#: public API, and the operation table of :mod:`sagestream.service`, never a private module.
+OUTER = ("sagestream.cli", "sagestream.emulator", "sagestream.ray", "sagestream.integrations")
+
+
+def _private_outside(name: str, folder: str) -> bool:
+    """Whether module ``name`` is private to the package, seen from ``folder``: a part of its
+    name starts with ``_``, and it is not a module of ``folder`` itself."""
+    if name == folder or name.startswith(folder + "."):
+        return False
+    return any(part.startswith("_") for part in name.split("."))
+
+
+def test_the_outer_folders_import_no_private_module() -> None:
+    modules = _modules()
+    known = {*modules, EXTENSION}
+    found = {
+        (name, imported)
+        for name, path in modules.items()
+        for folder in OUTER
+        if name == folder or name.startswith(folder + ".")
+        for imported in _imports(name, path, known)
+        if _private_outside(imported, folder)
+    }
+    assert sorted(found) == []
+    assert _private_outside("sagestream._core", "sagestream.emulator")  # the check sees them
+    assert not _private_outside("sagestream.cli._common", "sagestream.cli")

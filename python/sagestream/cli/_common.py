@@ -360,7 +360,7 @@ _CREDENTIALS_HINT = (
 
 def missing_extra(command: str, exc: ImportError) -> int:
     """Say what ``command`` needs installed (importing it failed); returns the usage status."""
-    from sagestream._extras import SERVE_INSTALL
+    from sagestream.extras import SERVE_INSTALL
 
     message = str(exc) if SERVE_INSTALL in str(exc) else f"needs the serve extra ({exc}): {SERVE_INSTALL}"
     sys.stderr.write(f"sagestream {command}: {message}\n")

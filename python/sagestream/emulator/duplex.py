@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from multidict import CIMultiDict
 
-from sagestream import _core, service
+from sagestream import eventstream, service
 
 from . import faults as _faults
 from .config import EmulatorConfig
@@ -76,7 +76,7 @@ def _payload_frame(part: Part) -> bytes:
     if part.completion_state is not None:
         headers.append(("CompletionState", part.completion_state))
     headers.append((":message-type", "event"))
-    return _core.encode(headers, part.data)
+    return eventstream.encode(headers, part.data)
 
 
 def _exception_frame(kind: str, message: str, error_code: str | None = None) -> bytes:
@@ -86,15 +86,17 @@ def _exception_frame(kind: str, message: str, error_code: str | None = None) -> 
         (":content-type", "application/json"),
         (":message-type", "exception"),
     ]
-    return _core.encode(headers, json.dumps(doc).encode())
+    return eventstream.encode(headers, json.dumps(doc).encode())
 
 
 def _error_frame(code: str, message: str) -> bytes:
-    return _core.encode([(":error-code", code), (":error-message", message), (":message-type", "error")], b"")
+    return eventstream.encode(
+        [(":error-code", code), (":error-message", message), (":message-type", "error")], b""
+    )
 
 
 def _inner_part(payload: bytes) -> Part:
-    decoder = _core.Decoder()
+    decoder = eventstream.Decoder()
     messages = decoder.feed(payload)
     decoder.close()
     if len(messages) != 1:

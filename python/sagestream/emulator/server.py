@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from sagestream import service
-from sagestream._extras import SERVE_INSTALL
+from sagestream.extras import SERVE_INSTALL
 
 from . import faults as _faults
 from .catalog import make_model

@@ -51,7 +51,7 @@ _Queue = asyncio.Queue[tuple[Request, "asyncio.Future[Result]"]]
 
 
 def _client_parameters() -> set[str]:
-    from sagestream._aio import AsyncClient
+    from sagestream import AsyncClient
 
     names = set(inspect.signature(AsyncClient.__init__).parameters)
     return names - {"self", "session"}
@@ -165,7 +165,7 @@ class SageMakerStream:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
         if not isinstance(endpoint_name, str) or not endpoint_name:
             raise ValueError("endpoint_name must be a non-empty string")
-        from sagestream._aio import AsyncClient
+        from sagestream import AsyncClient
 
         self.endpoint_name = endpoint_name
         self._output = output
