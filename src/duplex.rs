@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::sign::{ChainSigner, SignError, Signer};
 use crate::stream::{pump, Failure, PartStream};
 use crate::transport::{
-    Deadline, PendingResponse, ResponseBody, StreamBody, StreamSlot, Transport, TransportError,
+    header_pairs, Deadline, PendingResponse, ResponseBody, StreamBody, StreamSlot, Transport,
+    TransportError,
 };
 
 /// The content type of the request body (what the AWS SDKs send).
@@ -382,22 +383,6 @@ impl Duplex {
     }
 }
 
-/// Headers as `(lower-case name, value)` pairs, repeated ones joined with `", "`.
-#[must_use]
-pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .keys()
-        .map(|name| {
-            let values: Vec<String> = headers
-                .get_all(name)
-                .iter()
-                .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
-                .collect();
-            (name.as_str().to_owned(), values.join(", "))
-        })
-        .collect()
-}
-
 /// The reader task: wait for the answer, then read its parts (or its error body).
 async fn read_answer(
     duplex: Arc<Duplex>,
@@ -406,13 +391,7 @@ async fn read_answer(
     error_limit: usize,
     _ends_with_the_output: OnOutputEnd,
 ) {
-    let answer = match deadline {
-        None => pending.await,
-        Some(d) => tokio::time::timeout_at(d.at, pending)
-            .await
-            .unwrap_or_else(|_| Err(TransportError::Deadline { seconds: d.seconds })),
-    };
-    let response = match answer {
+    let response = match Deadline::bound(deadline, pending).await {
         Ok(response) => response,
         Err(err) => {
             duplex.output.finish(Err(Failure::Transport(err)));

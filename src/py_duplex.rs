@@ -16,13 +16,13 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::AbortHandle;
 
-use crate::duplex::{header_pairs, sign_request, Duplex, DuplexSpec, InputPart, MAX_INPUT_PART};
+use crate::duplex::{sign_request, Duplex, DuplexSpec, InputPart, MAX_INPUT_PART};
 use crate::errors::{sign_error, transport_error};
 use crate::py_hub::{AsyncWaiter, PyHub};
 use crate::py_parts::{on_main_thread, thrown, PyAsyncParts, PyParts, PyStreamStats};
 use crate::sign::{ChainSigner, Signer};
 use crate::stream::Failure;
-use crate::transport::{Transport, TransportError, MAX_ERROR_BODY};
+use crate::transport::{header_pairs, Transport, TransportError, MAX_ERROR_BODY};
 
 mod classes {
     pyo3::import_exception!(sagestream.exceptions, InputClosedError);

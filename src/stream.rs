@@ -530,15 +530,12 @@ pub async fn pump(stream: Arc<PartStream>, mut body: ResponseBody, deadline: Opt
         if let Some(end) = end {
             break 'reading end;
         }
-        match deadline {
-            None => stream.room().await,
-            Some(d) => {
-                if tokio::time::timeout_at(d.at, stream.room()).await.is_err() {
-                    break Err(Failure::Transport(TransportError::Deadline {
-                        seconds: d.seconds,
-                    }));
-                }
-            }
+        let room = async {
+            stream.room().await;
+            Ok(())
+        };
+        if let Err(err) = Deadline::bound(deadline, room).await {
+            break Err(Failure::Transport(err));
         }
     };
     stream.finish(result);
