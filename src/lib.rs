@@ -36,6 +36,8 @@ mod py_body;
 #[cfg(feature = "python")]
 mod py_duplex;
 #[cfg(feature = "python")]
+mod py_errors;
+#[cfg(feature = "python")]
 mod py_hub;
 #[cfg(feature = "python")]
 mod py_json;

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator};
 use pyo3::PyTraverseError;
 
+use crate::py_errors::ConnectionLostError;
 use crate::py_parts::PyStreamStats;
 use crate::py_payload::{Part, PayloadCore};
 use crate::py_queue::{Feed, HeldError, Visit};
@@ -18,8 +19,6 @@ use crate::runtime::monotonic;
 use crate::sticky::Next;
 use crate::stream::Metrics;
 use crate::transport::TransportError;
-
-pyo3::import_exception!(sagestream.exceptions, ConnectionLostError);
 
 /// Payload parts over body reads; see the module documentation.
 #[pyclass(name = "BodyStream", module = "sagestream._core")]
@@ -35,7 +34,7 @@ pub struct PyBodyStream {
 
 impl PyBodyStream {
     fn deadline_error(seconds: f64) -> PyErr {
-        crate::errors::transport_error(&TransportError::Deadline { seconds })
+        TransportError::Deadline { seconds }.into()
     }
 
     /// Set the socket's timeout to what is left of the deadline (bounded by the read

@@ -17,16 +17,12 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::AbortHandle;
 
 use crate::duplex::{sign_request, Duplex, DuplexSpec, InputPart, MAX_INPUT_PART};
-use crate::errors::{sign_error, transport_error};
+use crate::py_errors::InputClosedError;
 use crate::py_hub::{AsyncWaiter, PyHub};
 use crate::py_parts::{on_main_thread, thrown, PyAsyncParts, PyParts, PyStreamStats};
 use crate::sign::{ChainSigner, Signer};
 use crate::stream::Failure;
 use crate::transport::{header_pairs, Transport, TransportError, MAX_ERROR_BODY};
-
-mod classes {
-    pyo3::import_exception!(sagestream.exceptions, InputClosedError);
-}
 
 type Make = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
@@ -215,7 +211,7 @@ pub(crate) fn prepare(
         queue,
         error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
     };
-    let chain = sign_request(signer, &mut spec).map_err(|e| sign_error(&e))?;
+    let chain = sign_request(signer, &mut spec)?;
     Ok((spec, chain))
 }
 
@@ -231,7 +227,7 @@ pub(crate) fn open(
         Duplex::open(transport, spec, chain, generation).await
     })?;
     Ok(PyDuplex {
-        duplex: opened.map_err(|e| transport_error(&e))?,
+        duplex: opened?,
         handle,
     })
 }
@@ -258,7 +254,7 @@ pub(crate) fn open_async(
                 },
             )?
             .into_any()),
-            Err(err) => Err(transport_error(&err)),
+            Err(err) => Err(err.into()),
         }));
     });
     Ok(PyDone {
@@ -300,10 +296,10 @@ impl PyDuplex {
     /// (an error answer, a lost connection), else a plain "input is closed".
     fn not_sent(&self, py: Python<'_>, closed_by_user: bool) -> PyErr {
         if closed_by_user {
-            return classes::InputClosedError::new_err("close_input() was called already");
+            return InputClosedError::new_err("close_input() was called already");
         }
         if let Some(why) = self.duplex.input_failure() {
-            return classes::InputClosedError::new_err(format!(
+            return InputClosedError::new_err(format!(
                 "the input could not be signed or encoded: {why}"
             ));
         }

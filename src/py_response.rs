@@ -11,7 +11,6 @@ use pyo3::types::{PyBytes, PyDict};
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
-use crate::errors::{sign_error, transport_error};
 use crate::py_hub::{AsyncWaiter, PyHub};
 use crate::py_parts::{PyAsyncParts, PyParts};
 use crate::sign::SignError;
@@ -27,8 +26,8 @@ pub(crate) enum Failed {
 impl Failed {
     pub(crate) fn into_pyerr(self) -> PyErr {
         match self {
-            Self::Transport(err) => transport_error(&err),
-            Self::Sign(err) => sign_error(&err),
+            Self::Transport(err) => err.into(),
+            Self::Sign(err) => err.into(),
         }
     }
 }
