@@ -21,6 +21,7 @@ pub mod fair;
 pub mod frame;
 pub mod headers;
 pub mod reassembly;
+pub mod request_path;
 pub mod runtime;
 pub mod sagemaker;
 pub mod sign;
@@ -59,6 +60,8 @@ mod py_sign;
 mod py_sse;
 #[cfg(feature = "python")]
 mod py_transport;
+#[cfg(feature = "python")]
+mod py_wait;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]

@@ -1,8 +1,8 @@
 //! The one mapping of the core's errors to their Python classes, which live in
 //! `sagestream/exceptions.py`: every `import_exception!` of the crate, and one function (or
 //! `From` impl) per error type. The errors themselves are plain data of their own modules
-//! ([`crate::errors`], [`crate::transport`], [`crate::sign`], [`crate::stream`]), which know
-//! nothing of Python.
+//! ([`crate::errors`], [`crate::transport`], [`crate::sign`], [`crate::stream`],
+//! [`crate::duplex`], [`crate::request_path`]), which know nothing of Python.
 //!
 //! Each call makes a fresh exception: nothing holds one, so no traceback keeps a decoder or a
 //! stream alive.
@@ -12,7 +12,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyType};
 
+use crate::duplex::NotSent;
 use crate::errors::{DecodeError, EncodeError, Error, JsonSyntax, ReassemblyError, ServiceError};
+use crate::request_path::Failed;
 use crate::sign::SignError;
 use crate::stream::Failure;
 use crate::transport::{ConnectKind, TransportError};
@@ -38,7 +40,7 @@ mod classes {
     pyo3::import_exception!(sagestream.exceptions, InputClosedError);
 }
 
-pub(crate) use classes::{ConnectionLostError, InputClosedError};
+pub(crate) use classes::ConnectionLostError;
 
 /// The exception for `err`, its message followed by `hint` (what a response was instead of
 /// an event stream) when there is one (lazy: no GIL needed).
@@ -214,6 +216,16 @@ impl Error {
     }
 }
 
+impl NotSent {
+    /// The exception for input that was not sent.
+    pub(crate) fn to_py_err(&self, py: Python<'_>) -> PyErr {
+        match self {
+            NotSent::InputClosed(message) => classes::InputClosedError::new_err(message.clone()),
+            NotSent::Failed(failure) => failure.to_py_err(py),
+        }
+    }
+}
+
 impl From<TransportError> for PyErr {
     fn from(err: TransportError) -> PyErr {
         transport_error(&err)
@@ -224,6 +236,15 @@ impl From<SignError> for PyErr {
     /// A request that cannot be signed.
     fn from(err: SignError) -> PyErr {
         classes::SigningError::new_err(err.to_string())
+    }
+}
+
+impl From<Failed> for PyErr {
+    fn from(err: Failed) -> PyErr {
+        match err {
+            Failed::Transport(err) => err.into(),
+            Failed::Sign(err) => err.into(),
+        }
     }
 }
 

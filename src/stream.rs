@@ -20,6 +20,10 @@ use crate::runtime::monotonic;
 use crate::sagemaker::{classify, part_meta, Event, PartMeta};
 use crate::transport::{Deadline, ResponseBody, TransportError};
 
+/// The content type of an event stream (a response stream's answer, a bidirectional request's
+/// body).
+pub const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
+
 /// Payload bytes queued before the reader waits for the consumer.
 pub const HIGH_WATER: usize = 256 * 1024;
 
