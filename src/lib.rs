@@ -77,7 +77,7 @@ mod _core {
     #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
     #[pymodule_export]
-    use crate::py_parts::{PyAsyncParts, PyParts, PyStreamStats};
+    use crate::py_parts::{PyAsyncParts, PyParts};
     #[pymodule_export]
     use crate::py_payload::{PyPayloadDecoder, PyPayloadIterator};
     #[pymodule_export]
@@ -92,6 +92,8 @@ mod _core {
     use crate::py_sse::PyServerSentEvent;
     #[pymodule_export]
     use crate::py_transport::PyTransport;
+    #[pymodule_export]
+    use crate::stream::Metrics;
 
     /// A random (version 4) UUID as text: botocore's `amz-sdk-invocation-id`, without a
     /// system call per request.

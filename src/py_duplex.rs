@@ -15,10 +15,11 @@ use tokio::runtime::Handle;
 use crate::duplex::{Duplex, DuplexSpec, InputPart, Queued, SendError, MAX_INPUT_PART};
 use crate::py_args::header_dict;
 use crate::py_hub::PyHub;
-use crate::py_parts::{PyAsyncParts, PyParts, PyStreamStats};
+use crate::py_parts::{PyAsyncParts, PyParts};
 use crate::py_wait::{block_on, Driver, Make, Once, PyHubAwaitable};
 use crate::request_path::shared_runtime;
 use crate::sign::ChainSigner;
+use crate::stream::Metrics;
 use crate::transport::Transport;
 
 /// An awaitable of one duplex operation (opening a session, queueing a part): awaiting it gives
@@ -228,8 +229,8 @@ impl PyDuplex {
     }
 
     /// Counters and times of the output.
-    fn stats(&self) -> PyStreamStats {
-        self.duplex.output.metrics().into()
+    fn stats(&self) -> Metrics {
+        self.duplex.output.metrics()
     }
 
     /// True once the output ended, failed, or the session was closed.

@@ -16,36 +16,6 @@ use crate::py_wait::{block_on, wait_detached, Awaited, Driver, PyHubAwaitable};
 use crate::sagemaker::{Label, PartMeta};
 use crate::stream::{Metrics, Next, PartStream, Wake};
 
-/// Counters and times of one stream (seconds on the `time.monotonic()` clock).
-#[pyclass(name = "StreamStats", module = "sagestream._core", frozen, get_all)]
-pub struct PyStreamStats {
-    /// Parts handed out.
-    pub parts: u64,
-    /// Payload bytes handed out.
-    pub bytes: u64,
-    /// When the first part was handed out.
-    pub first_part_at: Option<f64>,
-    /// When the last part was handed out.
-    pub last_part_at: Option<f64>,
-    /// The longest wait between two parts.
-    pub max_gap: f64,
-    /// When the end (or the failure) was seen, or the stream closed.
-    pub ended_at: Option<f64>,
-}
-
-impl From<Metrics> for PyStreamStats {
-    fn from(m: Metrics) -> Self {
-        Self {
-            parts: m.parts,
-            bytes: m.bytes,
-            first_part_at: m.first_part_at,
-            last_part_at: m.last_part_at,
-            max_gap: m.max_gap,
-            ended_at: m.ended_at,
-        }
-    }
-}
-
 /// A part as Python sees it: `bytes`, or, for streams whose parts carry `DataType` /
 /// `CompletionState`, `class(data, data_type, completion_state)` (a `bytes` subclass).
 fn part_object(
@@ -172,8 +142,8 @@ impl PyParts {
     }
 
     /// Counters and times.
-    fn stats(&self) -> PyStreamStats {
-        self.stream.0.metrics().into()
+    fn stats(&self) -> Metrics {
+        self.stream.0.metrics()
     }
 }
 
@@ -264,8 +234,8 @@ impl PyAsyncParts {
     }
 
     /// Counters and times.
-    fn stats(&self) -> PyStreamStats {
-        self.stream.metrics().into()
+    fn stats(&self) -> Metrics {
+        self.stream.metrics()
     }
 
     /// How many times this iterator let the loop run others with parts at hand (its slice
