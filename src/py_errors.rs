@@ -80,11 +80,9 @@ fn instantiate<'py>(
 
 /// A fresh `json.JSONDecodeError` with the fields of the one that refused a line.
 fn json_decode_error<'py>(py: Python<'py>, syntax: &JsonSyntax) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?.getattr("JSONDecodeError")?.call1((
-        syntax.msg.as_str(),
-        syntax.doc.as_str(),
-        syntax.pos,
-    ))
+    JSON_DECODE_ERROR
+        .import(py, "json", "JSONDecodeError")?
+        .call1((syntax.msg.as_str(), syntax.doc.as_str(), syntax.pos))
 }
 
 /// The one mapping of reassembly errors to their classes, with `offset`, `limit` and
@@ -122,21 +120,12 @@ fn reassembly_error(py: Python<'_>, err: &ReassemblyError) -> PyErr {
     made.map_or_else(|e| e, PyErr::from_value)
 }
 
+/// The factories of `sagestream/exceptions.py` (`_stream_exception`, ...), looked up once.
 static STREAM_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static STREAM_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ANSWER_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// `sagestream.exceptions.<name>`, looked up once.
-fn factory<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    name: &str,
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("sagestream.exceptions")?.getattr(name)?.unbind())
-    })
-    .map(|f| f.bind(py))
-}
+static JSON_DECODE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+const EXCEPTIONS: &str = "sagestream.exceptions";
 
 /// The one mapping of error frames to their classes, through the factories in
 /// `sagestream/exceptions.py` (`_stream_exception`, `_stream_error`), so that the classes
@@ -146,9 +135,11 @@ fn service_error(py: Python<'_>, err: &ServiceError) -> PyErr {
         ServiceError::Exception {
             exception_type,
             payload,
-        } => factory(py, &STREAM_EXCEPTION, "_stream_exception")
+        } => STREAM_EXCEPTION
+            .import(py, EXCEPTIONS, "_stream_exception")
             .and_then(|f| f.call1((exception_type.as_str(), PyBytes::new(py, payload)))),
-        ServiceError::Error { code, message } => factory(py, &STREAM_ERROR, "_stream_error")
+        ServiceError::Error { code, message } => STREAM_ERROR
+            .import(py, EXCEPTIONS, "_stream_error")
             .and_then(|f| f.call1((code.as_str(), message.as_str()))),
     };
     made.map_or_else(|e| e, PyErr::from_value)
@@ -162,7 +153,9 @@ fn answer_error(py: Python<'_>, status: u16, headers: &[(String, String)], body:
         for (name, value) in headers {
             dict.set_item(name, value)?;
         }
-        factory(py, &ANSWER_ERROR, "_answer_error")?.call1((status, dict, PyBytes::new(py, body)))
+        ANSWER_ERROR
+            .import(py, EXCEPTIONS, "_answer_error")?
+            .call1((status, dict, PyBytes::new(py, body)))
     })();
     made.map_or_else(|e| e, PyErr::from_value)
 }
