@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::runtime::{Handle, Runtime};
 
+use crate::py_args::header_dict;
 use crate::py_hub::PyHub;
 use crate::py_parts::{PyAsyncParts, PyParts};
 use crate::py_wait::{Make, Once, PyHubAwaitable};
@@ -74,14 +75,7 @@ impl PyResponse {
 
 impl Drop for PyResponse {
     fn drop(&mut self) {
-        if let Some(stream) = self
-            .stream
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            stream.close();
-        }
+        self.close();
     }
 }
 
@@ -92,25 +86,11 @@ impl PyResponse {
         self.status
     }
 
-    /// The headers, names in lower case; repeated headers joined with `", "`.
+    /// The headers, names in lower case; repeated headers joined with `", "`; bytes beyond ASCII
+    /// read as Latin-1 (what `http.client` does).
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        for name in self.headers.keys() {
-            let mut joined = String::new();
-            for (i, value) in self.headers.get_all(name).iter().enumerate() {
-                if i > 0 {
-                    joined.push_str(", ");
-                }
-                match value.to_str() {
-                    Ok(text) => joined.push_str(text),
-                    // What http.client does with bytes that are not ASCII: Latin-1.
-                    Err(_) => joined.extend(value.as_bytes().iter().map(|&b| char::from(b))),
-                }
-            }
-            dict.set_item(name.as_str(), joined)?;
-        }
-        Ok(dict)
+        header_dict(py, &self.headers)
     }
 
     /// The body, when it was read whole (else None).
