@@ -77,11 +77,14 @@ wheel:
 check-newest:
 	$(PY) .ci/check-newest boto3 botocore
 
-.PHONY: test-aio ## The drop-in against aiobotocore, in its own venv (aiobotocore pins botocore)
-test-aio: wheel
+.PHONY: env-aio ## aiobotocore's venv (it pins botocore), with this checkout's wheel: for test-aio and the benchmarks
+env-aio: wheel
 	rm -rf $(ENVS)/aio && $(PY) -m venv $(ENVS)/aio
 	$(ENVS)/aio/bin/pip install -q "$(WHEEL)[test-aio]"
 	$(ENVS)/aio/bin/python -c "import botocore, aiobotocore; print('botocore', botocore.__version__, 'aiobotocore', aiobotocore.__version__)"
+
+.PHONY: test-aio ## The drop-in against aiobotocore, in its own venv (aiobotocore pins botocore)
+test-aio: env-aio
 	$(ENVS)/aio/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile \
 		tests/test_patch.py tests/test_patch_differential.py
 
@@ -143,7 +146,7 @@ bench-rust:
 	cargo bench --no-default-features --bench decode
 
 .PHONY: bench ## Every benchmark, side by side with botocore/boto3/aiobotocore/the AWS SDK for Rust (release build)
-bench: build-prod bench-rust bench-duplex
+bench: build-prod env-aio bench-rust bench-duplex
 	$(PY) benches/bench_decode.py
 	$(PY) benches/bench_reassembly.py
 	$(PY) benches/bench_e2e.py

@@ -34,14 +34,15 @@ print(json.dumps(getattr(module, sys.argv[3])(*json.loads(sys.argv[4]))))
 """
 
 
-def call(build: str | None, module: str, function: str, *args: Any) -> Any:
+def call(build: str | None, module: str, function: str, *args: Any, python: str | None = None) -> Any:
     """``module.function(*args)`` (``module``: a file of this directory) in a fresh interpreter
-    whose ``sagestream`` is the one in ``build`` (None: this environment's); its result."""
+    whose ``sagestream`` is the one in ``build`` (None: this environment's); its result.
+    ``python``: another interpreter (another environment, e.g. :func:`aiobotocore_python`'s)."""
     env = dict(os.environ)
     if build is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (build, env.get("PYTHONPATH")) if p)
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(_HERE), module, function, json.dumps(args)],
+        [python or sys.executable, "-c", _CHILD, str(_HERE), module, function, json.dumps(args)],
         env=env,
         capture_output=True,
         text=True,
@@ -61,3 +62,42 @@ def _origin() -> str:
     import sagestream
 
     return str(Path(sagestream.__file__).parent)
+
+
+#: The environment aiobotocore is measured in when this one has none (``make env-aio``):
+#: aiobotocore pins an older botocore, so the newest botocore's environment cannot hold it.
+AIO_ENV = _HERE.parent / "build" / "envs" / "aio"
+
+
+def aiobotocore_python() -> str:
+    """The interpreter to measure aiobotocore with: this one when it has aiobotocore, else
+    ``$SAGESTREAM_AIO_PYTHON`` or the ``make env-aio`` environment's."""
+    import importlib.util
+
+    if importlib.util.find_spec("aiobotocore") is not None:
+        return sys.executable
+    found = os.environ.get("SAGESTREAM_AIO_PYTHON") or str(AIO_ENV / "bin" / "python")
+    if not Path(found).exists():
+        raise SystemExit(
+            "aiobotocore is not installed here (it pins an older botocore): `make env-aio` makes "
+            "an environment for it, or set SAGESTREAM_AIO_PYTHON"
+        )
+    return found
+
+
+def versions(python: str) -> str:
+    """botocore's (and aiobotocore's) version in ``python``'s environment, for the results."""
+    return str(call(None, "_builds", "_versions", python=python))
+
+
+def _versions() -> str:
+    import botocore
+
+    text = f"botocore {botocore.__version__}"
+    try:
+        import aiobotocore
+
+        text += f", aiobotocore {aiobotocore.__version__}"
+    except ImportError:
+        pass
+    return text
