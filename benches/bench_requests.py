@@ -384,11 +384,11 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
         rows["bare asyncio Protocol on uvloop"] = []
     except ImportError:
         pass
-    for _ in range(rounds):
+    for round_ in range(rounds):
         if baseline is None:
             rows["sagestream AsyncClient"].append(run_async(sagestream_run))
         else:
-            for name, build in (("this build", None), ("baseline build", baseline)):
+            for name, build in _builds.turns([("this build", None), ("baseline build", baseline)], round_):
                 cpu, wall, n = _builds.call(build, "bench_requests", "gateway_sagestream", url, streams)
                 rows[f"sagestream AsyncClient, {name}"].append((cpu, wall, n))
         rows["aiobotocore"].append(run_async(aiobotocore_run))
@@ -398,6 +398,9 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
     table(
         f"gateway: {streams} concurrent asyncio streams x 200 tokens x 20 B, 20 ms apart", rows, "aiobotocore"
     )
+    if baseline is not None:
+        this, base = (rows[f"sagestream AsyncClient, {n}"] for n in ("this build", "baseline build"))
+        print(f"CPU per request, {_builds.paired([c / n for c, _, n in this], [c / n for c, _, n in base])}")
 
 
 def threads(url: str, rounds: int, count: int = 100) -> None:
@@ -643,8 +646,8 @@ def hold(url: str, rounds: int, baseline: str | None = None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for work in (0.0, 20e-6):
         runs: dict[str, list[Hold]] = {name: [] for name, _, _ in clients}
-        for _ in range(rounds):
-            for name, build, function in clients:
+        for round_ in range(rounds):
+            for name, build, function in _builds.turns(clients, round_):
                 got = _builds.call(build, "bench_requests", function, url, HOLD_TOKENS, work)
                 if got[-1] != HOLD_TOKENS:
                     raise SystemExit(f"{name}: read {got[-1]} tokens of {HOLD_TOKENS}")
