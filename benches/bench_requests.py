@@ -37,7 +37,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import _builds
@@ -631,12 +631,29 @@ def hold_aiobotocore(url: str, tokens: int, work: float) -> Hold:
     return asyncio.run(main(tokens))
 
 
+def hold_floor(url: str, tokens: int, work: float) -> Hold:
+    """The same ticker on a loop with nothing else to do for 0.2 s: what the measure reads when
+    nothing holds the loop (timer rounding, the machine's scheduling)."""
+
+    async def nothing() -> AsyncIterator[Any]:
+        await asyncio.sleep(0.2)
+        return
+        yield  # an async generator of no items
+
+    async def main() -> Hold:
+        late, busiest, wall, cpu, _ = await _beside_ticker(nothing(), 0.0)
+        return late, busiest, wall, cpu, tokens  # (the rows check the count)
+
+    return asyncio.run(main())
+
+
 def hold(url: str, rounds: int, baseline: str | None = None) -> None:
     clients: list[tuple[str, str | None, str]] = [("sagestream AsyncClient", None, "hold_sagestream")]
     if baseline is not None:
         clients[0] = ("sagestream AsyncClient, this build", None, "hold_sagestream")
         clients.append(("sagestream AsyncClient, baseline build", baseline, "hold_sagestream"))
     clients.append(("aiobotocore", None, "hold_aiobotocore"))
+    clients.append(("ticker alone (floor)", None, "hold_floor"))
     print(f"\nevent-loop hold: one stream of {HOLD_TOKENS} back-to-back tokens of 20 B, beside a 1 ms ticker")
     print(
         f"(each row in a fresh interpreter, {rounds} rounds, medians; hold: the most the ticker woke"
