@@ -153,6 +153,13 @@ async def run_aiobotocore(url: str, streams: int, parts: int) -> tuple[float, fl
         return time.process_time() - cpu, time.perf_counter() - wall, received
 
 
+def aiobotocore_in_child(url: str, streams: int, parts: int) -> tuple[float, float, int]:
+    """One aiobotocore run after a warm-up, in aiobotocore's own environment (it pins an older
+    botocore than the newest, which sagestream is measured on)."""
+    asyncio.run(run_aiobotocore(url, min(streams, 10), parts))
+    return asyncio.run(run_aiobotocore(url, streams, parts))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=200)
@@ -178,7 +185,16 @@ def main() -> int:
         expected = total_parts * len(PART)
         runners: dict[str, Callable[[], tuple[float, float, int]]] = {
             "sagestream": lambda: asyncio.run(run_sagestream(url, args.streams, args.parts)),
-            "aiobotocore": lambda: asyncio.run(run_aiobotocore(url, args.streams, args.parts)),
+            "aiobotocore": functools.partial(
+                _builds.call,
+                None,
+                "bench_aio",
+                "aiobotocore_in_child",
+                url,
+                args.streams,
+                args.parts,
+                python=_builds.aiobotocore_python(),
+            ),
         }
         if args.baseline:
             # Both builds in fresh interpreters, measured alike.
@@ -188,11 +204,12 @@ def main() -> int:
                 runners[f"sagestream, {label}"] = functools.partial(
                     _builds.call, build, "bench_aio", "sagestream_in_child", url, args.streams, args.parts
                 )
-        asyncio.run(run_sagestream(url, min(args.streams, 10), args.parts))  # warm-up: imports,
-        asyncio.run(run_aiobotocore(url, min(args.streams, 10), args.parts))  # first connections
+        asyncio.run(run_sagestream(url, min(args.streams, 10), args.parts))  # warm-up: imports, connections
+        print(f"# sagestream: {_builds.versions(sys.executable)}")
+        print(f"# aiobotocore: {_builds.versions(_builds.aiobotocore_python())}")
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-        for _ in range(args.rounds):
-            for name, runner in runners.items():
+        for round_ in range(args.rounds):
+            for name, runner in _builds.turns(list(runners.items()), round_):
                 cpu, wall, received = runner()
                 if received != expected:
                     raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
@@ -210,6 +227,9 @@ def main() -> int:
             wall = statistics.median(w for _, w in results[name])
             ratio = "baseline" if name == "aiobotocore" else f"{base / cpu:.1f}x less"
             print(f"| {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
+        if args.baseline:
+            this, base = (results[f"sagestream, {n}"] for n in ("this build", "baseline build"))
+            print(f"CPU, {_builds.paired([c for c, _ in this], [c for c, _ in base])}")
     finally:
         server.terminate()
         server.join(5)

@@ -35,9 +35,10 @@ import gc
 import os
 import socket
 import statistics
+import sys
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import _builds
@@ -146,6 +147,94 @@ STREAM_PATH = "/endpoints/bench/invocations-response-stream"
 INVOKE_PATH = "/endpoints/bench/invocations"
 
 
+# --- aiobotocore, in its own environment ------------------------------------------------------
+# aiobotocore pins an older botocore than the newest, which sagestream is measured on: its rows
+# run in a fresh interpreter of an environment of its own (_builds.aiobotocore_python), each
+# call warming up, then measuring itself with the same clock (this process's CPU).
+
+
+class Peer:
+    """One aiobotocore measurement, run in aiobotocore's environment when called."""
+
+    def __init__(self, function: str, *args: Any) -> None:
+        self.function, self.args = function, args
+
+    def __call__(self) -> tuple[float, float, int]:
+        cpu, wall, n = _builds.call(
+            None, "bench_requests", self.function, *self.args, python=_builds.aiobotocore_python()
+        )
+        return float(cpu), float(wall), int(n)
+
+
+peer = Peer
+
+
+def fixed_aiobotocore(url: str, count: int, kind: str) -> tuple[float, float, int]:
+    """``count`` sequential 1-part streams (``kind="stream"``) or InvokeEndpoint calls."""
+
+    async def run(client: Any, n: int) -> int:
+        for _ in range(n):
+            if kind == "stream":
+                r = await client.invoke_endpoint_with_response_stream(
+                    EndpointName="bench", Body=b"{}", CustomAttributes="tokens=1"
+                )
+                async for _ in r["Body"]:
+                    pass
+            else:
+                r = await client.invoke_endpoint(EndpointName="bench", Body=b"{}")
+                await r["Body"].read()
+        return n
+
+    async def main() -> tuple[float, float, int]:
+        async with aiobotocore_client(url) as client:
+            await run(client, 5)  # warm-up: the pool, the first call's set-up
+            gc.collect()
+            cpu, wall = time.process_time(), time.perf_counter()
+            n = await run(client, count)
+            return time.process_time() - cpu, time.perf_counter() - wall, n
+
+    return asyncio.run(main())
+
+
+def gateway_aiobotocore(url: str, streams: int) -> tuple[float, float, int]:
+    """One gateway run on aiobotocore, after a warm-up run of 10 streams."""
+
+    async def run(n: int) -> int:
+        async with aiobotocore_client(url, pool=n) as client:
+
+            async def one() -> None:
+                r = await client.invoke_endpoint_with_response_stream(
+                    EndpointName="bench", Body=b"{}", CustomAttributes=PACED
+                )
+                async for _ in r["Body"]:
+                    pass
+
+            await asyncio.gather(*(one() for _ in range(n)))
+        return n
+
+    run_async(lambda: run(10))
+    return run_async(lambda: run(streams))
+
+
+def short_aiobotocore(url: str, calls: int) -> tuple[float, float, int]:
+    """``calls`` concurrent InvokeEndpoint calls on warm connections."""
+
+    async def main() -> tuple[float, float, int]:
+        async with aiobotocore_client(url, pool=calls) as client:
+
+            async def one() -> None:
+                r = await client.invoke_endpoint(EndpointName="bench", Body=b"{}")
+                await r["Body"].read()
+
+            await asyncio.gather(*(one() for _ in range(calls)))
+            gc.collect()
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(calls)))
+            return time.process_time() - cpu, time.perf_counter() - wall, calls
+
+    return asyncio.run(main())
+
+
 # --- measuring -------------------------------------------------------------------------------
 
 
@@ -202,9 +291,7 @@ def fixed(url: str, rounds: int, count: int) -> None:
     stream_req = presigned(url, STREAM_PATH, "tokens=1")
     invoke_req = presigned(url, INVOKE_PATH, "")
     aclient = sagestream_async(url)
-    aio_ctx = aiobotocore_client(url)
     loop = asyncio.new_event_loop()
-    aio = loop.run_until_complete(aio_ctx.__aenter__())
 
     def ss_stream() -> int:
         for _ in range(count):
@@ -252,21 +339,6 @@ def fixed(url: str, rounds: int, count: int) -> None:
             await aclient.invoke("bench", b"{}")
         return count
 
-    async def aio_stream() -> int:
-        for _ in range(count):
-            r = await aio.invoke_endpoint_with_response_stream(
-                EndpointName="bench", Body=b"{}", CustomAttributes="tokens=1"
-            )
-            async for _ in r["Body"]:
-                pass
-        return count
-
-    async def aio_invoke() -> int:
-        for _ in range(count):
-            r = await aio.invoke_endpoint(EndpointName="bench", Body=b"{}")
-            await r["Body"].read()
-        return count
-
     def on_loop(fn: Callable[[], Awaitable[int]]) -> Callable[[], int]:
         return lambda: loop.run_until_complete(fn())
 
@@ -275,14 +347,14 @@ def fixed(url: str, rounds: int, count: int) -> None:
             "sagestream Client": ss_stream,
             "boto3": b3_stream,
             "sagestream AsyncClient": on_loop(as_stream),
-            "aiobotocore": on_loop(aio_stream),
+            "aiobotocore": peer("fixed_aiobotocore", url, count, "stream"),
             "raw pre-signed request, kept-alive socket": raw_stream,
         },
         "InvokeEndpoint": {
             "sagestream Client": ss_invoke,
             "boto3": b3_invoke,
             "sagestream AsyncClient": on_loop(as_invoke),
-            "aiobotocore": on_loop(aio_invoke),
+            "aiobotocore": peer("fixed_aiobotocore", url, count, "invoke"),
             "raw pre-signed request, kept-alive socket": raw_invoke,
         },
     }
@@ -291,14 +363,12 @@ def fixed(url: str, rounds: int, count: int) -> None:
         fn()
         count = saved
     loop.run_until_complete(as_stream())
-    loop.run_until_complete(aio_stream())
     for title, clients in cases.items():
         rows: dict[str, list[tuple[float, float, int]]] = {name: [] for name in clients}
         for _ in range(rounds):
             for name, fn in clients.items():
-                rows[name].append(measure(fn))
+                rows[name].append(fn() if isinstance(fn, Peer) else measure(fn))
         table(f"fixed cost, {title} ({count} sequential requests)", rows, "boto3", unit="µs")
-    loop.run_until_complete(aio_ctx.__aexit__(None, None, None))
     loop.run_until_complete(aclient.close())
     loop.close()
 
@@ -328,19 +398,6 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
 
     def sagestream_run() -> Awaitable[int]:
         return _gateway_sagestream(url, streams)
-
-    async def aiobotocore_run() -> int:
-        async with aiobotocore_client(url, pool=streams) as client:
-
-            async def one() -> None:
-                r = await client.invoke_endpoint_with_response_stream(
-                    EndpointName="bench", Body=b"{}", CustomAttributes=PACED
-                )
-                async for _ in r["Body"]:
-                    pass
-
-            await asyncio.gather(*(one() for _ in range(streams)))
-        return streams
 
     async def bare_run() -> int:
         loop = asyncio.get_running_loop()
@@ -384,20 +441,23 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
         rows["bare asyncio Protocol on uvloop"] = []
     except ImportError:
         pass
-    for _ in range(rounds):
+    for round_ in range(rounds):
         if baseline is None:
             rows["sagestream AsyncClient"].append(run_async(sagestream_run))
         else:
-            for name, build in (("this build", None), ("baseline build", baseline)):
+            for name, build in _builds.turns([("this build", None), ("baseline build", baseline)], round_):
                 cpu, wall, n = _builds.call(build, "bench_requests", "gateway_sagestream", url, streams)
                 rows[f"sagestream AsyncClient, {name}"].append((cpu, wall, n))
-        rows["aiobotocore"].append(run_async(aiobotocore_run))
+        rows["aiobotocore"].append(peer("gateway_aiobotocore", url, streams)())
         rows["bare asyncio Protocol (floor)"].append(run_async(bare_run))
         if "bare asyncio Protocol on uvloop" in rows:
             rows["bare asyncio Protocol on uvloop"].append(run_async(bare_run, uvloop_loop=True))
     table(
         f"gateway: {streams} concurrent asyncio streams x 200 tokens x 20 B, 20 ms apart", rows, "aiobotocore"
     )
+    if baseline is not None:
+        this, base = (rows[f"sagestream AsyncClient, {n}"] for n in ("this build", "baseline build"))
+        print(f"CPU per request, {_builds.paired([c / n for c, _, n in this], [c / n for c, _, n in base])}")
 
 
 def threads(url: str, rounds: int, count: int = 100) -> None:
@@ -450,25 +510,12 @@ def short(url: str, rounds: int, calls: int = 1000) -> None:
             measured.append(time.process_time() - cpu)
         return calls
 
-    async def aiobotocore_run() -> int:
-        async with aiobotocore_client(url, pool=calls) as client:
-
-            async def one() -> None:
-                r = await client.invoke_endpoint(EndpointName="bench", Body=b"{}")
-                await r["Body"].read()
-
-            await asyncio.gather(*(one() for _ in range(calls)))
-            cpu = time.process_time()
-            await asyncio.gather(*(one() for _ in range(calls)))
-            measured.append(time.process_time() - cpu)
-        return calls
-
     rows: dict[str, list[tuple[float, float, int]]] = {"sagestream AsyncClient": [], "aiobotocore": []}
     for _ in range(rounds):
-        for name, fn in (("sagestream AsyncClient", sagestream_run), ("aiobotocore", aiobotocore_run)):
-            measured: list[float] = []
-            _, wall, n = run_async(fn)
-            rows[name].append((measured[0], wall, n))
+        measured: list[float] = []
+        _, wall, n = run_async(sagestream_run)
+        rows["sagestream AsyncClient"].append((measured[0], wall, n))
+        rows["aiobotocore"].append(peer("short_aiobotocore", url, calls)())
     table(f"short calls: {calls} concurrent InvokeEndpoint, asyncio (connections warm)", rows, "aiobotocore")
 
 
@@ -628,12 +675,31 @@ def hold_aiobotocore(url: str, tokens: int, work: float) -> Hold:
     return asyncio.run(main(tokens))
 
 
+def hold_floor(url: str, tokens: int, work: float) -> Hold:
+    """The same ticker on a loop with nothing else to do for 0.2 s: what the measure reads when
+    nothing holds the loop (timer rounding, the machine's scheduling)."""
+
+    async def nothing() -> AsyncIterator[Any]:
+        await asyncio.sleep(0.2)
+        return
+        yield  # an async generator of no items
+
+    async def main() -> Hold:
+        late, busiest, wall, cpu, _ = await _beside_ticker(nothing(), 0.0)
+        return late, busiest, wall, cpu, tokens  # (the rows check the count)
+
+    return asyncio.run(main())
+
+
 def hold(url: str, rounds: int, baseline: str | None = None) -> None:
-    clients: list[tuple[str, str | None, str]] = [("sagestream AsyncClient", None, "hold_sagestream")]
+    clients: list[tuple[str, str | None, str, str | None]] = [
+        ("sagestream AsyncClient", None, "hold_sagestream", None)
+    ]
     if baseline is not None:
-        clients[0] = ("sagestream AsyncClient, this build", None, "hold_sagestream")
-        clients.append(("sagestream AsyncClient, baseline build", baseline, "hold_sagestream"))
-    clients.append(("aiobotocore", None, "hold_aiobotocore"))
+        clients[0] = ("sagestream AsyncClient, this build", None, "hold_sagestream", None)
+        clients.append(("sagestream AsyncClient, baseline build", baseline, "hold_sagestream", None))
+    clients.append(("aiobotocore", None, "hold_aiobotocore", _builds.aiobotocore_python()))
+    clients.append(("ticker alone (floor)", None, "hold_floor", None))
     print(f"\nevent-loop hold: one stream of {HOLD_TOKENS} back-to-back tokens of 20 B, beside a 1 ms ticker")
     print(
         f"(each row in a fresh interpreter, {rounds} rounds, medians; hold: the most the ticker woke"
@@ -642,10 +708,10 @@ def hold(url: str, rounds: int, baseline: str | None = None) -> None:
     print("| client | work per token | hold ms | worst round ms | loop CPU ms | read wall ms | read CPU ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for work in (0.0, 20e-6):
-        runs: dict[str, list[Hold]] = {name: [] for name, _, _ in clients}
-        for _ in range(rounds):
-            for name, build, function in clients:
-                got = _builds.call(build, "bench_requests", function, url, HOLD_TOKENS, work)
+        runs: dict[str, list[Hold]] = {name: [] for name, _, _, _ in clients}
+        for round_ in range(rounds):
+            for name, build, function, python in _builds.turns(clients, round_):
+                got = _builds.call(build, "bench_requests", function, url, HOLD_TOKENS, work, python=python)
                 if got[-1] != HOLD_TOKENS:
                     raise SystemExit(f"{name}: read {got[-1]} tokens of {HOLD_TOKENS}")
                 runs[name].append(tuple(got))  # type: ignore[arg-type]
@@ -683,6 +749,11 @@ def idle(url: str, streams: int = 500) -> None:
     asyncio.run(run())
 
 
+def only_needs_aiobotocore(only: str) -> bool:
+    """Whether the chosen workloads have aiobotocore rows."""
+    return bool({"fixed", "gateway", "short", "hold"} & set(only.split(",")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="fixed,gateway,threads,short,ttfp,long,hold,idle")
@@ -692,6 +763,9 @@ def main() -> None:
     args = parser.parse_args()
     with open("/proc/loadavg") as f:
         print(f"# load average at the start: {f.read().strip()}")
+    print(f"# sagestream, boto3: {_builds.versions(sys.executable)}")
+    if only_needs_aiobotocore(args.only):
+        print(f"# aiobotocore: {_builds.versions(_builds.aiobotocore_python())}")
     if args.baseline:
         print(f"# this build: {_builds.which(None)}; baseline build: {_builds.which(args.baseline)}")
     url, server = _pacer.start()

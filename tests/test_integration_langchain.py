@@ -292,7 +292,9 @@ def test_a_long_answer_shares_the_event_loop(
     ours = ChatSagemakerEndpoint(endpoint_name="chat", model_kwargs={"max_tokens": 1500}, **keys)
 
     async def main() -> Any:
-        return await consume(ours.astream("Tell me everything"), counts=lambda chunk: bool(chunk.content))
+        return await consume(
+            ours.astream("Tell me everything, in 1500 words"), counts=lambda chunk: bool(chunk.content)
+        )
 
     ticker = asyncio.run(main())
     if sliced:

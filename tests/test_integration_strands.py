@@ -208,7 +208,7 @@ def test_a_long_answer_shares_the_event_loop(
     model = _ours(emu, max_tokens=1500)
 
     async def main() -> Any:
-        events = model.stream([{"role": "user", "content": [{"text": "Tell me everything"}]}])
+        events = model.stream([{"role": "user", "content": [{"text": "Tell me everything, in 1500 words"}]}])
         return await consume(events, counts=lambda event: "contentBlockDelta" in event)
 
     ticker = asyncio.run(main())
