@@ -34,32 +34,27 @@ def _record(emulator: Emulator, request_id: str) -> RequestRecord:
     raise AssertionError(f"no record of {request_id}")
 
 
-def _client(emulator: Emulator) -> sagestream.Client:
+def _options(emulator: Emulator) -> dict[str, Any]:
+    """The keywords both clients take to reach the emulator and its S3, one attempt a call."""
     session = boto3.Session(
         aws_access_key_id=emulator.access_key_id,
         aws_secret_access_key=emulator.secret_access_key,
         region_name=emulator.region,
     )
-    return sagestream.Client(
-        session,
-        endpoint_url=emulator.url,
-        s3_endpoint_url=emulator.s3_endpoint_url,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return {
+        "session": session,
+        "endpoint_url": emulator.url,
+        "s3_endpoint_url": emulator.s3_endpoint_url,
+        "config": Config(retries={"total_max_attempts": 1}),
+    }
+
+
+def _client(emulator: Emulator) -> sagestream.Client:
+    return sagestream.Client(**_options(emulator))
 
 
 def _async_client(emulator: Emulator) -> sagestream.AsyncClient:
-    session = boto3.Session(
-        aws_access_key_id=emulator.access_key_id,
-        aws_secret_access_key=emulator.secret_access_key,
-        region_name=emulator.region,
-    )
-    return sagestream.AsyncClient(
-        session,
-        endpoint_url=emulator.url,
-        s3_endpoint_url=emulator.s3_endpoint_url,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return sagestream.AsyncClient(**_options(emulator))
 
 
 # --- PrefixAwareId ---------------------------------------------------------------------------
