@@ -25,8 +25,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sagestream import _botocore_path, _core, _jobs, _params
+from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
-from sagestream._call import AttemptObserver, Attempts, response_metadata, send_async
+from sagestream._call import AttemptObserver, Call, answer_of, send_async
 from sagestream._caps import ResponseLimits
 from sagestream._jobs import AsyncInferenceJob
 from sagestream._operations import (
@@ -44,9 +45,6 @@ from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable, Mapping
-
-    import boto3
-    from botocore.config import Config
 
     from sagestream._duplex import AsyncDuplexSession, Data, DuplexCall
 
@@ -134,7 +132,7 @@ class _StreamCall(Awaitable[AsyncResponseStream]):
             self._stream.close()
 
 
-class AsyncClient:
+class AsyncClient(BaseClient):
     """The asyncio twin of :class:`sagestream.Client`.
 
     ``session`` (a ``boto3.Session``), ``region_name``, ``endpoint_url`` and ``config`` (a
@@ -149,48 +147,13 @@ class AsyncClient:
     botocore clients and credentials are set up in a worker thread on first use.
     """
 
-    def __init__(
-        self,
-        session: boto3.Session | None = None,
-        *,
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        config: Config | None = None,
-        s3_endpoint_url: str | None = None,
-        aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None,
-        aws_session_token: str | None = None,
-        verify: bool | str | None = None,
-        observer: AttemptObserver | None = None,
-        duplex_endpoint_url: str | None = None,
-        response_limits: ResponseLimits | None = None,
-    ) -> None:
-        if session is not None and not hasattr(session, "client"):
-            raise TypeError(
-                f"session must be a boto3.Session, got {type(session).__name__}"
-                " (pass the region as region_name=...)"
-            )
-        self._session: Any = session
-        self._observer = observer
-        self._limits = response_limits or ResponseLimits()
-        self._verify = verify
-        self._credentials_given = {
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-        }
-        self._region_name = region_name
-        self._endpoint_url = endpoint_url
-        self._s3_endpoint_url = s3_endpoint_url
-        self._config = config
-        self._runtime: Any = None
-        self._bridge: Bridge | None = None
+    def _open(self) -> None:
         self._s3 = AsyncTransportS3(self._make_s3, lambda: hub_for(asyncio.get_running_loop()), self._limits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._setup_lock = threading.Lock()
         self._closed = False
-        #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
-        self.duplex_endpoint_url = duplex_endpoint_url
+        if self._runtime is not None:  # from_boto3's
+            self._new_bridge()
 
     @classmethod
     def from_boto3(
@@ -203,56 +166,28 @@ class AsyncClient:
     ) -> AsyncClient:
         """An AsyncClient over an existing boto3 / botocore ``sagemaker-runtime`` client (see
         :meth:`sagestream.Client.from_boto3`)."""
-        from sagestream._client import _runtime_client, session_of
-
-        runtime = _runtime_client(client)
-        self = cls(
-            session_of(runtime),
-            region_name=runtime.meta.region_name,
-            config=runtime.meta.config,
-            s3_endpoint_url=s3_endpoint_url,
-            verify=getattr(getattr(runtime._endpoint, "http_session", None), "_verify", None),
-            observer=observer,
-            response_limits=response_limits,
+        return cls._over(
+            client, s3_endpoint_url=s3_endpoint_url, observer=observer, response_limits=response_limits
         )
-        self._runtime = runtime
-        self._bridge = Bridge.of(runtime, observer, self._limits)
-        return self
 
     # set-up ----------------------------------------------------------------------------------
 
     def _make_runtime(self) -> Bridge:
         with self._setup_lock:
-            if self._bridge is None:
-                if self._session is None:
-                    import boto3
-
-                    self._session = boto3.Session(region_name=self._region_name, **self._credentials_given)
-                self._runtime = self._session.client(
-                    "sagemaker-runtime",
-                    region_name=self._region_name,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                    verify=self._verify,
-                )
-                self._bridge = Bridge.of(self._runtime, self._observer, self._limits)
-                self._bridge.fast()  # the proof, here in a worker thread rather than on the loop
-                if self._bridge.transport is None:
+            bridge = self._bridge
+            if bridge is None:
+                bridge = self._new_bridge()
+                bridge.fast()  # the proof, here in a worker thread rather than on the loop
+                if bridge.transport is None:
                     raise NotImplementedError(
-                        f"sagestream.AsyncClient cannot send for this client: {self._bridge.reason}"
+                        f"sagestream.AsyncClient cannot send for this client: {bridge.reason}"
                     )
-            return self._bridge
+            return bridge
 
     def _make_s3(self) -> Any:
         """The botocore S3 client of async inference jobs (called in a worker thread)."""
         self._make_runtime()
-        return self._session.client(
-            "s3",
-            region_name=self._region_name or self._runtime.meta.region_name,
-            endpoint_url=self._s3_endpoint_url,
-            config=self._config,
-            verify=self._verify,
-        )
+        return self._new_s3()
 
     async def _ready(self) -> tuple[Bridge, _core.Hub]:
         if self._closed:
@@ -277,24 +212,11 @@ class AsyncClient:
         self._make_runtime()
         return self._runtime
 
-    def idle_connections(self) -> int:
-        """Connections of the request path kept open for the next calls."""
-        bridge = self._bridge
-        return int(bridge.transport.idle_connections()) if bridge is not None else 0
-
     @property
     def fast_path(self) -> bool:
         """Whether calls take the request path (False before the client is set up: after
         ``async with``, the first call, or :attr:`runtime_client`)."""
         return self._bridge is not None and self._bridge.fast()
-
-    @property
-    def fast_path_reason(self) -> str | None:
-        """Why calls take botocore's own path instead, or None."""
-        if self._bridge is None:
-            return "the client is not set up yet"
-        self._bridge.fast()
-        return self._bridge.reason
 
     async def close(self) -> None:
         """Close the connection pools (open streams keep their connections until they end)."""
@@ -315,51 +237,34 @@ class AsyncClient:
     ) -> None:
         await self.close()
 
-    # the two paths -----------------------------------------------------------------------
+    # sending -----------------------------------------------------------------------------
 
-    async def _attempts(
-        self,
-        bridge: Bridge,
-        operation: str,
-        params: dict[str, Any],
-        mode: Any,
-        deadline: float | None,
-        started: float,
-    ) -> Attempts:
-        if not bridge.credentials_fresh():
-            await asyncio.to_thread(bridge.refresh_credentials)
-        route = bridge.routes[operation]
-        if isinstance(params.get("Body"), bytes) or "Body" not in params:
-            return Attempts(bridge, route, params, mode=mode, deadline=deadline, started=started)
-        return await asyncio.to_thread(
-            Attempts, bridge, route, params, mode=mode, deadline=deadline, started=started
-        )
-
-    async def _call(
+    async def _send(
         self, operation: str, params: dict[str, Any], *, stream: bool = False, deadline: float | None = None
-    ) -> tuple[Any, dict[str, Any]]:
-        """One call: its last response and the botocore-style answer of its headers."""
+    ) -> tuple[Call, Any, dict[str, Any]]:
+        """One call, in this task: its last response and the botocore-style answer of its headers
+        (with the body, when botocore's parser read it)."""
         started = time.monotonic()
         bridge, hub = await self._ready()
+        call = Call(bridge, operation, params, stream=stream, deadline=deadline, started=started)
         if bridge.fast():
-            attempts = await self._attempts(
-                bridge, operation, params, "stream" if stream else "whole", deadline, started
-            )
-            response = await send_async(attempts, hub)
-            headers = response.headers
-            answer = attempts.route.output_headers(headers)
-            answer["ResponseMetadata"] = response_metadata(headers, response.status, attempts.attempt - 1)
-            return response, answer
-        params = bridge.for_botocore(operation, params)
+            response, answer = await send_async(call, hub)
+            return call, response, answer
+        return call, *await self._via_botocore(call, hub)
+
+    async def _via_botocore(self, call: Call, hub: _core.Hub) -> tuple[Any, dict[str, Any]]:
+        """botocore's own path, over the transport (:mod:`sagestream._botocore_path`)."""
+        bridge = call.bridge
+        operation = call.operation
         reply = await _botocore_path.call(
             self._runtime,
             bridge.transport,
             hub,
             operation,
-            params,
-            stream=stream,
-            deadline=deadline,
-            started=started,
+            bridge.for_botocore(operation, call.params),
+            stream=call.mode == "stream",
+            deadline=call.deadline,
+            started=call.started,
             limit=bridge.limits.body,
             error_limit=bridge.limits.error_body,
         )
@@ -367,10 +272,7 @@ class AsyncClient:
             raise service_error_from_response(reply.parsed or {}, operation)
         if reply.parsed is not None:
             return reply.response, reply.parsed
-        headers = reply.response.headers
-        answer = bridge.routes[operation].output_headers(headers)
-        answer["ResponseMetadata"] = response_metadata(headers, reply.status, 0)
-        return reply.response, answer
+        return reply.response, answer_of(bridge.routes[operation], reply.response.headers, reply.status, 0)
 
     # operations ------------------------------------------------------------------------------
 
@@ -399,14 +301,14 @@ class AsyncClient:
         seconds (:class:`~sagestream.DeadlineExceededError`), besides Config's read timeout
         between reads.
         """
-        params = INVOKE_STREAM.of_call(locals(), extra)
-        _params.check_deadline(deadline)
+        params = self._params(INVOKE_STREAM, locals(), extra)
 
         async def start() -> AsyncResponseStream:
-            started = time.monotonic()
-            response, answer = await self._call(STREAM_OPERATION, params, stream=True, deadline=deadline)
+            call, response, answer = await self._send(
+                STREAM_OPERATION, params, stream=True, deadline=deadline
+            )
             _, hub = await self._ready()
-            return AsyncResponseStream(response.aparts(hub), StreamInfo.of(answer), started=started)
+            return AsyncResponseStream(response.aparts(hub), StreamInfo.of(answer), started=call.started)
 
         return _StreamCall(start)
 
@@ -430,20 +332,14 @@ class AsyncClient:
         extra: Mapping[str, object] | None = None,
     ) -> InvokeResult:
         """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
-        params = INVOKE.of_call(locals(), extra)
-        _params.check_deadline(deadline)
-        response, answer = await self._call(INVOKE_OPERATION, params, deadline=deadline)
-        body_bytes = answer.pop("Body", None)
-        if body_bytes is None:
-            body_bytes = response.body or b""
-        return InvokeResult.of(answer, bytes(body_bytes))
+        params = self._params(INVOKE, locals(), extra)
+        _, response, answer = await self._send(INVOKE_OPERATION, params, deadline=deadline)
+        return self._invoke_result(response, answer)
 
     async def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        response, answer = await self._call(ASYNC_OPERATION, params)
-        if "InferenceId" in answer:
-            return AsyncAnswer.of(answer)
-        return AsyncAnswer.parse(answer, response.body or b"")
+        _, response, answer = await self._send(ASYNC_OPERATION, params)
+        return self._async_answer(response, answer)
 
     async def invoke_async(
         self,

@@ -6,7 +6,9 @@ given what came back, decides whether to send again and after how long (botocore
 handler decides; the subclass asks it). Two kinds of attempts fill it in: :class:`Attempts`, the
 request path's (the request built from the operation table, signed in Rust), and
 ``sagestream._botocore_path.BotocoreAttempts``, botocore's own path over the same transport
-(the asyncio client's fallback, and S3 for async inference jobs). :func:`send` and
+(the asyncio client's fallback, and S3 for async inference jobs). :class:`Call` is one call on
+the request path as both clients prepare it — the bridge's cached answers, the credentials, the
+attempts, the answer named — so the clients differ only in the driver. :func:`send` and
 :func:`send_async` are the two ways to wait: a thread that blocks in Rust with the GIL released,
 and an asyncio task awaiting the transport's futures. A request is retried only before its
 response headers; once they are in, nothing is sent again.
@@ -34,7 +36,9 @@ __all__ = [
     "RETRYABLE",
     "AttemptObserver",
     "Attempts",
+    "Call",
     "Retries",
+    "answer_of",
     "deadline_passed",
     "gave_up",
     "response_metadata",
@@ -77,6 +81,14 @@ def response_metadata(headers: dict[str, str], status: int, retries: int) -> dic
         "HTTPHeaders": headers,
         "RetryAttempts": retries,
     }
+
+
+def answer_of(route: Route, headers: dict[str, str], status: int, retries: int) -> dict[str, Any]:
+    """The botocore-style answer of a response's headers: the operation's header members by
+    their API names, and its ``ResponseMetadata``."""
+    answer = route.output_headers(headers)
+    answer["ResponseMetadata"] = response_metadata(headers, status, retries)
+    return answer
 
 
 def _seconds(value: float) -> str:
@@ -301,12 +313,73 @@ class Attempts(Retries):
         self._after = self.template.after(self.invocation, retry)
 
 
+class Call:
+    """One call of ``operation`` with ``params`` (validated by the operation table) on the
+    request path, as both clients prepare it; :meth:`steps` takes it from the credentials to
+    the answer, and either driver (:func:`send`, :func:`send_async`) runs them.
+
+    ``deadline`` counts from ``started`` (``time.monotonic()``); ``stream``: the call returns at
+    the answer's headers, its body unread.
+    """
+
+    __slots__ = ("bridge", "deadline", "mode", "operation", "params", "started", "transport")
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+        deadline: float | None,
+        started: float,
+    ) -> None:
+        self.bridge = bridge
+        self.transport = bridge.transport
+        self.operation = operation
+        self.params = params
+        self.mode: Mode = "stream" if stream else "whole"
+        self.deadline = deadline
+        self.started = started
+
+    def steps(self) -> Generator[Step, Any, tuple[Any, dict[str, Any]]]:
+        """Fresh credentials (botocore may block for them), the attempts (their request built:
+        a file body is read, which may block), the retry loop; the call's last response and the
+        botocore-style answer of its headers."""
+        bridge = self.bridge
+        if not bridge.credentials_fresh():
+            yield BLOCK, bridge.refresh_credentials
+        body = self.params.get("Body")
+        attempts = (
+            self._attempts() if body is None or isinstance(body, bytes) else (yield BLOCK, self._attempts)
+        )
+        response = yield from attempts.steps()
+        return response, answer_of(attempts.route, response.headers, response.status, attempts.attempt - 1)
+
+    def _attempts(self) -> Attempts:
+        bridge = self.bridge
+        return Attempts(
+            bridge,
+            bridge.routes[self.operation],
+            self.params,
+            mode=self.mode,
+            deadline=self.deadline,
+            started=self.started,
+        )
+
+    def remaining(self) -> float | None:
+        """Seconds left of the deadline, at least 0 (None: no deadline)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - (time.monotonic() - self.started))
+
+
 class _Driver:
     """Feeds a call's :meth:`Retries.steps` what its steps gave; :attr:`result` at the end."""
 
     __slots__ = ("error", "result", "steps", "value")
 
-    def __init__(self, retries: Retries) -> None:
+    def __init__(self, retries: Retries | Call) -> None:
         self.steps = retries.steps()
         self.value: Any = None
         self.error: Exception | None = None
@@ -322,7 +395,7 @@ class _Driver:
             return None
 
 
-def send(retries: Retries) -> Any:
+def send(retries: Retries | Call) -> Any:
     """Run a call's attempts on this thread; its result."""
     driver = _Driver(retries)
     transport = retries.transport
@@ -340,7 +413,7 @@ def send(retries: Retries) -> Any:
     return driver.result
 
 
-async def send_async(retries: Retries, hub: _core.Hub) -> Any:
+async def send_async(retries: Retries | Call, hub: _core.Hub) -> Any:
     """Run a call's attempts in this task (what may block, in a worker thread); its result."""
     driver = _Driver(retries)
     transport = retries.transport

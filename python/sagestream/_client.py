@@ -12,8 +12,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sagestream import _jobs, _params
+from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
-from sagestream._call import AttemptObserver, Attempts, response_metadata, send
+from sagestream._call import AttemptObserver, Call, send
 from sagestream._caps import ResponseLimits
 from sagestream._jobs import InferenceJob
 from sagestream._operations import (
@@ -33,15 +34,12 @@ from sagestream.service import INVOKE, INVOKE_STREAM
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    import boto3
-    from botocore.config import Config
-
     from sagestream._duplex import Data, DuplexSession
 
 __all__ = ["Client", "InvokeResult", "parse_new_session", "stream_from_boto3"]
 
 
-class Client:
+class Client(BaseClient):
     """Streaming client for SageMaker AI endpoints on top of a botocore ``sagemaker-runtime`` client.
 
     botocore resolves the endpoint, the credentials and the retry policy and parses error
@@ -53,82 +51,11 @@ class Client:
     (:class:`sagestream.ResponseLimits`: 25 MiB for a body, 1 MiB for an error's, by default).
     """
 
-    #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
-    duplex_endpoint_url: str | None
+    _bridge: Bridge
 
-    def __init__(
-        self,
-        session: boto3.Session | None = None,
-        *,
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        config: Config | None = None,
-        s3_endpoint_url: str | None = None,
-        aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None,
-        aws_session_token: str | None = None,
-        verify: bool | str | None = None,
-        observer: AttemptObserver | None = None,
-        duplex_endpoint_url: str | None = None,
-        response_limits: ResponseLimits | None = None,
-    ) -> None:
-        import boto3
-
-        if session is not None and not hasattr(session, "client"):
-            raise TypeError(
-                f"session must be a boto3.Session, got {type(session).__name__}"
-                " (pass the region as region_name=...)"
-            )
-        if session is None:
-            session = boto3.Session(
-                region_name=region_name,
-                aws_access_key_id=aws_access_key_id,
-                aws_secret_access_key=aws_secret_access_key,
-                aws_session_token=aws_session_token,
-            )
-        runtime = session.client(
-            "sagemaker-runtime",
-            region_name=region_name,
-            endpoint_url=endpoint_url,
-            config=config,
-            verify=verify,
-        )
-        self._attach(
-            runtime,
-            session,
-            config=config,
-            verify=verify,
-            s3_endpoint_url=s3_endpoint_url,
-            observer=observer,
-            limits=response_limits,
-        )
-        self.duplex_endpoint_url = duplex_endpoint_url
-
-    def _attach(
-        self,
-        runtime: Any,
-        session: Any,
-        *,
-        config: Any,
-        verify: Any,
-        s3_endpoint_url: str | None,
-        observer: AttemptObserver | None,
-        limits: ResponseLimits | None,
-    ) -> None:
-        self._session = session
-        self._runtime: Any = runtime
-        self._bridge = Bridge.of(runtime, observer, limits)
-        self.duplex_endpoint_url = None
-        self._s3 = BotoS3(
-            lambda: session.client(
-                "s3",
-                region_name=runtime.meta.region_name,
-                endpoint_url=s3_endpoint_url,
-                config=config,
-                verify=verify,
-            ),
-            self._bridge.limits,
-        )
+    def _open(self) -> None:
+        self._new_bridge()
+        self._s3 = BotoS3(self._new_s3, self._bridge.limits)
 
     @classmethod
     def from_boto3(
@@ -143,17 +70,9 @@ class Client:
         credentials, region, endpoint, ``Config`` and ``verify`` (and its handlers: a client
         with handlers of its own takes botocore's path). Async jobs reach S3 with the same
         credentials and region."""
-        self = cls.__new__(cls)
-        self._attach(
-            _runtime_client(client),
-            session_of(client),
-            config=client.meta.config,
-            verify=getattr(getattr(client._endpoint, "http_session", None), "_verify", None),
-            s3_endpoint_url=s3_endpoint_url,
-            observer=observer,
-            limits=response_limits,
+        return cls._over(
+            client, s3_endpoint_url=s3_endpoint_url, observer=observer, response_limits=response_limits
         )
-        return self
 
     @property
     def region_name(self) -> str:
@@ -170,17 +89,6 @@ class Client:
         """Whether calls take the request path (see :attr:`fast_path_reason` when not)."""
         return self._bridge.fast()
 
-    @property
-    def fast_path_reason(self) -> str | None:
-        """Why calls take botocore's own path instead, or None."""
-        self._bridge.fast()
-        return self._bridge.reason
-
-    def idle_connections(self) -> int:
-        """Connections of the request path kept open for the next calls."""
-        transport = self._bridge.transport
-        return int(transport.idle_connections()) if transport is not None else 0
-
     def close(self) -> None:
         """Close the connection pools (open streams keep their connections until they end)."""
         if self._bridge.transport is not None:
@@ -195,27 +103,33 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- the request path ------------------------------------------------------------------
+    # --- sending ---------------------------------------------------------------------------
 
-    def _attempts(
-        self, operation: str, params: dict[str, Any], mode: Any, deadline: float | None
-    ) -> Attempts:
-        bridge = self._bridge
-        if not bridge.credentials_fresh():
-            bridge.refresh_credentials()
-        return Attempts(
-            bridge,
-            bridge.routes[operation],
-            params,
-            mode=mode,
-            deadline=deadline,
-            started=time.monotonic(),
+    def _send(
+        self, operation: str, params: dict[str, Any], *, stream: bool = False, deadline: float | None = None
+    ) -> tuple[Call, Any, dict[str, Any]]:
+        """One call, on this thread: its last response (None when botocore sent it) and the
+        botocore-style answer of its headers (with the body read, when botocore read it)."""
+        call = Call(
+            self._bridge, operation, params, stream=stream, deadline=deadline, started=time.monotonic()
         )
+        if self._bridge.fast():
+            response, answer = send(call)
+            return call, response, answer
+        return call, None, self._via_botocore(call)
 
-    def _answer(self, operation: str, response: Any, attempts: Attempts) -> dict[str, Any]:
-        headers = response.headers
-        answer = attempts.route.output_headers(headers)
-        answer["ResponseMetadata"] = response_metadata(headers, response.status, attempts.attempt - 1)
+    def _via_botocore(self, call: Call) -> dict[str, Any]:
+        """botocore's own call: its parsed answer, a whole body read within the limit."""
+        bridge = self._bridge
+        operation = call.operation
+        params = bridge.for_botocore(operation, call.params)
+        with botocore_errors(operation):
+            answer: dict[str, Any] = getattr(self._runtime, bridge.api_method(bridge.routes[operation]))(
+                **params
+            )
+            body = answer.get("Body")
+            if call.mode == "whole" and body is not None and not isinstance(body, bytes):
+                answer["Body"] = read_capped(answer, bridge.limits.body)  # (botocore's Stubber answers bytes)
         return answer
 
     # --- operations ------------------------------------------------------------------------
@@ -243,28 +157,16 @@ class Client:
         every part (``DeadlineExceededError``) — besides the config's read timeout, which
         bounds each wait for bytes (``ReadTimeoutError``).
         """
-        params = INVOKE_STREAM.of_call(locals(), extra)
-        _params.check_deadline(deadline)
-        started = time.monotonic()
-        if not self._bridge.fast():
-            return self._stream_via_botocore(params, deadline, started)
-        attempts = self._attempts(STREAM_OPERATION, params, "stream", deadline)
-        response = send(attempts)
-        info = StreamInfo.of(self._answer(STREAM_OPERATION, response, attempts))
-        return ResponseStream(response.parts(), info, started=started)
-
-    def _stream_via_botocore(
-        self, params: dict[str, Any], deadline: float | None, started: float
-    ) -> ResponseStream:
-        params = self._bridge.for_botocore(STREAM_OPERATION, params)
-        with botocore_errors(STREAM_OPERATION):
-            response = self._runtime.invoke_endpoint_with_response_stream(**params)
-        raw = response["Body"]._raw_stream
-        remaining = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
-        parts, owner = open_body(raw, deadline=remaining, read_timeout=self._runtime.meta.config.read_timeout)
-        return ResponseStream(
-            parts, StreamInfo.of(response), started=started, on_close=lambda: owner.release(False)
+        params = self._params(INVOKE_STREAM, locals(), extra)
+        call, response, answer = self._send(STREAM_OPERATION, params, stream=True, deadline=deadline)
+        info = StreamInfo.of(answer)
+        if response is not None:
+            return ResponseStream(response.parts(), info, started=call.started)
+        read_timeout = self._runtime.meta.config.read_timeout
+        parts, owner = open_body(
+            answer["Body"]._raw_stream, deadline=call.remaining(), read_timeout=read_timeout
         )
+        return ResponseStream(parts, info, started=call.started, on_close=lambda: owner.release(False))
 
     def invoke(
         self,
@@ -290,31 +192,14 @@ class Client:
         ``session_id="NEW_SESSION"`` opens a stateful session: its id is in
         ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
         """
-        params = INVOKE.of_call(locals(), extra)
-        _params.check_deadline(deadline)
-        if not self._bridge.fast():
-            params = self._bridge.for_botocore(INVOKE_OPERATION, params)
-            with botocore_errors(INVOKE_OPERATION):
-                response = self._runtime.invoke_endpoint(**params)
-                streaming = response["Body"]
-                if isinstance(streaming, bytes):  # what botocore's Stubber answers
-                    data = streaming
-                else:
-                    data = read_capped(response, self._bridge.limits.body)
-            return InvokeResult.of(response, data)
-        attempts = self._attempts(INVOKE_OPERATION, params, "whole", deadline)
-        response = send(attempts)
-        return InvokeResult.of(self._answer(INVOKE_OPERATION, response, attempts), response.body or b"")
+        params = self._params(INVOKE, locals(), extra)
+        _, response, answer = self._send(INVOKE_OPERATION, params, deadline=deadline)
+        return self._invoke_result(response, answer)
 
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        if not self._bridge.fast():
-            params = self._bridge.for_botocore(ASYNC_OPERATION, params)
-            with botocore_errors(ASYNC_OPERATION):
-                return AsyncAnswer.of(self._runtime.invoke_endpoint_async(**params))
-        attempts = self._attempts(ASYNC_OPERATION, params, "whole", None)
-        response = send(attempts)
-        return AsyncAnswer.parse(self._answer(ASYNC_OPERATION, response, attempts), response.body or b"")
+        _, response, answer = self._send(ASYNC_OPERATION, params)
+        return self._async_answer(response, answer)
 
     def invoke_async(
         self,
@@ -377,26 +262,6 @@ class Client:
             deadline=deadline,
             endpoint_url=endpoint_url or self.duplex_endpoint_url,
         )
-
-
-def _runtime_client(client: Any) -> Any:
-    meta = getattr(client, "meta", None)
-    service = getattr(getattr(meta, "service_model", None), "service_name", None)
-    if service != "sagemaker-runtime":
-        raise TypeError(
-            f"expected a boto3 'sagemaker-runtime' client, got {type(client).__name__} for {service!r}"
-        )
-    return client
-
-
-def session_of(client: Any) -> Any:
-    """A boto3 session with the credentials and region of botocore ``client`` (for its S3)."""
-    import boto3
-    import botocore.session
-
-    botocore_session = botocore.session.get_session()
-    botocore_session._credentials = client._request_signer._credentials
-    return boto3.Session(botocore_session=botocore_session, region_name=client.meta.region_name)
 
 
 def stream_from_boto3(response: dict[str, Any], *, deadline: float | None = None) -> ResponseStream:

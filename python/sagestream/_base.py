@@ -1,0 +1,202 @@
+"""What :class:`sagestream.Client` and :class:`sagestream.AsyncClient` share, written once.
+
+As httpx's ``BaseClient`` builds and its two clients only send, :class:`BaseClient` holds the
+settings, makes the botocore clients and the bridge from them, and prepares each call: its
+parameters validated by the operation table, the call itself (:class:`sagestream._call.Call`:
+credentials, request, attempts, the answer named), and what its answer becomes. ``Client``
+sends on the calling thread and ``AsyncClient`` in an asyncio task; they differ in that, in when
+the botocore clients are made (at once, or in a worker thread at the first call), and in
+botocore's own path when a client needs it (botocore sends, or the transport carries botocore's
+request: :mod:`sagestream._botocore_path`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sagestream._botocore import Bridge
+from sagestream._caps import ResponseLimits
+from sagestream._operations import AsyncAnswer, InvokeResult
+from sagestream._params import check_deadline
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+
+    from sagestream._call import AttemptObserver
+    from sagestream.service import Operation
+
+__all__ = ["BaseClient", "runtime_client", "session_of"]
+
+_Client = TypeVar("_Client", bound="BaseClient")
+
+
+class BaseClient:
+    """The settings, botocore clients and per-call preparation of both clients."""
+
+    #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
+    duplex_endpoint_url: str | None
+    #: The botocore ``sagemaker-runtime`` client and its bridge, once made (or given).
+    _runtime: Any = None
+    _bridge: Bridge | None = None
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        *,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        config: Config | None = None,
+        s3_endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        verify: bool | str | None = None,
+        observer: AttemptObserver | None = None,
+        duplex_endpoint_url: str | None = None,
+        response_limits: ResponseLimits | None = None,
+    ) -> None:
+        if session is not None and not hasattr(session, "client"):
+            raise TypeError(
+                f"session must be a boto3.Session, got {type(session).__name__}"
+                " (pass the region as region_name=...)"
+            )
+        self._session: Any = session
+        self._region_name = region_name
+        self._endpoint_url = endpoint_url
+        self._config = config
+        self._s3_endpoint_url = s3_endpoint_url
+        self._credentials_given = {
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+        }
+        self._verify = verify
+        self._observer = observer
+        self._limits = response_limits or ResponseLimits()
+        self.duplex_endpoint_url = duplex_endpoint_url
+        self._open()
+
+    @classmethod
+    def _over(
+        cls: type[_Client],
+        client: Any,
+        *,
+        s3_endpoint_url: str | None,
+        observer: AttemptObserver | None,
+        response_limits: ResponseLimits | None,
+    ) -> _Client:
+        """A client of this class over botocore ``client`` (``from_boto3``): its credentials,
+        region, ``Config`` and ``verify`` serve S3 too."""
+        runtime = runtime_client(client)
+        self = cls.__new__(cls)
+        self._runtime = runtime
+        BaseClient.__init__(
+            self,
+            session_of(runtime),
+            region_name=runtime.meta.region_name,
+            config=runtime.meta.config,
+            s3_endpoint_url=s3_endpoint_url,
+            verify=getattr(getattr(runtime._endpoint, "http_session", None), "_verify", None),
+            observer=observer,
+            response_limits=response_limits,
+        )
+        return self
+
+    def _open(self) -> None:
+        """What a client does once its settings are stored (``from_boto3``: its runtime too)."""
+
+    # --- the botocore clients --------------------------------------------------------------
+
+    def _new_bridge(self) -> Bridge:
+        """The bridge of the runtime client, which is made first unless ``from_boto3`` gave it
+        (may block: a boto3 session and a botocore client are made)."""
+        if self._runtime is None:
+            if self._session is None:
+                import boto3
+
+                self._session = boto3.Session(region_name=self._region_name, **self._credentials_given)
+            self._runtime = self._session.client(
+                "sagemaker-runtime",
+                region_name=self._region_name,
+                endpoint_url=self._endpoint_url,
+                config=self._config,
+                verify=self._verify,
+            )
+        self._bridge = Bridge.of(self._runtime, self._observer, self._limits)
+        return self._bridge
+
+    def _new_s3(self) -> Any:
+        """The botocore S3 client of async inference jobs, in the runtime client's region."""
+        return self._session.client(
+            "s3",
+            region_name=self._runtime.meta.region_name,
+            endpoint_url=self._s3_endpoint_url,
+            config=self._config,
+            verify=self._verify,
+        )
+
+    # --- shared members --------------------------------------------------------------------
+
+    @property
+    def fast_path_reason(self) -> str | None:
+        """Why calls take botocore's own path instead, or None."""
+        bridge = self._bridge
+        if bridge is None:
+            return "the client is not set up yet"
+        bridge.fast()
+        return bridge.reason
+
+    def idle_connections(self) -> int:
+        """Connections of the request path kept open for the next calls."""
+        transport = None if self._bridge is None else self._bridge.transport
+        return int(transport.idle_connections()) if transport is not None else 0
+
+    # --- per call --------------------------------------------------------------------------
+
+    @staticmethod
+    def _params(
+        operation: Operation, arguments: Mapping[str, Any], extra: Mapping[str, object] | None
+    ) -> dict[str, Any]:
+        """A call's botocore parameters, validated by the operation table (``arguments``: the
+        method's ``locals()``), and its ``deadline`` checked."""
+        params = operation.of_call(arguments, extra)
+        check_deadline(arguments.get("deadline"))
+        return params
+
+    @staticmethod
+    def _invoke_result(response: Any, answer: dict[str, Any]) -> InvokeResult:
+        """InvokeEndpoint's result: the body botocore read, or the response's."""
+        body = answer.pop("Body", None)
+        if body is None:
+            body = response.body or b""
+        return InvokeResult.of(answer, bytes(body))
+
+    @staticmethod
+    def _async_answer(response: Any, answer: dict[str, Any]) -> AsyncAnswer:
+        """InvokeEndpointAsync's answer: parsed by botocore, or the response's JSON body."""
+        if "InferenceId" in answer:
+            return AsyncAnswer.of(answer)
+        return AsyncAnswer.parse(answer, response.body or b"")
+
+
+def runtime_client(client: Any) -> Any:
+    """``client``, checked to be a botocore ``sagemaker-runtime`` client."""
+    meta = getattr(client, "meta", None)
+    service = getattr(getattr(meta, "service_model", None), "service_name", None)
+    if service != "sagemaker-runtime":
+        raise TypeError(
+            f"expected a boto3 'sagemaker-runtime' client, got {type(client).__name__} for {service!r}"
+        )
+    return client
+
+
+def session_of(client: Any) -> Any:
+    """A boto3 session with the credentials and region of botocore ``client`` (for its S3)."""
+    import boto3
+    import botocore.session
+
+    botocore_session = botocore.session.get_session()
+    botocore_session._credentials = client._request_signer._credentials
+    return boto3.Session(botocore_session=botocore_session, region_name=client.meta.region_name)
