@@ -41,7 +41,7 @@ from sagestream._operations import (
 from sagestream._s3 import AsyncTransportS3
 from sagestream._stream import AsyncResponseStream
 from sagestream.exceptions import service_error_from_response
-from sagestream.service import INVOKE, INVOKE_STREAM
+from sagestream.service import INVOKE, INVOKE_DUPLEX, INVOKE_STREAM
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable, Mapping
@@ -387,27 +387,15 @@ class AsyncClient(BaseClient):
         iterable) is sent by a task instead. See :meth:`sagestream.Client.invoke_bidirectional`
         for ``endpoint_url``.
         """
-        from sagestream._duplex import DuplexCall, open_session_async
+        from sagestream._duplex import DuplexCall, Opening
 
-        _params.duplex_params(
-            endpoint_name,
-            target_variant=target_variant,
-            model_invocation_path=model_invocation_path,
-            model_query_string=model_query_string,
-        )
+        arguments = locals()
+        INVOKE_DUPLEX.of_call(arguments)  # the parameters checked before anything is awaited
 
         async def start() -> AsyncDuplexSession:
             bridge, hub = await self._ready()
-            return await open_session_async(
-                bridge,
-                hub,
-                endpoint_name,
-                target_variant=target_variant,
-                model_invocation_path=model_invocation_path,
-                model_query_string=model_query_string,
-                input=input,
-                deadline=deadline,
-                endpoint_url=endpoint_url or self.duplex_endpoint_url,
+            return await Opening(bridge, arguments, endpoint_url or self.duplex_endpoint_url).open_async(
+                hub, input
             )
 
         return DuplexCall(start)

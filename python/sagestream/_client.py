@@ -250,18 +250,9 @@ class Client(BaseClient):
         service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``; a client configured
         with a host of its own (``endpoint_url=``...) connects to port 8443 of that host.
         """
-        from sagestream._duplex import open_session
+        from sagestream._duplex import Opening
 
-        return open_session(
-            self._bridge,
-            endpoint_name,
-            target_variant=target_variant,
-            model_invocation_path=model_invocation_path,
-            model_query_string=model_query_string,
-            input=input,
-            deadline=deadline,
-            endpoint_url=endpoint_url or self.duplex_endpoint_url,
-        )
+        return Opening(self._bridge, locals(), endpoint_url or self.duplex_endpoint_url).open(input)
 
 
 def stream_from_boto3(response: dict[str, Any], *, deadline: float | None = None) -> ResponseStream:

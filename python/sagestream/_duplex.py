@@ -17,7 +17,16 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
@@ -198,6 +207,12 @@ def request_for(
             "model_query_string": model_query_string,
         }
     )
+    return _request(bridge, params, endpoint_url)
+
+
+def _request(
+    bridge: Bridge, params: dict[str, Any], endpoint_url: str | None
+) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
     if bridge.transport is None:
         raise NotImplementedError(
             f"sagestream cannot open a bidirectional stream for this client: {bridge.reason}"
@@ -508,65 +523,51 @@ class AsyncDuplexSession(_SessionBase):
         return aiter_json_lines(self, **kwargs)
 
 
-def open_session(
-    bridge: Bridge,
-    endpoint_name: str,
-    *,
-    target_variant: str | None = None,
-    model_invocation_path: str | None = None,
-    model_query_string: str | None = None,
-    input: Iterable[Data] | None = None,
-    deadline: float | None = None,
-    endpoint_url: str | None = None,
-) -> DuplexSession:
-    """Open a session on this thread (blocks until its request is on its way)."""
-    _check_deadline(deadline)
-    started = time.monotonic()
-    url, headers, after = request_for(
-        bridge,
-        endpoint_name,
-        target_variant=target_variant,
-        model_invocation_path=model_invocation_path,
-        model_query_string=model_query_string,
-        endpoint_url=endpoint_url,
-    )
-    if not bridge.credentials_fresh():
-        bridge.refresh_credentials()
-    core = bridge.transport.open_duplex(
-        url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
-    )
-    return DuplexSession(core, url, started, input)
+class Opening:
+    """One session's request as both clients prepare it (``arguments``: the client method's
+    ``locals()``): the deadline checked, the parameters validated by the operation table, the
+    request built for the host the client is configured for, and its clock started. The two
+    ways to open it differ only in how they wait."""
 
+    __slots__ = ("after", "bridge", "deadline", "headers", "started", "url")
 
-async def open_session_async(
-    bridge: Bridge,
-    hub: _core.Hub,
-    endpoint_name: str,
-    *,
-    target_variant: str | None = None,
-    model_invocation_path: str | None = None,
-    model_query_string: str | None = None,
-    input: Iterable[Data] | AsyncIterable[Data] | None = None,
-    deadline: float | None = None,
-    endpoint_url: str | None = None,
-) -> AsyncDuplexSession:
-    """Open a session from an asyncio task (credentials refreshed in a worker thread)."""
-    _check_deadline(deadline)
-    started = time.monotonic()
-    url, headers, after = request_for(
-        bridge,
-        endpoint_name,
-        target_variant=target_variant,
-        model_invocation_path=model_invocation_path,
-        model_query_string=model_query_string,
-        endpoint_url=endpoint_url,
-    )
-    if not bridge.credentials_fresh():
-        await asyncio.to_thread(bridge.refresh_credentials)
-    core = await bridge.transport.open_duplex_async(
-        hub, url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
-    )
-    return AsyncDuplexSession(core, hub, url, started, input)
+    def __init__(self, bridge: Bridge, arguments: Mapping[str, Any], endpoint_url: str | None) -> None:
+        self.deadline: float | None = _check_deadline(arguments.get("deadline"))
+        self.started = time.monotonic()
+        self.bridge = bridge
+        params = INVOKE_DUPLEX.of_call(arguments)
+        self.url, self.headers, self.after = _request(bridge, params, endpoint_url)
+
+    def open(self, input: Iterable[Data] | None) -> DuplexSession:
+        """Open the session on this thread (blocks until its request is on its way)."""
+        bridge = self.bridge
+        if not bridge.credentials_fresh():
+            bridge.refresh_credentials()
+        core = bridge.transport.open_duplex(
+            self.url,
+            self.headers,
+            after=self.after,
+            deadline=self.deadline,
+            error_limit=bridge.limits.error_body,
+        )
+        return DuplexSession(core, self.url, self.started, input)
+
+    async def open_async(
+        self, hub: _core.Hub, input: Iterable[Data] | AsyncIterable[Data] | None
+    ) -> AsyncDuplexSession:
+        """Open the session from an asyncio task (credentials refreshed in a worker thread)."""
+        bridge = self.bridge
+        if not bridge.credentials_fresh():
+            await asyncio.to_thread(bridge.refresh_credentials)
+        core = await bridge.transport.open_duplex_async(
+            hub,
+            self.url,
+            self.headers,
+            after=self.after,
+            deadline=self.deadline,
+            error_limit=bridge.limits.error_body,
+        )
+        return AsyncDuplexSession(core, hub, self.url, self.started, input)
 
 
 class DuplexCall(Awaitable[AsyncDuplexSession]):
