@@ -20,7 +20,6 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ from sagestream._operations import (
     StreamInfo,
 )
 from sagestream._s3 import AsyncTransportS3
-from sagestream._stream import AsyncResponseStream
+from sagestream._stream import AsyncResponseStream, Opened
 from sagestream.exceptions import service_error_from_response
 from sagestream.service import INVOKE, INVOKE_DUPLEX, INVOKE_STREAM
 
@@ -108,28 +107,8 @@ def _new_hub(loop: asyncio.AbstractEventLoop) -> _core.Hub:
     return hub
 
 
-class _StreamCall(Awaitable[AsyncResponseStream]):
+class _StreamCall(Opened[AsyncResponseStream]):
     """What ``invoke_stream`` returns: awaitable, and an async context manager."""
-
-    def __init__(self, start: Callable[[], Awaitable[AsyncResponseStream]]) -> None:
-        self._start = start
-        self._stream: AsyncResponseStream | None = None
-
-    def __await__(self) -> Any:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> AsyncResponseStream:
-        self._stream = await self._start()
-        return self._stream
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._stream is not None:
-            self._stream.close()
 
 
 class AsyncClient(BaseClient):

@@ -20,8 +20,6 @@ import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Generator,
     Iterable,
     Iterator,
@@ -32,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 from sagestream import _core, _params
-from sagestream._stream import StreamMetrics
+from sagestream._stream import Opened, StreamMetrics
 from sagestream.exceptions import ParamValidationError, SageStreamError
 from sagestream.service import INVOKE_DUPLEX
 
@@ -570,23 +568,6 @@ class Opening:
         return AsyncDuplexSession(core, hub, self.url, self.started, input)
 
 
-class DuplexCall(Awaitable[AsyncDuplexSession]):
+class DuplexCall(Opened[AsyncDuplexSession]):
     """What ``AsyncClient.invoke_bidirectional`` returns: awaitable, and an async context
     manager that closes the session on the way out."""
-
-    def __init__(self, start: Callable[[], Awaitable[AsyncDuplexSession]]) -> None:
-        self._start = start
-        self._session: AsyncDuplexSession | None = None
-
-    def __await__(self) -> Generator[Any, None, AsyncDuplexSession]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> AsyncDuplexSession:
-        self._session = await self._start()
-        return self._session
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._session is not None:
-            self._session.close()

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sagestream._operations import StreamInfo
 
 if TYPE_CHECKING:
     from sagestream.reassembly import ServerSentEvent
 
-__all__ = ["AsyncResponseStream", "ResponseStream", "StreamMetrics"]
+__all__ = ["AsyncResponseStream", "Opened", "ResponseStream", "StreamMetrics"]
 
 
 @dataclass
@@ -270,3 +270,32 @@ class AsyncResponseStream(_StreamBase):
 
         _expect(self._info, ".json_lines()", _JSON_LINES_TYPES)
         return aiter_json_lines(self, **kwargs)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_Opened = TypeVar("_Opened", bound=_Closable)
+
+
+class Opened(Awaitable[_Opened], Generic[_Opened]):
+    """What an asyncio call that opens a stream or a session returns: awaitable (``start()``
+    opens it), and an async context manager that closes what it opened on the way out."""
+
+    def __init__(self, start: Callable[[], Awaitable[_Opened]]) -> None:
+        self._start = start
+        self._opened: _Opened | None = None
+
+    def __await__(self) -> Generator[Any, None, _Opened]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> _Opened:
+        self._opened = await self._start()
+        return self._opened
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._opened is not None:
+            self._opened.close()
