@@ -199,6 +199,22 @@ def make_client(
     return client
 
 
+def with_client(command: str, args: argparse.Namespace, work: Callable[[Any], int], **options: Any) -> int:
+    """Run ``work`` with the command's client (:func:`make_client` with ``options``, closed
+    after), under connection notices; a failure to make the client, or of the work, is reported
+    under ``command``'s name (:func:`report`)."""
+    with ConnectionNotices() as notices:
+        try:
+            client = make_client(args, notices, **options)
+        except failures() as exc:
+            return report(command, exc)
+        with client:
+            try:
+                return work(client)
+            except failures() as exc:
+                return report(command, exc)
+
+
 class ConnectionNotices:
     """botocore event handlers saying on stderr what a request waits for and when it is retried.
 

@@ -96,19 +96,10 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             sys.stderr.write(f"sagestream duplex: cannot read {args.file!r}: {exc.strerror or exc}\n")
             return _common.EXIT_USAGE
-    with _common.ConnectionNotices() as notices:
-        try:
-            options: dict[str, Any] = {"duplex_endpoint_url": args.duplex_endpoint_url}
-            if args.ca_bundle:
-                options["verify"] = args.ca_bundle
-            client = _common.make_client(args, notices, **options)
-        except _common.failures() as exc:
-            return _common.report("duplex", exc)
-        with client:
-            try:
-                return _session(client, args)
-            except _common.failures() as exc:
-                return _common.report("duplex", exc)
+    options: dict[str, Any] = {"duplex_endpoint_url": args.duplex_endpoint_url}
+    if args.ca_bundle:
+        options["verify"] = args.ca_bundle
+    return _common.with_client("duplex", args, lambda client: _session(client, args), **options)
 
 
 def _session(client: Any, args: argparse.Namespace) -> int:

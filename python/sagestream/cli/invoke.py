@@ -80,24 +80,11 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``invoke`` handler."""
+    from botocore.config import Config
+
     _check_combinations(args)
-    with _common.ConnectionNotices() as notices:
-        return _run(args, notices)
-
-
-def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
-    try:
-        from botocore.config import Config
-
-        config = Config(read_timeout=args.read_timeout) if args.read_timeout else None
-        client = _common.make_client(args, notices, config)
-    except _common.failures() as exc:
-        return _common.report("invoke", exc)
-    with client:
-        try:
-            return _invoke(client, args)
-        except _common.failures() as exc:
-            return _common.report("invoke", exc)
+    config = Config(read_timeout=args.read_timeout) if args.read_timeout else None
+    return _common.with_client("invoke", args, lambda client: _invoke(client, args), config=config)
 
 
 def _invoke(client: Any, args: argparse.Namespace) -> int:

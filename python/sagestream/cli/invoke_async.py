@@ -108,35 +108,28 @@ def _check_combinations(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``invoke-async`` handler."""
     _check_combinations(args)
-    with _common.ConnectionNotices() as notices:
-        return _run(args, notices)
+    return _common.with_client(
+        "invoke-async", args, lambda client: _submit(client, args), s3_endpoint_url=args.s3_endpoint_url
+    )
 
 
-def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
-    try:
-        client = _common.make_client(args, notices, s3_endpoint_url=args.s3_endpoint_url)
-    except _common.failures() as exc:
-        return _common.report("invoke-async", exc)
-    with client:
-        try:
-            options = _common.member_values(args, INVOKE_ASYNC.options)
-            if args.inline:
-                options["body"] = args.input.read_bytes()
-            else:
-                options.update(input=args.input, input_prefix=args.input_prefix)
-            handle = client.invoke_async(args.endpoint, **options)
-            if not args.wait:
-                doc = {
-                    "InferenceId": handle.inference_id,
-                    "OutputLocation": handle.output_location,
-                    "FailureLocation": handle.failure_location,
-                }
-                sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-                sys.stdout.flush()
-                return 0
-            return _wait(handle, args.timeout)
-        except _common.failures() as exc:
-            return _common.report("invoke-async", exc)
+def _submit(client: Any, args: argparse.Namespace) -> int:
+    options = _common.member_values(args, INVOKE_ASYNC.options)
+    if args.inline:
+        options["body"] = args.input.read_bytes()
+    else:
+        options.update(input=args.input, input_prefix=args.input_prefix)
+    handle = client.invoke_async(args.endpoint, **options)
+    if not args.wait:
+        doc = {
+            "InferenceId": handle.inference_id,
+            "OutputLocation": handle.output_location,
+            "FailureLocation": handle.failure_location,
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.flush()
+        return 0
+    return _wait(handle, args.timeout)
 
 
 def _wait(handle: Any, timeout: float | None) -> int:
