@@ -381,20 +381,32 @@ class EmulatorServer:
             return self._timed_out(request, call, exc)
         return self._error(request, call, error)
 
+    async def _run_model(
+        self, request: web.Request, op: service.Operation
+    ) -> tuple[bytes, dict[str, Any], Knobs, ModelReply]:
+        """What InvokeEndpoint and its streaming twin do before they answer: admit the request,
+        find the model, check the session, read the knobs (an HTTP fault is raised here), and
+        call the model; the body, the checked header values, the knobs and the model's reply."""
+        region = self.config.region
+        body, values = await self._admit(request, op)
+        name = request.match_info["name"]
+        model = self._model(name)
+        self._sessions.check(values.get("SessionId"))
+        knobs = self._knobs(values.get("CustomAttributes"), name)
+        _faults.raise_http_fault(knobs, name, region)
+        streaming = op is service.INVOKE_STREAM
+        reply = await call_model(
+            model, self._model_request(name, body, knobs, values, streaming=streaming), region
+        )
+        return body, values, knobs, reply
+
     async def _invoke(self, request: web.Request) -> web.StreamResponse:
         call = self._call(request, service.INVOKE.name)
         region = self.config.region
+        name = request.match_info["name"]
         try:
-            body, values = await self._admit(request, service.INVOKE)
-            name = request.match_info["name"]
-            model = self._model(name)
+            body, values, knobs, reply = await self._run_model(request, service.INVOKE)
             session_id = values.get("SessionId")
-            self._sessions.check(session_id)
-            knobs = self._knobs(values.get("CustomAttributes"), name)
-            _faults.raise_http_fault(knobs, name, region)
-            reply = await call_model(
-                model, self._model_request(name, body, knobs, values, streaming=False), region
-            )
             if knobs.fault == "stall":
                 await asyncio.sleep(knobs.seconds)
             try:
@@ -431,17 +443,8 @@ class EmulatorServer:
 
     async def _invoke_stream(self, request: web.Request) -> web.StreamResponse:
         call = self._call(request, service.INVOKE_STREAM.name)
-        region = self.config.region
         try:
-            body, values = await self._admit(request, service.INVOKE_STREAM)
-            name = request.match_info["name"]
-            model = self._model(name)
-            self._sessions.check(values.get("SessionId"))
-            knobs = self._knobs(values.get("CustomAttributes"), name)
-            _faults.raise_http_fault(knobs, name, region)
-            reply = await call_model(
-                model, self._model_request(name, body, knobs, values, streaming=True), region
-            )
+            _, values, knobs, reply = await self._run_model(request, service.INVOKE_STREAM)
         except EmulatorError as exc:
             return self._error(request, call, exc)
         except BodyTimeout as exc:
