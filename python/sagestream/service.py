@@ -25,11 +25,10 @@ installed model must be a row or listed in :attr:`Operation.known`.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -75,6 +74,7 @@ __all__ = [
 Location = Literal["uri", "header", "body"]
 
 
+@cache  # a pure function of the table's names, asked per call for each answer header
 def snake(name: str) -> str:
     """The keyword of an API member name: ``RequestTTLSeconds`` → ``request_ttl_seconds``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
@@ -262,7 +262,7 @@ def _header_value(value: object) -> str:
     return str(value)
 
 
-@functools.cache
+@cache
 def _model_members(operation: str) -> dict[str, Any]:
     """The input members of ``operation`` in botocore's installed model (read on first use)."""
     import botocore.session
