@@ -377,9 +377,9 @@ mod tests {
     use std::io::{Read as _, Write as _};
     use std::net::TcpListener;
 
-    /// A server on one connection: each request (a head without a body) is answered with
-    /// `chunks` chunks of `b"x"` in one write; the number of connections it accepted comes
-    /// back when the client is done.
+    /// A server answering `requests` requests (heads without a body), each with `chunks` chunks
+    /// of `b"x"` in one write, on as many connections as the client opens, each kept open until
+    /// the client closes it; the number of connections it accepted comes back at the end.
     fn server(chunks: usize, requests: usize) -> (String, std::thread::JoinHandle<usize>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/", listener.local_addr().expect("addr"));
@@ -412,6 +412,8 @@ mod tests {
                     socket.write_all(&answer).expect("write");
                     served += 1;
                 }
+                // Keep the connection open until the client closes it.
+                while socket.read(&mut byte).is_ok_and(|n| n > 0) {}
             }
             accepted
         });
@@ -504,6 +506,7 @@ mod tests {
             let whole = response.body.collect(1024, 200, None).await.expect("body");
             assert_eq!(whole.len(), 100);
         });
+        drop(pool);
         assert_eq!(server.join().expect("server"), 2);
     }
 }
