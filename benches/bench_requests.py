@@ -397,7 +397,7 @@ def fixed(url: str, rounds: int, count: int, baseline: str | None = None) -> Non
         return lambda: measure(run)
 
     def sage(build: str | None, kind: str, client: str) -> Callable[[], tuple[float, float, int]]:
-        return lambda: tuple(on(build, baseline, "fixed_sagestream", url, count, kind, client))  # type: ignore[return-value]
+        return lambda: tuple(on(build, baseline, "fixed_sagestream", url, count, kind, client))
 
     for title, kind in (("1-part stream", "stream"), ("InvokeEndpoint", "invoke")):
         clients: dict[str, Callable[[], tuple[float, float, int]]] = {}
@@ -595,7 +595,7 @@ def ttfp_sagestream(url: str, count: int, client: str) -> list[float]:
     if client == "uvloop":
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
     try:
@@ -627,9 +627,13 @@ def ttfp(url: str, rounds: int, count: int = 50, baseline: str | None = None) ->
         clients.append(("sagestream AsyncClient on uvloop", "uvloop"))
     runs: dict[str, Callable[[], list[float]]] = {}
     per_round = max(1, count // rounds)
+
+    def first_parts(build: str | None, client: str) -> Callable[[], list[float]]:
+        return lambda: list(on(build, baseline, "ttfp_sagestream", url, per_round, client))
+
     for label, client in clients:
         for name, build in ours(label, baseline):
-            runs[name] = lambda b=build, c=client: list(on(b, baseline, "ttfp_sagestream", url, per_round, c))
+            runs[name] = first_parts(build, client)
     runs["raw socket"] = lambda: raw_first(per_round)
     raw_first(5)
     results = {name: [t for got in runs_ for t in got] for name, runs_ in in_rounds(runs, rounds).items()}
@@ -675,7 +679,7 @@ def long_sagestream(url: str, parts: int, client: str) -> tuple[float, float, in
     if client == "uvloop":
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
     try:
