@@ -1,0 +1,34 @@
+"""Both clients on one core (``sagestream._base.BaseClient``): one constructor, and public
+methods whose signatures, written once per client, stay in step."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import sagestream
+from sagestream._base import BaseClient
+
+OPERATIONS = ("invoke", "invoke_stream", "invoke_async", "invoke_bidirectional", "from_boto3")
+
+
+def _parameters(function: object) -> list[tuple[str, object, object]]:
+    signature = inspect.signature(function)  # type: ignore[arg-type]
+    return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+
+def test_both_clients_are_built_by_the_one_core() -> None:
+    assert issubclass(sagestream.Client, BaseClient)
+    assert issubclass(sagestream.AsyncClient, BaseClient)
+    assert sagestream.Client.__init__ is sagestream.AsyncClient.__init__ is BaseClient.__init__
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_each_operation_takes_the_same_parameters_on_both_clients(name: str) -> None:
+    assert _parameters(getattr(sagestream.Client, name)) == _parameters(getattr(sagestream.AsyncClient, name))
+
+
+def test_a_bad_session_is_refused_alike() -> None:
+    for cls in (sagestream.Client, sagestream.AsyncClient):
+        with pytest.raises(TypeError, match=r"session must be a boto3\.Session"):
+            cls("us-east-1")  # type: ignore[arg-type]
