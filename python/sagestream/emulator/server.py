@@ -384,21 +384,16 @@ class EmulatorServer:
     async def _run_model(
         self, request: web.Request, op: service.Operation
     ) -> tuple[bytes, dict[str, Any], Knobs, ModelReply]:
-        """What InvokeEndpoint and its streaming twin do before they answer: admit the request,
-        find the model, check the session, read the knobs (an HTTP fault is raised here), and
-        call the model; the body, the checked header values, the knobs and the model's reply."""
-        region = self.config.region
+        """Admit an InvokeEndpoint (or streaming) request, check its session and knobs (an HTTP
+        fault raises here), call the model: the body, header values, knobs and the reply."""
         body, values = await self._admit(request, op)
         name = request.match_info["name"]
         model = self._model(name)
         self._sessions.check(values.get("SessionId"))
         knobs = self._knobs(values.get("CustomAttributes"), name)
-        _faults.raise_http_fault(knobs, name, region)
-        streaming = op is service.INVOKE_STREAM
-        reply = await call_model(
-            model, self._model_request(name, body, knobs, values, streaming=streaming), region
-        )
-        return body, values, knobs, reply
+        _faults.raise_http_fault(knobs, name, self.config.region)
+        model_request = self._model_request(name, body, knobs, values, streaming=op is service.INVOKE_STREAM)
+        return body, values, knobs, await call_model(model, model_request, self.config.region)
 
     async def _invoke(self, request: web.Request) -> web.StreamResponse:
         call = self._call(request, service.INVOKE.name)
