@@ -1,0 +1,90 @@
+"""Part iterators that time each part and end their call's span with the stream.
+
+They stand in for the Rust part iterators only while sagestream is instrumented; the streams
+(``ResponseStream``, ``AsyncResponseStream``) use them as they use the Rust ones: iteration,
+``close()``, ``finished``, ``stats()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagestream.otel._calls import Call
+
+__all__ = ["AsyncParts", "Parts"]
+
+
+class _Base:
+    __slots__ = ("_call", "_inner")
+
+    def __init__(self, inner: Any, call: Call) -> None:
+        self._inner = inner
+        self._call = call
+
+    @property
+    def finished(self) -> bool:
+        return bool(self._inner.finished)
+
+    def stats(self) -> Any:
+        return self._inner.stats()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _ended(self, error: BaseException | None, closed: bool = False) -> None:
+        call = self._call
+        if not call.ended:
+            call.stream_ended(self._inner.stats(), error, closed)
+
+    def close(self) -> None:
+        self._inner.close()
+        self._ended(None, closed=True)
+
+    def __del__(self) -> None:
+        # A stream dropped unread still ends its span.
+        call = getattr(self, "_call", None)
+        if call is not None and not call.ended:
+            self._ended(None, closed=True)
+
+
+class Parts(_Base):
+    """A sync part iterator, timed."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Parts:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            part: bytes = next(self._inner)
+        except StopIteration:
+            self._ended(None)
+            raise
+        except BaseException as exc:
+            self._ended(exc)
+            raise
+        self._call.part(part)
+        return part
+
+
+class AsyncParts(_Base):
+    """An asyncio part iterator, timed."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> AsyncParts:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            part: bytes = await self._inner.__anext__()
+        except StopAsyncIteration:
+            self._ended(None)
+            raise
+        except BaseException as exc:
+            self._ended(exc)
+            raise
+        self._call.part(part)
+        return part
