@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _botocore_path, _core, _jobs, _params
+from sagestream import _botocore_path, _core, _jobs, _observe, _params
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Attempts, response_metadata, send_async
 from sagestream._caps import ResponseLimits
@@ -324,25 +324,32 @@ class AsyncClient:
         mode: Any,
         deadline: float | None,
         started: float,
+        watch: _observe.CallWatch | None,
     ) -> Attempts:
         if not bridge.credentials_fresh():
             await asyncio.to_thread(bridge.refresh_credentials)
         route = bridge.routes[operation]
         if isinstance(params.get("Body"), bytes) or "Body" not in params:
-            return Attempts(bridge, route, params, mode=mode, deadline=deadline, started=started)
+            return Attempts(bridge, route, params, mode=mode, deadline=deadline, started=started, watch=watch)
         return await asyncio.to_thread(
-            Attempts, bridge, route, params, mode=mode, deadline=deadline, started=started
+            Attempts, bridge, route, params, mode=mode, deadline=deadline, started=started, watch=watch
         )
 
     async def _call(
-        self, operation: str, params: dict[str, Any], *, stream: bool = False, deadline: float | None = None
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        stream: bool = False,
+        deadline: float | None = None,
+        watch: _observe.CallWatch | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """One call: its last response and the botocore-style answer of its headers."""
         started = time.monotonic()
         bridge, hub = await self._ready()
         if bridge.fast():
             attempts = await self._attempts(
-                bridge, operation, params, "stream" if stream else "whole", deadline, started
+                bridge, operation, params, "stream" if stream else "whole", deadline, started, watch
             )
             response = await send_async(attempts, hub)
             headers = response.headers
@@ -412,9 +419,12 @@ class AsyncClient:
 
         async def start() -> AsyncResponseStream:
             started = time.monotonic()
-            response, answer = await self._call(STREAM_OPERATION, params, stream=True, deadline=deadline)
+            watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime)
+            pending = self._call(STREAM_OPERATION, params, stream=True, deadline=deadline, watch=watch)
+            response, answer = await (pending if watch is None else _observe.watched(watch, pending))
             _, hub = await self._ready()
-            return AsyncResponseStream(response.aparts(hub), StreamInfo.of(answer), started=started)
+            parts = response.aparts(hub) if watch is None else watch.parts(response.aparts(hub), True)
+            return AsyncResponseStream(parts, StreamInfo.of(answer), started=started)
 
         return _StreamCall(start)
 
@@ -451,15 +461,23 @@ class AsyncClient:
             session_id=session_id,
         )
         _params.check_deadline(deadline)
-        response, answer = await self._call(INVOKE_OPERATION, params, deadline=deadline)
+        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime)
+        pending = self._call(INVOKE_OPERATION, params, deadline=deadline, watch=watch)
+        response, answer = await (pending if watch is None else _observe.watched(watch, pending))
         body_bytes = answer.pop("Body", None)
         if body_bytes is None:
             body_bytes = response.body or b""
+        if watch is not None:
+            watch.done(bytes(body_bytes))
         return InvokeResult.of(answer, bytes(body_bytes))
 
     async def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        response, answer = await self._call(ASYNC_OPERATION, params)
+        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime)
+        pending = self._call(ASYNC_OPERATION, params, watch=watch)
+        response, answer = await (pending if watch is None else _observe.watched(watch, pending))
+        if watch is not None:
+            watch.done()
         if "InferenceId" in answer:
             return AsyncAnswer.of(answer)
         return AsyncAnswer.parse(answer, response.body or b"")

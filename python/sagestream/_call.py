@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sagestream import _core
 from sagestream._botocore import SERVICE_ID, Bridge, Route, botocore_error, http_response, invocation_id
@@ -22,6 +22,9 @@ from sagestream.exceptions import (
     ReadTimeoutError,
     service_error_from_response,
 )
+
+if TYPE_CHECKING:
+    from sagestream._observe import CallWatch
 
 __all__ = [
     "Attempts",
@@ -111,6 +114,7 @@ class Attempts:
         "route",
         "template",
         "url",
+        "watch",
     )
 
     def __init__(
@@ -122,7 +126,10 @@ class Attempts:
         mode: Mode,
         deadline: float | None,
         started: float,
+        watch: CallWatch | None = None,
     ) -> None:
+        #: What watches the call (``sagestream._observe``), while instrumented.
+        self.watch = watch
         self.bridge = bridge
         self.route = route
         self.mode = mode
@@ -164,6 +171,8 @@ class Attempts:
         observer = self.bridge.observer
         if observer is not None:
             observer.attempt_started(self.url, self.attempt)
+        if self.watch is not None:
+            self.watch.attempt_started(self.attempt)
         return (
             ("POST", self.url, self.headers, self.body),
             {
@@ -193,11 +202,11 @@ class Attempts:
     def failed(self, exc: BaseException) -> float:
         """An attempt failed before any response: the delay before the next one, or raise."""
         if not isinstance(exc, _RETRYABLE):
-            self._ended(str(exc), None)
+            self._ended(str(exc), None, exc)
             raise exc
         caught = botocore_error(exc, self.url)
         delay = self.bridge.ask_retry(self.route, self.attempt, self._context_for_retry(), caught=caught)
-        self._ended(str(exc), delay)
+        self._ended(str(exc), delay, exc)
         if delay is None:
             raise exc from caught
         self._last = None
@@ -225,10 +234,10 @@ class Attempts:
         delay = self.bridge.ask_retry(
             self.route, self.attempt, self._context_for_retry(), response=(http, parsed)
         )
-        self._ended(f"HTTP {status}", delay)
         metadata = parsed.setdefault("ResponseMetadata", {})
         metadata["RetryAttempts"] = self.attempt - 1
         error = service_error_from_response(parsed, self.route.name)
+        self._ended(f"HTTP {status}", delay, error)
         if delay is None:
             raise error
         # What the retry headers need of this answer is its headers: its body is let go now,
@@ -237,10 +246,12 @@ class Attempts:
         self._last_error = error
         return delay
 
-    def _ended(self, failure: str | None, retry_in: float | None) -> None:
+    def _ended(self, failure: str | None, retry_in: float | None, error: BaseException | None = None) -> None:
         observer = self.bridge.observer
         if observer is not None:
             observer.attempt_ended(self.url, self.attempt, failure, retry_in)
+        if self.watch is not None:
+            self.watch.attempt_ended(self.attempt, error, retry_in)
 
     def pause(self, delay: float) -> float:
         """The delay to sleep before the next attempt; raises when the deadline would pass

@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _jobs, _params
+from sagestream import _jobs, _observe, _params
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Attempts, response_metadata, send
 from sagestream._caps import ResponseLimits
@@ -197,7 +197,12 @@ class Client:
     # --- the request path ------------------------------------------------------------------
 
     def _attempts(
-        self, operation: str, params: dict[str, Any], mode: Any, deadline: float | None
+        self,
+        operation: str,
+        params: dict[str, Any],
+        mode: Any,
+        deadline: float | None,
+        watch: _observe.CallWatch | None = None,
     ) -> Attempts:
         bridge = self._bridge
         if not bridge.credentials_fresh():
@@ -209,10 +214,13 @@ class Client:
             mode=mode,
             deadline=deadline,
             started=time.monotonic(),
+            watch=watch,
         )
 
     def _answer(self, operation: str, response: Any, attempts: Attempts) -> dict[str, Any]:
         headers = response.headers
+        if attempts.watch is not None:
+            attempts.watch.answered(response.status, headers, attempts.attempt)
         answer = attempts.route.output_headers(headers)
         answer["ResponseMetadata"] = response_metadata(headers, response.status, attempts.attempt - 1)
         return answer
@@ -254,15 +262,28 @@ class Client:
         )
         _params.check_deadline(deadline)
         started = time.monotonic()
+        watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime)
+        if watch is not None:
+            try:
+                return self._stream(params, deadline, started, watch)
+            except BaseException as exc:
+                watch.failed(exc)
+                raise
+        return self._stream(params, deadline, started, None)
+
+    def _stream(
+        self, params: dict[str, Any], deadline: float | None, started: float, watch: _observe.CallWatch | None
+    ) -> ResponseStream:
         if not self._bridge.fast():
-            return self._stream_via_botocore(params, deadline, started)
-        attempts = self._attempts(STREAM_OPERATION, params, "stream", deadline)
+            return self._stream_via_botocore(params, deadline, started, watch)
+        attempts = self._attempts(STREAM_OPERATION, params, "stream", deadline, watch)
         response = send(attempts)
         info = StreamInfo.of(self._answer(STREAM_OPERATION, response, attempts))
-        return ResponseStream(response.parts(), info, started=started)
+        parts = response.parts()
+        return ResponseStream(parts if watch is None else watch.parts(parts, False), info, started=started)
 
     def _stream_via_botocore(
-        self, params: dict[str, Any], deadline: float | None, started: float
+        self, params: dict[str, Any], deadline: float | None, started: float, watch: _observe.CallWatch | None
     ) -> ResponseStream:
         params = self._bridge.for_botocore(STREAM_OPERATION, params)
         with botocore_errors(STREAM_OPERATION):
@@ -270,6 +291,9 @@ class Client:
         raw = response["Body"]._raw_stream
         remaining = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
         parts, owner = open_body(raw, deadline=remaining, read_timeout=self._runtime.meta.config.read_timeout)
+        if watch is not None:
+            _observe.answered_botocore(watch, response)
+            parts = watch.parts(parts, False)
         return ResponseStream(
             parts, StreamInfo.of(response), started=started, on_close=lambda: owner.release(False)
         )
@@ -311,27 +335,58 @@ class Client:
             session_id=session_id,
         )
         _params.check_deadline(deadline)
+        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime)
+        if watch is None:
+            return self._invoke(params, deadline, None)
+        try:
+            result = self._invoke(params, deadline, watch)
+        except BaseException as exc:
+            watch.failed(exc)
+            raise
+        watch.done(result.body)
+        return result
+
+    def _invoke(
+        self, params: dict[str, Any], deadline: float | None, watch: _observe.CallWatch | None
+    ) -> InvokeResult:
         if not self._bridge.fast():
             params = self._bridge.for_botocore(INVOKE_OPERATION, params)
             with botocore_errors(INVOKE_OPERATION):
                 response = self._runtime.invoke_endpoint(**params)
+                if watch is not None:
+                    _observe.answered_botocore(watch, response)
                 streaming = response["Body"]
                 if isinstance(streaming, bytes):  # what botocore's Stubber answers
                     data = streaming
                 else:
                     data = read_capped(response, self._bridge.limits.body)
             return InvokeResult.of(response, data)
-        attempts = self._attempts(INVOKE_OPERATION, params, "whole", deadline)
+        attempts = self._attempts(INVOKE_OPERATION, params, "whole", deadline, watch)
         response = send(attempts)
         return InvokeResult.of(self._answer(INVOKE_OPERATION, response, attempts), response.body or b"")
 
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
+        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime)
+        if watch is None:
+            return self._submit(params, None)
+        try:
+            answer = self._submit(params, watch)
+        except BaseException as exc:
+            watch.failed(exc)
+            raise
+        watch.done()
+        return answer
+
+    def _submit(self, params: dict[str, Any], watch: _observe.CallWatch | None) -> AsyncAnswer:
         if not self._bridge.fast():
             params = self._bridge.for_botocore(ASYNC_OPERATION, params)
             with botocore_errors(ASYNC_OPERATION):
-                return AsyncAnswer.of(self._runtime.invoke_endpoint_async(**params))
-        attempts = self._attempts(ASYNC_OPERATION, params, "whole", None)
+                response = self._runtime.invoke_endpoint_async(**params)
+            if watch is not None:
+                _observe.answered_botocore(watch, response)
+            return AsyncAnswer.of(response)
+        attempts = self._attempts(ASYNC_OPERATION, params, "whole", None, watch)
         response = send(attempts)
         return AsyncAnswer.parse(self._answer(ASYNC_OPERATION, response, attempts), response.body or b"")
 
