@@ -419,7 +419,7 @@ class AsyncClient:
 
         async def start() -> AsyncResponseStream:
             started = time.monotonic()
-            watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime)
+            watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime.meta.endpoint_url)
             pending = self._call(STREAM_OPERATION, params, stream=True, deadline=deadline, watch=watch)
             response, answer = await (pending if watch is None else _observe.watched(watch, pending))
             _, hub = await self._ready()
@@ -461,7 +461,7 @@ class AsyncClient:
             session_id=session_id,
         )
         _params.check_deadline(deadline)
-        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime)
+        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime.meta.endpoint_url)
         pending = self._call(INVOKE_OPERATION, params, deadline=deadline, watch=watch)
         response, answer = await (pending if watch is None else _observe.watched(watch, pending))
         body_bytes = answer.pop("Body", None)
@@ -473,7 +473,7 @@ class AsyncClient:
 
     async def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime)
+        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime.meta.endpoint_url)
         pending = self._call(ASYNC_OPERATION, params, watch=watch)
         response, answer = await (pending if watch is None else _observe.watched(watch, pending))
         if watch is not None:

@@ -262,7 +262,7 @@ class Client:
         )
         _params.check_deadline(deadline)
         started = time.monotonic()
-        watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime)
+        watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime.meta.endpoint_url)
         if watch is not None:
             try:
                 return self._stream(params, deadline, started, watch)
@@ -335,7 +335,7 @@ class Client:
             session_id=session_id,
         )
         _params.check_deadline(deadline)
-        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime)
+        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime.meta.endpoint_url)
         if watch is None:
             return self._invoke(params, deadline, None)
         try:
@@ -367,7 +367,7 @@ class Client:
 
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime)
+        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime.meta.endpoint_url)
         if watch is None:
             return self._submit(params, None)
         try:

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
-from sagestream import _core, _params, _rules
+from sagestream import _core, _observe, _params, _rules
 from sagestream._stream import StreamMetrics
 from sagestream.exceptions import ParamValidationError, SageStreamError
 
@@ -192,6 +192,9 @@ class _SessionBase:
         #: The URL the session was opened on.
         self.url = url
 
+    def _answer(self) -> tuple[int | None, dict[str, str] | None]:
+        return self._core.status, self._core.headers
+
     @property
     def status(self) -> int | None:
         """The answer's HTTP status, once it arrived (None before)."""
@@ -265,9 +268,17 @@ class DuplexSession(_SessionBase):
     manager or call :meth:`close` to abandon it (the stream is reset).
     """
 
-    def __init__(self, core: Any, url: str, started: float, feed: Iterable[Data] | None = None) -> None:
+    def __init__(
+        self,
+        core: Any,
+        url: str,
+        started: float,
+        feed: Iterable[Data] | None = None,
+        watch: _observe.CallWatch | None = None,
+    ) -> None:
         super().__init__(core, url, started)
-        self._parts = core.parts(OutputPart)
+        parts = core.parts(OutputPart)
+        self._parts = parts if watch is None else watch.parts(parts, False, self._answer)
         self._feeder: threading.Thread | None = None
         if feed is not None:
             self.feed_in_background(feed)
@@ -365,10 +376,12 @@ class AsyncDuplexSession(_SessionBase):
         url: str,
         started: float,
         feed: Iterable[Data] | AsyncIterable[Data] | None = None,
+        watch: _observe.CallWatch | None = None,
     ) -> None:
         super().__init__(core, url, started)
         self._hub = hub
-        self._parts = core.aparts(hub, OutputPart)
+        parts = core.aparts(hub, OutputPart)
+        self._parts = parts if watch is None else watch.parts(parts, True, self._answer)
         self._feeder: asyncio.Task[None] | None = None
         if feed is not None:
             self._feeder = asyncio.get_running_loop().create_task(self._feed_in_background(feed))
@@ -477,12 +490,25 @@ def open_session(
         model_query_string=model_query_string,
         endpoint_url=endpoint_url,
     )
-    if not bridge.credentials_fresh():
-        bridge.refresh_credentials()
-    core = bridge.transport.open_duplex(
-        url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
-    )
-    return DuplexSession(core, url, started, input)
+    watch = _observe.call_watch(DUPLEX_OPERATION, _watched_params(endpoint_name, target_variant), url)
+    try:
+        if not bridge.credentials_fresh():
+            bridge.refresh_credentials()
+        core = bridge.transport.open_duplex(
+            url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
+        )
+    except BaseException as exc:
+        if watch is not None:
+            watch.failed(exc)
+        raise
+    return DuplexSession(core, url, started, input, watch)
+
+
+def _watched_params(endpoint_name: str, target_variant: str | None) -> dict[str, Any]:
+    params = {"EndpointName": endpoint_name}
+    if target_variant is not None:
+        params["TargetVariant"] = target_variant
+    return params
 
 
 async def open_session_async(
@@ -508,12 +534,18 @@ async def open_session_async(
         model_query_string=model_query_string,
         endpoint_url=endpoint_url,
     )
-    if not bridge.credentials_fresh():
-        await asyncio.to_thread(bridge.refresh_credentials)
-    core = await bridge.transport.open_duplex_async(
-        hub, url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
-    )
-    return AsyncDuplexSession(core, hub, url, started, input)
+    watch = _observe.call_watch(DUPLEX_OPERATION, _watched_params(endpoint_name, target_variant), url)
+    try:
+        if not bridge.credentials_fresh():
+            await asyncio.to_thread(bridge.refresh_credentials)
+        core = await bridge.transport.open_duplex_async(
+            hub, url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
+        )
+    except BaseException as exc:
+        if watch is not None:
+            watch.failed(exc)
+        raise
+    return AsyncDuplexSession(core, hub, url, started, input, watch)
 
 
 class DuplexCall(Awaitable[AsyncDuplexSession]):

@@ -14,7 +14,7 @@ finds the :class:`Annotation` in :data:`annotation`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -46,8 +46,10 @@ class CallWatch(Protocol):
     def answered(self, status: int, headers: Mapping[str, str], attempts: int) -> None:
         """The answer's status and headers arrived, after ``attempts`` attempts."""
 
-    def parts(self, parts: Any, asynchronous: bool) -> Any:
-        """The stream's part iterator, or one standing in for it; the call ends with it."""
+    def parts(self, parts: Any, asynchronous: bool, answer: Callable[[], Any] | None = None) -> Any:
+        """The stream's part iterator, or one standing in for it; the call ends with it.
+        ``answer()``: the answer's ``(status, headers)`` at the end, for a call whose answer
+        came while its stream was read (the bidirectional one)."""
 
     def part(self, data: bytes) -> None:
         """A payload part reached the caller (for streams whose parts are not from ``parts``)."""
@@ -93,11 +95,11 @@ class Watcher(Protocol):
 watcher: Watcher | None = None
 
 
-def call_watch(operation: str, params: Mapping[str, Any], runtime: Any) -> CallWatch | None:
-    """The watch of a call through botocore client ``runtime``; None (and nothing made) while
-    nothing watches."""
+def call_watch(operation: str, params: Mapping[str, Any], server: str | None) -> CallWatch | None:
+    """The watch of a call to ``server`` (its URL); None (and nothing made) while nothing
+    watches."""
     w = watcher
-    return None if w is None else w.call(operation, params, runtime.meta.endpoint_url)
+    return None if w is None else w.call(operation, params, server)
 
 
 def answered(watch: CallWatch, status: int, headers: Mapping[str, str], answer: Mapping[str, Any]) -> None:
@@ -127,9 +129,12 @@ def answered_botocore(watch: CallWatch, response: Mapping[str, Any]) -> None:
 class Annotation:
     """What a framework integration says of the calls it makes inside :func:`annotate`."""
 
-    __slots__ = ("input_tokens", "operation_name", "output_tokens", "watches")
+    __slots__ = ("input_tokens", "open", "operation_name", "output_tokens", "watches")
 
     def __init__(self, operation_name: str | None) -> None:
+        #: True until :func:`annotate` exits: a watch may keep its span open until then, so that
+        #: the usage reported after the stream's last part still lands on it.
+        self.open = True
         #: The GenAI operation (``chat``, ``text_completion``); None: the watcher's default.
         self.operation_name = operation_name
         self.input_tokens: int | None = None
@@ -145,6 +150,14 @@ class Annotation:
             report = getattr(self.watches[-1], "usage", None)
             if report is not None:
                 report(input_tokens, output_tokens)
+
+    def close(self) -> None:
+        """The annotated block is over: the watches may end what they held open."""
+        self.open = False
+        for watch in self.watches:
+            release = getattr(watch, "release", None)
+            if release is not None:
+                release()
 
 
 #: The annotation of the calls being made (set by :func:`annotate`).
@@ -162,6 +175,7 @@ def annotate(operation_name: str | None) -> Iterator[Annotation | None]:
     try:
         yield note
     finally:
+        note.close()
         # A generator finished in another context (closed by the collector) cannot reset it.
         with contextlib.suppress(ValueError):
             annotation.reset(token)

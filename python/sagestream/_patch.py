@@ -156,9 +156,9 @@ def _watched_iter(self: EventStream, watch: Any) -> Iterator[Any]:
         watch.stream_ended(None, None, True)
         raise
     except BaseException as exc:
-        watch.failed(exc)
+        watch.stream_ended(None, exc, False)
         raise
-    watch.done()
+    watch.stream_ended(None, None, False)
 
 
 class _AsyncEvents:
@@ -236,9 +236,9 @@ async def _async_watched(stream: Any, events: _AsyncEvents, watch: Any) -> Async
         watch.stream_ended(None, None, True)
         raise
     except BaseException as exc:
-        watch.failed(exc)
+        watch.stream_ended(None, exc, False)
         raise
-    watch.done()
+    watch.stream_ended(None, None, False)
 
 
 def _patched_aiter(self: Any) -> AsyncIterator[Any]:

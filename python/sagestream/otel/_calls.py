@@ -9,7 +9,7 @@ first chunk, the time per output chunk at each later one, the duration and the e
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -114,7 +114,9 @@ class Call:
         "body",
         "bytes",
         "ended",
+        "held_end",
         "last_part",
+        "note",
         "parts_seen",
         "requesting",
         "retries",
@@ -134,6 +136,8 @@ class Call:
         started: float | None = None,
     ) -> None:
         self.telemetry = telemetry
+        self.note = note
+        self.held_end: int | None = None
         now = time.monotonic()
         self.started = now if started is None else started
         operation_name = (note.operation_name if note is not None else None) or telemetry.operation_name
@@ -207,8 +211,8 @@ class Call:
 
     # --- the answer ---------------------------------------------------------------------------
 
-    def parts(self, parts: Any, asynchronous: bool) -> Any:
-        return AsyncParts(parts, self) if asynchronous else Parts(parts, self)
+    def parts(self, parts: Any, asynchronous: bool, answer: Callable[[], Any] | None = None) -> Any:
+        return AsyncParts(parts, self, answer) if asynchronous else Parts(parts, self, answer)
 
     def part(self, data: bytes) -> None:
         """A part reached the caller (called by the stream wrappers, only while instrumented)."""
@@ -242,7 +246,7 @@ class Call:
             if count is None:
                 continue
             histogram.record(count, {**self.attributes, c.GEN_AI_TOKEN_TYPE: kind})
-            if not self.ended:
+            if not self.ended or self.held_end is not None:
                 self.span.set_attribute(key, count)
 
     def done(self, body: bytes | None = None) -> None:
@@ -292,4 +296,16 @@ class Call:
                 span.set_attribute(c.SAGEMAKER_RESPONSE_BODY, text(self.body))
             if error is not None:
                 describe_error(span, error)
+        note = self.note
+        if note is not None and note.open:
+            # Usage parsed from the last parts comes after them: the span ends, at this time,
+            # when the integration's block is over (``release``).
+            self.held_end = time.time_ns()
+            return
         span.end()
+
+    def release(self) -> None:
+        """The annotating integration is done: end the span if :meth:`end` held it open."""
+        held, self.held_end = self.held_end, None
+        if held is not None:
+            self.span.end(end_time=held)

@@ -10,17 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sagestream.otel._calls import Call
 
 __all__ = ["AsyncParts", "Parts"]
 
 
 class _Base:
-    __slots__ = ("_call", "_inner")
+    __slots__ = ("_answer", "_call", "_inner")
 
-    def __init__(self, inner: Any, call: Call) -> None:
+    def __init__(self, inner: Any, call: Call, answer: Callable[[], Any] | None = None) -> None:
         self._inner = inner
         self._call = call
+        self._answer = answer
 
     @property
     def finished(self) -> bool:
@@ -34,8 +37,13 @@ class _Base:
 
     def _ended(self, error: BaseException | None, closed: bool = False) -> None:
         call = self._call
-        if not call.ended:
-            call.stream_ended(self._inner.stats(), error, closed)
+        if call.ended:
+            return
+        if self._answer is not None and call.requesting:
+            status, headers = self._answer()
+            if status is not None:
+                call.answered(status, headers or {}, 1)
+        call.stream_ended(self._inner.stats(), error, closed)
 
     def close(self) -> None:
         self._inner.close()
