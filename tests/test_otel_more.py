@@ -44,13 +44,16 @@ def test_a_bidirectional_session_is_one_span(telemetry: Recorded, duplex_emulato
 
 def test_an_async_bidirectional_session_is_one_span(telemetry: Recorded, duplex_emulator: Emulator) -> None:
     async def main() -> int:
-        async with sagestream.AsyncClient(
-            region_name=duplex_emulator.region,
-            endpoint_url=duplex_emulator.url,
-            aws_access_key_id=duplex_emulator.access_key_id,
-            aws_secret_access_key=duplex_emulator.secret_access_key,
-            duplex_endpoint_url=duplex_emulator.duplex_url,
-        ) as client, client.invoke_bidirectional("echo", input=["a", "b", "c"]) as session:
+        async with (
+            sagestream.AsyncClient(
+                region_name=duplex_emulator.region,
+                endpoint_url=duplex_emulator.url,
+                aws_access_key_id=duplex_emulator.access_key_id,
+                aws_secret_access_key=duplex_emulator.secret_access_key,
+                duplex_endpoint_url=duplex_emulator.duplex_url,
+            ) as client,
+            client.invoke_bidirectional("echo", input=["a", "b", "c"]) as session,
+        ):
             return len([part async for part in session])
 
     count = asyncio.run(main())
@@ -79,7 +82,8 @@ def test_an_async_inference_job_spans_submit_to_result(telemetry: Recorded, emul
     assert span.kind is SpanKind.INTERNAL
     assert submit.kind is SpanKind.CLIENT
     assert submit.attributes["rpc.method"] == "InvokeEndpointAsync"
-    assert submit.parent is not None and submit.parent.span_id == span.context.span_id
+    assert submit.parent is not None
+    assert submit.parent.span_id == span.context.span_id
     a = span.attributes
     assert a["aws.sagemaker.inference_id"] == job.inference_id == "otel-1"
     assert a["aws.sagemaker.output_location"] == job.output_location
@@ -217,14 +221,16 @@ def test_latest_experimental_names_on_opt_in(monkeypatch: pytest.MonkeyPatch, em
     (span,) = exporter.get_finished_spans()
     assert span.attributes["gen_ai.provider.name"] == "aws.sagemaker"
     assert "gen_ai.system" not in span.attributes
-    assert span.instrumentation_scope is not None and span.instrumentation_scope.schema_url in (None, "")
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.schema_url in (None, "")
 
 
 def test_instrument_is_idempotent_and_a_singleton(telemetry: Recorded, emulator: Emulator) -> None:
     from sagestream.otel import SageStreamInstrumentor
 
     first = SageStreamInstrumentor()
-    assert first is SageStreamInstrumentor() and first.is_instrumented_by_opentelemetry
+    assert first is SageStreamInstrumentor()
+    assert first.is_instrumented_by_opentelemetry
     first.instrument()  # already on: nothing changes
     with sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client:
         client.invoke("demo", BODY, custom_attributes="tokens=2")
