@@ -180,12 +180,14 @@ def test_a_sagestream_client_on_botocores_path_is_traced_once(
 
 
 def test_integrations_name_the_operation_and_report_usage(telemetry: Recorded, emulator: Emulator) -> None:
-    with sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client:
-        with _observe.annotate("chat") as note:
-            assert note is not None
-            with client.invoke_stream("demo", BODY, custom_attributes="tokens=3") as stream:
-                list(stream)
-                note.usage(12, 3)
+    with (
+        sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client,
+        _observe.annotate("chat") as note,
+    ):
+        assert note is not None
+        with client.invoke_stream("demo", BODY, custom_attributes="tokens=3") as stream:
+            list(stream)
+            note.usage(12, 3)
     span = telemetry.one_span()
     assert span.name == "chat demo"
     assert span.attributes["gen_ai.operation.name"] == "chat"
