@@ -2,6 +2,8 @@
 
 # The interpreter whose environment holds the package and its tools (a venv's, when active).
 PY ?= python3
+# Each long step says when it starts, so a CI log shows where the time went.
+STAMP = @echo "== make $@ at $$(date +%T)"
 
 # maturin develop installs into the environment VIRTUAL_ENV names: the one $(PY) belongs to, so
 # that `make build-dev PY=.venv/bin/python` works without activating it.
@@ -27,12 +29,14 @@ format:
 
 .PHONY: lint-rust ## cargo fmt --check and clippy, with and without the python feature
 lint-rust:
+	$(STAMP)
 	cargo fmt --all --check
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
 .PHONY: lint-python ## ruff, mypy and stubtest
 lint-python:
+	$(STAMP)
 	$(PY) -m ruff check python tests benches
 	$(PY) -m ruff format --check python tests benches
 	$(PY) -m mypy
@@ -43,6 +47,7 @@ lint: lint-rust lint-python
 
 .PHONY: test-rust ## Rust tests of the pure-Rust core (no libpython needed)
 test-rust:
+	$(STAMP)
 	cargo test --no-default-features
 
 .PHONY: test ## Python test suite, the fast hypothesis profile, one worker per core (local runs)
@@ -51,6 +56,7 @@ test:
 
 .PHONY: test-ci ## Python test suite, the full hypothesis profile (what CI runs)
 test-ci:
+	$(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile --hypothesis-profile=ci
 
 # --- the other botocore releases users have: environments of their own --------------------
@@ -70,6 +76,7 @@ OLDEST_TESTS = tests/test_fast_path.py tests/test_request_differential.py tests/
 
 .PHONY: wheel ## The wheel of this checkout (release build), in build/dist
 wheel:
+	$(STAMP)
 	rm -rf $(DIST)
 	$(PY) -m pip wheel -q --no-deps -w $(DIST) .
 
@@ -79,17 +86,20 @@ check-newest:
 
 .PHONY: env-aio ## aiobotocore's venv (it pins botocore), with this checkout's wheel: for test-aio and the benchmarks
 env-aio: wheel
+	$(STAMP)
 	rm -rf $(ENVS)/aio && $(PY) -m venv $(ENVS)/aio
 	$(ENVS)/aio/bin/pip install -q "$(WHEEL)[test-aio]"
 	$(ENVS)/aio/bin/python -c "import botocore, aiobotocore; print('botocore', botocore.__version__, 'aiobotocore', aiobotocore.__version__)"
 
 .PHONY: test-aio ## The drop-in against aiobotocore, in its own venv (aiobotocore pins botocore)
 test-aio: env-aio
+	$(STAMP)
 	$(ENVS)/aio/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile \
 		tests/test_patch.py tests/test_patch_differential.py
 
 .PHONY: test-oldest ## The request path on the oldest botocore declared, in its own venv
 test-oldest: wheel
+	$(STAMP)
 	rm -rf $(ENVS)/oldest && $(PY) -m venv $(ENVS)/oldest
 	$(ENVS)/oldest/bin/pip install -q "boto3==$(BOTO_FLOOR)" "botocore==$(BOTO_FLOOR)" "$(WHEEL)[test-core]"
 	$(ENVS)/oldest/bin/python -c "import botocore; assert botocore.__version__ == '$(BOTO_FLOOR)', botocore.__version__; print('botocore', botocore.__version__)"

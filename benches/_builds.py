@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _HERE = Path(__file__).resolve().parent
 
@@ -51,6 +54,23 @@ def call(build: str | None, module: str, function: str, *args: Any, python: str 
     if done.returncode != 0:
         raise RuntimeError(f"{module}.{function} under {build or 'this build'} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def turns(items: list[T], round_: int) -> list[T]:
+    """``items`` in the order to run them in round ``round_``: reversed every other round.
+    Whatever runs first in a round costs measurably more (3 % for the same build run twice,
+    the gateway's CPU per request), so no build may always go first."""
+    return items if round_ % 2 == 0 else items[::-1]
+
+
+def paired(this: list[float], baseline: list[float]) -> str:
+    """The per-round ratios this / baseline (rounds pair up): median and quartiles. Rounds on
+    this machine spread by ±20 %, the same build against itself included, so a difference
+    inside the quartiles is not one."""
+    ratios = sorted(a / b for a, b in zip(this, baseline, strict=True))
+    q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    spread = f"quartiles {q1:.3f}-{q3:.3f}, {len(ratios)} rounds"
+    return f"this / baseline, per round: median {median:.3f} ({spread})"
 
 
 def which(build: str | None) -> str:

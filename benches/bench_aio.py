@@ -208,8 +208,8 @@ def main() -> int:
         print(f"# sagestream: {_builds.versions(sys.executable)}")
         print(f"# aiobotocore: {_builds.versions(_builds.aiobotocore_python())}")
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-        for _ in range(args.rounds):
-            for name, runner in runners.items():
+        for round_ in range(args.rounds):
+            for name, runner in _builds.turns(list(runners.items()), round_):
                 cpu, wall, received = runner()
                 if received != expected:
                     raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
@@ -227,6 +227,9 @@ def main() -> int:
             wall = statistics.median(w for _, w in results[name])
             ratio = "baseline" if name == "aiobotocore" else f"{base / cpu:.1f}x less"
             print(f"| {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
+        if args.baseline:
+            this, base = (results[f"sagestream, {n}"] for n in ("this build", "baseline build"))
+            print(f"CPU, {_builds.paired([c for c, _ in this], [c for c, _ in base])}")
     finally:
         server.terminate()
         server.join(5)

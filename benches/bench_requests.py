@@ -38,7 +38,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import _builds
@@ -441,11 +441,11 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
         rows["bare asyncio Protocol on uvloop"] = []
     except ImportError:
         pass
-    for _ in range(rounds):
+    for round_ in range(rounds):
         if baseline is None:
             rows["sagestream AsyncClient"].append(run_async(sagestream_run))
         else:
-            for name, build in (("this build", None), ("baseline build", baseline)):
+            for name, build in _builds.turns([("this build", None), ("baseline build", baseline)], round_):
                 cpu, wall, n = _builds.call(build, "bench_requests", "gateway_sagestream", url, streams)
                 rows[f"sagestream AsyncClient, {name}"].append((cpu, wall, n))
         rows["aiobotocore"].append(peer("gateway_aiobotocore", url, streams)())
@@ -455,6 +455,9 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
     table(
         f"gateway: {streams} concurrent asyncio streams x 200 tokens x 20 B, 20 ms apart", rows, "aiobotocore"
     )
+    if baseline is not None:
+        this, base = (rows[f"sagestream AsyncClient, {n}"] for n in ("this build", "baseline build"))
+        print(f"CPU per request, {_builds.paired([c / n for c, _, n in this], [c / n for c, _, n in base])}")
 
 
 def threads(url: str, rounds: int, count: int = 100) -> None:
@@ -672,6 +675,22 @@ def hold_aiobotocore(url: str, tokens: int, work: float) -> Hold:
     return asyncio.run(main(tokens))
 
 
+def hold_floor(url: str, tokens: int, work: float) -> Hold:
+    """The same ticker on a loop with nothing else to do for 0.2 s: what the measure reads when
+    nothing holds the loop (timer rounding, the machine's scheduling)."""
+
+    async def nothing() -> AsyncIterator[Any]:
+        await asyncio.sleep(0.2)
+        return
+        yield  # an async generator of no items
+
+    async def main() -> Hold:
+        late, busiest, wall, cpu, _ = await _beside_ticker(nothing(), 0.0)
+        return late, busiest, wall, cpu, tokens  # (the rows check the count)
+
+    return asyncio.run(main())
+
+
 def hold(url: str, rounds: int, baseline: str | None = None) -> None:
     clients: list[tuple[str, str | None, str, str | None]] = [
         ("sagestream AsyncClient", None, "hold_sagestream", None)
@@ -680,6 +699,7 @@ def hold(url: str, rounds: int, baseline: str | None = None) -> None:
         clients[0] = ("sagestream AsyncClient, this build", None, "hold_sagestream", None)
         clients.append(("sagestream AsyncClient, baseline build", baseline, "hold_sagestream", None))
     clients.append(("aiobotocore", None, "hold_aiobotocore", _builds.aiobotocore_python()))
+    clients.append(("ticker alone (floor)", None, "hold_floor", None))
     print(f"\nevent-loop hold: one stream of {HOLD_TOKENS} back-to-back tokens of 20 B, beside a 1 ms ticker")
     print(
         f"(each row in a fresh interpreter, {rounds} rounds, medians; hold: the most the ticker woke"
@@ -689,8 +709,8 @@ def hold(url: str, rounds: int, baseline: str | None = None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for work in (0.0, 20e-6):
         runs: dict[str, list[Hold]] = {name: [] for name, _, _, _ in clients}
-        for _ in range(rounds):
-            for name, build, function, python in clients:
+        for round_ in range(rounds):
+            for name, build, function, python in _builds.turns(clients, round_):
                 got = _builds.call(build, "bench_requests", function, url, HOLD_TOKENS, work, python=python)
                 if got[-1] != HOLD_TOKENS:
                     raise SystemExit(f"{name}: read {got[-1]} tokens of {HOLD_TOKENS}")

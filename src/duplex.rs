@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
@@ -22,16 +22,16 @@ use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue as HttpHeaderValue, Method, Uri};
 use http_body::Frame;
 use http_body_util::BodyExt;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sign::{ChainSigner, SignError, Signer};
-use crate::stream::{pump, Failure, PartStream};
+use crate::stream::{pump, Failure, PartStream, EVENTSTREAM};
 use crate::transport::{
-    Deadline, PendingResponse, ResponseBody, StreamBody, StreamSlot, Transport, TransportError,
+    header_pairs, Deadline, PendingResponse, ResponseBody, StreamBody, StreamSlot, Transport,
+    TransportError,
 };
 
-/// The content type of the request body (what the AWS SDKs send).
-pub const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
 /// The largest input part, in bytes: its signed outer message must stay under the event
 /// stream's 24 MiB payload cap.
 pub const MAX_INPUT_PART: usize = 16 * 1024 * 1024;
@@ -166,6 +166,47 @@ pub enum SendError {
     InputClosed,
     /// The stream no longer takes input (it ended, failed, or was closed).
     Gone,
+}
+
+/// What became of a part handed to [`Duplex::try_queue`].
+pub enum Queued {
+    /// It is in the input queue.
+    Sent,
+    /// The queue is full: [`Room::queue`] waits for room.
+    Full(Room),
+    /// It cannot be sent.
+    Refused(SendError),
+}
+
+/// A part waiting for room in the input queue.
+pub struct Room {
+    sender: mpsc::Sender<Message>,
+    message: Message,
+    size: usize,
+}
+
+impl Room {
+    /// Queue the part once there is room.
+    ///
+    /// # Errors
+    /// `Gone`: the stream stopped taking input meanwhile.
+    pub async fn queue(self, duplex: &Duplex) -> Result<(), SendError> {
+        self.sender
+            .send(self.message)
+            .await
+            .map_err(|_| SendError::Gone)?;
+        duplex.sent(self.size);
+        Ok(())
+    }
+}
+
+/// Why input was not sent, as the caller is told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotSent {
+    /// The input is closed: by `close_input`, or because it could not be signed or encoded.
+    InputClosed(String),
+    /// The stream's own failure (an error answer, a lost connection).
+    Failed(Failure),
 }
 
 /// Resets the input when fired (once), or when the last holder is dropped unfired — so the
@@ -316,17 +357,58 @@ impl Duplex {
         Ok(duplex)
     }
 
-    /// The sender of the input, or why there is none.
-    pub fn sender(&self) -> Result<mpsc::Sender<Message>, SendError> {
-        self.input
+    /// Queue `message` (`size` bytes of data) if there is room now.
+    pub fn try_queue(&self, message: Message, size: usize) -> Queued {
+        let sender = self
+            .input
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(SendError::InputClosed)
+            .clone();
+        let Some(sender) = sender else {
+            return Queued::Refused(SendError::InputClosed);
+        };
+        match sender.try_send(message) {
+            Ok(()) => {
+                self.sent(size);
+                Queued::Sent
+            }
+            Err(TrySendError::Closed(_)) => Queued::Refused(SendError::Gone),
+            Err(TrySendError::Full(message)) => Queued::Full(Room {
+                sender,
+                message,
+                size,
+            }),
+        }
+    }
+
+    /// What to tell a sender whose part was refused for `why`: the stream's own failure when it
+    /// has one, else that the input is closed. The stream's answer (an error, most likely) may
+    /// still be on its way to the reader when it stopped taking input: this blocks the calling
+    /// thread up to a second for it.
+    #[must_use]
+    pub fn not_sent(&self, why: &SendError) -> NotSent {
+        if *why == SendError::InputClosed {
+            return NotSent::InputClosed("close_input() was called already".to_owned());
+        }
+        if let Some(why) = self.input_failure() {
+            return NotSent::InputClosed(format!(
+                "the input could not be signed or encoded: {why}"
+            ));
+        }
+        for _ in 0..200 {
+            match self.output.end() {
+                Some(Err(failure)) => return NotSent::Failed(failure),
+                Some(Ok(())) => break,
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        NotSent::Failed(Failure::Transport(TransportError::ConnectionLost {
+            message: "the endpoint no longer reads this session's input".to_owned(),
+        }))
     }
 
     /// Count a part that was queued.
-    pub fn sent(&self, bytes: usize) {
+    fn sent(&self, bytes: usize) {
         self.sent_parts.fetch_add(1, Ordering::Relaxed);
         self.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -374,28 +456,12 @@ impl Duplex {
     }
 
     /// Why the input stopped being sent, when that was the client's side.
-    pub fn input_failure(&self) -> Option<String> {
+    fn input_failure(&self) -> Option<String> {
         self.input_failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-}
-
-/// Headers as `(lower-case name, value)` pairs, repeated ones joined with `", "`.
-#[must_use]
-pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .keys()
-        .map(|name| {
-            let values: Vec<String> = headers
-                .get_all(name)
-                .iter()
-                .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
-                .collect();
-            (name.as_str().to_owned(), values.join(", "))
-        })
-        .collect()
 }
 
 /// The reader task: wait for the answer, then read its parts (or its error body).
@@ -406,13 +472,7 @@ async fn read_answer(
     error_limit: usize,
     _ends_with_the_output: OnOutputEnd,
 ) {
-    let answer = match deadline {
-        None => pending.await,
-        Some(d) => tokio::time::timeout_at(d.at, pending)
-            .await
-            .unwrap_or_else(|_| Err(TransportError::Deadline { seconds: d.seconds })),
-    };
-    let response = match answer {
+    let response = match Deadline::bound(deadline, pending).await {
         Ok(response) => response,
         Err(err) => {
             duplex.output.finish(Err(Failure::Transport(err)));

@@ -1,5 +1,5 @@
-//! Every error of the Rust core, as plain data, and (with the `python` feature) the one function
-//! per error type that maps it to its exception class in `sagestream/exceptions.py`.
+//! Every error of the Rust core, as plain data: this module depends on no other of the crate, so
+//! every module can return its errors (their Python classes are mapped in `crate::py_errors`).
 //!
 //! - [`DecodeError`]: the bytes are not a valid event stream.
 //! - [`ReassemblyError`]: payload parts cannot be reassembled into lines, events or JSON values.
@@ -10,7 +10,7 @@
 //!
 //! The request path's own failures are data of their modules too
 //! ([`crate::transport::TransportError`], [`crate::sign::SignError`],
-//! [`crate::stream::Failure`]); their Python classes are mapped here, beside the others.
+//! [`crate::stream::Failure`]); `crate::py_errors` maps them, beside these.
 //!
 //! None of them holds a Python object. A decoder keeps its error as one of these values and makes
 //! a fresh exception each time it raises it, so no raised exception (whose traceback holds the
@@ -27,10 +27,10 @@ pub enum DecodeError {
     MessageChecksum { expected: u32, actual: u32 },
     /// `total_length` is below the 16-byte minimum frame.
     FrameTooShort { total_length: u32 },
-    /// The headers section is larger than the 128 KiB cap.
-    HeadersTooLarge { length: u32 },
-    /// The payload is larger than the 24 MiB cap.
-    PayloadTooLarge { length: u64 },
+    /// The headers section is larger than its cap (`limit`: 128 KiB, `frame::MAX_HEADERS_LENGTH`).
+    HeadersTooLarge { length: u32, limit: u32 },
+    /// The payload is larger than its cap (`limit`: 24 MiB, `frame::MAX_PAYLOAD_LENGTH`).
+    PayloadTooLarge { length: u64, limit: u64 },
     /// `headers_length` does not fit inside `total_length - 16`.
     InvalidHeadersLength {
         headers_length: u32,
@@ -62,16 +62,12 @@ impl fmt::Display for DecodeError {
                 f,
                 "frame total length {total_length} is below the 16-byte minimum"
             ),
-            Self::HeadersTooLarge { length } => write!(
-                f,
-                "headers length {length} exceeds the {} byte limit",
-                crate::frame::MAX_HEADERS_LENGTH
-            ),
-            Self::PayloadTooLarge { length } => write!(
-                f,
-                "payload length {length} exceeds the {} byte limit",
-                crate::frame::MAX_PAYLOAD_LENGTH
-            ),
+            Self::HeadersTooLarge { length, limit } => {
+                write!(f, "headers length {length} exceeds the {limit} byte limit")
+            }
+            Self::PayloadTooLarge { length, limit } => {
+                write!(f, "payload length {length} exceeds the {limit} byte limit")
+            }
             Self::InvalidHeadersLength {
                 headers_length,
                 total_length,
@@ -279,254 +275,6 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-#[cfg(feature = "python")]
-mod py {
-    use super::{DecodeError, EncodeError, Error, JsonSyntax, ReassemblyError, ServiceError};
-    use crate::sign::SignError;
-    use crate::stream::Failure;
-    use crate::transport::{ConnectKind, TransportError};
-    use pyo3::prelude::*;
-    use pyo3::sync::PyOnceLock;
-    use pyo3::types::{PyBytes, PyDict};
-
-    // These names must match the classes in `python/sagestream/exceptions.py`.
-    pyo3::import_exception!(sagestream.exceptions, ChecksumMismatchError);
-    pyo3::import_exception!(sagestream.exceptions, FrameTooLargeError);
-    pyo3::import_exception!(sagestream.exceptions, TruncatedStreamError);
-    pyo3::import_exception!(sagestream.exceptions, InvalidFrameError);
-    pyo3::import_exception!(sagestream.exceptions, DuplicateHeaderError);
-    mod classes {
-        pyo3::import_exception!(sagestream.exceptions, ReassemblyError);
-        pyo3::import_exception!(sagestream.exceptions, LineTooLongError);
-    }
-
-    /// The one mapping of decode errors to their classes (lazy: no GIL needed).
-    fn decode_error(err: &DecodeError) -> PyErr {
-        decode_error_with(err, None)
-    }
-
-    /// The exception for `err`, its message followed by `hint` (what a response was instead of
-    /// an event stream) when there is one.
-    pub(crate) fn decode_error_with(err: &DecodeError, hint: Option<&str>) -> PyErr {
-        let msg = match hint {
-            Some(hint) => format!("{err} ({hint})"),
-            None => err.to_string(),
-        };
-        match err {
-            DecodeError::PreludeChecksum { .. } | DecodeError::MessageChecksum { .. } => {
-                ChecksumMismatchError::new_err(msg)
-            }
-            DecodeError::HeadersTooLarge { .. } | DecodeError::PayloadTooLarge { .. } => {
-                FrameTooLargeError::new_err(msg)
-            }
-            DecodeError::Truncated { .. } => TruncatedStreamError::new_err(msg),
-            DecodeError::DuplicateHeader { .. } => DuplicateHeaderError::new_err(msg),
-            DecodeError::FrameTooShort { .. }
-            | DecodeError::InvalidHeadersLength { .. }
-            | DecodeError::InvalidHeader { .. } => InvalidFrameError::new_err(msg),
-        }
-    }
-
-    /// `cls(message, **fields)`, or whatever building it raised.
-    fn instantiate<'py>(
-        cls: &Bound<'py, pyo3::types::PyType>,
-        message: String,
-        fields: &[(&str, u64)],
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let kwargs = PyDict::new(cls.py());
-        for (name, value) in fields {
-            kwargs.set_item(name, value)?;
-        }
-        cls.call((message,), Some(&kwargs))
-    }
-
-    /// A fresh `json.JSONDecodeError` with the fields of the one that refused a line.
-    fn json_decode_error<'py>(py: Python<'py>, syntax: &JsonSyntax) -> PyResult<Bound<'py, PyAny>> {
-        py.import("json")?.getattr("JSONDecodeError")?.call1((
-            syntax.msg.as_str(),
-            syntax.doc.as_str(),
-            syntax.pos,
-        ))
-    }
-
-    /// The one mapping of reassembly errors to their classes, with `offset`, `limit` and
-    /// `line_number` set by the classes' `__init__`.
-    fn reassembly_error(py: Python<'_>, err: &ReassemblyError) -> PyErr {
-        let msg = err.to_string();
-        let made = match err {
-            ReassemblyError::TooLong { limit, offset, .. } => instantiate(
-                &py.get_type::<classes::LineTooLongError>(),
-                msg,
-                &[("offset", *offset), ("limit", *limit as u64)],
-            ),
-            ReassemblyError::InvalidUtf8 { offset } => instantiate(
-                &py.get_type::<classes::ReassemblyError>(),
-                msg,
-                &[("offset", *offset)],
-            ),
-            ReassemblyError::InvalidJson {
-                line_number,
-                offset,
-                syntax,
-                ..
-            } => instantiate(
-                &py.get_type::<classes::ReassemblyError>(),
-                msg,
-                &[("offset", *offset), ("line_number", *line_number)],
-            )
-            .and_then(|exc| {
-                if let Some(syntax) = syntax {
-                    exc.setattr("__cause__", json_decode_error(py, syntax)?)?;
-                }
-                Ok(exc)
-            }),
-        };
-        made.map_or_else(|e| e, PyErr::from_value)
-    }
-
-    static STREAM_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    static STREAM_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-    /// `sagestream.exceptions.<name>`, looked up once.
-    fn factory<'py>(
-        py: Python<'py>,
-        cell: &'static PyOnceLock<Py<PyAny>>,
-        name: &str,
-    ) -> PyResult<&'py Bound<'py, PyAny>> {
-        cell.get_or_try_init(py, || {
-            Ok::<_, PyErr>(py.import("sagestream.exceptions")?.getattr(name)?.unbind())
-        })
-        .map(|f| f.bind(py))
-    }
-
-    /// The one mapping of error frames to their classes, through the factories in
-    /// `sagestream/exceptions.py` (`_stream_exception`, `_stream_error`), so that the classes
-    /// and their fields are defined in one place.
-    fn service_error(py: Python<'_>, err: &ServiceError) -> PyErr {
-        let made = match err {
-            ServiceError::Exception {
-                exception_type,
-                payload,
-            } => factory(py, &STREAM_EXCEPTION, "_stream_exception")
-                .and_then(|f| f.call1((exception_type.as_str(), PyBytes::new(py, payload)))),
-            ServiceError::Error { code, message } => factory(py, &STREAM_ERROR, "_stream_error")
-                .and_then(|f| f.call1((code.as_str(), message.as_str()))),
-        };
-        made.map_or_else(|e| e, PyErr::from_value)
-    }
-
-    static ANSWER_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-    /// The service error of an error answer, built by `sagestream.exceptions._answer_error`
-    /// from its status, headers and body (the rest-json rules live there, in one place).
-    fn answer_error(
-        py: Python<'_>,
-        status: u16,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> PyErr {
-        let made = (|| {
-            let dict = PyDict::new(py);
-            for (name, value) in headers {
-                dict.set_item(name, value)?;
-            }
-            factory(py, &ANSWER_ERROR, "_answer_error")?.call1((
-                status,
-                dict,
-                PyBytes::new(py, body),
-            ))
-        })();
-        made.map_or_else(|e| e, PyErr::from_value)
-    }
-
-    /// The classes of the request path's failures.
-    mod transport_classes {
-        pyo3::import_exception!(sagestream.exceptions, ConnectError);
-        pyo3::import_exception!(sagestream.exceptions, ConnectTimeoutError);
-        pyo3::import_exception!(sagestream.exceptions, ConnectionLostError);
-        pyo3::import_exception!(sagestream.exceptions, ReadTimeoutError);
-        pyo3::import_exception!(sagestream.exceptions, DeadlineExceededError);
-        pyo3::import_exception!(sagestream.exceptions, MalformedResponseError);
-        pyo3::import_exception!(sagestream.exceptions, ResponseTooLargeError);
-        pyo3::import_exception!(sagestream.exceptions, SigningError);
-    }
-
-    /// The one mapping of transport failures to their classes.
-    pub(crate) fn transport_error(err: &TransportError) -> PyErr {
-        use transport_classes as c;
-        let message = err.to_string();
-        match err {
-            TransportError::Connect {
-                kind: ConnectKind::Timeout,
-                ..
-            } => c::ConnectTimeoutError::new_err((message, ConnectKind::Timeout.as_str())),
-            TransportError::Connect { kind, .. } => {
-                c::ConnectError::new_err((message, kind.as_str()))
-            }
-            TransportError::ConnectionLost { .. } => c::ConnectionLostError::new_err(message),
-            TransportError::ReadTimeout { .. } => c::ReadTimeoutError::new_err(message),
-            TransportError::Deadline { .. } => c::DeadlineExceededError::new_err(message),
-            TransportError::InvalidResponse { .. } => InvalidFrameError::new_err(message),
-            TransportError::MalformedHead { .. } => c::MalformedResponseError::new_err(message),
-            TransportError::InvalidRequest { .. } => {
-                pyo3::exceptions::PyValueError::new_err(message)
-            }
-            TransportError::BodyTooLarge { limit, .. } => {
-                c::ResponseTooLargeError::new_err((message, *limit))
-            }
-        }
-    }
-
-    /// The exception for a request that could not be signed.
-    pub(crate) fn sign_error(err: &SignError) -> PyErr {
-        transport_classes::SigningError::new_err(err.to_string())
-    }
-
-    impl Failure {
-        /// A new exception for the failure that ended a response stream.
-        pub(crate) fn to_py_err(&self, py: Python<'_>) -> PyErr {
-            match self {
-                Failure::Decode { error, hint } => decode_error_with(error, hint.as_deref()),
-                Failure::Service(err) => service_error(py, err),
-                Failure::Transport(err) => transport_error(err),
-                Failure::Answer {
-                    status,
-                    headers,
-                    body,
-                } => answer_error(py, *status, headers, body),
-            }
-        }
-    }
-
-    impl Error {
-        /// A new exception for this error (each call makes a fresh one).
-        pub(crate) fn to_py_err(&self, py: Python<'_>) -> PyErr {
-            match self {
-                Error::Decode(err) => decode_error(err),
-                Error::Reassembly(err) => reassembly_error(py, err),
-                Error::Service(err) => service_error(py, err),
-            }
-        }
-    }
-
-    impl From<DecodeError> for PyErr {
-        fn from(err: DecodeError) -> PyErr {
-            decode_error(&err)
-        }
-    }
-
-    impl From<EncodeError> for PyErr {
-        /// Encoding fails on the caller's values: a `ValueError`, as for the other bad arguments
-        /// of `encode`.
-        fn from(err: EncodeError) -> PyErr {
-            pyo3::exceptions::PyValueError::new_err(err.to_string())
-        }
-    }
-}
-
-#[cfg(feature = "python")]
-pub(crate) use py::{sign_error, transport_error};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,11 +294,17 @@ mod tests {
                 "frame total length 12 is below the 16-byte minimum",
             ),
             (
-                DecodeError::PayloadTooLarge { length: 1 << 32 },
+                DecodeError::PayloadTooLarge {
+                    length: 1 << 32,
+                    limit: 25_165_824,
+                },
                 "payload length 4294967296 exceeds the 25165824 byte limit",
             ),
             (
-                DecodeError::HeadersTooLarge { length: 131_073 },
+                DecodeError::HeadersTooLarge {
+                    length: 131_073,
+                    limit: 131_072,
+                },
                 "headers length 131073 exceeds the 131072 byte limit",
             ),
             (

@@ -92,6 +92,7 @@ pub fn parse_prelude(prelude: &[u8; PRELUDE_LENGTH]) -> Result<Prelude, DecodeEr
     if headers_length > MAX_HEADERS_LENGTH {
         return Err(DecodeError::HeadersTooLarge {
             length: headers_length,
+            limit: MAX_HEADERS_LENGTH,
         });
     }
     if (total_length as usize) < MIN_FRAME_LENGTH {
@@ -108,6 +109,7 @@ pub fn parse_prelude(prelude: &[u8; PRELUDE_LENGTH]) -> Result<Prelude, DecodeEr
     if payload_length > MAX_PAYLOAD_LENGTH {
         return Err(DecodeError::PayloadTooLarge {
             length: payload_length,
+            limit: MAX_PAYLOAD_LENGTH,
         });
     }
     Ok(Prelude {

@@ -21,6 +21,7 @@ pub mod fair;
 pub mod frame;
 pub mod headers;
 pub mod reassembly;
+pub mod request_path;
 pub mod runtime;
 pub mod sagemaker;
 pub mod sign;
@@ -35,6 +36,8 @@ mod py_args;
 mod py_body;
 #[cfg(feature = "python")]
 mod py_duplex;
+#[cfg(feature = "python")]
+mod py_errors;
 #[cfg(feature = "python")]
 mod py_hub;
 #[cfg(feature = "python")]
@@ -57,6 +60,8 @@ mod py_sign;
 mod py_sse;
 #[cfg(feature = "python")]
 mod py_transport;
+#[cfg(feature = "python")]
+mod py_wait;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]
@@ -72,7 +77,7 @@ mod _core {
     #[pymodule_export]
     use crate::py_message::{decode, encode, PyDecoder, PyMessage};
     #[pymodule_export]
-    use crate::py_parts::{PyAsyncParts, PyParts, PyStreamStats};
+    use crate::py_parts::{PyAsyncParts, PyParts};
     #[pymodule_export]
     use crate::py_payload::{PyPayloadDecoder, PyPayloadIterator};
     #[pymodule_export]
@@ -87,6 +92,8 @@ mod _core {
     use crate::py_sse::PyServerSentEvent;
     #[pymodule_export]
     use crate::py_transport::PyTransport;
+    #[pymodule_export]
+    use crate::stream::Metrics;
 
     /// A random (version 4) UUID as text: botocore's `amz-sdk-invocation-id`, without a
     /// system call per request.

@@ -1,13 +1,50 @@
-//! The transport's arguments as Python gives them, checked: headers, proxy URLs, timeouts.
+//! The request path's arguments as Python gives them, checked (methods, URLs, headers, proxy
+//! URLs, timeouts and deadlines), and the headers of an answer as Python gets them.
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-use crate::transport::Proxy;
+use crate::transport::{header_pairs, Proxy};
 
+/// An HTTP method.
+pub(crate) fn method(method: &str) -> PyResult<Method> {
+    Method::from_bytes(method.as_bytes())
+        .map_err(|e| PyValueError::new_err(format!("invalid method {method:?}: {e}")))
+}
+
+/// A URL.
+pub(crate) fn uri(url: &str) -> PyResult<Uri> {
+    url.parse()
+        .map_err(|e| PyValueError::new_err(format!("invalid URL {url:?}: {e}")))
+}
+
+/// A deadline in seconds (None: none).
+pub(crate) fn deadline(deadline: Option<f64>) -> PyResult<Option<f64>> {
+    match deadline {
+        Some(d) if !(d.is_finite() && d >= 0.0) => Err(PyValueError::new_err(
+            "deadline must be a non-negative number of seconds",
+        )),
+        _ => Ok(deadline),
+    }
+}
+
+/// Headers as a dict: names in lower case, repeated headers joined with `", "`.
+pub(crate) fn header_dict<'py>(
+    py: Python<'py>,
+    headers: &HeaderMap,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (name, value) in header_pairs(headers) {
+        dict.set_item(name, value)?;
+    }
+    Ok(dict)
+}
+
+/// Header pairs as a `HeaderMap`.
 pub(crate) fn header_map(pairs: Vec<(String, String)>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::with_capacity(pairs.len());
     for (name, value) in pairs {
@@ -20,6 +57,7 @@ pub(crate) fn header_map(pairs: Vec<(String, String)>) -> PyResult<HeaderMap> {
     Ok(map)
 }
 
+/// A proxy URL (`http://` only) and the `Proxy-Authorization` to send it.
 pub(crate) fn proxy(url: Option<String>, authorization: Option<String>) -> PyResult<Option<Proxy>> {
     let Some(url) = url else { return Ok(None) };
     let uri: Uri = url
@@ -39,6 +77,7 @@ pub(crate) fn proxy(url: Option<String>, authorization: Option<String>) -> PyRes
     Ok(Some(Proxy { uri, authorization }))
 }
 
+/// A timeout in seconds (None: no bound).
 pub(crate) fn seconds(value: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
     match value {
         None => Ok(None),

@@ -11,15 +11,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator};
 use pyo3::PyTraverseError;
 
-use crate::py_parts::PyStreamStats;
+use crate::py_errors::ConnectionLostError;
 use crate::py_payload::{Part, PayloadCore};
 use crate::py_queue::{Feed, HeldError, Visit};
-use crate::runtime::monotonic;
 use crate::sticky::Next;
 use crate::stream::Metrics;
 use crate::transport::TransportError;
-
-pyo3::import_exception!(sagestream.exceptions, ConnectionLostError);
 
 /// Payload parts over body reads; see the module documentation.
 #[pyclass(name = "BodyStream", module = "sagestream._core")]
@@ -35,7 +32,7 @@ pub struct PyBodyStream {
 
 impl PyBodyStream {
     fn deadline_error(seconds: f64) -> PyErr {
-        crate::errors::transport_error(&TransportError::Deadline { seconds })
+        TransportError::Deadline { seconds }.into()
     }
 
     /// Set the socket's timeout to what is left of the deadline (bounded by the read
@@ -106,27 +103,13 @@ impl PyBodyStream {
     }
 
     fn end(&mut self, py: Python<'_>, clean: bool) -> PyResult<()> {
-        if self.metrics.ended_at.is_none() {
-            self.metrics.ended_at = Some(monotonic());
-        }
+        self.metrics.end();
         self.source = None;
         self.settimeout = None;
         if let Some(on_end) = self.on_end.take() {
             on_end.bind(py).call1((clean,))?;
         }
         Ok(())
-    }
-
-    fn record(&mut self, bytes: usize) {
-        let now = monotonic();
-        let m = &mut self.metrics;
-        match m.last_part_at {
-            None => m.first_part_at = Some(now),
-            Some(last) => m.max_gap = m.max_gap.max(now - last),
-        }
-        m.last_part_at = Some(now);
-        m.parts += 1;
-        m.bytes += bytes as u64;
     }
 }
 
@@ -175,7 +158,7 @@ impl PyBodyStream {
         loop {
             match self.core.queue().pop() {
                 Ok(Next::Item(part)) => {
-                    self.record(part.payload_len(py));
+                    self.metrics.record(part.payload_len(py));
                     return Ok(Some(part));
                 }
                 Ok(Next::End) => {
@@ -208,8 +191,8 @@ impl PyBodyStream {
     }
 
     /// Counters and times.
-    fn stats(&self) -> PyStreamStats {
-        self.metrics.into()
+    fn stats(&self) -> Metrics {
+        self.metrics
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -1,222 +1,52 @@
-//! `sagestream._core.Duplex`: one bidirectional session for Python — input sent blocking (GIL
-//! released) or awaited through a [`PyHub`], output read by the part iterators of
+//! `sagestream._core.Duplex`: one bidirectional session ([`crate::duplex`]) for Python — input
+//! sent blocking (GIL released) or awaited (a [`PyDone`]), output read by the part iterators of
 //! [`crate::py_parts`]. Sessions run on the shared runtime, so their I/O goes on while the
 //! Python threads do other things.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use aws_smithy_types::event_stream::Message;
 use bytes::Bytes;
-use http::{HeaderMap, Uri};
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::task::AbortHandle;
 
-use crate::duplex::{header_pairs, sign_request, Duplex, DuplexSpec, InputPart, MAX_INPUT_PART};
-use crate::errors::{sign_error, transport_error};
-use crate::py_hub::{AsyncWaiter, PyHub};
-use crate::py_parts::{on_main_thread, thrown, PyAsyncParts, PyParts, PyStreamStats};
-use crate::sign::{ChainSigner, Signer};
-use crate::stream::Failure;
-use crate::transport::{Transport, TransportError, MAX_ERROR_BODY};
+use crate::duplex::{Duplex, DuplexSpec, InputPart, Queued, SendError, MAX_INPUT_PART};
+use crate::py_args::header_dict;
+use crate::py_hub::PyHub;
+use crate::py_parts::{PyAsyncParts, PyParts};
+use crate::py_wait::{block_on, Driver, Make, Once, PyHubAwaitable};
+use crate::request_path::shared_runtime;
+use crate::sign::ChainSigner;
+use crate::stream::Metrics;
+use crate::transport::Transport;
 
-mod classes {
-    pyo3::import_exception!(sagestream.exceptions, InputClosedError);
-}
-
-type Make = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
-
-#[derive(Default)]
-struct DoneState {
-    result: Option<Make>,
-    waiter: Option<AsyncWaiter>,
-    delivered: bool,
-}
-
-/// The shared state of one awaited operation (opening a session, sending a part).
-#[derive(Default)]
-struct Op(Mutex<DoneState>);
-
-impl Op {
-    fn lock(&self) -> std::sync::MutexGuard<'_, DoneState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn complete(&self, make: Make) {
-        let waiter = {
-            let mut state = self.lock();
-            state.result = Some(make);
-            state.waiter.take()
-        };
-        if let Some(AsyncWaiter {
-            hub,
-            future,
-            urgent,
-        }) = waiter
-        {
-            hub.wake(future, urgent);
-        }
-    }
-}
-
-/// An awaitable completed through a hub: awaiting it gives the operation's result. One that
-/// is already complete returns without a trip through the event loop.
-#[pyclass(name = "DuplexAwaitable", module = "sagestream._core", frozen)]
-pub struct PyDone {
-    op: Arc<Op>,
-    hub: Py<PyHub>,
-    task: Option<AbortHandle>,
-}
+/// An awaitable of one duplex operation (opening a session, queueing a part): awaiting it gives
+/// the operation's result. One that is already complete returns without a trip through the
+/// event loop.
+#[pyclass(name = "DuplexAwaitable", module = "sagestream._core", extends = PyHubAwaitable, frozen)]
+pub struct PyDone;
 
 impl PyDone {
-    fn ready(hub: Py<PyHub>, make: Make) -> Self {
-        let op = Arc::new(Op::default());
-        op.complete(make);
-        Self {
-            op,
-            hub,
-            task: None,
-        }
+    fn new(py: Python<'_>, hub: Py<PyHub>, once: Once) -> PyResult<Py<Self>> {
+        PyHubAwaitable::extended(py, hub, once, Self)
     }
 
-    fn cancel(&self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-        drop(self.op.lock().waiter.take());
-    }
-}
-
-impl Drop for PyDone {
-    fn drop(&mut self) {
-        if !self.op.lock().delivered {
-            if let Some(task) = &self.task {
-                task.abort();
-            }
-        }
-    }
-}
-
-#[pymethods]
-impl PyDone {
-    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let mut state = self.op.lock();
-        if let Some(make) = state.result.take() {
-            state.delivered = true;
-            drop(state);
-            return Err(PyStopIteration::new_err((make(py)?,)));
-        }
-        if state.delivered {
-            return Err(PyRuntimeError::new_err("this was awaited already"));
-        }
-        let hub = self.hub.get();
-        let future = hub.new_future(py)?;
-        // A one-off answer (a session opened, input taken): the loop is woken at once.
-        state.waiter = Some(hub.waiter(&future, true));
-        Ok(Some(future.unbind()))
-    }
-
-    /// The task resumed with a value (the loop sends `None`): look again.
-    #[pyo3(signature = (_value, /))]
-    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        self.__next__(py)
-    }
-
-    /// The awaiting task is being cancelled: stop the operation.
-    #[pyo3(signature = (typ, val=None, _tb=None, /))]
-    fn throw(
-        &self,
+    /// The awaitable of what `work`, spawned on `handle`, makes.
+    fn spawn(
         py: Python<'_>,
-        typ: &Bound<'_, PyAny>,
-        val: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        self.cancel();
-        Err(thrown(py, typ, val))
+        hub: Py<PyHub>,
+        handle: &Handle,
+        work: impl std::future::Future<Output = Make> + Send + 'static,
+    ) -> PyResult<Py<Self>> {
+        Self::new(py, hub, Once::spawn(handle, work, "this"))
     }
 
-    /// The awaiting coroutine was closed: stop the operation.
-    fn close(&self) {
-        self.cancel();
+    /// An awaitable complete already.
+    fn ready(py: Python<'_>, hub: Py<PyHub>, make: Make) -> PyResult<Py<Self>> {
+        Self::new(py, hub, Once::ready(make, "this"))
     }
-}
-
-fn runtime() -> PyResult<(Handle, u64)> {
-    crate::runtime::current()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))
-}
-
-/// Run `work` on the shared runtime from this thread, without the GIL (Ctrl-C gets through
-/// on the main thread).
-fn block_on<F>(py: Python<'_>, handle: &Handle, work: F) -> PyResult<F::Output>
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    if Handle::try_current().is_ok() {
-        return Err(PyRuntimeError::new_err(
-            "a blocking duplex call cannot run on the I/O runtime's own threads",
-        ));
-    }
-    let mut work = Box::pin(work);
-    let main = on_main_thread(py);
-    loop {
-        let waited = py.detach(|| {
-            if main {
-                handle.block_on(async {
-                    tokio::time::timeout(Duration::from_millis(50), &mut work)
-                        .await
-                        .ok()
-                })
-            } else {
-                Some(handle.block_on(&mut work))
-            }
-        });
-        match waited {
-            Some(output) => return Ok(output),
-            None => py.check_signals()?,
-        }
-    }
-}
-
-/// Everything `open` needs, checked and signed: the spec and its chain signer.
-pub(crate) fn prepare(
-    signer: &Signer,
-    url: &str,
-    headers: HeaderMap,
-    after: HeaderMap,
-    deadline: Option<f64>,
-    queue: usize,
-    error_limit: Option<usize>,
-) -> PyResult<(DuplexSpec, ChainSigner)> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| PyValueError::new_err(format!("invalid URL {url:?}: {e}")))?;
-    if let Some(d) = deadline {
-        if !(d.is_finite() && d >= 0.0) {
-            return Err(PyValueError::new_err(
-                "deadline must be a non-negative number of seconds",
-            ));
-        }
-    }
-    let mut spec = DuplexSpec {
-        uri,
-        headers,
-        after,
-        deadline,
-        queue,
-        error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
-    };
-    let chain = sign_request(signer, &mut spec).map_err(|e| sign_error(&e))?;
-    Ok((spec, chain))
 }
 
 /// Open a session, blocking this thread until the request is on its way.
@@ -225,46 +55,39 @@ pub(crate) fn open(
     transport: &Arc<Transport>,
     (spec, chain): (DuplexSpec, ChainSigner),
 ) -> PyResult<PyDuplex> {
-    let (handle, generation) = runtime()?;
+    let (handle, generation) = shared_runtime().map_err(PyRuntimeError::new_err)?;
     let transport = transport.clone();
-    let opened = block_on(py, &handle, async move {
-        Duplex::open(transport, spec, chain, generation).await
-    })?;
+    let opened = block_on(
+        py,
+        Driver::Shared(&handle),
+        Duplex::open(transport, spec, chain, generation),
+    )?;
     Ok(PyDuplex {
-        duplex: opened.map_err(|e| transport_error(&e))?,
+        duplex: opened?,
         handle,
     })
 }
 
 /// Open a session; an awaitable of it, completed through `hub`.
 pub(crate) fn open_async(
+    py: Python<'_>,
     transport: &Arc<Transport>,
     hub: Py<PyHub>,
     (spec, chain): (DuplexSpec, ChainSigner),
-) -> PyResult<PyDone> {
-    let (handle, generation) = runtime()?;
+) -> PyResult<Py<PyDone>> {
+    let (handle, generation) = shared_runtime().map_err(PyRuntimeError::new_err)?;
     let transport = transport.clone();
-    let op = Arc::new(Op::default());
-    let done = op.clone();
-    let task_handle = handle.clone();
-    let task = handle.spawn(async move {
+    let session_handle = handle.clone();
+    PyDone::spawn(py, hub, &handle, async move {
         let opened = Duplex::open(transport, spec, chain, generation).await;
-        done.complete(Box::new(move |py: Python<'_>| match opened {
-            Ok(duplex) => Ok(Py::new(
-                py,
-                PyDuplex {
-                    duplex,
-                    handle: task_handle,
-                },
-            )?
-            .into_any()),
-            Err(err) => Err(transport_error(&err)),
-        }));
-    });
-    Ok(PyDone {
-        op,
-        hub,
-        task: Some(task.abort_handle()),
+        let make: Make = Box::new(move |py| {
+            let duplex = PyDuplex {
+                duplex: opened?,
+                handle: session_handle,
+            };
+            Ok(Py::new(py, duplex)?.into_any())
+        });
+        make
     })
 }
 
@@ -276,50 +99,30 @@ pub struct PyDuplex {
 }
 
 impl PyDuplex {
+    /// The message of one input part, and its size.
     fn message(
         data: &[u8],
         data_type: Option<String>,
         completion_state: Option<String>,
-    ) -> PyResult<Message> {
+    ) -> PyResult<(Message, usize)> {
         if data.len() > MAX_INPUT_PART {
             return Err(PyValueError::new_err(format!(
                 "an input part holds at most {MAX_INPUT_PART} bytes, got {}",
                 data.len()
             )));
         }
-        Ok(InputPart {
+        let part = InputPart {
             data: Bytes::copy_from_slice(data),
             data_type,
             completion_state,
             padding: None,
-        }
-        .message())
+        };
+        Ok((part.message(), data.len()))
     }
 
-    /// The exception for input that cannot be sent: the stream's own failure when it has one
-    /// (an error answer, a lost connection), else a plain "input is closed".
-    fn not_sent(&self, py: Python<'_>, closed_by_user: bool) -> PyErr {
-        if closed_by_user {
-            return classes::InputClosedError::new_err("close_input() was called already");
-        }
-        if let Some(why) = self.duplex.input_failure() {
-            return classes::InputClosedError::new_err(format!(
-                "the input could not be signed or encoded: {why}"
-            ));
-        }
-        // The stream stopped taking input; its answer (an error, most likely) may still be
-        // on its way to the reader: wait a little for it.
-        for _ in 0..200 {
-            match self.duplex.output.end() {
-                Some(Err(failure)) => return failure.to_py_err(py),
-                Some(Ok(())) => break,
-                None => py.detach(|| std::thread::sleep(Duration::from_millis(5))),
-            }
-        }
-        let failure = Failure::Transport(TransportError::ConnectionLost {
-            message: "the endpoint no longer reads this session's input".to_owned(),
-        });
-        failure.to_py_err(py)
+    /// The exception for input refused for `why` (see [`Duplex::not_sent`]).
+    fn not_sent(duplex: &Duplex, py: Python<'_>, why: &SendError) -> PyErr {
+        py.detach(|| duplex.not_sent(why)).to_py_err(py)
     }
 }
 
@@ -334,78 +137,43 @@ impl PyDuplex {
         data_type: Option<String>,
         completion_state: Option<String>,
     ) -> PyResult<()> {
-        let size = data.len();
-        let message = Self::message(data, data_type, completion_state)?;
-        let Ok(sender) = self.duplex.sender() else {
-            return Err(self.not_sent(py, true));
+        let (message, size) = Self::message(data, data_type, completion_state)?;
+        let room = match self.duplex.try_queue(message, size) {
+            Queued::Sent => return Ok(()),
+            Queued::Refused(why) => return Err(Self::not_sent(&self.duplex, py, &why)),
+            Queued::Full(room) => room,
         };
-        let message = match sender.try_send(message) {
-            Ok(()) => {
-                self.duplex.sent(size);
-                return Ok(());
-            }
-            Err(TrySendError::Closed(_)) => return Err(self.not_sent(py, false)),
-            Err(TrySendError::Full(message)) => message,
-        };
-        let sent = block_on(py, &self.handle, async move { sender.send(message).await })?;
-        match sent {
-            Ok(()) => {
-                self.duplex.sent(size);
-                Ok(())
-            }
-            Err(_) => Err(self.not_sent(py, false)),
-        }
+        let queued = block_on(py, Driver::Shared(&self.handle), room.queue(&self.duplex))?;
+        queued.map_err(|why| Self::not_sent(&self.duplex, py, &why))
     }
 
     /// Send one part; an awaitable completed through `hub` once the part is queued.
     #[pyo3(signature = (hub, data, data_type=None, completion_state=None))]
     fn send_async(
-        slf: &Bound<'_, Self>,
+        &self,
+        py: Python<'_>,
         hub: Py<PyHub>,
         data: &[u8],
         data_type: Option<String>,
         completion_state: Option<String>,
-    ) -> PyResult<PyDone> {
-        let this = slf.get();
-        let py = slf.py();
-        let size = data.len();
-        let message = Self::message(data, data_type, completion_state)?;
-        let Ok(sender) = this.duplex.sender() else {
-            let err = this.not_sent(py, true);
-            return Ok(PyDone::ready(hub, Box::new(move |_| Err(err))));
+    ) -> PyResult<Py<PyDone>> {
+        let (message, size) = Self::message(data, data_type, completion_state)?;
+        let room = match self.duplex.try_queue(message, size) {
+            Queued::Sent => return PyDone::ready(py, hub, Box::new(|py| Ok(py.None()))),
+            Queued::Refused(why) => {
+                let err = Self::not_sent(&self.duplex, py, &why);
+                return PyDone::ready(py, hub, Box::new(move |_| Err(err)));
+            }
+            Queued::Full(room) => room,
         };
-        let message = match sender.try_send(message) {
-            Ok(()) => {
-                this.duplex.sent(size);
-                return Ok(PyDone::ready(hub, Box::new(|py| Ok(py.None()))));
-            }
-            Err(TrySendError::Closed(_)) => {
-                let err = this.not_sent(py, false);
-                return Ok(PyDone::ready(hub, Box::new(move |_| Err(err))));
-            }
-            Err(TrySendError::Full(message)) => message,
-        };
-        let op = Arc::new(Op::default());
-        let done = op.clone();
-        let owner = slf.clone().unbind();
-        let duplex = this.duplex.clone();
-        let task = this.handle.spawn(async move {
-            let sent = sender.send(message).await.is_ok();
-            if sent {
-                duplex.sent(size);
-            }
-            done.complete(Box::new(move |py: Python<'_>| {
-                if sent {
-                    Ok(py.None())
-                } else {
-                    Err(owner.get().not_sent(py, false))
-                }
-            }));
-        });
-        Ok(PyDone {
-            op,
-            hub,
-            task: Some(task.abort_handle()),
+        let duplex = self.duplex.clone();
+        PyDone::spawn(py, hub, &self.handle, async move {
+            let queued = room.queue(&duplex).await;
+            let make: Make = Box::new(move |py| match queued {
+                Ok(()) => Ok(py.None()),
+                Err(why) => Err(Self::not_sent(&duplex, py, &why)),
+            });
+            make
         })
     }
 
@@ -428,12 +196,17 @@ impl PyDuplex {
     /// The output parts for a thread; each made by `part_class(data, data_type,
     /// completion_state)`. Once per session.
     fn parts(&self, part_class: Py<PyAny>) -> PyParts {
-        PyParts::with_class(self.duplex.output.clone(), part_class)
+        PyParts::new(self.duplex.output.clone(), None, Some(part_class))
     }
 
     /// The output parts for `async for` on `hub`'s loop (see `parts`).
-    fn aparts(&self, hub: Py<PyHub>, part_class: Py<PyAny>) -> PyAsyncParts {
-        PyAsyncParts::with_class(self.duplex.output.clone(), hub, part_class)
+    fn aparts(
+        &self,
+        py: Python<'_>,
+        hub: Py<PyHub>,
+        part_class: Py<PyAny>,
+    ) -> PyResult<Py<PyAsyncParts>> {
+        PyAsyncParts::new(py, self.duplex.output.clone(), hub, Some(part_class))
     }
 
     /// The answer's status, once it arrived (else None).
@@ -445,14 +218,9 @@ impl PyDuplex {
     /// The answer's headers (lower-case names), once they arrived (else None).
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some((_, headers)) = self.duplex.head() else {
-            return Ok(None);
-        };
-        let dict = PyDict::new(py);
-        for (name, value) in header_pairs(&headers) {
-            dict.set_item(name, value)?;
-        }
-        Ok(Some(dict))
+        let head = self.duplex.head();
+        head.map(|(_, headers)| header_dict(py, &headers))
+            .transpose()
     }
 
     /// Parts and bytes of input queued so far.
@@ -461,8 +229,8 @@ impl PyDuplex {
     }
 
     /// Counters and times of the output.
-    fn stats(&self) -> PyStreamStats {
-        self.duplex.output.metrics().into()
+    fn stats(&self) -> Metrics {
+        self.duplex.output.metrics()
     }
 
     /// True once the output ended, failed, or the session was closed.

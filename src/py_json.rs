@@ -20,20 +20,14 @@ static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static JSON_SCAN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static JSON_DECODE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// `json.<path>`, looked up once.
-fn json_attr<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    path: &[&str],
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        let mut obj = py.import("json")?.into_any();
-        for name in path {
-            obj = obj.getattr(*name)?;
-        }
-        Ok::<_, PyErr>(obj.unbind())
-    })
-    .map(|f| f.bind(py))
+/// `json._default_decoder.scan_once`, looked up once.
+fn scan_once(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    JSON_SCAN
+        .get_or_try_init(py, || {
+            let decoder = py.import("json")?.getattr("_default_decoder")?;
+            Ok::<_, PyErr>(decoder.getattr("scan_once")?.unbind())
+        })
+        .map(|f| f.bind(py))
 }
 
 /// `text` parsed as `json.loads(text)` would, raising what `json.loads` raises when it is not
@@ -44,7 +38,7 @@ pub(crate) fn loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyA
             return Ok(value);
         }
     }
-    json_attr(py, &JSON_LOADS, &["loads"])?.call1((text,))
+    JSON_LOADS.import(py, "json", "loads")?.call1((text,))
 }
 
 /// How at most this many characters of a bad line are quoted in an error message.
@@ -63,7 +57,9 @@ fn quote_line(line: &[u8]) -> String {
 
 /// The fields of `err` if it is a `json.JSONDecodeError`.
 fn json_syntax(py: Python<'_>, err: &PyErr) -> Option<JsonSyntax> {
-    let class = json_attr(py, &JSON_DECODE_ERROR, &["JSONDecodeError"]).ok()?;
+    let class = JSON_DECODE_ERROR
+        .import(py, "json", "JSONDecodeError")
+        .ok()?;
     let value = err.value(py);
     if !value.is_instance(class).ok()? {
         return None;
@@ -92,7 +88,7 @@ pub(crate) fn parse_line<'py>(
     let held = |e| HeldError::from_py(py, e);
     let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r'));
     let s = PyString::new(py, trimmed);
-    let scan_once = json_attr(py, &JSON_SCAN, &["_default_decoder", "scan_once"]).map_err(held)?;
+    let scan_once = scan_once(py).map_err(held)?;
     // `json._default_decoder.scan_once`: the C scanner behind `json.loads`, without the two
     // Python-level frames and regular expressions `json.loads` adds around it.
     if let Ok(found) = scan_once.call1((&s, 0usize)) {
@@ -102,7 +98,8 @@ pub(crate) fn parse_line<'py>(
             }
         }
     }
-    let err = match json_attr(py, &JSON_LOADS, &["loads"])
+    let err = match JSON_LOADS
+        .import(py, "json", "loads")
         .map_err(held)?
         .call1((&s,))
     {

@@ -30,24 +30,18 @@ static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DATETIME_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static UUID_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn cached<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    module: &str,
-    expr: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        let m = py.import(module)?;
-        let obj = if expr == "EPOCH" {
-            let datetime = m.getattr("datetime")?;
+/// `datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)`, made once.
+fn epoch(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    DATETIME_EPOCH
+        .get_or_try_init(py, || {
+            let m = py.import("datetime")?;
             let utc = m.getattr("timezone")?.getattr("utc")?;
-            datetime.call((1970, 1, 1, 0, 0, 0, 0, utc), None)?
-        } else {
-            m.getattr(expr)?
-        };
-        Ok::<_, PyErr>(obj.unbind())
-    })
-    .map(|o| o.bind(py).clone())
+            let epoch = m
+                .getattr("datetime")?
+                .call((1970, 1, 1, 0, 0, 0, 0, utc), None)?;
+            Ok::<_, PyErr>(epoch.unbind())
+        })
+        .map(|e| e.bind(py))
 }
 
 /// Milliseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the range of `datetime`.
@@ -117,8 +111,8 @@ fn value_to_py<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> PyResult<Boun
         HeaderValueRef::String(s) => common_str(py, s).into_any(),
         HeaderValueRef::Timestamp(millis) => {
             // In range: checked by `check_convertible` when the frame was decoded.
-            let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
-            let timedelta = cached(py, &TIMEDELTA, "datetime", "timedelta")?;
+            let epoch = epoch(py)?;
+            let timedelta = TIMEDELTA.import(py, "datetime", "timedelta")?;
             let delta = timedelta.call1((
                 millis.div_euclid(86_400_000),
                 millis.rem_euclid(86_400_000) / 1000,
@@ -127,7 +121,7 @@ fn value_to_py<'py>(py: Python<'py>, value: HeaderValueRef<'_>) -> PyResult<Boun
             epoch.call_method1("__add__", (delta,))?
         }
         HeaderValueRef::Uuid(raw) => {
-            let uuid = cached(py, &UUID_TYPE, "uuid", "UUID")?;
+            let uuid = UUID_TYPE.import(py, "uuid", "UUID")?;
             let kwargs = PyDict::new(py);
             kwargs.set_item("int", u128::from_be_bytes(raw))?;
             uuid.call((), Some(&kwargs))?
@@ -468,9 +462,9 @@ fn py_to_value(value: &Bound<'_, PyAny>, type_name: Option<&str>) -> PyResult<He
         Ok(HeaderValue::ByteArray(Bytes::copy_from_slice(b.as_bytes())))
     } else if let Ok(s) = value.cast::<PyString>() {
         Ok(HeaderValue::String(StrBytes::from(s.to_str()?.to_owned())))
-    } else if value.is_instance(&cached(py, &DATETIME_TYPE, "datetime", "datetime")?)? {
+    } else if value.is_instance(DATETIME_TYPE.import(py, "datetime", "datetime")?)? {
         timestamp_from_datetime(py, value)
-    } else if value.is_instance(&cached(py, &UUID_TYPE, "uuid", "UUID")?)? {
+    } else if value.is_instance(UUID_TYPE.import(py, "uuid", "UUID")?)? {
         Ok(HeaderValue::Uuid(value.getattr("int")?.extract()?))
     } else {
         Err(PyTypeError::new_err(format!(
@@ -481,7 +475,7 @@ fn py_to_value(value: &Bound<'_, PyAny>, type_name: Option<&str>) -> PyResult<He
 }
 
 fn timestamp_from_datetime(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<HeaderValue> {
-    let epoch = cached(py, &DATETIME_EPOCH, "datetime", "EPOCH")?;
+    let epoch = epoch(py)?;
     let value = if value.getattr("tzinfo")?.is_none() {
         // A naive datetime is taken as UTC.
         let utc = py.import("datetime")?.getattr("timezone")?.getattr("utc")?;

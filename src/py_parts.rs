@@ -1,91 +1,20 @@
 //! The payload parts of a response stream as Python iterators: [`PyParts`] for threads
-//! (waiting without the GIL), [`PyAsyncParts`] for `async for` (waiting on an asyncio future
-//! its hub resolves; a part that is already there is returned without waiting at all, until
-//! the hub's time slice is spent: then the task lets the loop run others once).
+//! (waiting without the GIL), [`PyAsyncParts`] for `async for` (a [`PyHubAwaitable`] of the
+//! stream's next part: one already there is returned without waiting at all, until the hub's
+//! time slice is spent; then the task lets the loop run others once).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyStopIteration};
+use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::PyBytes;
 use tokio::runtime::Runtime;
 
-use crate::fair::Burst;
 use crate::py_hub::PyHub;
+use crate::py_wait::{block_on, wait_detached, Awaited, Driver, PyHubAwaitable};
 use crate::sagemaker::{Label, PartMeta};
-use crate::stream::{Metrics, Next, PartStream};
-
-/// `threading.main_thread().ident`, once known (0: not yet).
-static MAIN_THREAD: AtomicU64 = AtomicU64::new(0);
-
-/// Whether this is the interpreter's main thread, the only one signals (Ctrl-C) reach.
-pub(crate) fn on_main_thread(py: Python<'_>) -> bool {
-    let mut main = MAIN_THREAD.load(Ordering::Relaxed);
-    if main == 0 {
-        main = py
-            .import("threading")
-            .and_then(|t| t.call_method0("main_thread"))
-            .and_then(|t| t.getattr("ident"))
-            .and_then(|i| i.extract::<u64>())
-            .unwrap_or(u64::MAX);
-        MAIN_THREAD.store(main, Ordering::Relaxed);
-    }
-    // SAFETY: a plain query of the calling thread's id; no arguments, no state.
-    #[allow(clippy::useless_conversion)] // `c_ulong` is 32 bits on some platforms
-    let this = u64::from(unsafe { pyo3::ffi::PyThread_get_thread_ident() });
-    this == main
-}
-
-/// The exception `throw(typ, val)` asks for, as a generator's `throw` builds it.
-pub(crate) fn thrown(
-    py: Python<'_>,
-    typ: &Bound<'_, PyAny>,
-    val: Option<&Bound<'_, PyAny>>,
-) -> PyErr {
-    if let Some(val) = val.filter(|v| !v.is_none()) {
-        return PyErr::from_value(val.clone());
-    }
-    if let Ok(cls) = typ.cast::<PyType>() {
-        return match cls.call0() {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(err) => err,
-        };
-    }
-    let _ = py;
-    PyErr::from_value(typ.clone())
-}
-
-/// Counters and times of one stream (seconds on the `time.monotonic()` clock).
-#[pyclass(name = "StreamStats", module = "sagestream._core", frozen, get_all)]
-pub struct PyStreamStats {
-    /// Parts handed out.
-    pub parts: u64,
-    /// Payload bytes handed out.
-    pub bytes: u64,
-    /// When the first part was handed out.
-    pub first_part_at: Option<f64>,
-    /// When the last part was handed out.
-    pub last_part_at: Option<f64>,
-    /// The longest wait between two parts.
-    pub max_gap: f64,
-    /// When the end (or the failure) was seen, or the stream closed.
-    pub ended_at: Option<f64>,
-}
-
-impl From<Metrics> for PyStreamStats {
-    fn from(m: Metrics) -> Self {
-        Self {
-            parts: m.parts,
-            bytes: m.bytes,
-            first_part_at: m.first_part_at,
-            last_part_at: m.last_part_at,
-            max_gap: m.max_gap,
-            ended_at: m.ended_at,
-        }
-    }
-}
+use crate::stream::{Metrics, Next, PartStream, Wake};
 
 /// A part as Python sees it: `bytes`, or, for streams whose parts carry `DataType` /
 /// `CompletionState`, `class(data, data_type, completion_state)` (a `bytes` subclass).
@@ -145,42 +74,30 @@ pub struct PyParts {
 }
 
 impl PyParts {
-    pub(crate) fn new(stream: Arc<PartStream>, runtime: Option<Arc<Runtime>>) -> Self {
+    /// Parts of `stream`, whose reader runs on `runtime` (None: the shared runtime); each made
+    /// by `part_class` when there is one (see [`part_object`]).
+    pub(crate) fn new(
+        stream: Arc<PartStream>,
+        runtime: Option<Arc<Runtime>>,
+        part_class: Option<Py<PyAny>>,
+    ) -> Self {
         Self {
             stream: Held(stream),
             runtime,
             readers: AtomicUsize::new(0),
-            part_class: None,
+            part_class,
         }
     }
 
-    /// Parts made by `part_class` (see [`part_object`]).
-    pub(crate) fn with_class(stream: Arc<PartStream>, part_class: Py<PyAny>) -> Self {
-        let mut parts = Self::new(stream, None);
-        parts.part_class = Some(part_class);
-        parts
-    }
-
-    /// Wait for the next part without the GIL, driving the stream's runtime.
+    /// Wait for the next part without the GIL, driving the stream's runtime when it has one
+    /// of its own (else the shared runtime's thread reads it, and this one waits to be told).
     fn wait(&self, py: Python<'_>) -> PyResult<Next> {
         let stream = &self.stream.0;
-        let main = on_main_thread(py);
-        loop {
-            let next = py.detach(|| match &self.runtime {
-                Some(runtime) if main => runtime.block_on(async {
-                    tokio::time::timeout(Duration::from_millis(50), stream.next())
-                        .await
-                        .unwrap_or(Next::Pending)
-                }),
-                Some(runtime) => runtime.block_on(stream.next()),
-                None if main => stream.wait_next(Some(Duration::from_millis(50))),
-                None => stream.wait_next(None),
-            });
-            if next != Next::Pending {
-                return Ok(next);
-            }
-            // Let Ctrl-C through (only the main thread waits in slices).
-            py.check_signals()?;
+        match &self.runtime {
+            Some(runtime) => block_on(py, Driver::Local(runtime), stream.next()),
+            None => wait_detached(py, |bound| {
+                Some(stream.wait_next(bound)).filter(|next| *next != Next::Pending)
+            }),
         }
     }
 }
@@ -225,8 +142,8 @@ impl PyParts {
     }
 
     /// Counters and times.
-    fn stats(&self) -> PyStreamStats {
-        self.stream.0.metrics().into()
+    fn stats(&self) -> Metrics {
+        self.stream.0.metrics()
     }
 }
 
@@ -238,41 +155,65 @@ impl Drop for PyParts {
     }
 }
 
-/// Payload parts for `async for`. The object is its own awaitable: `__anext__` returns it,
-/// and each step either returns a part at once or yields an asyncio future to its task: one
-/// its hub resolves when a part arrives (nothing at hand), or — once the hub's slice of parts
-/// handed out without suspending is spent — one the loop resolves on its next turn
-/// ([`PyHub::next_turn`]), so that one stream read back to back does not hold the loop.
-#[pyclass(name = "AsyncPartIterator", module = "sagestream._core", frozen)]
-pub struct PyAsyncParts {
+/// The next part of a stream, as a [`PyHubAwaitable`] awaits it.
+struct NextPart {
     stream: Held,
-    hub: Py<PyHub>,
     /// The class of parts with headers (see [`part_object`]); None: plain `bytes`.
     part_class: Option<Py<PyAny>>,
-    /// Parts handed out since the task last suspended.
-    burst: Burst,
 }
 
-impl PyAsyncParts {
-    pub(crate) fn new(stream: Arc<PartStream>, hub: Py<PyHub>) -> Self {
-        Self {
-            stream: Held(stream),
-            hub,
-            part_class: None,
-            burst: Burst::default(),
+impl Awaited for NextPart {
+    fn take(&self, py: Python<'_>) -> Option<PyResult<Py<PyAny>>> {
+        match self.stream.0.try_next() {
+            Next::Part(part, meta) => Some(part_object(py, self.part_class.as_ref(), &part, &meta)),
+            Next::End => Some(Err(PyStopAsyncIteration::new_err(()))),
+            Next::Failed(failure) => Some(Err(failure.to_py_err(py))),
+            Next::Pending => None,
         }
     }
 
-    /// Parts made by `part_class` (see [`part_object`]).
-    pub(crate) fn with_class(
+    fn at_hand(&self) -> bool {
+        self.stream.0.has_part()
+    }
+
+    fn wait(&self, waiter: Box<dyn Wake>) -> PyResult<Option<Box<dyn Wake>>> {
+        self.stream
+            .0
+            .set_waiter(waiter)
+            .map_err(|_| PyRuntimeError::new_err("another task is already reading this stream"))
+    }
+
+    fn urgent(&self) -> bool {
+        // The first part is what the caller waits on: no coalescing for it.
+        self.stream.0.metrics().parts == 0
+    }
+
+    fn cancel(&self) {
+        self.stream.0.close();
+    }
+}
+
+/// Payload parts for `async for`. The object is its own awaitable (a [`PyHubAwaitable`] of
+/// the next part): `__anext__` returns it.
+#[pyclass(name = "AsyncPartIterator", module = "sagestream._core", extends = PyHubAwaitable, frozen)]
+pub struct PyAsyncParts {
+    stream: Arc<PartStream>,
+}
+
+impl PyAsyncParts {
+    /// Parts of `stream` on `hub`'s loop; each made by `part_class` when there is one (see
+    /// [`part_object`]).
+    pub(crate) fn new(
+        py: Python<'_>,
         stream: Arc<PartStream>,
         hub: Py<PyHub>,
-        part_class: Py<PyAny>,
-    ) -> Self {
-        Self {
-            part_class: Some(part_class),
-            ..Self::new(stream, hub)
-        }
+        part_class: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Self>> {
+        let next = NextPart {
+            stream: Held(stream.clone()),
+            part_class,
+        };
+        PyHubAwaitable::extended(py, hub, next, Self { stream })
     }
 }
 
@@ -286,89 +227,21 @@ impl PyAsyncParts {
         slf
     }
 
-    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let stream = &self.stream.0;
-        let hub = self.hub.get();
-        loop {
-            if self.burst.spent(hub.slice) && stream.has_part() {
-                // Let the loop run everything else that is ready, then come back for it.
-                let future = PyHub::next_turn(self.hub.bind(py))?;
-                self.burst.yielded();
-                return Ok(Some(future.unbind()));
-            }
-            match stream.try_next() {
-                Next::Part(part, meta) => {
-                    self.burst.delivered();
-                    let part = part_object(py, self.part_class.as_ref(), &part, &meta)?;
-                    return Err(PyStopIteration::new_err((part,)));
-                }
-                Next::End => return Err(PyStopAsyncIteration::new_err(())),
-                Next::Failed(failure) => return Err(failure.to_py_err(py)),
-                Next::Pending => {
-                    let future = hub.new_future(py)?;
-                    // The first part is what the caller waits on: no coalescing for it.
-                    let urgent = stream.metrics().parts == 0;
-                    match stream.set_waiter(Box::new(hub.waiter(&future, urgent))) {
-                        Ok(None) => {
-                            self.burst.suspended();
-                            return Ok(Some(future.unbind()));
-                        }
-                        Ok(Some(_ready_now)) => {}
-                        Err(_) => {
-                            return Err(PyRuntimeError::new_err(
-                                "another task is already reading this stream",
-                            ))
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The task resumed with a value (the loop sends `None`): look again.
-    #[pyo3(signature = (_value, /))]
-    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        self.__next__(py)
-    }
-
-    /// The reading task is being cancelled (or thrown into): close the stream.
-    #[pyo3(signature = (typ, val=None, _tb=None, /))]
-    fn throw(
-        &self,
-        py: Python<'_>,
-        typ: &Bound<'_, PyAny>,
-        val: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        self.stream.0.close();
-        Err(thrown(py, typ, val))
-    }
-
-    /// Stop reading and close the connection (idempotent); also what closing the awaiting
-    /// coroutine calls.
-    fn close(&self) {
-        self.stream.0.close();
-    }
-
     /// True once the stream ended, failed, or was closed.
     #[getter]
     fn finished(&self) -> bool {
-        self.stream.0.finished()
+        self.stream.finished()
     }
 
     /// Counters and times.
-    fn stats(&self) -> PyStreamStats {
-        self.stream.0.metrics().into()
+    fn stats(&self) -> Metrics {
+        self.stream.metrics()
     }
 
     /// How many times this iterator let the loop run others with parts at hand (its slice
     /// spent).
     #[getter]
-    fn yields(&self) -> u64 {
-        self.burst.yields()
+    fn yields(slf: &Bound<'_, Self>) -> u64 {
+        slf.as_super().get().yields()
     }
 }

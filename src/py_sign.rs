@@ -4,11 +4,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{Method, Uri};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::py_args::header_map;
+use crate::py_args::{self, header_map};
 use crate::py_transport::PyTransport;
 use crate::sign::Signer;
 
@@ -29,11 +28,8 @@ pub fn sign_preview(
     token: Option<&str>,
     epoch: f64,
 ) -> PyResult<Vec<(String, String)>> {
-    let method = Method::from_bytes(method.as_bytes())
-        .map_err(|e| PyValueError::new_err(format!("invalid method {method:?}: {e}")))?;
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| PyValueError::new_err(format!("invalid URL {url:?}: {e}")))?;
+    let method = py_args::method(method)?;
+    let uri = py_args::uri(url)?;
     let time = Duration::try_from_secs_f64(epoch)
         .map(|since| SystemTime::UNIX_EPOCH + since)
         .map_err(|e| PyValueError::new_err(format!("invalid epoch {epoch}: {e}")))?;

@@ -2,246 +2,32 @@
 //! send on it — blocking the calling thread (GIL released) or as an awaitable completed
 //! through a [`PyHub`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use http::{HeaderMap, Method, Uri};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use tokio::runtime::{Handle, Runtime};
 
-use crate::py_args::{header_map, proxy, seconds};
+use crate::duplex::{sign_request, DuplexSpec};
+use crate::py_args::{self, header_map, proxy, seconds};
+use crate::py_duplex::{PyDone, PyDuplex};
 use crate::py_hub::PyHub;
-use crate::py_parts::on_main_thread;
-use crate::py_response::{Failed, Op, Outcome, PyPending, PyResponse};
-use crate::sign::Signer;
-use crate::stream::{pump, PartStream};
-use crate::transport::{
-    Deadline, Pool, Request, Transport, TransportConfig, Verify, MAX_BODY, MAX_ERROR_BODY,
-};
-
-const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
-
-/// What to do with the body of a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Read it whole.
-    Whole,
-    /// A 2xx body is an event stream to read part by part; any other is read whole.
-    Stream,
-}
-
-/// One request as Python gave it.
-struct Spec {
-    method: Method,
-    uri: Uri,
-    /// Signed (when `sign`).
-    headers: HeaderMap,
-    /// Added after signing.
-    after: HeaderMap,
-    body: Bytes,
-    sign: bool,
-    mode: Mode,
-    /// Seconds left of the call's deadline.
-    deadline: Option<f64>,
-    /// The call's deadline as it was set (named by the error; default: `deadline`).
-    call_deadline: Option<f64>,
-    /// The most bytes of a 2xx body read whole.
-    limit: usize,
-    /// The most bytes of an error answer's body.
-    error_limit: usize,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// The configuration, the transport, and the pools of idle connections: one for the shared
-/// runtime (asyncio calls), one per calling thread (blocking calls, on that thread's runtime).
-struct Shared {
-    signer: Signer,
-    transport: Arc<Transport>,
-    /// The shared runtime's generation (it changes after a fork) and its pool.
-    live: Mutex<(u64, Arc<Pool>)>,
-    /// Every per-thread pool, to close them all.
-    thread_pools: Mutex<Vec<Weak<Pool>>>,
-    id: u64,
-    alive: Arc<()>,
-}
-
-impl Shared {
-    /// The shared runtime and its pool.
-    fn shared(&self) -> PyResult<(Handle, Arc<Pool>)> {
-        let (handle, generation) = crate::runtime::current()
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if live.0 != generation {
-            // A forked child: the parent's connections belong to threads that are gone.
-            let stale = std::mem::replace(
-                &mut *live,
-                (generation, Arc::new(self.transport.new_pool())),
-            );
-            std::mem::forget(stale);
-        }
-        Ok((handle, live.1.clone()))
-    }
-
-    /// This thread's runtime and pool.
-    fn local(&self) -> PyResult<(Arc<Runtime>, Arc<Pool>)> {
-        let made = crate::runtime::local(|local| {
-            let mut fresh = false;
-            let pool = local.slot(self.id, &self.alive, || {
-                fresh = true;
-                self.transport.new_pool()
-            });
-            (local.runtime.clone(), pool, fresh)
-        })
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
-        let (runtime, pool, fresh) = made;
-        let pool = pool.ok_or_else(|| PyRuntimeError::new_err("the connection pool is gone"))?;
-        if fresh {
-            let mut pools = self
-                .thread_pools
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            pools.retain(|p| p.strong_count() > 0);
-            pools.push(Arc::downgrade(&pool));
-        }
-        Ok((runtime, pool))
-    }
-
-    fn pools(&self) -> Vec<Arc<Pool>> {
-        let mut pools: Vec<Arc<Pool>> = self
-            .thread_pools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        pools.push(
-            self.live
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .1
-                .clone(),
-        );
-        pools
-    }
-}
-
-/// Why a 200 answer is not an event stream, when its headers already say so.
-fn stream_hint(headers: &HeaderMap) -> Option<String> {
-    if let Some(encoding) = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
-        if !encoding.trim().eq_ignore_ascii_case("identity") {
-            return Some(format!(
-                "the response is {encoding}-encoded (Content-Encoding: {encoding})"
-            ));
-        }
-    }
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case(EVENTSTREAM) {
-        None
-    } else if essence.is_empty() {
-        Some(format!(
-            "the response has no Content-Type, not {EVENTSTREAM}"
-        ))
-    } else {
-        Some(format!(
-            "the response's Content-Type is {content_type}, not {EVENTSTREAM}"
-        ))
-    }
-}
-
-async fn perform(
-    shared: Arc<Shared>,
-    pool: Arc<Pool>,
-    runtime: Option<Arc<Runtime>>,
-    spec: Spec,
-) -> Result<Outcome, Failed> {
-    let Spec {
-        method,
-        uri,
-        mut headers,
-        after,
-        body,
-        sign,
-        mode,
-        deadline,
-        call_deadline,
-        limit,
-        error_limit,
-    } = spec;
-    let deadline = deadline.map(|left| Deadline::left_of(left, call_deadline.unwrap_or(left)));
-    if sign {
-        shared
-            .signer
-            .sign_as_sent(&method, &uri, &mut headers, &body, SystemTime::now())
-            .map_err(Failed::Sign)?;
-    }
-    for (name, value) in &after {
-        headers.insert(name.clone(), value.clone());
-    }
-    let response = shared
-        .transport
-        .send(
-            &pool,
-            Request {
-                method,
-                uri,
-                headers,
-                body,
-            },
-            deadline,
-        )
-        .await
-        .map_err(Failed::Transport)?;
-    let status = response.status.as_u16();
-    if mode == Mode::Stream && response.status.is_success() {
-        let stream = Arc::new(PartStream::new(stream_hint(&response.headers)));
-        let reader = tokio::spawn(pump(stream.clone(), response.body, deadline));
-        stream.set_reader(reader.abort_handle());
-        return Ok(Outcome {
-            status,
-            headers: response.headers,
-            body: None,
-            stream: Some(stream),
-            runtime,
-        });
-    }
-    let cap = if response.status.is_success() {
-        limit
-    } else {
-        error_limit
-    };
-    let body = response
-        .body
-        .collect(cap, status, deadline)
-        .await
-        .map_err(Failed::Transport)?;
-    Ok(Outcome {
-        status,
-        headers: response.headers,
-        body: Some(body),
-        stream: None,
-        runtime: None,
-    })
-}
+use crate::py_response::{PyPending, PyResponse};
+use crate::py_wait::{block_on, Driver};
+use crate::request_path::{Mode, RequestPath, RequestSpec};
+use crate::sign::{ChainSigner, Signer};
+use crate::transport::{Transport, TransportConfig, Verify, MAX_BODY, MAX_ERROR_BODY};
 
 /// The HTTP transport and `SigV4` signer of one client.
 #[pyclass(name = "Transport", module = "sagestream._core", frozen)]
 pub struct PyTransport {
-    shared: Arc<Shared>,
+    path: Arc<RequestPath>,
 }
 
 impl PyTransport {
     /// The transport's signer (its region and signing name), for `py_sign`.
     pub(crate) fn signer(&self) -> &Signer {
-        &self.shared.signer
+        self.path.signer()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -257,37 +43,48 @@ impl PyTransport {
         call_deadline: Option<f64>,
         limit: Option<usize>,
         error_limit: Option<usize>,
-    ) -> PyResult<Spec> {
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|e| PyValueError::new_err(format!("invalid method {method:?}: {e}")))?;
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| PyValueError::new_err(format!("invalid URL {url:?}: {e}")))?;
+    ) -> PyResult<RequestSpec> {
         let mode = match mode {
             "whole" => Mode::Whole,
             "stream" => Mode::Stream,
             other => return Err(PyValueError::new_err(format!("unknown mode {other:?}"))),
         };
-        for d in [deadline, call_deadline].into_iter().flatten() {
-            if !(d.is_finite() && d >= 0.0) {
-                return Err(PyValueError::new_err(
-                    "deadline must be a non-negative number of seconds",
-                ));
-            }
-        }
-        Ok(Spec {
-            method,
-            uri,
+        Ok(RequestSpec {
+            method: py_args::method(method)?,
+            uri: py_args::uri(url)?,
             headers: header_map(headers)?,
             after: header_map(after)?,
             body: Bytes::copy_from_slice(body),
             sign,
             mode,
-            deadline,
-            call_deadline,
+            deadline: py_args::deadline(deadline)?,
+            call_deadline: py_args::deadline(call_deadline)?,
             limit: limit.unwrap_or(MAX_BODY),
             error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
         })
+    }
+
+    /// What opening a bidirectional session needs, checked and signed: the spec and the chain
+    /// signer its input continues with.
+    fn duplex_spec(
+        &self,
+        url: &str,
+        headers: Vec<(String, String)>,
+        after: Vec<(String, String)>,
+        deadline: Option<f64>,
+        queue: usize,
+        error_limit: Option<usize>,
+    ) -> PyResult<(DuplexSpec, ChainSigner)> {
+        let mut spec = DuplexSpec {
+            uri: py_args::uri(url)?,
+            headers: header_map(headers)?,
+            after: header_map(after)?,
+            deadline: py_args::deadline(deadline)?,
+            queue,
+            error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
+        };
+        let chain = sign_request(self.path.signer(), &mut spec)?;
+        Ok((spec, chain))
     }
 }
 
@@ -331,36 +128,28 @@ impl PyTransport {
             https_proxy: proxy(https_proxy, https_proxy_authorization)?,
         };
         let transport = Transport::new(&config).map_err(PyValueError::new_err)?;
-        let generation = crate::runtime::generation().unwrap_or(0);
-        let pool = Arc::new(transport.new_pool());
+        let path = RequestPath::new(Signer::new(region, service), transport);
         Ok(Self {
-            shared: Arc::new(Shared {
-                signer: Signer::new(region, service),
-                transport: Arc::new(transport),
-                live: Mutex::new((generation, pool)),
-                thread_pools: Mutex::new(Vec::new()),
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                alive: Arc::new(()),
-            }),
+            path: Arc::new(path),
         })
     }
 
     /// Sign from now on with these credentials.
     #[pyo3(signature = (access_key, secret_key, token=None))]
     fn set_credentials(&self, access_key: &str, secret_key: &str, token: Option<&str>) {
-        self.shared
-            .signer
+        self.path
+            .signer()
             .set_credentials(access_key, secret_key, token);
     }
 
     /// Idle pooled connections, over every pool.
     fn idle_connections(&self) -> usize {
-        self.shared.pools().iter().map(|p| p.idle_count()).sum()
+        self.path.pools().iter().map(|p| p.idle_count()).sum()
     }
 
     /// Close the idle connections of every pool (open streams keep theirs until they end).
     fn close(&self) {
-        for pool in self.shared.pools() {
+        for pool in self.path.pools() {
             pool.clear();
         }
     }
@@ -397,34 +186,11 @@ impl PyTransport {
             limit,
             error_limit,
         )?;
-        let (runtime, pool) = self.shared.local()?;
-        let mut work = Box::pin(perform(
-            self.shared.clone(),
-            pool,
-            Some(runtime.clone()),
-            spec,
-        ));
-        let main = on_main_thread(py);
-        let outcome = loop {
-            // The calling thread does the I/O itself, on its own runtime, without the GIL.
-            let waited = py.detach(|| {
-                if main {
-                    // Wake up now and then to let Ctrl-C through.
-                    runtime.block_on(async {
-                        tokio::time::timeout(Duration::from_millis(50), &mut work)
-                            .await
-                            .ok()
-                    })
-                } else {
-                    Some(runtime.block_on(&mut work))
-                }
-            });
-            match waited {
-                Some(outcome) => break outcome,
-                None => py.check_signals()?,
-            }
-        };
-        Ok(PyResponse::new(outcome.map_err(Failed::into_pyerr)?))
+        let (runtime, pool) = self.path.local_pool().map_err(PyRuntimeError::new_err)?;
+        // The calling thread does the I/O itself, on its own runtime, without the GIL.
+        let work = self.path.clone().perform(pool, Some(runtime.clone()), spec);
+        let outcome = block_on(py, Driver::Local(&runtime), work)?;
+        Ok(PyResponse::new(outcome?))
     }
 
     /// Open an `InvokeEndpointWithBidirectionalStream` session on HTTP/2, blocking (without
@@ -440,17 +206,9 @@ impl PyTransport {
         deadline: Option<f64>,
         queue: usize,
         error_limit: Option<usize>,
-    ) -> PyResult<crate::py_duplex::PyDuplex> {
-        let prepared = crate::py_duplex::prepare(
-            &self.shared.signer,
-            url,
-            header_map(headers)?,
-            header_map(after)?,
-            deadline,
-            queue,
-            error_limit,
-        )?;
-        crate::py_duplex::open(py, &self.shared.transport, prepared)
+    ) -> PyResult<PyDuplex> {
+        let prepared = self.duplex_spec(url, headers, after, deadline, queue, error_limit)?;
+        crate::py_duplex::open(py, self.path.transport(), prepared)
     }
 
     /// Open a bidirectional session; an awaitable of it, completed through `hub`.
@@ -458,6 +216,7 @@ impl PyTransport {
     #[allow(clippy::too_many_arguments)]
     fn open_duplex_async(
         &self,
+        py: Python<'_>,
         hub: Py<PyHub>,
         url: &str,
         headers: Vec<(String, String)>,
@@ -465,17 +224,9 @@ impl PyTransport {
         deadline: Option<f64>,
         queue: usize,
         error_limit: Option<usize>,
-    ) -> PyResult<crate::py_duplex::PyDone> {
-        let prepared = crate::py_duplex::prepare(
-            &self.shared.signer,
-            url,
-            header_map(headers)?,
-            header_map(after)?,
-            deadline,
-            queue,
-            error_limit,
-        )?;
-        crate::py_duplex::open_async(&self.shared.transport, hub, prepared)
+    ) -> PyResult<Py<PyDone>> {
+        let prepared = self.duplex_spec(url, headers, after, deadline, queue, error_limit)?;
+        crate::py_duplex::open_async(py, self.path.transport(), hub, prepared)
     }
 
     /// Send a request; an awaitable of the response, completed through `hub`.
@@ -483,6 +234,7 @@ impl PyTransport {
     #[allow(clippy::too_many_arguments)]
     fn send_async(
         &self,
+        py: Python<'_>,
         hub: Py<PyHub>,
         method: &str,
         url: &str,
@@ -495,7 +247,7 @@ impl PyTransport {
         call_deadline: Option<f64>,
         limit: Option<usize>,
         error_limit: Option<usize>,
-    ) -> PyResult<PyPending> {
+    ) -> PyResult<Py<PyPending>> {
         let spec = Self::spec(
             method,
             url,
@@ -509,14 +261,8 @@ impl PyTransport {
             limit,
             error_limit,
         )?;
-        let (handle, pool) = self.shared.shared()?;
-        let op = Arc::new(Op::default());
-        let done = op.clone();
-        let shared = self.shared.clone();
-        let task = handle.spawn(async move {
-            let result = perform(shared, pool, None, spec).await;
-            done.complete(result);
-        });
-        Ok(PyPending::new(op, hub, task.abort_handle()))
+        let (handle, pool) = self.path.shared_pool().map_err(PyRuntimeError::new_err)?;
+        let request = self.path.clone().perform(pool, None, spec);
+        PyPending::spawn(py, hub, &handle, request)
     }
 }

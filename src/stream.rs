@@ -20,6 +20,10 @@ use crate::runtime::monotonic;
 use crate::sagemaker::{classify, part_meta, Event, PartMeta};
 use crate::transport::{Deadline, ResponseBody, TransportError};
 
+/// The content type of an event stream (a response stream's answer, a bidirectional request's
+/// body).
+pub const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
+
 /// Payload bytes queued before the reader waits for the consumer.
 pub const HIGH_WATER: usize = 256 * 1024;
 
@@ -78,15 +82,47 @@ impl Wake for TaskWaker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-/// Counters and times of one stream, on the `time.monotonic()` clock.
+/// Counters and times of one stream, in seconds on the `time.monotonic()` clock (to Python,
+/// with the `python` feature: `sagestream._core.StreamStats`, these very fields).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(name = "StreamStats", module = "sagestream._core", frozen, get_all)
+)]
 pub struct Metrics {
+    /// Parts handed out.
     pub parts: u64,
+    /// Payload bytes handed out.
     pub bytes: u64,
+    /// When the first part was handed out.
     pub first_part_at: Option<f64>,
+    /// When the last part was handed out.
     pub last_part_at: Option<f64>,
+    /// The longest wait between two parts.
     pub max_gap: f64,
+    /// When the end (or the failure) was seen, or the stream closed.
     pub ended_at: Option<f64>,
+}
+
+impl Metrics {
+    /// A part of `bytes` was handed out now.
+    pub fn record(&mut self, bytes: usize) {
+        let now = monotonic();
+        match self.last_part_at {
+            None => self.first_part_at = Some(now),
+            Some(last) => self.max_gap = self.max_gap.max(now - last),
+        }
+        self.last_part_at = Some(now);
+        self.parts += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// The stream ended now, unless it did before.
+    pub fn end(&mut self) {
+        if self.ended_at.is_none() {
+            self.ended_at = Some(monotonic());
+        }
+    }
 }
 
 #[derive(Default)]
@@ -208,15 +244,7 @@ impl PartStream {
     fn take(state: &mut State) -> Next {
         if let Some((part, meta)) = state.parts.pop_front() {
             state.queued -= part.len();
-            let now = monotonic();
-            let m = &mut state.metrics;
-            match m.last_part_at {
-                None => m.first_part_at = Some(now),
-                Some(last) => m.max_gap = m.max_gap.max(now - last),
-            }
-            m.last_part_at = Some(now);
-            m.parts += 1;
-            m.bytes += part.len() as u64;
+            state.metrics.record(part.len());
             if state.queued < HIGH_WATER {
                 if let Some(room) = state.room.take() {
                     room.wake();
@@ -227,9 +255,7 @@ impl PartStream {
         match &state.end {
             None => Next::Pending,
             Some(result) => {
-                if state.metrics.ended_at.is_none() {
-                    state.metrics.ended_at = Some(monotonic());
-                }
+                state.metrics.end();
                 match result {
                     Ok(()) => Next::End,
                     Err(failure) => Next::Failed(failure.clone()),
@@ -343,9 +369,7 @@ impl PartStream {
             if state.end.is_none() {
                 state.end = Some(Ok(()));
             }
-            if state.metrics.ended_at.is_none() {
-                state.metrics.ended_at = Some(monotonic());
-            }
+            state.metrics.end();
             if let Some(room) = state.room.take() {
                 room.wake();
             }
@@ -530,15 +554,12 @@ pub async fn pump(stream: Arc<PartStream>, mut body: ResponseBody, deadline: Opt
         if let Some(end) = end {
             break 'reading end;
         }
-        match deadline {
-            None => stream.room().await,
-            Some(d) => {
-                if tokio::time::timeout_at(d.at, stream.room()).await.is_err() {
-                    break Err(Failure::Transport(TransportError::Deadline {
-                        seconds: d.seconds,
-                    }));
-                }
-            }
+        let room = async {
+            stream.room().await;
+            Ok(())
+        };
+        if let Err(err) = Deadline::bound(deadline, room).await {
+            break Err(Failure::Transport(err));
         }
     };
     stream.finish(result);

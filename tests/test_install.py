@@ -19,8 +19,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from sagestream import WaitProgress
-from sagestream._extras import SERVE_INSTALL
 from sagestream.cli._waiting import WaitDisplay
+from sagestream.extras import SERVE_INSTALL
 
 #: What `pip install sagestream` may bring besides sagestream itself.
 BOTO_STACK = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}

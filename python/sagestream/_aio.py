@@ -40,9 +40,10 @@ from sagestream._operations import (
 from sagestream._s3 import AsyncTransportS3
 from sagestream._stream import AsyncResponseStream
 from sagestream.exceptions import service_error_from_response
+from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterable
+    from collections.abc import AsyncIterable, Iterable, Mapping
 
     import boto3
     from botocore.config import Config
@@ -393,7 +394,9 @@ class AsyncClient:
         inference_id: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> _StreamCall:
         """Start InvokeEndpointWithResponseStream.
 
@@ -403,18 +406,7 @@ class AsyncClient:
         seconds (:class:`~sagestream.DeadlineExceededError`), besides Config's read timeout
         between reads.
         """
-        params = _params.stream_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE_STREAM.of_call(locals(), extra)
         _params.check_deadline(deadline)
 
         async def start() -> AsyncResponseStream:
@@ -443,23 +435,12 @@ class AsyncClient:
         enable_explanations: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> InvokeResult:
         """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
-        params = _params.invoke_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_model=target_model,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            enable_explanations=enable_explanations,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE.of_call(locals(), extra)
         _params.check_deadline(deadline)
         watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime.meta.endpoint_url)
         pending = self._call(INVOKE_OPERATION, params, deadline=deadline, watch=watch)
@@ -487,6 +468,7 @@ class AsyncClient:
         endpoint_name: str,
         *,
         input_location: str | None = None,
+        body: bytes | None = None,
         input: bytes | str | os.PathLike[str] | None = None,
         input_prefix: str | None = None,
         content_type: str | None = None,
@@ -497,27 +479,16 @@ class AsyncClient:
         invocation_timeout_seconds: int | None = None,
         s3_output_path_extension: str | None = None,
         filename: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> AsyncInferenceJob:
         """InvokeEndpointAsync; returns a handle whose ``await handle.wait()`` gives the output.
 
-        Give ``input_location`` (an ``s3://`` URI), or ``input`` (bytes, or a file path) with an
-        ``input_prefix`` to upload it under. Every parameter is validated before any upload.
+        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (at most 128,000 bytes,
+        sent inline), or ``input`` (bytes, or a file path) with an ``input_prefix`` to upload it
+        under. Every parameter is validated before any upload.
         """
         return await _jobs.submit_async(
-            self._s3,
-            self._invoke_async_call,
-            endpoint_name,
-            input_location=input_location,
-            input=input,
-            input_prefix=input_prefix,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            inference_id=inference_id,
-            request_ttl_seconds=request_ttl_seconds,
-            invocation_timeout_seconds=invocation_timeout_seconds,
-            s3_output_path_extension=s3_output_path_extension,
-            filename=filename,
+            self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra
         )
 
     def invoke_bidirectional(

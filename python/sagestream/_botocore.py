@@ -31,12 +31,13 @@ import botocore
 import botocore.exceptions
 import botocore.handlers
 from botocore.awsrequest import AWSResponse, HeadersDict
-from botocore.utils import percent_encode
 
-from sagestream import _core, _rules
+from sagestream import _core
 from sagestream._caps import ResponseLimits
 from sagestream._proof import PROBE_HANDLERS, RETRY_HEADER, Mismatch, Template, prove
+from sagestream._route import Route
 from sagestream.exceptions import FallbackWarning, ParamValidationError
+from sagestream.service import BOTOCORE_SINCE
 
 __all__ = ["OPERATIONS", "Bridge", "Route", "botocore_error", "http_response", "transport_for"]
 
@@ -81,55 +82,6 @@ _INTENDED = ("botocore.stub",)
 
 def _botocores(module: str) -> bool:
     return module.split(".")[0] in ("botocore", "boto3")
-
-
-@dataclass(frozen=True)
-class Route:
-    """How one operation maps to HTTP, from botocore's service model."""
-
-    name: str
-    model: Any
-    #: ``requestUri`` around the ``{EndpointName}`` label.
-    prefix: str
-    suffix: str
-    #: API parameter → request header name.
-    headers: dict[str, str]
-    #: Result key → response header name (lower case).
-    outputs: dict[str, str]
-    #: The parameter sent as the body, if any.
-    payload: str | None
-
-    @classmethod
-    def of(cls, operation_model: Any) -> Route:
-        """The route of ``operation_model``'s operation: names from sagestream's table of the
-        service (``sagestream._rules``), which knows members older botocore models lack, and
-        from the model for members the table does not know yet."""
-        table = _rules.OPERATIONS[operation_model.name]
-        uri = operation_model.http["requestUri"]
-        prefix, _, rest = uri.partition("{EndpointName}")
-        headers = {}
-        for name, member in operation_model.input_shape.members.items():
-            if member.serialization.get("location") == "header":
-                headers[name] = member.serialization["name"]
-        headers.update((n, m.wire_name) for n, m in table.members.items() if m.location == "header")
-        outputs = {}
-        for name, member in operation_model.output_shape.members.items():
-            if member.serialization.get("location") == "header":
-                outputs[name] = member.serialization["name"].lower()
-        outputs.update((name, header.lower()) for name, header in table.outputs.items())
-        return cls(
-            name=operation_model.name,
-            model=operation_model,
-            prefix=prefix,
-            suffix=rest,
-            headers=headers,
-            outputs=outputs,
-            payload=table.payload,
-        )
-
-    def output_headers(self, headers: dict[str, str]) -> dict[str, Any]:
-        """The result keys carried by response headers (lower-case names)."""
-        return {key: headers[name] for key, name in self.outputs.items() if name in headers}
 
 
 def _handler_identity(handler: Any) -> tuple[str, str]:
@@ -434,21 +386,11 @@ class Bridge:
 
     def request(self, route: Route, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         """URL, headers (to sign) and body of one call, as botocore would build them."""
-        url = (
-            self.endpoint_url + route.prefix + percent_encode(params["EndpointName"], safe="~") + route.suffix
-        )
-        headers = []
-        for key, value in params.items():
-            name = route.headers.get(key)
-            if name is not None:
-                headers.append((name, str(value)))
+        url, headers, body = route.request(self.endpoint_url, params)
         if self.in_lambda:  # botocore's add_recursion_detection_header
             trace_id = os.environ.get("_X_AMZN_TRACE_ID")
             if trace_id:
                 headers.append(("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',")))
-        body = params.get(route.payload, b"") if route.payload else b""
-        if not isinstance(body, bytes):
-            body = body.read() if hasattr(body, "read") else bytes(body)
         return url, headers, body
 
     def for_botocore(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -458,7 +400,7 @@ class Bridge:
         members = self.routes[operation].model.input_shape.members
         for name in params:
             if name not in members:
-                since = _rules.BOTOCORE_SINCE.get((operation, name), "a later release")
+                since = BOTOCORE_SINCE.get((operation, name), "a later release")
                 raise ParamValidationError(
                     f"{name} is not in botocore {botocore.__version__}'s model of {operation} "
                     f"(it is since botocore {since}), and this client takes botocore's path "

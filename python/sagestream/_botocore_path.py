@@ -11,27 +11,20 @@ thread whenever the credentials may need a refresh, and adaptive mode's rate lim
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
-from typing import IO, Any
+from collections.abc import Generator
+from typing import Any
 
 from botocore.compress import maybe_compress_request
 from botocore.httpchecksum import apply_request_checksum, resolve_checksum_context
 
 from sagestream import _core
 from sagestream._botocore import botocore_error, http_response
-from sagestream._call import deadline_passed, gave_up, response_metadata
-from sagestream.exceptions import (
-    ConnectError,
-    ConnectionLostError,
-    DeadlineExceededError,
-    ReadTimeoutError,
-    service_error_from_response,
-)
+from sagestream._call import BLOCK, Retries, Step, response_metadata, send_async
+from sagestream.exceptions import service_error_from_response
 
-__all__ = ["Reply", "call"]
-
-_RETRYABLE = (ConnectError, ConnectionLostError, ReadTimeoutError)
+__all__ = ["BotocoreAttempts", "Reply", "call"]
 
 
 class Reply:
@@ -118,19 +111,149 @@ def _build(client: Any, operation_name: str, api_params: dict[str, Any]) -> tupl
     return operation_model, request_dict
 
 
-def _read_all(fileobj: IO[bytes]) -> bytes:
-    return fileobj.read()
+class BotocoreAttempts(Retries):
+    """The attempts of one operation through the client's own machinery: botocore builds, signs
+    and judges each attempt (its ``needs-retry`` answer is the delay), the transport sends it.
 
+    The call's result is the :class:`Reply` of its last answer, an error answer included (parsed);
+    a failure before any answer is raised once botocore's retry handler gives up.
+    """
 
-async def _body_of(prepared: Any) -> bytes:
-    body = prepared.body
-    if body is None:
-        return b""
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    if isinstance(body, bytes | bytearray | memoryview):
-        return bytes(body)
-    return await asyncio.to_thread(_read_all, body)
+    def __init__(
+        self,
+        client: Any,
+        transport: Any,
+        operation_name: str,
+        api_params: dict[str, Any],
+        *,
+        stream: bool,
+        deadline: float | None,
+        started: float,
+        limit: int | None,
+        error_limit: int | None,
+    ) -> None:
+        self._start(deadline, started)
+        self.client = client
+        self.transport = transport
+        self.operation_name = operation_name
+        self.stream = stream
+        self.mode = "stream" if stream else "whole"
+        self.limit = limit
+        self.error_limit = error_limit
+        self.operation_model, self.request_dict = _build(client, operation_name, api_params)
+        self.endpoint = client._endpoint
+        self.emitter = client.meta.events
+        service_id = client._service_model.service_id.hyphenize()
+        self.retry_event = f"needs-retry.{service_id}.{operation_name}"
+        self.send_event = f"before-send.{service_id}.{operation_name}"
+        self.blocking_send_hooks = (client.meta.config.retries or {}).get("mode") == "adaptive"
+        self.prepared: Any = None
+        self.body = b""
+        self.reply: Reply | None = None
+
+    def prepare(self) -> Generator[Step, Any, None]:
+        """Build and sign this attempt's request, and offer it to ``before-send`` handlers
+        (each in a worker thread when it may block: a credential refresh, adaptive mode's
+        rate limiter, a file body)."""
+        self.endpoint._update_retries_context(self.request_dict["context"], self.attempt)
+        create = functools.partial(self.endpoint.create_request, self.request_dict, self.operation_model)
+        if _needs_refresh(self.client._request_signer._credentials):
+            prepared = yield BLOCK, create
+        else:
+            prepared = create()
+        offer = functools.partial(self.emitter.emit, self.send_event, request=prepared)
+        answers = (yield BLOCK, offer) if self.blocking_send_hooks else offer()
+        if _first_answer(answers) is not None:
+            raise NotImplementedError(
+                f"a {self.send_event} handler answered the request in place of the network; "
+                "sagestream.AsyncClient sends every request itself (use the sync Client)"
+            )
+        body = prepared.body
+        if body is None:
+            self.body = b""
+        elif isinstance(body, str):
+            self.body = body.encode("utf-8")
+        elif isinstance(body, bytes | bytearray | memoryview):
+            self.body = bytes(body)
+        else:
+            self.body = yield BLOCK, body.read
+        self.prepared = prepared
+
+    def send_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        prepared = self.prepared
+        headers = [
+            (k, v.decode("utf-8") if isinstance(v, bytes) else str(v)) for k, v in prepared.headers.items()
+        ]
+        return (
+            (prepared.method, prepared.url, headers, self.body),
+            {
+                "sign": False,
+                "mode": self.mode,
+                "deadline": self.remaining(),
+                "call_deadline": self.deadline,
+                "limit": self.limit,
+                "error_limit": self.error_limit,
+            },
+        )
+
+    def failed(self, exc: BaseException) -> float:
+        caught = botocore_error(exc, self.prepared.url)
+        delay = self._ask_retry(None, caught)
+        if delay is None:
+            raise exc from caught
+        self._last_error = exc
+        return delay
+
+    def answered(self, response: Any) -> float | None:
+        reply = _reply(self.client, self.operation_model, response, self.stream, self.request_dict["context"])
+        del response  # held by the reply
+        delay = self._ask_retry(reply, None)
+        if delay is None:
+            self.reply = reply
+            return None
+        if self.deadline_at is not None:
+            self._last_error = service_error_from_response(
+                reply.parsed if reply.parsed is not None else {}, self.operation_name
+            )
+        reply.response.close()  # its body goes before the next attempt reads another
+        return delay
+
+    def result(self, response: Any) -> Reply:
+        reply = self.reply
+        assert reply is not None
+        retries = self.attempt - 1
+        if reply.parsed is not None:
+            reply.parsed.setdefault(
+                "ResponseMetadata", response_metadata(reply.response.headers, reply.status, retries)
+            )["RetryAttempts"] = retries
+        return reply
+
+    def _ask_retry(self, reply: Reply | None, caught: BaseException | None) -> float | None:
+        """botocore's ``needs-retry`` answer for this attempt: the delay before the next, or None."""
+        response_arg = None
+        if reply is not None:
+            http = http_response(self.prepared.url, reply.status, reply.response.headers, reply.body)
+            response_arg = (http, reply.parsed if reply.parsed is not None else {})
+        try:
+            delay = _first_answer(
+                self.emitter.emit(
+                    self.retry_event,
+                    response=response_arg,
+                    endpoint=self.endpoint,
+                    operation=self.operation_model,
+                    attempts=self.attempt,
+                    caught_exception=caught,
+                    request_dict=self.request_dict,
+                )
+            )
+        except Exception as exc:
+            # Legacy mode's checker says "no retry" for an exception by raising it.
+            if caught is None or exc is not caught:
+                raise
+            return None
+        if delay is None or delay is False:
+            return None
+        return float(delay)
 
 
 async def call(
@@ -155,96 +278,18 @@ async def call(
     ``limit`` / ``error_limit``: the most bytes of a 2xx / an error answer's body read (None:
     the transport's defaults, 25 MiB / 1 MiB).
     """
-    deadline_at = None if deadline is None else (time.monotonic() if started is None else started) + deadline
-    last_error: BaseException | None = None
-    operation_model, request_dict = _build(client, operation_name, api_params)
-    endpoint = client._endpoint
-    emitter = client.meta.events
-    service_id = client._service_model.service_id.hyphenize()
-    retry_event = f"needs-retry.{service_id}.{operation_name}"
-    send_event = f"before-send.{service_id}.{operation_name}"
-    blocking_send_hooks = (client.meta.config.retries or {}).get("mode") == "adaptive"
-    context = request_dict["context"]
-    mode = "stream" if stream else "whole"
-    attempts = 1
-    while True:
-        endpoint._update_retries_context(context, attempts)
-        if _needs_refresh(client._request_signer._credentials):
-            prepared = await asyncio.to_thread(endpoint.create_request, request_dict, operation_model)
-        else:
-            prepared = endpoint.create_request(request_dict, operation_model)
-        if blocking_send_hooks:
-            answers = await asyncio.to_thread(emitter.emit, send_event, request=prepared)
-        else:
-            answers = emitter.emit(send_event, request=prepared)
-        if _first_answer(answers) is not None:
-            raise NotImplementedError(
-                f"a {send_event} handler answered the request in place of the network; "
-                "sagestream.AsyncClient sends every request itself (use the sync Client)"
-            )
-        headers = [
-            (k, v.decode("utf-8") if isinstance(v, bytes) else str(v)) for k, v in prepared.headers.items()
-        ]
-        body = await _body_of(prepared)
-        left = _left(deadline, deadline_at, last_error)
-        reply: Reply | None
-        failure: BaseException | None
-        caught: BaseException | None
-        try:
-            response = await transport.send_async(
-                hub,
-                prepared.method,
-                prepared.url,
-                headers,
-                body,
-                sign=False,
-                mode=mode,
-                deadline=left,
-                call_deadline=deadline,
-                limit=limit,
-                error_limit=error_limit,
-            )
-        except _RETRYABLE as exc:
-            reply, failure, caught = None, exc, botocore_error(exc, prepared.url)
-        except DeadlineExceededError as exc:
-            if exc.__cause__ is None:
-                exc.__cause__ = last_error
-            raise
-        else:
-            reply, failure, caught = _reply(client, operation_model, response, stream, context), None, None
-            del response  # held by the reply, which goes before the next attempt
-        delay = _ask_retry(
-            emitter,
-            retry_event,
-            endpoint,
-            operation_model,
-            request_dict,
-            attempts,
-            prepared.url,
-            reply,
-            caught,
-        )
-        if delay is None:
-            break
-        if deadline_at is not None:
-            last_error = failure or service_error_from_response(
-                reply.parsed if reply is not None and reply.parsed is not None else {}, operation_name
-            )
-            left = deadline_at - time.monotonic()
-            if delay >= left:
-                raise gave_up(deadline or 0.0, max(left, 0.0), delay, attempts, last_error)
-        if reply is not None:
-            reply.response.close()
-            reply = None  # its body goes before the next attempt reads another
-        await asyncio.sleep(delay)
-        attempts += 1
-    if failure is not None:
-        raise failure from caught
-    assert reply is not None
-    if reply.parsed is not None:
-        reply.parsed.setdefault(
-            "ResponseMetadata", response_metadata(reply.response.headers, reply.status, attempts - 1)
-        )["RetryAttempts"] = attempts - 1
+    attempts = BotocoreAttempts(
+        client,
+        transport,
+        operation_name,
+        api_params,
+        stream=stream,
+        deadline=deadline,
+        started=time.monotonic() if started is None else started,
+        limit=limit,
+        error_limit=error_limit,
+    )
+    reply: Reply = await send_async(attempts, hub)
     return reply
 
 
@@ -256,54 +301,6 @@ def _reply(client: Any, operation_model: Any, response: Any, stream: bool, conte
         data = bytes(response.body or b"")
         parsed = _parse(client, operation_model, status, response.headers, data, context)
     return Reply(response, parsed)
-
-
-def _ask_retry(
-    emitter: Any,
-    retry_event: str,
-    endpoint: Any,
-    operation_model: Any,
-    request_dict: dict[str, Any],
-    attempts: int,
-    url: str,
-    reply: Reply | None,
-    caught: BaseException | None,
-) -> float | None:
-    """botocore's ``needs-retry`` answer for an attempt: the delay before the next, or None."""
-    response_arg = None
-    if reply is not None:
-        http = http_response(url, reply.status, reply.response.headers, reply.body)
-        response_arg = (http, reply.parsed if reply.parsed is not None else {})
-    try:
-        delay = _first_answer(
-            emitter.emit(
-                retry_event,
-                response=response_arg,
-                endpoint=endpoint,
-                operation=operation_model,
-                attempts=attempts,
-                caught_exception=caught,
-                request_dict=request_dict,
-            )
-        )
-    except Exception as exc:
-        # Legacy mode's checker says "no retry" for an exception by raising it.
-        if caught is None or exc is not caught:
-            raise
-        return None
-    if delay is None or delay is False:
-        return None
-    return float(delay)
-
-
-def _left(deadline: float | None, deadline_at: float | None, cause: BaseException | None) -> float | None:
-    """Seconds left of the deadline (None: none); raises once it has passed."""
-    if deadline_at is None:
-        return None
-    left = deadline_at - time.monotonic()
-    if left <= 0:
-        raise deadline_passed(deadline or 0.0, cause)
-    return left
 
 
 def _parse(

@@ -1,20 +1,27 @@
-"""One call on the request path: its attempts, written once for both clients.
+"""One call and its attempts: the retry loop, written once for both paths and both clients.
 
-:class:`Attempts` is sans-I/O: it says what to send, and, given what came back, whether to send
-again and after how long (botocore's retry handler decides, :mod:`sagestream._botocore` asks).
-:func:`send` and :func:`send_async` are its two drivers: a thread that blocks in Rust with the
-GIL released, and an asyncio task awaiting the transport's futures. A request is retried only
-before its response headers; once they are in, nothing is sent again.
+:class:`Retries` is sans-I/O. Its :meth:`~Retries.steps` generator is the one retry loop: it
+yields what to do — send an attempt, wait before the next, run something that may block — and,
+given what came back, decides whether to send again and after how long (botocore's retry
+handler decides; the subclass asks it). Two kinds of attempts fill it in: :class:`Attempts`, the
+request path's (the request built from the operation table, signed in Rust), and
+``sagestream._botocore_path.BotocoreAttempts``, botocore's own path over the same transport
+(the asyncio client's fallback, and S3 for async inference jobs). :func:`send` and
+:func:`send_async` are the two ways to wait: a thread that blocks in Rust with the GIL released,
+and an asyncio task awaiting the transport's futures. A request is retried only before its
+response headers; once they are in, nothing is sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sagestream import _core
-from sagestream._botocore import SERVICE_ID, Bridge, Route, botocore_error, http_response, invocation_id
+from sagestream._botocore import SERVICE_ID, Bridge, botocore_error, http_response, invocation_id
+from sagestream._route import Route
 from sagestream.exceptions import (
     ConnectError,
     ConnectionLostError,
@@ -27,8 +34,10 @@ if TYPE_CHECKING:
     from sagestream._observe import CallWatch
 
 __all__ = [
-    "Attempts",
+    "RETRYABLE",
     "AttemptObserver",
+    "Attempts",
+    "Retries",
     "deadline_passed",
     "gave_up",
     "response_metadata",
@@ -37,6 +46,15 @@ __all__ = [
 ]
 
 Mode = Literal["whole", "stream"]
+
+#: Failures before a response that botocore's retry rules may retry.
+RETRYABLE = (ConnectError, ConnectionLostError, ReadTimeoutError)
+
+#: What :meth:`Retries.steps` asks of its driver: send an attempt (``(args, kwargs)`` of
+#: ``Transport.send``), wait (seconds), or run a function that may block (asyncio runs it in a
+#: worker thread); the driver sends back the response, None, or the function's result.
+SEND, WAIT, BLOCK = "send", "wait", "block"
+Step = tuple[str, Any]
 
 
 class AttemptObserver(Protocol):
@@ -52,10 +70,6 @@ class AttemptObserver(Protocol):
         """The attempt ended: ``failure`` says why it did not give the call's answer (a
         transport error, or an error status), None when it did; ``retry_in``: the delay
         before the next attempt, None when there is none."""
-
-
-#: Failures before a response that botocore's retry rules may retry.
-_RETRYABLE = (ConnectError, ConnectionLostError, ReadTimeoutError)
 
 
 def response_metadata(headers: dict[str, str], status: int, retries: int) -> dict[str, Any]:
@@ -95,27 +109,95 @@ def gave_up(
     return error
 
 
-class Attempts:
-    """The attempts of one call of ``route`` with ``params``, within ``deadline`` seconds."""
+class Retries:
+    """The attempts of one call within ``deadline`` seconds of ``started``: the retry loop, and
+    the deadline's bookkeeping. A subclass says how to send an attempt and what its outcome means."""
 
-    __slots__ = (
-        "_after",
-        "_context",
-        "_last",
-        "_last_error",
-        "attempt",
-        "body",
-        "bridge",
-        "deadline",
-        "deadline_at",
-        "headers",
-        "invocation",
-        "mode",
-        "route",
-        "template",
-        "url",
-        "watch",
-    )
+    transport: Any
+    #: The mode of ``Transport.send``: read the whole answer, or return at its headers.
+    mode: Mode
+    #: Attempts made (1 during the first).
+    attempt: int
+    deadline: float | None
+    deadline_at: float | None
+    #: Why the last attempt did not give the call's answer (a retry followed it).
+    _last_error: BaseException | None
+
+    def _start(self, deadline: float | None, started: float) -> None:
+        self.attempt = 1
+        self.deadline = deadline
+        self.deadline_at = None if deadline is None else started + deadline
+        self._last_error = None
+
+    def steps(self) -> Generator[Step, Any, Any]:
+        """The retry loop: what the driver must do next, until the call's result (returned)."""
+        while True:
+            yield from self.prepare()
+            try:
+                response = yield SEND, self.send_args()
+            except RETRYABLE as exc:
+                delay = self.failed(exc)
+            except DeadlineExceededError as exc:
+                if exc.__cause__ is None:
+                    exc.__cause__ = self._last_error
+                raise
+            else:
+                answered = self.answered(response)
+                if answered is None:
+                    return self.result(response)
+                delay = answered
+                del response  # its body goes before the next attempt reads another
+            yield WAIT, self.pause(delay)
+            self.attempt += 1
+            self.next()
+
+    # --- what a kind of attempts says ------------------------------------------------------
+
+    def prepare(self) -> Generator[Step, Any, None]:
+        """What comes before each attempt (nothing by default)."""
+        yield from ()
+
+    def send_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Arguments of ``Transport.send`` for this attempt."""
+        raise NotImplementedError
+
+    def failed(self, exc: BaseException) -> float:
+        """An attempt failed before any response: the delay before the next one, or raise."""
+        raise NotImplementedError
+
+    def answered(self, response: Any) -> float | None:
+        """An attempt got an answer: None when it ends the call, else the delay before the next."""
+        raise NotImplementedError
+
+    def next(self) -> None:
+        """Move on to the next attempt (:attr:`attempt` counts it already)."""
+
+    def result(self, response: Any) -> Any:
+        """What the call returns, of its last answer."""
+        return response
+
+    # --- the deadline ----------------------------------------------------------------------
+
+    def remaining(self) -> float | None:
+        """Seconds left of the deadline (None: no deadline); raises once it has passed."""
+        if self.deadline_at is None:
+            return None
+        left = self.deadline_at - time.monotonic()
+        if left <= 0:
+            raise deadline_passed(self.deadline or 0.0, self._last_error)
+        return left
+
+    def pause(self, delay: float) -> float:
+        """The delay to sleep before the next attempt; raises when the deadline would pass
+        before the attempt could start (the error chained to the last attempt's)."""
+        left = self.remaining()
+        if left is not None and delay >= left:
+            raise gave_up(self.deadline or 0.0, left, delay, self.attempt, self._last_error)
+        return delay
+
+
+class Attempts(Retries):
+    """The attempts of one call of ``route`` with ``params`` on the request path."""
 
     def __init__(
         self,
@@ -128,46 +210,28 @@ class Attempts:
         started: float,
         watch: CallWatch | None = None,
     ) -> None:
+        self._start(deadline, started)
         #: What watches the call (``sagestream._observe``), while instrumented.
         self.watch = watch
         self.bridge = bridge
+        self.transport = bridge.transport
         self.route = route
         self.mode = mode
         self.template = template = bridge.template(route)
-        url, headers, self.body = bridge.request(route, params)
-        self.url = url
+        self.url, headers, self.body = bridge.request(route, params)
         self.headers = [*headers, *template.signed] if template.signed else headers
-        self.attempt = 1
         self.invocation = invocation_id()
-        self.deadline = deadline
-        self.deadline_at = None if deadline is None else started + deadline
         self._context: dict[str, Any] | None = None
         self._last: Any = None
-        #: Why the last attempt did not give the call's answer (a retry followed it).
-        self._last_error: BaseException | None = None
         self._after = template.after(self.invocation)
 
-    def _deadline_error(self) -> DeadlineExceededError:
-        return deadline_passed(self.deadline or 0.0, self._last_error)
-
-    def expired(self, error: DeadlineExceededError) -> DeadlineExceededError:
-        """``error`` (the deadline passed during an attempt), caused by the previous attempt's
-        failure when there was one."""
-        if error.__cause__ is None and self._last_error is not None:
-            error.__cause__ = self._last_error
-        return error
-
-    def remaining(self) -> float | None:
-        """Seconds left of the deadline (None: no deadline); raises once it has passed."""
-        if self.deadline_at is None:
-            return None
-        left = self.deadline_at - time.monotonic()
-        if left <= 0:
-            raise self._deadline_error()
-        return left
+    def prepare(self) -> Generator[Step, Any, None]:
+        if self.bridge.retry_mode == "adaptive":
+            # Adaptive mode's client-side rate limiter may hold the attempt back (it sleeps).
+            event = f"before-send.{SERVICE_ID}.{self.route.name}"
+            yield BLOCK, lambda: self.bridge.client.meta.events.emit(event, request=None)
 
     def send_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Arguments of ``Transport.send`` for this attempt."""
         observer = self.bridge.observer
         if observer is not None:
             observer.attempt_started(self.url, self.attempt)
@@ -185,14 +249,6 @@ class Attempts:
             },
         )
 
-    def adaptive(self) -> bool:
-        """Whether adaptive mode's rate limiter must see the attempt first (it may sleep)."""
-        return self.bridge.retry_mode == "adaptive"
-
-    def before_send(self) -> None:
-        """Let adaptive mode's client-side rate limiter hold the attempt back (blocking)."""
-        self.bridge.client.meta.events.emit(f"before-send.{SERVICE_ID}.{self.route.name}", request=None)
-
     def _context_for_retry(self) -> dict[str, Any]:
         if self._context is None:
             self._context = self.bridge.retry_context()
@@ -200,10 +256,6 @@ class Attempts:
         return self._context
 
     def failed(self, exc: BaseException) -> float:
-        """An attempt failed before any response: the delay before the next one, or raise."""
-        if not isinstance(exc, _RETRYABLE):
-            self._ended(str(exc), None, exc)
-            raise exc
         caught = botocore_error(exc, self.url)
         delay = self.bridge.ask_retry(self.route, self.attempt, self._context_for_retry(), caught=caught)
         self._ended(str(exc), delay, exc)
@@ -214,8 +266,8 @@ class Attempts:
         return delay
 
     def answered(self, response: Any) -> float | None:
-        """An attempt got an answer: None when it is the call's result, else the delay before
-        the next attempt; raises the typed error of a final error answer."""
+        """None when the answer is the call's result, else the delay before the next attempt;
+        raises the typed error of a final error answer."""
         status = response.status
         if status < 300:
             if self.bridge.tells_successes():
@@ -253,64 +305,65 @@ class Attempts:
         if self.watch is not None:
             self.watch.attempt_ended(self.attempt, error, retry_in)
 
-    def pause(self, delay: float) -> float:
-        """The delay to sleep before the next attempt; raises when the deadline would pass
-        before the attempt could start (the error chained to the last attempt's)."""
-        left = self.remaining()
-        if left is not None and delay >= left:
-            raise gave_up(self.deadline or 0.0, left, delay, self.attempt, self._last_error)
-        return delay
-
     def next(self) -> None:
-        """Move on to the next attempt (its retry headers as botocore sets them)."""
-        self.attempt += 1
+        """The next attempt's retry headers, as botocore sets them."""
         retry = self.bridge.retry_header(self._context_for_retry(), self.attempt, self._last)
         self._after = self.template.after(self.invocation, retry)
 
 
-def send(attempts: Attempts) -> Any:
-    """Run the attempts on this thread; the response of the last one."""
-    transport = attempts.bridge.transport
-    adaptive = attempts.adaptive()
-    while True:
-        if adaptive:
-            attempts.before_send()
-        args, kwargs = attempts.send_args()
+class _Driver:
+    """Feeds a call's :meth:`Retries.steps` what its steps gave; :attr:`result` at the end."""
+
+    __slots__ = ("error", "result", "steps", "value")
+
+    def __init__(self, retries: Retries) -> None:
+        self.steps = retries.steps()
+        self.value: Any = None
+        self.error: Exception | None = None
+        self.result: Any = None
+
+    def next(self) -> Step | None:
+        """The next step, or None once the call has its result."""
+        value, error, self.value, self.error = self.value, self.error, None, None
         try:
-            response = transport.send(*args, **kwargs)
-        except _RETRYABLE as exc:
-            delay = attempts.failed(exc)
-        except DeadlineExceededError as exc:
-            raise attempts.expired(exc) from exc.__cause__
-        else:
-            answered = attempts.answered(response)
-            if answered is None:
-                return response
-            delay = answered
-            del response  # its body goes before the next attempt reads another
-        time.sleep(attempts.pause(delay))
-        attempts.next()
+            return self.steps.throw(error) if error is not None else self.steps.send(value)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
 
 
-async def send_async(attempts: Attempts, hub: _core.Hub) -> Any:
-    """Run the attempts in this task; the response of the last one."""
-    transport = attempts.bridge.transport
-    adaptive = attempts.adaptive()
-    while True:
-        if adaptive:
-            await asyncio.to_thread(attempts.before_send)
-        args, kwargs = attempts.send_args()
+def send(retries: Retries) -> Any:
+    """Run a call's attempts on this thread; its result."""
+    driver = _Driver(retries)
+    transport = retries.transport
+    while (step := driver.next()) is not None:
+        kind, argument = step
         try:
-            response = await transport.send_async(hub, *args, **kwargs)
-        except _RETRYABLE as exc:
-            delay = attempts.failed(exc)
-        except DeadlineExceededError as exc:
-            raise attempts.expired(exc) from exc.__cause__
-        else:
-            answered = attempts.answered(response)
-            if answered is None:
-                return response
-            delay = answered
-            del response  # its body goes before the next attempt reads another
-        await asyncio.sleep(attempts.pause(delay))
-        attempts.next()
+            if kind == SEND:
+                driver.value = transport.send(*argument[0], **argument[1])
+            elif kind == WAIT:
+                time.sleep(argument)
+            else:
+                driver.value = argument()
+        except Exception as exc:
+            driver.error = exc
+    return driver.result
+
+
+async def send_async(retries: Retries, hub: _core.Hub) -> Any:
+    """Run a call's attempts in this task (what may block, in a worker thread); its result."""
+    driver = _Driver(retries)
+    transport = retries.transport
+    blocking: Callable[..., Any] = asyncio.to_thread
+    while (step := driver.next()) is not None:
+        kind, argument = step
+        try:
+            if kind == SEND:
+                driver.value = await transport.send_async(hub, *argument[0], **argument[1])
+            elif kind == WAIT:
+                await asyncio.sleep(argument)
+            else:
+                driver.value = await blocking(argument)
+        except Exception as exc:
+            driver.error = exc
+    return driver.result

@@ -28,9 +28,10 @@ from sagestream._operations import (
 from sagestream._s3 import BotoS3
 from sagestream._stream import ResponseStream
 from sagestream._transport import botocore_errors, open_body, read_capped
+from sagestream.service import INVOKE, INVOKE_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     import boto3
     from botocore.config import Config
@@ -240,7 +241,9 @@ class Client:
         inference_id: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> ResponseStream:
         """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
 
@@ -248,18 +251,7 @@ class Client:
         every part (``DeadlineExceededError``) — besides the config's read timeout, which
         bounds each wait for bytes (``ReadTimeoutError``).
         """
-        params = _params.stream_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE_STREAM.of_call(locals(), extra)
         _params.check_deadline(deadline)
         started = time.monotonic()
         watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime.meta.endpoint_url)
@@ -313,27 +305,16 @@ class Client:
         enable_explanations: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> InvokeResult:
         """Invoke ``endpoint_name`` and read the whole answer (InvokeEndpoint).
 
         ``session_id="NEW_SESSION"`` opens a stateful session: its id is in
         ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
         """
-        params = _params.invoke_params(
-            endpoint_name,
-            body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            target_model=target_model,
-            target_variant=target_variant,
-            target_container_hostname=target_container_hostname,
-            inference_id=inference_id,
-            enable_explanations=enable_explanations,
-            inference_component_name=inference_component_name,
-            session_id=session_id,
-        )
+        params = INVOKE.of_call(locals(), extra)
         _params.check_deadline(deadline)
         watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime.meta.endpoint_url)
         if watch is None:
@@ -395,6 +376,7 @@ class Client:
         endpoint_name: str,
         *,
         input_location: str | None = None,
+        body: bytes | None = None,
         input: bytes | str | os.PathLike[str] | None = None,
         input_prefix: str | None = None,
         content_type: str | None = None,
@@ -405,28 +387,17 @@ class Client:
         invocation_timeout_seconds: int | None = None,
         s3_output_path_extension: str | None = None,
         filename: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> InferenceJob:
         """Start an asynchronous inference job (InvokeEndpointAsync); see ``InferenceJob.wait``.
 
-        Give either ``input_location`` (an ``s3://`` URI) or ``input`` (the content as ``bytes``
+        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (the input itself, at
+        most 128,000 bytes, sent inline with the request), or ``input`` (the content as ``bytes``
         or text, or a file: an ``os.PathLike`` or a ``str`` naming one) with ``input_prefix`` (an
         ``s3://`` prefix to upload it under).
         """
         return _jobs.submit(
-            self._s3,
-            self._invoke_async_call,
-            endpoint_name,
-            input_location=input_location,
-            input=input,
-            input_prefix=input_prefix,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            inference_id=inference_id,
-            request_ttl_seconds=request_ttl_seconds,
-            invocation_timeout_seconds=invocation_timeout_seconds,
-            s3_output_path_extension=s3_output_path_extension,
-            filename=filename,
+            self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra
         )
 
     def invoke_bidirectional(
@@ -446,7 +417,8 @@ class Client:
         session, at the same time; ``input`` (an iterable) is sent from a background thread
         instead, then the input is closed. ``endpoint_url`` (or the client's
         ``duplex_endpoint_url``, or ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``) overrides the
-        service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``.
+        service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``; a client configured
+        with a host of its own (``endpoint_url=``...) connects to port 8443 of that host.
         """
         from sagestream._duplex import open_session
 

@@ -20,11 +20,12 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import quote
+from urllib.parse import urlsplit, urlunsplit
 
-from sagestream import _core, _observe, _params, _rules
+from sagestream import _core, _observe, _params
 from sagestream._stream import StreamMetrics
 from sagestream.exceptions import ParamValidationError, SageStreamError
+from sagestream.service import INVOKE_DUPLEX
 
 if TYPE_CHECKING:
     from sagestream._botocore import Bridge
@@ -38,17 +39,19 @@ __all__ = [
     "DuplexCall",
     "DuplexSession",
     "OutputPart",
+    "configured_endpoint",
+    "derived_endpoint",
     "duplex_endpoint",
 ]
 
-DUPLEX_OPERATION = _rules.INVOKE_DUPLEX.name
+DUPLEX_OPERATION = INVOKE_DUPLEX.name
 #: The environment variable naming the endpoint of this operation (the AWS SDKs' name for the
 #: service "SageMaker Runtime HTTP2").
 ENDPOINT_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
 #: The largest input part (its signed frame must stay under the event stream's payload cap).
 MAX_PART_BYTES = 16 * 1024 * 1024
 #: The port the service answers this operation on.
-PORT = 8443
+PORT = INVOKE_DUPLEX.port
 
 Data: TypeAlias = bytes | bytearray | memoryview | str
 
@@ -76,13 +79,39 @@ def duplex_endpoint(region: str, *, fips: bool = False, dualstack: bool = False)
     return f"https://{prefix}.sagemaker.{region}.{suffix}:{PORT}"
 
 
+def configured_endpoint(client: Any) -> str | None:
+    """The endpoint URL the botocore client was configured with (``endpoint_url=``,
+    ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``, ``AWS_ENDPOINT_URL``, the config file's
+    ``endpoint_url``), or None when botocore resolves the service's own."""
+    resolver = getattr(client, "_ruleset_resolver", None)
+    value = getattr(resolver, "_builtins", {}).get("SDK::Endpoint")
+    return str(value) if value else None
+
+
+def derived_endpoint(configured: str) -> str:
+    """This operation's URL on the configured host: its scheme, host and path, on the port the
+    service answers the operation on (8443), as the service's own endpoint is derived from the
+    runtime's host. A VPC endpoint, a proxy or the emulator keep every call on that host."""
+    parts = urlsplit(configured.rstrip("/"))
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return urlunsplit((parts.scheme, f"{host}:{PORT}", parts.path, "", ""))
+
+
 def _endpoint_url(bridge: Bridge, explicit: str | None) -> str:
+    """Where a session connects: the explicit URL, ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``,
+    else the client's configured host (:func:`derived_endpoint`), else the service's endpoint
+    for the region. Never the public endpoint when the client was given a host of its own."""
     if explicit:
         return explicit.rstrip("/")
     from_env = os.environ.get(ENDPOINT_ENV)
     if from_env:
         return from_env.rstrip("/")
     client = bridge.client
+    configured = configured_endpoint(client)
+    if configured is not None:
+        return derived_endpoint(configured)
     config = client.meta.config
     return duplex_endpoint(
         str(client.meta.region_name),
@@ -161,19 +190,19 @@ def request_for(
     endpoint_url: str | None,
 ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
     """URL, headers (signed) and headers added after signing of one session's request."""
-    params = _params.duplex_params(
-        endpoint_name,
-        target_variant=target_variant,
-        model_invocation_path=model_invocation_path,
-        model_query_string=model_query_string,
+    params = INVOKE_DUPLEX.params(
+        {
+            "endpoint_name": endpoint_name,
+            "target_variant": target_variant,
+            "model_invocation_path": model_invocation_path,
+            "model_query_string": model_query_string,
+        }
     )
     if bridge.transport is None:
         raise NotImplementedError(
             f"sagestream cannot open a bidirectional stream for this client: {bridge.reason}"
         )
-    op = _rules.INVOKE_DUPLEX
-    url = _endpoint_url(bridge, endpoint_url) + op.route(quote(params["EndpointName"], safe="~"))
-    headers = [(op.header(k), str(v)) for k, v in params.items() if k != "EndpointName"]
+    url, headers, _ = INVOKE_DUPLEX.request(_endpoint_url(bridge, endpoint_url), params)
     after = [("User-Agent", bridge.user_agent())]
     return url, headers, after
 
@@ -364,9 +393,25 @@ class DuplexSession(_SessionBase):
         return reassembly.iter_json_lines(self, **kwargs)
 
 
+class _InputClosed:
+    """What the asyncio session's ``close_input()`` returns: done already, awaitable at once."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator: awaiting it returns without suspending
+
+    def __repr__(self) -> str:
+        return "<input closed>"
+
+
+_INPUT_CLOSED = _InputClosed()
+
+
 class AsyncDuplexSession(_SessionBase):
     """A bidirectional session, for asyncio: ``await send(...)`` (it waits while the input
-    queue is full), ``close_input()``, and ``async for part in session``. Cancelling the task
+    queue is full), ``await close_input()``, and ``async for part in session``. Cancelling the task
     that reads, :meth:`close`, or leaving ``async with`` resets the stream."""
 
     def __init__(
@@ -390,6 +435,14 @@ class AsyncDuplexSession(_SessionBase):
         """Send one part (see :meth:`DuplexSession.send`); returns once it is queued."""
         raw, data_type, state = _part(data, text, complete)
         await self._core.send_async(self._hub, raw, data_type, state)
+
+    def close_input(self) -> _InputClosed:  # type: ignore[override]
+        """End the input: the endpoint sees its end once the parts sent before arrive.
+
+        The input is closed when this returns; the result may be awaited, as the AWS SDKs'
+        asyncio ``close()`` is (``await session.close_input()``), or not."""
+        self._core.close_input()
+        return _INPUT_CLOSED
 
     async def feed(
         self,

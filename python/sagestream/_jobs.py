@@ -25,7 +25,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -35,6 +35,11 @@ from sagestream.exceptions import (
     AsyncInferenceFailedError,
     AsyncInferenceTimeoutError,
     ParamValidationError,
+)
+from sagestream.service import (
+    DEFAULT_INVOCATION_TIMEOUT_SECONDS,
+    DEFAULT_REQUEST_TTL_SECONDS,
+    INVOKE_ASYNC,
 )
 
 __all__ = [
@@ -71,14 +76,6 @@ class AsyncS3Access(Protocol):
 
     async def put(self, bucket: str, key: str, data: bytes) -> None: ...
 
-
-# Service defaults when the request does not set them, from the SageMaker Runtime API reference
-# for InvokeEndpointAsync (also in botocore's sagemaker-runtime model documentation):
-# "RequestTTLSeconds ... The default is 6 hours, or 21,600 seconds."
-# "InvocationTimeoutSeconds ... The default is 15 minutes, or 900 seconds."
-# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpointAsync.html
-DEFAULT_REQUEST_TTL_SECONDS = 21_600
-DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 
 #: First delay between polls, its cap, and the growth factor (full jitter on the upper half).
 MIN_POLL_INTERVAL = 0.05
@@ -238,27 +235,27 @@ _PLACEHOLDER_LOCATION = "s3://bucket/key"
 
 
 def _validate(
-    endpoint_name: str,
-    input_location: str | None,
-    input: Any,
-    input_prefix: str | None,
-    options: dict[str, Any],
+    arguments: Mapping[str, Any], input: Any, input_prefix: str | None, extra: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], tuple[str, str, Any] | None]:
     """Validate everything before any I/O; returns the API params and what to upload, if any.
 
-    ``input`` is the content (``bytes``, or ``str`` sent as UTF-8), or a file to upload: an
-    ``os.PathLike``, or a ``str`` that names an existing file.
+    ``arguments`` are the call's keywords of InvokeEndpointAsync (``endpoint_name``,
+    ``input_location``, ...). ``input`` is the content to upload (``bytes``, or ``str`` sent as
+    UTF-8), or a file: an ``os.PathLike``, or a ``str`` that names an existing file.
     """
-    if input_location is not None:
-        if input is not None:
-            raise ParamValidationError("give either input_location or input (with input_prefix), not both")
-        return _params.async_params(endpoint_name, input_location, **options), None
+    given = [name for name in ("input_location", "body") if arguments.get(name) is not None]
     if input is None:
-        raise ParamValidationError("input_location is required (or input with input_prefix to upload it)")
+        if not given:
+            raise ParamValidationError(
+                "an input is required: input_location, body (inline), or input with input_prefix to upload it"
+            )
+        return INVOKE_ASYNC.of_call(arguments, extra), None
+    if given:
+        raise ParamValidationError(f"give either {given[0]} or input (with input_prefix), not both")
     if input_prefix is None:
         raise ParamValidationError("input_prefix (s3://bucket/prefix) is required to upload input")
     _params.check_s3_uri(input_prefix, "input_prefix")
-    params = _params.async_params(endpoint_name, _PLACEHOLDER_LOCATION, **options)
+    params = INVOKE_ASYNC.of_call({**arguments, "input_location": _PLACEHOLDER_LOCATION}, extra)
     name = ""
     if isinstance(input, bytes | bytearray | memoryview):
         source: Any = bytes(input)
@@ -341,17 +338,17 @@ class InferenceJob(_Handle):
 def submit(
     s3: S3Access,
     invoke: Callable[[dict[str, Any]], AsyncAnswer],
-    endpoint_name: str,
+    arguments: Mapping[str, Any],
     *,
-    input_location: str | None = None,
     input: Any = None,
     input_prefix: str | None = None,
-    **options: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> InferenceJob:
-    """Validate, upload ``input`` if given, call InvokeEndpointAsync through ``invoke``."""
-    params, upload = _validate(endpoint_name, input_location, input, input_prefix, options)
+    """Validate ``arguments`` (the call's keywords of InvokeEndpointAsync), upload ``input`` if
+    given, call InvokeEndpointAsync through ``invoke``."""
+    params, upload = _validate(arguments, input, input_prefix, extra)
     watcher = _observe.watcher
-    watch = None if watcher is None else watcher.job(endpoint_name, params)
+    watch = None if watcher is None else watcher.job(params["EndpointName"], params)
     try:
         if upload is not None:
             bucket, key, source = upload
@@ -421,17 +418,16 @@ class AsyncInferenceJob(_Handle):
 async def submit_async(
     s3: AsyncS3Access,
     invoke: Callable[[dict[str, Any]], Awaitable[AsyncAnswer]],
-    endpoint_name: str,
+    arguments: Mapping[str, Any],
     *,
-    input_location: str | None = None,
     input: Any = None,
     input_prefix: str | None = None,
-    **options: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> AsyncInferenceJob:
     """The same as :func:`submit`, awaited (a file is read in a worker thread)."""
-    params, upload = _validate(endpoint_name, input_location, input, input_prefix, options)
+    params, upload = _validate(arguments, input, input_prefix, extra)
     watcher = _observe.watcher
-    watch = None if watcher is None else watcher.job(endpoint_name, params)
+    watch = None if watcher is None else watcher.job(params["EndpointName"], params)
     try:
         if upload is not None:
             bucket, key, source = upload

@@ -1,8 +1,8 @@
 """The three operations, written once for both clients: what each call's answer becomes.
 
-Parameters are validated and named by :mod:`sagestream._params`; requests are built and sent by
-:mod:`sagestream._call`; here the answers become results — the same whichever client, and
-whichever path (the request path or botocore's own) carried them.
+Parameters are validated and named by the operation table (:mod:`sagestream.service`); requests
+are built from it and sent by :mod:`sagestream._call`; here the answers become results — the
+same whichever client, and whichever path (the request path or botocore's own) carried them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagestream.exceptions import ServiceError
+from sagestream.service import INVOKE, INVOKE_ASYNC, INVOKE_STREAM, Operation, snake
 
 __all__ = [
     "ASYNC_OPERATION",
@@ -24,9 +25,9 @@ __all__ = [
     "parse_new_session",
 ]
 
-STREAM_OPERATION = "InvokeEndpointWithResponseStream"
-INVOKE_OPERATION = "InvokeEndpoint"
-ASYNC_OPERATION = "InvokeEndpointAsync"
+STREAM_OPERATION = INVOKE_STREAM.name
+INVOKE_OPERATION = INVOKE.name
+ASYNC_OPERATION = INVOKE_ASYNC.name
 
 
 def parse_new_session(value: str | None) -> tuple[str | None, _dt.datetime | None]:
@@ -46,6 +47,13 @@ def parse_new_session(value: str | None) -> tuple[str | None, _dt.datetime | Non
             except ValueError:
                 expires = None
     return session_id.strip() or None, expires
+
+
+def _outputs(operation: Operation, answer: dict[str, Any]) -> dict[str, Any]:
+    """The result fields of an answer's header members (the table's ``outputs``), by keyword."""
+    values = {snake(key): answer.get(key) for key in operation.outputs}
+    values["response_metadata"] = dict(answer.get("ResponseMetadata") or {})
+    return values
 
 
 @dataclass
@@ -71,17 +79,9 @@ class InvokeResult:
     @classmethod
     def of(cls, answer: dict[str, Any], body: bytes) -> InvokeResult:
         """The result of a parsed botocore-style answer (``ContentType``, ``NewSessionId``...)."""
-        new_id, expires = parse_new_session(answer.get("NewSessionId"))
-        return cls(
-            body=body,
-            content_type=answer.get("ContentType"),
-            invoked_production_variant=answer.get("InvokedProductionVariant"),
-            custom_attributes=answer.get("CustomAttributes"),
-            new_session_id=new_id,
-            new_session_expires=expires,
-            closed_session_id=answer.get("ClosedSessionId"),
-            response_metadata=dict(answer.get("ResponseMetadata") or {}),
-        )
+        values = _outputs(INVOKE, answer)
+        new_id, expires = parse_new_session(values.pop("new_session_id"))
+        return cls(body, new_session_id=new_id, new_session_expires=expires, **values)
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,7 @@ class StreamInfo:
     @classmethod
     def of(cls, answer: dict[str, Any]) -> StreamInfo:
         """From a botocore-style answer (``ContentType``, ..., ``ResponseMetadata``)."""
-        return cls(
-            content_type=answer.get("ContentType"),
-            invoked_production_variant=answer.get("InvokedProductionVariant"),
-            custom_attributes=answer.get("CustomAttributes"),
-            response_metadata=dict(answer.get("ResponseMetadata") or {}),
-        )
+        return cls(**_outputs(INVOKE_STREAM, answer))
 
     @property
     def headers(self) -> dict[str, str]:

@@ -27,17 +27,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import botocore.credentials
 import botocore.exceptions
 
 from sagestream import _core
+from sagestream._route import Route
 
-if TYPE_CHECKING:
-    from sagestream._botocore import Bridge, Route
-
-__all__ = ["PROBE_ACCESS_KEY", "Mismatch", "Template", "prove"]
+__all__ = ["PROBE_ACCESS_KEY", "Bridge", "Mismatch", "Template", "probing", "prove"]
 
 #: The credentials botocore signs the probes with, where it lets a call bring its own
 #: (``request_credentials`` in the signing context): the client's are not refreshed, not
@@ -52,6 +50,19 @@ INVOCATION_HEADER = "amz-sdk-invocation-id"
 
 #: Headers neither side controls in the comparison: http.client and hyper add the length.
 _TRANSPORT_HEADERS = frozenset({"content-length", "host", "accept-encoding"})
+
+
+class Bridge(Protocol):
+    """What the proof needs of a client's bridge (``sagestream._botocore.Bridge``)."""
+
+    client: Any
+    transport: Any
+
+    def request(self, route: Route, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """URL, headers (to sign) and body of the path's request for ``params``."""
+
+    def api_method(self, route: Route) -> str:
+        """botocore's client method of ``route``."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,11 @@ class _Captured(Exception):
 #: Set while this thread builds a probe: the handlers below act only then, so the client's
 #: other calls (on other threads) pass through untouched.
 _PROBING: contextvars.ContextVar[Any] = contextvars.ContextVar("sagestream_probing", default=None)
+
+
+def probing() -> bool:
+    """Whether this thread is building a probe (a call that will send nothing)."""
+    return _PROBING.get() is not None
 
 
 def _take_request(request: Any, **_: Any) -> None:

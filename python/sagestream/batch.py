@@ -27,7 +27,7 @@ import contextvars
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sagestream._limits import Limiter
@@ -39,6 +39,7 @@ from sagestream.exceptions import (
     StreamError,
     TruncatedStreamError,
 )
+from sagestream.service import INVOKE_ASYNC
 
 if TYPE_CHECKING:
     from sagestream._aio import AsyncClient
@@ -77,18 +78,6 @@ RESTARTABLE: tuple[type[BaseException], ...] = (
 )
 
 
-#: The request options a :class:`Request` may set, and those InvokeEndpointAsync does not take.
-_OPTION_NAMES = (
-    "custom_attributes",
-    "content_type",
-    "accept",
-    "target_variant",
-    "inference_component_name",
-    "inference_id",
-)
-_NOT_ASYNC = ("target_variant", "inference_component_name")
-
-
 @dataclass(frozen=True)
 class Request:
     """One body with its own request options (None: ``invoke_many``'s)."""
@@ -100,6 +89,15 @@ class Request:
     target_variant: str | None = None
     inference_component_name: str | None = None
     inference_id: str | None = None
+    #: The routing hint of PREFIX_AWARE endpoints: bodies of one conversation (same prompt
+    #: prefix) with the same id reach the same instance, whose KV cache they reuse.
+    prefix_aware_id: str | None = None
+
+
+#: The request options a :class:`Request` may set (the clients' keywords of the operation
+#: table), and those InvokeEndpointAsync does not take.
+_OPTION_NAMES = tuple(f.name for f in fields(Request) if f.name != "body")
+_NOT_ASYNC = tuple(name for name in _OPTION_NAMES if name not in INVOKE_ASYNC.by_keyword)
 
 
 @dataclass
@@ -429,6 +427,7 @@ async def invoke_many(
             "custom_attributes": custom_attributes,
             "target_variant": target_variant,
             "inference_component_name": inference_component_name,
+            "prefix_aware_id": None,  # per body: Request.prefix_aware_id
         },
         deadline=deadline,
         input_prefix=input_prefix,

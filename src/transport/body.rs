@@ -15,7 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::error::{io_kind, root_cause, TransportError};
 use super::pool::{Idle, Pool, RawSocket, Sender};
-use super::request::Deadline;
+use super::Deadline;
 
 /// The most bytes of a successful answer read whole, unless the caller says otherwise:
 /// `InvokeEndpoint`'s largest answer, 25 MB in the SageMaker documentation of real-time inference,

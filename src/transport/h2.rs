@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::connect::{authority, Connector};
 use super::error::{root_cause, ConnectKind, TransportError};
-use super::request::{pool_key, Deadline, Transport, TransportConfig};
+use super::{pool_key, Deadline, TransportConfig};
 
 /// A streamed request body (the signed input events).
 pub type StreamBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -140,32 +140,18 @@ impl H2Connections {
             });
         Ok((sender, StreamSlot(open)))
     }
-}
 
-impl Transport {
-    /// Send `request` on an HTTP/2 connection to its URI (made if there is none open), and
-    /// return once it is on its way: the response comes with the returned future, while the
-    /// body is still being streamed. `generation` is the shared runtime's.
-    ///
-    /// # Errors
-    /// `Connect`, `InvalidRequest`, `Deadline`, `ConnectionLost` (the connection closed
-    /// before the request could be sent).
-    pub async fn open_h2(
+    /// Send `request` on a connection to its URI: see `Transport::open_h2`.
+    pub(crate) async fn open(
         &self,
         request: http::Request<StreamBody>,
         generation: u64,
         deadline: Option<Deadline>,
     ) -> Result<(PendingResponse, StreamSlot), TransportError> {
-        let work = self.open_h2_unbounded(request, generation);
-        match deadline {
-            None => work.await,
-            Some(d) => tokio::time::timeout_at(d.at, work)
-                .await
-                .unwrap_or_else(|_| Err(TransportError::Deadline { seconds: d.seconds })),
-        }
+        Deadline::bound(deadline, self.open_unbounded(request, generation)).await
     }
 
-    async fn open_h2_unbounded(
+    async fn open_unbounded(
         &self,
         request: http::Request<StreamBody>,
         generation: u64,
@@ -180,11 +166,11 @@ impl Transport {
                     message: "the request was lost before it was sent".to_owned(),
                 });
             };
-            let (mut sender, slot) = if let Some(cached) = self.h2.cached(&key, generation) {
+            let (mut sender, slot) = if let Some(cached) = self.cached(&key, generation) {
                 cached
             } else {
                 reused = false;
-                self.h2.connect(&uri, &key).await?
+                self.connect(&uri, &key).await?
             };
             if sender.ready().await.is_err() {
                 if reused {

@@ -23,5 +23,111 @@ pub use connect::Proxy;
 pub use error::{ConnectKind, TransportError};
 pub use h2::{PendingResponse, StreamBody, StreamSlot, STREAMS_PER_CONNECTION};
 pub use pool::Pool;
-pub use request::{Deadline, Request, Response, Transport, TransportConfig};
+pub use request::{Request, Response, Transport};
 pub use tls::Verify;
+
+// What the modules above share is defined here, below them all: each of them depends on this
+// module (and on the ones it names), never this module on them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{HeaderMap, Uri};
+use tokio::time::Instant;
+
+/// Everything a transport is built from (botocore's `Config` and `verify`, resolved).
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// `Config.connect_timeout` (None: no bound).
+    pub connect_timeout: Option<Duration>,
+    /// `Config.read_timeout` (None: no bound).
+    pub read_timeout: Option<Duration>,
+    /// `Config.max_pool_connections`: idle connections kept per host.
+    pub max_idle_per_host: usize,
+    /// `Config.tcp_keepalive`.
+    pub tcp_keepalive: bool,
+    /// The client's `verify`.
+    pub verify: Verify,
+    /// The proxy for `http://` URLs.
+    pub http_proxy: Option<Proxy>,
+    /// The proxy for `https://` URLs (by `CONNECT`).
+    pub https_proxy: Option<Proxy>,
+}
+
+/// A deadline and the number of seconds it was set to (for the message).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub seconds: f64,
+}
+
+impl Deadline {
+    /// `seconds` from now.
+    #[must_use]
+    pub fn after(seconds: f64) -> Self {
+        Self::left_of(seconds, seconds)
+    }
+
+    /// `left` seconds from now: what is left of a call's deadline of `seconds` (the number
+    /// its error names, as the caller set it).
+    #[must_use]
+    pub fn left_of(left: f64, seconds: f64) -> Self {
+        Self {
+            at: Instant::now() + Duration::from_secs_f64(left.clamp(0.0, 1e9)),
+            seconds,
+        }
+    }
+
+    /// The error of a call that ran past this deadline.
+    #[must_use]
+    pub fn error(self) -> TransportError {
+        TransportError::Deadline {
+            seconds: self.seconds,
+        }
+    }
+
+    /// `work`, unless `deadline` passes first: then the deadline's error.
+    ///
+    /// # Errors
+    /// `work`'s, or `Deadline`.
+    pub async fn bound<T>(
+        deadline: Option<Self>,
+        work: impl Future<Output = Result<T, TransportError>>,
+    ) -> Result<T, TransportError> {
+        match deadline {
+            None => work.await,
+            Some(d) => tokio::time::timeout_at(d.at, work)
+                .await
+                .unwrap_or_else(|_| Err(d.error())),
+        }
+    }
+}
+
+/// What connections to `uri` are pooled by: `scheme://host:port`.
+fn pool_key(uri: &Uri) -> Result<String, TransportError> {
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme @ ("http" | "https")), Some(authority)) => {
+            Ok(format!("{scheme}://{authority}"))
+        }
+        _ => Err(TransportError::InvalidRequest {
+            message: format!("not an http:// or https:// URL: {uri}"),
+        }),
+    }
+}
+
+/// Headers as `(lower-case name, value)` pairs, repeated ones joined with `", "`, bytes beyond
+/// ASCII read as Latin-1 (as Python's `http.client` reads them).
+#[must_use]
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .keys()
+        .map(|name| {
+            let values: Vec<String> = headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
+                .collect();
+            (name.as_str().to_owned(), values.join(", "))
+        })
+        .collect()
+}

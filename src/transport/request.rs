@@ -14,29 +14,11 @@ use http_body_util::Full;
 use tokio::time::Instant;
 
 use super::body::ResponseBody;
-use super::connect::{authority, Connector, Proxy};
-use super::error::{root_cause, TransportError};
+use super::connect::{authority, Connector, Io, Proxy};
+use super::error::{root_cause, ConnectKind, TransportError};
+use super::h2::{H2Connections, PendingResponse, StreamBody, StreamSlot};
 use super::pool::{Pool, Sender};
-use super::tls::Verify;
-
-/// Everything a transport is built from (botocore's `Config` and `verify`, resolved).
-#[derive(Debug, Clone)]
-pub struct TransportConfig {
-    /// `Config.connect_timeout` (None: no bound).
-    pub connect_timeout: Option<Duration>,
-    /// `Config.read_timeout` (None: no bound).
-    pub read_timeout: Option<Duration>,
-    /// `Config.max_pool_connections`: idle connections kept per host.
-    pub max_idle_per_host: usize,
-    /// `Config.tcp_keepalive`.
-    pub tcp_keepalive: bool,
-    /// The client's `verify`.
-    pub verify: Verify,
-    /// The proxy for `http://` URLs.
-    pub http_proxy: Option<Proxy>,
-    /// The proxy for `https://` URLs (by `CONNECT`).
-    pub https_proxy: Option<Proxy>,
-}
+use super::{pool_key, Deadline, TransportConfig};
 
 /// A request, ready to go (signed already if it must be).
 #[derive(Debug, Clone)]
@@ -45,37 +27,6 @@ pub struct Request {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
-}
-
-/// A deadline and the number of seconds it was set to (for the message).
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    pub at: Instant,
-    pub seconds: f64,
-}
-
-impl Deadline {
-    /// `seconds` from now.
-    #[must_use]
-    pub fn after(seconds: f64) -> Self {
-        Self::left_of(seconds, seconds)
-    }
-
-    /// `left` seconds from now: what is left of a call's deadline of `seconds` (the number
-    /// its error names, as the caller set it).
-    #[must_use]
-    pub fn left_of(left: f64, seconds: f64) -> Self {
-        Self {
-            at: Instant::now() + Duration::from_secs_f64(left.clamp(0.0, 1e9)),
-            seconds,
-        }
-    }
-
-    pub(super) fn error(self) -> TransportError {
-        TransportError::Deadline {
-            seconds: self.seconds,
-        }
-    }
 }
 
 /// Status and headers of a response, and its body to read.
@@ -114,7 +65,7 @@ pub struct Transport {
     max_idle_per_host: usize,
     read_timeout: Option<Duration>,
     /// HTTP/2 connections (the bidirectional operation).
-    pub(super) h2: super::h2::H2Connections,
+    h2: H2Connections,
 }
 
 impl Transport {
@@ -134,7 +85,7 @@ impl Transport {
             ),
             max_idle_per_host: config.max_idle_per_host,
             read_timeout: config.read_timeout,
-            h2: super::h2::H2Connections::new(config),
+            h2: H2Connections::new(config),
         })
     }
 
@@ -173,13 +124,7 @@ impl Transport {
         request: Request,
         deadline: Option<Deadline>,
     ) -> Result<Response, TransportError> {
-        let work = self.send_unbounded(pool, request);
-        match deadline {
-            None => work.await,
-            Some(d) => tokio::time::timeout_at(d.at, work)
-                .await
-                .unwrap_or_else(|_| Err(d.error())),
-        }
+        Deadline::bound(deadline, self.send_unbounded(pool, request)).await
     }
 
     async fn send_unbounded(
@@ -269,6 +214,22 @@ impl Transport {
         }
     }
 
+    /// Send `request` on an HTTP/2 connection to its URI (made if there is none open), and
+    /// return once it is on its way: the response comes with the returned future, while the
+    /// body is still being streamed. `generation` is the shared runtime's.
+    ///
+    /// # Errors
+    /// `Connect`, `InvalidRequest`, `Deadline`, `ConnectionLost` (the connection closed
+    /// before the request could be sent).
+    pub async fn open_h2(
+        &self,
+        request: http::Request<StreamBody>,
+        generation: u64,
+        deadline: Option<Deadline>,
+    ) -> Result<(PendingResponse, StreamSlot), TransportError> {
+        self.h2.open(request, generation, deadline).await
+    }
+
     fn forward_proxy_for(&self, uri: &Uri) -> Option<Proxy> {
         // Pooled connections were made with the same connector: the same proxy decision.
         if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
@@ -279,23 +240,12 @@ impl Transport {
     }
 }
 
-pub(super) fn pool_key(uri: &Uri) -> Result<String, TransportError> {
-    match (uri.scheme_str(), uri.authority()) {
-        (Some(scheme @ ("http" | "https")), Some(authority)) => {
-            Ok(format!("{scheme}://{authority}"))
-        }
-        _ => Err(TransportError::InvalidRequest {
-            message: format!("not an http:// or https:// URL: {uri}"),
-        }),
-    }
-}
-
-async fn handshake(io: Box<dyn super::connect::Io>, uri: &Uri) -> Result<Sender, TransportError> {
+async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<Sender, TransportError> {
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(io)
         .await
         .map_err(|e| TransportError::Connect {
-            kind: super::error::ConnectKind::Unreachable,
+            kind: ConnectKind::Unreachable,
             message: format!(
                 "HTTP handshake with {} failed: {}",
                 authority(uri),

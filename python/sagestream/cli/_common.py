@@ -11,10 +11,11 @@ import math
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from sagestream.exceptions import ParamValidationError, SageStreamError
+from sagestream.service import Member
 
 #: Exit status of a failed request (service, stream or transport error).
 EXIT_FAILED = 1
@@ -28,9 +29,10 @@ T = TypeVar("T")
 
 
 def checked(check: Callable[[Any], T], convert: Callable[[str], Any] = str) -> Callable[[str], T]:
-    """An argparse ``type=`` that applies one of ``sagestream._params``' rules to the option.
+    """An argparse ``type=`` that applies one of the service's rules (:mod:`sagestream.service`)
+    to the option.
 
-    argparse then names the flag in the error (``argument --request-ttl: invalid
+    argparse then names the flag in the error (``argument --request-ttl-seconds: invalid
     RequestTTLSeconds 30: ...``) and exits 2, before anything is sent.
     """
 
@@ -47,6 +49,60 @@ def checked(check: Callable[[Any], T], convert: Callable[[str], Any] = str) -> C
 
     parse.__name__ = getattr(check, "__name__", "value")
     return parse
+
+
+#: The options of earlier releases, still taken (not shown in --help): keyword → option.
+_EARLIER_FLAGS = {
+    "inference_component_name": "--inference-component",
+    "request_ttl_seconds": "--request-ttl",
+    "invocation_timeout_seconds": "--invocation-timeout",
+    "s3_output_path_extension": "--output-path-extension",
+}
+
+
+def add_member_options(
+    group: Any, members: Iterable[Member], *, defaults: Mapping[str, str] | None = None, note: str = ""
+) -> None:
+    """One option per member of the operation table: ``--custom-attributes`` for the clients'
+    ``custom_attributes=``, its help and its check from the member's row."""
+    for member in members:
+        convert = int if member.rule.type == "integer" else str
+        options: dict[str, Any] = {
+            "dest": member.keyword,
+            "metavar": member.metavar,
+            "type": checked(member.check, convert),
+        }
+        default = (defaults or {}).get(member.keyword)
+        shown = " (default: %(default)s)" if default is not None else ""
+        group.add_argument(member.flag, default=default, help=member.doc + shown + note, **options)
+        earlier = _EARLIER_FLAGS.get(member.keyword)
+        if earlier is not None:
+            group.add_argument(earlier, help=argparse.SUPPRESS, **options)
+
+
+def member_values(args: argparse.Namespace, members: Iterable[Member]) -> dict[str, Any]:
+    """The clients' keywords of ``members``, as the options gave them."""
+    return {m.keyword: getattr(args, m.keyword) for m in members}
+
+
+def read_body(value: str, member: Member) -> bytes:
+    """An argparse ``type=`` for a body option: the text itself, ``@FILE``'s bytes, or stdin's
+    for ``-``, within ``member``'s limit."""
+    if value == "-":
+        data = sys.stdin.buffer.read()
+    elif value.startswith("@"):
+        try:
+            with open(value[1:], "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {value[1:]!r}: {exc.strerror or exc}") from None
+    else:
+        data = value.encode("utf-8")
+    try:
+        member.check(data)
+    except ParamValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return data
 
 
 def endpoint_url(text: str) -> str:
@@ -304,7 +360,7 @@ _CREDENTIALS_HINT = (
 
 def missing_extra(command: str, exc: ImportError) -> int:
     """Say what ``command`` needs installed (importing it failed); returns the usage status."""
-    from sagestream._extras import SERVE_INSTALL
+    from sagestream.extras import SERVE_INSTALL
 
     message = str(exc) if SERVE_INSTALL in str(exc) else f"needs the serve extra ({exc}): {SERVE_INSTALL}"
     sys.stderr.write(f"sagestream {command}: {message}\n")

@@ -8,15 +8,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sagestream import _params, _rules
 from sagestream.cli import _common, _output
-
-
-def _check(rule: _rules.Rule) -> Any:
-    def check(value: str) -> str:
-        return str(_params._check(rule, value))
-
-    return _common.checked(check)
+from sagestream.service import INVOKE_DUPLEX
 
 
 def register(subparsers: Any) -> None:
@@ -32,11 +25,9 @@ def register(subparsers: Any) -> None:
             "configuration error (nothing sent), 130 interrupted."
         ),
     )
+    endpoint = INVOKE_DUPLEX.members["EndpointName"]
     parser.add_argument(
-        "endpoint",
-        metavar="ENDPOINT",
-        type=_common.checked(_params.check_endpoint_name),
-        help="endpoint name",
+        "endpoint", metavar="ENDPOINT", type=_common.checked(endpoint.check), help=endpoint.doc
     )
     source = parser.add_argument_group("input")
     source.add_argument(
@@ -58,29 +49,16 @@ def register(subparsers: Any) -> None:
         help="print one line per part: DataType, CompletionState and the part",
     )
     request = parser.add_argument_group("request")
-    request.add_argument(
-        "--target-variant", metavar="NAME", type=_check(_rules.TARGET_VARIANT), help="production variant"
-    )
-    request.add_argument(
-        "--model-invocation-path",
-        metavar="PATH",
-        type=_check(_rules.MODEL_INVOCATION_PATH),
-        help="the container's path to invoke (at most 100 characters)",
-    )
-    request.add_argument(
-        "--model-query-string",
-        metavar="QUERY",
-        type=_check(_rules.MODEL_QUERY_STRING),
-        help="query string forwarded to the container (at most 2048 characters)",
-    )
+    _common.add_member_options(request, INVOKE_DUPLEX.options)
     _common.add_aws_options(parser)
     parser.add_argument(
         "--duplex-endpoint-url",
         type=_common.endpoint_url,
         metavar="URL",
         help=(
-            "URL of this operation (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, else "
-            "https://runtime.sagemaker.REGION.amazonaws.com:8443); 'sagestream serve' prints its own"
+            "URL of this operation (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, else port "
+            "8443 of --endpoint-url's host, else https://runtime.sagemaker.REGION.amazonaws.com:8443); "
+            "'sagestream serve' prints its own"
         ),
     )
     parser.add_argument("--ca-bundle", metavar="PEM", help="trust this CA bundle (the emulator's TLS port)")
@@ -134,13 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _session(client: Any, args: argparse.Namespace) -> int:
-    session = client.invoke_bidirectional(
-        args.endpoint,
-        target_variant=args.target_variant,
-        model_invocation_path=args.model_invocation_path,
-        model_query_string=args.model_query_string,
-        deadline=args.deadline,
-    )
+    options = _common.member_values(args, INVOKE_DUPLEX.options)
+    session = client.invoke_bidirectional(args.endpoint, deadline=args.deadline, **options)
     if args.file is not None:
         session.feed_in_background(_chunks(args.file, args.chunk_size), text=False)
     else:

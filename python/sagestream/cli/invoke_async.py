@@ -9,15 +9,16 @@ import pathlib
 import sys
 from typing import Any
 
-from sagestream import _params
 from sagestream.cli import _common
+from sagestream.service import INVOKE_ASYNC, S3_PREFIX
 
 #: Exit status when ``--wait`` gave up before the output or the failure document appeared.
 EXIT_TIMEOUT = 124
 
 _DESCRIPTION = """\
 Start an asynchronous inference (InvokeEndpointAsync) on an input already in S3
-(--input-location) or on a local file uploaded first (--input with --input-prefix).
+(--input-location), on a local file uploaded first (--input with --input-prefix), or on a
+local file sent with the request itself (--input with --inline, at most 128,000 bytes).
 
 Without --wait, print the invocation as JSON: InferenceId, OutputLocation, FailureLocation.
 With --wait, poll S3 until the output appears and write its bytes to stdout; stderr shows a
@@ -37,11 +38,9 @@ def register(subparsers: Any) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    endpoint = INVOKE_ASYNC.members["EndpointName"]
     parser.add_argument(
-        "endpoint",
-        metavar="ENDPOINT",
-        type=_common.checked(_params.check_endpoint_name),
-        help="endpoint name",
+        "endpoint", metavar="ENDPOINT", type=_common.checked(endpoint.check), help=endpoint.doc
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -50,67 +49,20 @@ def register(subparsers: Any) -> None:
         type=_input_file,
         help="a local file to upload as the input (needs --input-prefix)",
     )
-    source.add_argument(
-        "--input-location",
-        metavar="S3URI",
-        type=_common.checked(_params.check_input_location),
-        help="the input already in S3 (s3://bucket/key)",
+    _common.add_member_options(source, [INVOKE_ASYNC.members["InputLocation"]])
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="send --input with the request itself (at most 128,000 bytes) instead of uploading it",
     )
     parser.add_argument(
         "--input-prefix",
         metavar="S3URI",
-        type=_common.checked(lambda v: _params.check_s3_uri(v, "input prefix")),
+        type=_common.checked(lambda v: S3_PREFIX.check(v, "input prefix")),
         help="where to upload --input (s3://bucket/prefix)",
     )
     request = parser.add_argument_group("request")
-    request.add_argument(
-        "--content-type",
-        metavar="MIME",
-        type=_common.checked(_params.check_content_type),
-        help="the input's MIME type",
-    )
-    request.add_argument(
-        "--accept",
-        metavar="MIME",
-        type=_common.checked(lambda v: _params.check_content_type(v, "Accept")),
-        help="the MIME type wanted for the output",
-    )
-    request.add_argument(
-        "--custom-attributes",
-        metavar="TEXT",
-        type=_common.checked(_params.check_custom_attributes),
-        help="CustomAttributes passed to the model",
-    )
-    request.add_argument(
-        "--inference-id",
-        metavar="ID",
-        type=_common.checked(_params.check_inference_id),
-        help="an id of your own for this inference",
-    )
-    request.add_argument(
-        "--request-ttl",
-        type=_common.checked(_params.check_ttl, int),
-        metavar="SECONDS",
-        help="RequestTTLSeconds, 60 to 21600 (default: the service's, 21600)",
-    )
-    request.add_argument(
-        "--invocation-timeout",
-        type=_common.checked(_params.check_invocation_timeout, int),
-        metavar="SECONDS",
-        help="InvocationTimeoutSeconds, 1 to 3600 (default: the service's, 900)",
-    )
-    request.add_argument(
-        "--output-path-extension",
-        metavar="PATH",
-        type=_common.checked(_params.check_s3_output_path_extension),
-        help="S3OutputPathExtension: a path appended to the output location",
-    )
-    request.add_argument(
-        "--filename",
-        metavar="NAME",
-        type=_common.checked(_params.check_filename),
-        help="the output object's name (at most 32 characters)",
-    )
+    _common.add_member_options(request, [m for m in INVOKE_ASYNC.options if m.name != "InputLocation"])
     waiting = parser.add_argument_group("waiting")
     waiting.add_argument("--wait", action="store_true", help="wait for the output and write it to stdout")
     waiting.add_argument(
@@ -138,8 +90,15 @@ def _input_file(value: str) -> pathlib.Path:
 
 def _check_combinations(args: argparse.Namespace) -> None:
     parser: argparse.ArgumentParser = args.parser
-    if args.input is not None and args.input_prefix is None:
-        parser.error("--input needs --input-prefix s3://bucket/prefix: where to upload the file")
+    if args.inline and args.input is None:
+        parser.error("--inline sends the --input file with the request; add --input FILE")
+    if args.inline and args.input_prefix is not None:
+        parser.error("--input-prefix is where to upload --input; --inline sends it with the request")
+    if args.input is not None and args.input_prefix is None and not args.inline:
+        parser.error(
+            "--input needs --input-prefix s3://bucket/prefix (where to upload the file), "
+            "or --inline to send it with the request"
+        )
     if args.input_location is not None and args.input_prefix is not None:
         parser.error("--input-prefix goes with --input; --input-location is already in S3")
     if args.timeout is not None and not args.wait:
@@ -160,20 +119,12 @@ def _run(args: argparse.Namespace, notices: _common.ConnectionNotices) -> int:
         return _common.report("invoke-async", exc)
     with client:
         try:
-            handle = client.invoke_async(
-                args.endpoint,
-                input_location=args.input_location,
-                input=args.input,
-                input_prefix=args.input_prefix,
-                content_type=args.content_type,
-                accept=args.accept,
-                custom_attributes=args.custom_attributes,
-                inference_id=args.inference_id,
-                request_ttl_seconds=args.request_ttl,
-                invocation_timeout_seconds=args.invocation_timeout,
-                s3_output_path_extension=args.output_path_extension,
-                filename=args.filename,
-            )
+            options = _common.member_values(args, INVOKE_ASYNC.options)
+            if args.inline:
+                options["body"] = args.input.read_bytes()
+            else:
+                options.update(input=args.input, input_prefix=args.input_prefix)
+            handle = client.invoke_async(args.endpoint, **options)
             if not args.wait:
                 doc = {
                     "InferenceId": handle.inference_id,

@@ -7,7 +7,7 @@ InvokeEndpointAsync (through S3), with demo, echo and proxy models and fault inj
 
 from __future__ import annotations
 
-from sagestream._extras import SERVE_INSTALL
+from sagestream.extras import SERVE_INSTALL
 
 try:
     import aiohttp  # noqa: F401

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from multidict import CIMultiDict
 
-from sagestream import _core, _rules
+from sagestream import eventstream, service
 
 from . import faults as _faults
 from .config import EmulatorConfig
@@ -47,7 +47,7 @@ log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["DuplexServer"]
 
-OPERATION = _rules.INVOKE_DUPLEX
+OPERATION = service.INVOKE_DUPLEX
 _ROUTE = re.compile(r"/endpoints/([^/]+)/invocations-bidirectional-stream")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _SM = "X-Amzn-SageMaker-"
@@ -76,7 +76,7 @@ def _payload_frame(part: Part) -> bytes:
     if part.completion_state is not None:
         headers.append(("CompletionState", part.completion_state))
     headers.append((":message-type", "event"))
-    return _core.encode(headers, part.data)
+    return eventstream.encode(headers, part.data)
 
 
 def _exception_frame(kind: str, message: str, error_code: str | None = None) -> bytes:
@@ -86,15 +86,17 @@ def _exception_frame(kind: str, message: str, error_code: str | None = None) -> 
         (":content-type", "application/json"),
         (":message-type", "exception"),
     ]
-    return _core.encode(headers, json.dumps(doc).encode())
+    return eventstream.encode(headers, json.dumps(doc).encode())
 
 
 def _error_frame(code: str, message: str) -> bytes:
-    return _core.encode([(":error-code", code), (":error-message", message), (":message-type", "error")], b"")
+    return eventstream.encode(
+        [(":error-code", code), (":error-message", message), (":message-type", "error")], b""
+    )
 
 
 def _inner_part(payload: bytes) -> Part:
-    decoder = _core.Decoder()
+    decoder = eventstream.Decoder()
     messages = decoder.feed(payload)
     decoder.close()
     if len(messages) != 1:
@@ -243,7 +245,7 @@ class DuplexServer:
             headers=headers,
             credentials={self.config.access_key_id: self.config.secret_access_key},
             region=self.config.region,
-            service=_rules.SIGNING_NAME,
+            service=service.SIGNING_NAME,
         )
         if signed.declared_hash is None:
             signed.check_signature(_EMPTY_SHA256)
@@ -297,7 +299,9 @@ class DuplexServer:
             ],
         )
         self.sessions += 1
-        verifier = ChainVerifier(seed, self.config.secret_access_key, self.config.region, _rules.SIGNING_NAME)
+        verifier = ChainVerifier(
+            seed, self.config.secret_access_key, self.config.region, service.SIGNING_NAME
+        )
         outcome = await self._run(stream, session, verifier, knobs)
         self._record(name, started, 200, request_id, None if outcome == "ok" else outcome)
 

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import struct
 
-from sagestream import _core
+from sagestream import eventstream
 
 from .protocol import EmulatorError
 from .sigv4 import MAX_SKEW, auth_error
@@ -60,7 +60,7 @@ class ChainVerifier:
         self._secret = secret
         self._region = region
         self._service = service
-        self._decoder = _core.Decoder()
+        self._decoder = eventstream.Decoder()
         self._keys: dict[str, bytes] = {}
         self.ended = False
         self.count = 0
@@ -93,7 +93,7 @@ class ChainVerifier:
                 "The input ended without the signed empty event that closes the signature chain.",
             )
 
-    def _verify(self, message: _core.Message, now: _dt.datetime) -> SignedEvent:
+    def _verify(self, message: eventstream.Message, now: _dt.datetime) -> SignedEvent:
         headers = message.headers
         date = headers.get(":date")
         signature = headers.get(":chunk-signature")

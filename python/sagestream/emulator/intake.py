@@ -13,7 +13,7 @@ import hashlib
 
 from aiohttp import web
 
-from sagestream import _rules
+from sagestream import service
 
 from .protocol import S3StyleError
 from .sigv4 import SignedRequest, check_request, scope_service
@@ -63,12 +63,12 @@ def authenticate(
         headers=headers,
         credentials=credentials,
         region=region,
-        service=_rules.SIGNING_NAME,
+        service=service.SIGNING_NAME,
     )
 
 
 async def read_body(
-    request: web.Request, signed: SignedRequest, *, limit: int = _rules.MAX_BODY_BYTES, timeout: float
+    request: web.Request, signed: SignedRequest, *, limit: int = service.MAX_BODY_BYTES, timeout: float
 ) -> bytes:
     """The body once its signature checks out: at most ``limit`` bytes within ``timeout`` s.
 

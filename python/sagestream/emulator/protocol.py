@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from sagestream import _core
+from sagestream import eventstream
 
 #: The account id the emulator pretends to run in (appears in messages and ARNs).
 ACCOUNT_ID = "123456789012"
@@ -129,7 +129,7 @@ class FrameEncoder:
     """Encodes PayloadPart frames with the Rust encoder, fast for repeated payload sizes.
 
     Frames whose payloads have the same length share everything up to the payload (prelude,
-    prelude CRC and headers), so the prefix is encoded once per length by ``_core.encode`` and
+    prelude CRC and headers), so the prefix is encoded once per length by ``eventstream.encode`` and
     the message CRC is continued over the payload with zlib.
     """
 
@@ -141,7 +141,7 @@ class FrameEncoder:
     def _prefix(self, size: int) -> tuple[bytes, int]:
         cached = self._prefixes.get(size)
         if cached is None:
-            template = _core.encode(_PAYLOAD_HEADERS, bytes(size))
+            template = eventstream.encode(_PAYLOAD_HEADERS, bytes(size))
             prefix = template[: len(template) - size - 4]
             cached = (prefix, zlib.crc32(prefix))
             if len(self._prefixes) >= self._MAX_CACHED:
@@ -176,7 +176,7 @@ def exception_frame(exception_type: str, message: str, error_code: str | None = 
     doc: dict[str, str] = {"Message": message}
     if error_code is not None:
         doc["ErrorCode"] = error_code
-    return _core.encode(
+    return eventstream.encode(
         [
             (":exception-type", exception_type),
             (":content-type", "application/json"),
@@ -188,4 +188,6 @@ def exception_frame(exception_type: str, message: str, error_code: str | None = 
 
 def error_frame(code: str, message: str) -> bytes:
     """A ``:message-type: error`` frame: an unmodeled error, code and message in headers."""
-    return _core.encode([(":error-code", code), (":error-message", message), (":message-type", "error")], b"")
+    return eventstream.encode(
+        [(":error-code", code), (":error-message", message), (":message-type", "error")], b""
+    )

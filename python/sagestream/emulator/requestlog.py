@@ -3,8 +3,9 @@
 Tests of rate limiting and concurrency (a Ray actor pool, a client-side limiter) read
 ``Emulator.request_log`` to see what actually reached the endpoint: which operation, when it
 started and ended (``time.monotonic()`` of the emulator's process), its status, and the
-CustomAttributes it carried. The log keeps the last ``size`` records (a ring buffer, 10,000 by
-default: a few MB), so a long load test against ``sagestream serve`` does not grow it for ever.
+CustomAttributes and PrefixAwareId it carried. The log keeps the last ``size`` records (a ring
+buffer, 10,000 by default: a few MB), so a long load test against ``sagestream serve`` does
+not grow it for ever.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class RequestRecord:
     request_id: str
     #: The error code answered or sent in the stream, or None.
     error: str | None = None
+    #: The PrefixAwareId routing hint the request carried (validated), or None.
+    prefix_aware_id: str | None = None
 
     @property
     def duration(self) -> float:

@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sagestream import _rules
-from sagestream._extras import SERVE_INSTALL
+from sagestream import service
+from sagestream.extras import SERVE_INSTALL
 
 from . import faults as _faults
 from .catalog import make_model
@@ -66,7 +66,7 @@ __all__ = ["MAX_INVOKE_REPLY_BYTES", "EmulatorServer", "Stats"]
 
 #: An InvokeEndpoint answer holds at most this many bytes (the request body's bound); a longer
 #: one is a ModelError that points to the streaming operation.
-MAX_INVOKE_REPLY_BYTES = _rules.MAX_BODY_BYTES
+MAX_INVOKE_REPLY_BYTES = service.MAX_BODY_BYTES
 _SM = "X-Amzn-SageMaker-"
 
 
@@ -89,6 +89,7 @@ class _Call:
     request_id: str
     started: float
     custom_attributes: str | None = None
+    prefix_aware_id: str | None = None
 
 
 def _join_uri(*parts: str) -> str:
@@ -111,7 +112,7 @@ class EmulatorServer:
                 if name == "*":  # every other name
                     self._default_model = make_model(spec)
                     continue
-                if _rules.ENDPOINT_NAME.violation(name) is not None:
+                if service.ENDPOINT_NAME.violation(name) is not None:
                     raise ValueError(f"invalid endpoint name {name!r}")
                 self._models[name] = make_model(spec)
         self._encoder = FrameEncoder()
@@ -188,9 +189,9 @@ class EmulatorServer:
         """Listen (on ``sock`` if given) and start the embedded S3 server if configured."""
         self._start_s3()
         app = web.Application(middlewares=[self._guard.middleware])
-        app.router.add_post(_rules.INVOKE.route("{name}"), self._invoke)
-        app.router.add_post(_rules.INVOKE_STREAM.route("{name}"), self._invoke_stream)
-        app.router.add_post(_rules.INVOKE_ASYNC.route("{name}"), self._invoke_async)
+        app.router.add_post(service.INVOKE.route("{name}"), self._invoke)
+        app.router.add_post(service.INVOKE_STREAM.route("{name}"), self._invoke_stream)
+        app.router.add_post(service.INVOKE_ASYNC.route("{name}"), self._invoke_async)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=self.config.idle_timeout
@@ -239,6 +240,7 @@ class EmulatorServer:
             request_id=str(uuid.uuid4()),
             started=time.monotonic(),
             custom_attributes=request.headers.get(_SM + "Custom-Attributes"),
+            prefix_aware_id=request.headers.get(_SM + "Prefix-Aware-Id"),
         )
 
     def _finish(
@@ -257,6 +259,7 @@ class EmulatorServer:
                 custom_attributes=call.custom_attributes,
                 request_id=call.request_id,
                 error=error,
+                prefix_aware_id=call.prefix_aware_id,
             )
         )
         if log.isEnabledFor(logging.INFO):
@@ -291,7 +294,7 @@ class EmulatorServer:
             return self.config.s3_endpoint_url
         return self.embedded_s3.url_if_ready if self.embedded_s3 is not None else None
 
-    async def _admit(self, request: web.Request, op: _rules.Operation) -> tuple[bytes, dict[str, Any]]:
+    async def _admit(self, request: web.Request, op: service.Operation) -> tuple[bytes, dict[str, Any]]:
         """The body and checked header values of a signed, valid request for ``op``."""
         signed = authenticate(
             request,
@@ -302,7 +305,7 @@ class EmulatorServer:
         body_member = op.members.get("Body")
         limit = body_member.rule.max if body_member is not None else None
         body = await read_body(
-            request, signed, limit=limit or _rules.MAX_BODY_BYTES, timeout=self.config.body_timeout
+            request, signed, limit=limit or service.MAX_BODY_BYTES, timeout=self.config.body_timeout
         )
         check_endpoint_name(request.match_info["name"])
         values = check_headers(op, request.headers)
@@ -379,10 +382,10 @@ class EmulatorServer:
         return self._error(request, call, error)
 
     async def _invoke(self, request: web.Request) -> web.StreamResponse:
-        call = self._call(request, _rules.INVOKE.name)
+        call = self._call(request, service.INVOKE.name)
         region = self.config.region
         try:
-            body, values = await self._admit(request, _rules.INVOKE)
+            body, values = await self._admit(request, service.INVOKE)
             name = request.match_info["name"]
             model = self._model(name)
             session_id = values.get("SessionId")
@@ -408,7 +411,7 @@ class EmulatorServer:
             return self._timed_out(request, call, exc)
         headers = self._response_headers(call, values, reply)
         headers["Content-Type"] = reply.content_type
-        if session_id == _rules.NEW_SESSION:
+        if session_id == service.NEW_SESSION:
             headers[_SM + "New-Session-Id"] = self._sessions.open()
         elif session_id is not None and (knobs.session_close or is_close_request(body)):
             self._sessions.close(session_id)
@@ -427,10 +430,10 @@ class EmulatorServer:
         return web.Response(status=200, body=out, headers=headers)
 
     async def _invoke_stream(self, request: web.Request) -> web.StreamResponse:
-        call = self._call(request, _rules.INVOKE_STREAM.name)
+        call = self._call(request, service.INVOKE_STREAM.name)
         region = self.config.region
         try:
-            body, values = await self._admit(request, _rules.INVOKE_STREAM)
+            body, values = await self._admit(request, service.INVOKE_STREAM)
             name = request.match_info["name"]
             model = self._model(name)
             self._sessions.check(values.get("SessionId"))
@@ -492,10 +495,10 @@ class EmulatorServer:
             )
 
     async def _invoke_async(self, request: web.Request) -> web.StreamResponse:
-        call = self._call(request, _rules.INVOKE_ASYNC.name)
+        call = self._call(request, service.INVOKE_ASYNC.name)
         config = self.config
         try:
-            body, values = await self._admit(request, _rules.INVOKE_ASYNC)
+            body, values = await self._admit(request, service.INVOKE_ASYNC)
             check_async_input(values, body)
             name = request.match_info["name"]
             model = self._model(name)
@@ -520,8 +523,8 @@ class EmulatorServer:
         failure_uri = "s3://" + _join_uri(
             config.async_failure_path.removeprefix("s3://"), extension, f"{inference_id}-error.out"
         )
-        ttl = values.get("RequestTTLSeconds", _rules.DEFAULT_REQUEST_TTL_SECONDS)
-        timeout = values.get("InvocationTimeoutSeconds", _rules.DEFAULT_INVOCATION_TIMEOUT_SECONDS)
+        ttl = values.get("RequestTTLSeconds", service.DEFAULT_REQUEST_TTL_SECONDS)
+        timeout = values.get("InvocationTimeoutSeconds", service.DEFAULT_INVOCATION_TIMEOUT_SECONDS)
         self._jobs.submit(
             AsyncJob(
                 endpoint=name,

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 
-from sagestream import _rules
+from sagestream import service
 from sagestream.emulator.protocol import validation_error
 
 __all__ = ["Sessions", "is_close_request"]
@@ -34,7 +34,7 @@ class Sessions:
 
     def check(self, session_id: str | None) -> None:
         """An existing, unexpired session (NEW_SESSION passes where the rules allowed it)."""
-        if session_id is None or session_id == _rules.NEW_SESSION:
+        if session_id is None or session_id == service.NEW_SESSION:
             return
         expires = self._expiry.get(session_id)
         if expires is None or expires < time.time():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sagestream import _rules
+from sagestream import service
 
 from .protocol import EmulatorError, validation_error
 
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-def violation_message(violation: _rules.Violation) -> str:
+def violation_message(violation: service.Violation) -> str:
     """One violation in the service's words."""
     rule = violation.rule
     where = (
@@ -54,12 +54,12 @@ def _detected(messages: list[str]) -> EmulatorError:
 
 def check_endpoint_name(name: str) -> None:
     """The endpoint name from the request's path."""
-    violation = _rules.ENDPOINT_NAME.violation(name)
+    violation = service.ENDPOINT_NAME.violation(name)
     if violation is not None:
         raise _detected([violation_message(violation)])
 
 
-def check_headers(op: _rules.Operation, headers: Mapping[str, str]) -> dict[str, Any]:
+def check_headers(op: service.Operation, headers: Mapping[str, str]) -> dict[str, Any]:
     """Every header member of ``op`` present in ``headers``, checked: member → value.
 
     Integer members come back as ``int``. All broken rules are reported in one ValidationError.
@@ -95,7 +95,7 @@ def check_headers(op: _rules.Operation, headers: Mapping[str, str]) -> dict[str,
     return values
 
 
-def body_too_large(limit: int = _rules.MAX_BODY_BYTES) -> EmulatorError:
+def body_too_large(limit: int = service.MAX_BODY_BYTES) -> EmulatorError:
     """ValidationError for a body over ``limit`` (the body is sensitive: no value)."""
     return _detected(
         [

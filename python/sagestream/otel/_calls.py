@@ -110,6 +110,7 @@ class Call:
 
     __slots__ = (
         "attempts",
+        "attempts_counted",
         "attributes",
         "body",
         "bytes",
@@ -138,7 +139,9 @@ class Call:
         self.telemetry = telemetry
         self.note = note
         self.held_end: int | None = None
-        now = time.monotonic()
+        # The span starts when the call's clock does (the time to first chunk is measured from
+        # it), not after the attributes are made.
+        now, wall = time.monotonic(), time.time_ns()
         self.started = now if started is None else started
         operation_name = (note.operation_name if note is not None else None) or telemetry.operation_name
         model = params.get("EndpointName")
@@ -161,10 +164,11 @@ class Call:
             context=job_context.get(),
             kind=SpanKind.CLIENT,
             attributes=span_attributes,
-            start_time=None if started is None else time.time_ns() - int((now - started) * 1e9),
+            start_time=wall if started is None else wall - int((now - started) * 1e9),
         )
         self.requesting = True
         self.attempts = 0
+        self.attempts_counted = 0
         self.retries = 0
         self.last_part: float | None = None
         self.parts_seen = 0
@@ -179,6 +183,7 @@ class Call:
 
     def attempt_ended(self, attempt: int, failure: BaseException | None, retry_in: float | None) -> None:
         instruments = self.telemetry.instruments
+        self.attempts_counted = attempt
         if failure is None:
             instruments.attempts.add(1, self.attributes)
             return
@@ -198,6 +203,7 @@ class Call:
         if self.attempts == 0:  # botocore's path: it made the attempts, the answer counts them
             self.attempts = attempts
             self.retries = attempts - 1
+            self.attempts_counted = attempts
             self.telemetry.instruments.attempts.add(attempts, self.attributes)
         if not span.is_recording():
             return
@@ -288,6 +294,9 @@ class Call:
             kind = error_type(error)
             attributes = {**attributes, c.ERROR_TYPE: kind}
             instruments.errors.add(1, attributes)
+            if self.attempts > self.attempts_counted:  # an attempt that failed past the retry policy
+                self.attempts_counted = self.attempts
+                instruments.attempts.add(1, attributes)
         instruments.duration.record(duration, attributes)
         if span.is_recording():
             span.set_attribute(c.ATTEMPTS, self.attempts or 1)

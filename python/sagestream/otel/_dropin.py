@@ -16,7 +16,7 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _patch
+from sagestream import _patch, _proof
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +40,8 @@ def _applies(client: Any, operation_name: str) -> Telemetry | None:
     if getattr(client.meta.service_model, "service_name", None) != "sagemaker-runtime":
         return None
     if telemetry.inside_call():  # a sagestream client on botocore's path: its own span
+        return None
+    if _proof.probing():  # a client proving its request path: nothing is sent
         return None
     return telemetry
 

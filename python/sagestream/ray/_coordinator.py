@@ -1,6 +1,6 @@
 """The coordinator of one endpoint: a named Ray actor shared by every actor calling it.
 
-It holds the endpoint's :class:`~sagestream._limits.Limiter` (so N actors together stay within
+It holds the endpoint's :class:`~sagestream.batch.Limiter` (so N actors together stay within
 the rate and concurrency the endpoint takes, and slow down together when it throttles) and its
 counters (rows done / failed / retried, attempts, parts), which the driver reads while the
 pipeline runs (:func:`endpoint_counters`).
@@ -21,7 +21,7 @@ from typing import Any
 
 import ray
 
-from sagestream._limits import Limiter
+from sagestream.batch import Limiter
 
 __all__ = [
     "NAMESPACE",

@@ -15,6 +15,7 @@ import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -33,6 +34,10 @@ from sagestream.batch import (
 )
 from sagestream.ray._coordinator import IDLE_SECONDS, LEASE_SECONDS, coordinator
 
+#: Columns that, when a dataset has them, set a request option of each row (unless the row's
+#: own ``build_request`` set it).
+_ROW_OPTIONS = ("custom_attributes", "prefix_aware_id")
+
 __all__ = ["RESULT_COLUMNS", "SageMakerStream"]
 
 #: The columns SageMakerStream adds to each row.
@@ -46,7 +51,7 @@ _Queue = asyncio.Queue[tuple[Request, "asyncio.Future[Result]"]]
 
 
 def _client_parameters() -> set[str]:
-    from sagestream._aio import AsyncClient
+    from sagestream import AsyncClient
 
     names = set(inspect.signature(AsyncClient.__init__).parameters)
     return names - {"self", "session"}
@@ -102,7 +107,9 @@ class SageMakerStream:
     - rows: the column ``body`` (bytes, sent as they are) or ``prompt`` (text, sent as
       ``{"inputs": prompt, "parameters": parameters}`` JSON), or ``build_request(row)``
       returning bytes or a :class:`sagestream.batch.Request`; a ``custom_attributes`` column,
-      when present, sets each row's CustomAttributes;
+      when present, sets each row's CustomAttributes, a ``prefix_aware_id`` column its
+      PrefixAwareId (rows of one conversation reach the same instance of a PREFIX_AWARE
+      endpoint);
     - request options for every row: ``content_type`` (``application/json`` for prompts),
       ``accept``, ``custom_attributes``, ``target_variant``, ``inference_component_name``,
       ``deadline`` (seconds per try);
@@ -158,7 +165,7 @@ class SageMakerStream:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
         if not isinstance(endpoint_name, str) or not endpoint_name:
             raise ValueError("endpoint_name must be a non-empty string")
-        from sagestream._aio import AsyncClient
+        from sagestream import AsyncClient
 
         self.endpoint_name = endpoint_name
         self._output = output
@@ -265,25 +272,30 @@ class SageMakerStream:
     # one batch ------------------------------------------------------------------------------
 
     def _request(self, columns: dict[str, Any], i: int) -> Request:
-        attributes = None
-        if "custom_attributes" in columns:
-            attributes = _value(columns["custom_attributes"], i)
+        request = self._body(columns, i)
+        per_row = {
+            name: value
+            for name in _ROW_OPTIONS
+            if name in columns
+            and (value := _value(columns[name], i)) is not None
+            and getattr(request, name) is None
+        }
+        return replace(request, **per_row) if per_row else request
+
+    def _body(self, columns: dict[str, Any], i: int) -> Request:
         if self._build_request is not None:
             built = self._build_request({name: _value(col, i) for name, col in columns.items()})
             if isinstance(built, Request):
-                if attributes is not None and built.custom_attributes is None:
-                    return Request(**{**built.__dict__, "custom_attributes": attributes})
                 return built
-            return Request(bytes(built), custom_attributes=attributes, content_type=self._content_type)
+            return Request(bytes(built), content_type=self._content_type)
         if "body" in columns:
             body = _value(columns["body"], i)
             if isinstance(body, str):
                 body = body.encode()
-            return Request(bytes(body), custom_attributes=attributes, content_type=self._content_type)
+            return Request(bytes(body), content_type=self._content_type)
         prompt = _value(columns["prompt"], i)
         payload = json.dumps({"inputs": str(prompt), "parameters": self._parameters}).encode()
-        content_type = self._content_type or "application/json"
-        return Request(payload, custom_attributes=attributes, content_type=content_type)
+        return Request(payload, content_type=self._content_type or "application/json")
 
     def _output_kind(self, columns: dict[str, Any]) -> Output:
         if self._output is not None:
