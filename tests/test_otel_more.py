@@ -245,3 +245,25 @@ def test_instrument_is_idempotent_and_a_singleton(telemetry: Recorded, emulator:
     ):
         client.invoke("demo", BODY, custom_attributes="tokens=2")
     assert len(telemetry.finished()) == 1
+
+
+def test_invoke_many_is_one_span_per_row(telemetry: Recorded, emulator: Emulator) -> None:
+    from sagestream.batch import Request, invoke_many
+
+    async def main() -> list[Any]:
+        async with sagestream.AsyncClient(
+            session_of(emulator), endpoint_url=emulator.url, config=config()
+        ) as client:
+            bodies = [Request(BODY, custom_attributes="tokens=3") for _ in range(4)]
+            bodies.append(Request(BODY, custom_attributes="fault=model-error"))
+            return [result async for result in invoke_many(client, "demo", bodies, max_in_flight=2)]
+
+    results = asyncio.run(main())
+    assert sorted(r.error is None for r in results) == [False, True, True, True, True]
+    spans = telemetry.finished()
+    assert len(spans) == 5
+    assert {s.attributes["rpc.method"] for s in spans} == {"InvokeEndpointWithResponseStream"}
+    (failed,) = [s for s in spans if s.status.status_code is StatusCode.ERROR]
+    assert failed.attributes["error.type"] == "ModelError"
+    assert telemetry.count("gen_ai.client.operation.duration", gen_ai__request__model="demo") == 5
+    assert telemetry.count("sagestream.client.errors", error__type="ModelError") == 1
