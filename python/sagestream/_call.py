@@ -223,7 +223,8 @@ class Attempts(Retries):
         self.invocation = invocation_id()
         self._context: dict[str, Any] | None = None
         self._last: Any = None
-        self._after = template.after(self.invocation)
+        self._trace = bridge.trace_header()
+        self._after = [*template.after(self.invocation), *self._trace]
 
     def prepare(self) -> Generator[Step, Any, None]:
         if self.bridge.retry_mode == "adaptive":
@@ -308,7 +309,7 @@ class Attempts(Retries):
     def next(self) -> None:
         """The next attempt's retry headers, as botocore sets them."""
         retry = self.bridge.retry_header(self._context_for_retry(), self.attempt, self._last)
-        self._after = self.template.after(self.invocation, retry)
+        self._after = [*self.template.after(self.invocation, retry), *self._trace]
 
 
 class _Driver:

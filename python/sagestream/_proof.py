@@ -258,7 +258,8 @@ def _compare(
             return {}, f"the path sends {name}, botocore does not"
         if theirs.headers[name] != value:
             return {}, f"{name} is {theirs.headers[name]!r} from botocore, {value!r} from the path"
-    skipped = {"authorization", "x-amz-date", "x-amz-security-token", INVOCATION_HEADER}
+    # The X-Ray trace header changes per Lambda invocation: each call adds it (trace_header).
+    skipped = {"authorization", "x-amz-date", "x-amz-security-token", "x-amzn-trace-id", INVOCATION_HEADER}
     extra = {
         name: value
         for name, value in theirs.headers.items()
