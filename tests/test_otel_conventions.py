@@ -122,3 +122,55 @@ def test_while_off_nothing_of_opentelemetry_is_imported_or_run(emulator: Emulato
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def _sent_headers(instrumented: bool, tracer_provider: Any = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The headers of one InvokeEndpoint on sagestream's client and on boto3's, inside an
+    application span (the span of a request the app is serving)."""
+    import boto3
+    from _raw_server import RawServer, Response
+    from opentelemetry import trace
+
+    answer = Response(headers={"Content-Type": "application/json", "x-amzn-RequestId": "r"},
+                      writes=[b"{}"], chunked=False, content_length=2)  # fmt: skip
+    session = boto3.Session(aws_access_key_id="AKID", aws_secret_access_key="secret", region_name="us-east-1")
+    tracer = trace.get_tracer("app", tracer_provider=tracer_provider)
+    with RawServer(lambda request: answer) as server, tracer.start_as_current_span("request"):
+        if instrumented:
+            SageStreamInstrumentor().instrument(tracer_provider=tracer_provider)
+        try:
+            with sagestream.Client(session, endpoint_url=server.url, config=config()) as client:
+                client.invoke("demo", b"{}")
+            session.client("sagemaker-runtime", endpoint_url=server.url).invoke_endpoint(
+                EndpointName="demo", Body=b"{}"
+            )
+        finally:
+            SageStreamInstrumentor().uninstrument()
+        ours, botocores = server.requests
+    return ours.headers, botocores.headers
+
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+@pytest.mark.parametrize("lambda_", [False, True], ids=["outside Lambda", "in Lambda"])
+def test_the_trace_header_is_sent_as_botocore_sends_it(
+    lambda_: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", TRACE)
+    if lambda_:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "gateway")
+    else:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    provider = TracerProvider()
+    plain, _ = _sent_headers(False, provider)
+    ours, botocores = _sent_headers(True, provider)
+    provider.shutdown()
+    # Instrumented or not, the same headers are sent (no traceparent, nothing new)...
+    assert "traceparent" not in ours
+    assert set(ours) == set(plain)
+    # ...and the X-Ray header exactly when botocore sends it: in Lambda, the environment's.
+    assert ours.get("x-amzn-trace-id") == botocores.get("x-amzn-trace-id")
+    assert ("x-amzn-trace-id" in ours) is lambda_
