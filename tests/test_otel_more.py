@@ -12,7 +12,7 @@ import sagestream
 from _duplex_fixtures import make_client
 from _otel_fixtures import BODY, Recorded, config, session_of, telemetry
 from opentelemetry.trace import SpanKind, StatusCode
-from sagestream import _observe
+from sagestream import _observe, observe
 from sagestream.emulator import Emulator
 
 __all__ = ["telemetry"]
@@ -182,7 +182,7 @@ def test_a_sagestream_client_on_botocores_path_is_traced_once(
 def test_integrations_name_the_operation_and_report_usage(telemetry: Recorded, emulator: Emulator) -> None:
     with (
         sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client,
-        _observe.annotate("chat") as note,
+        observe.annotate("chat") as note,
     ):
         assert note is not None
         with client.invoke_stream("demo", BODY, custom_attributes="tokens=3") as stream:
@@ -199,9 +199,9 @@ def test_integrations_name_the_operation_and_report_usage(telemetry: Recorded, e
 
 
 def test_annotate_costs_nothing_uninstrumented() -> None:
-    with _observe.annotate("chat") as note:
+    with observe.annotate("chat") as note:
         assert note is None
-        assert _observe.annotation.get() is None
+        assert observe.annotation.get() is None
 
 
 def test_latest_experimental_names_on_opt_in(monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> None:

@@ -271,6 +271,11 @@ class AsyncClient:
             await asyncio.to_thread(bridge.fast)  # the proof (from_boto3's client), off the loop
         return bridge, hub_for(loop)
 
+    async def _watch(self, operation: str, params: dict[str, Any]) -> _observe.CallWatch | None:
+        """The watch of a call, while something watches (the client made first: its URL)."""
+        await self._ready()
+        return _observe.call_watch(operation, params, self._runtime.meta.endpoint_url)
+
     @property
     def runtime_client(self) -> Any:
         """The underlying botocore ``sagemaker-runtime`` client (made now if it is not yet)."""
@@ -411,7 +416,7 @@ class AsyncClient:
 
         async def start() -> AsyncResponseStream:
             started = time.monotonic()
-            watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime.meta.endpoint_url)
+            watch = None if _observe.watcher is None else await self._watch(STREAM_OPERATION, params)
             pending = self._call(STREAM_OPERATION, params, stream=True, deadline=deadline, watch=watch)
             response, answer = await (pending if watch is None else _observe.watched(watch, pending))
             _, hub = await self._ready()
@@ -442,7 +447,7 @@ class AsyncClient:
         """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
         params = INVOKE.of_call(locals(), extra)
         _params.check_deadline(deadline)
-        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime.meta.endpoint_url)
+        watch = None if _observe.watcher is None else await self._watch(INVOKE_OPERATION, params)
         pending = self._call(INVOKE_OPERATION, params, deadline=deadline, watch=watch)
         response, answer = await (pending if watch is None else _observe.watched(watch, pending))
         body_bytes = answer.pop("Body", None)
@@ -454,7 +459,7 @@ class AsyncClient:
 
     async def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime.meta.endpoint_url)
+        watch = None if _observe.watcher is None else await self._watch(ASYNC_OPERATION, params)
         pending = self._call(ASYNC_OPERATION, params, watch=watch)
         response, answer = await (pending if watch is None else _observe.watched(watch, pending))
         if watch is not None:

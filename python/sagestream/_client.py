@@ -218,6 +218,10 @@ class Client:
             watch=watch,
         )
 
+    def _watch(self, operation: str, params: dict[str, Any]) -> _observe.CallWatch | None:
+        """The watch of a call, while something watches."""
+        return _observe.call_watch(operation, params, self._runtime.meta.endpoint_url)
+
     def _answer(self, operation: str, response: Any, attempts: Attempts) -> dict[str, Any]:
         headers = response.headers
         if attempts.watch is not None:
@@ -254,7 +258,7 @@ class Client:
         params = INVOKE_STREAM.of_call(locals(), extra)
         _params.check_deadline(deadline)
         started = time.monotonic()
-        watch = _observe.call_watch(STREAM_OPERATION, params, self._runtime.meta.endpoint_url)
+        watch = None if _observe.watcher is None else self._watch(STREAM_OPERATION, params)
         if watch is not None:
             try:
                 return self._stream(params, deadline, started, watch)
@@ -316,7 +320,7 @@ class Client:
         """
         params = INVOKE.of_call(locals(), extra)
         _params.check_deadline(deadline)
-        watch = _observe.call_watch(INVOKE_OPERATION, params, self._runtime.meta.endpoint_url)
+        watch = None if _observe.watcher is None else self._watch(INVOKE_OPERATION, params)
         if watch is None:
             return self._invoke(params, deadline, None)
         try:
@@ -348,7 +352,7 @@ class Client:
 
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        watch = _observe.call_watch(ASYNC_OPERATION, params, self._runtime.meta.endpoint_url)
+        watch = None if _observe.watcher is None else self._watch(ASYNC_OPERATION, params)
         if watch is None:
             return self._submit(params, None)
         try:

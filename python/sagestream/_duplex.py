@@ -543,25 +543,14 @@ def open_session(
         model_query_string=model_query_string,
         endpoint_url=endpoint_url,
     )
-    watch = _observe.call_watch(DUPLEX_OPERATION, _watched_params(endpoint_name, target_variant), url)
-    try:
+    params = {"EndpointName": endpoint_name, "TargetVariant": target_variant}
+    with _observe.Failures(watch := _observe.call_watch(DUPLEX_OPERATION, params, url)):
         if not bridge.credentials_fresh():
             bridge.refresh_credentials()
         core = bridge.transport.open_duplex(
             url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
         )
-    except BaseException as exc:
-        if watch is not None:
-            watch.failed(exc)
-        raise
     return DuplexSession(core, url, started, input, watch)
-
-
-def _watched_params(endpoint_name: str, target_variant: str | None) -> dict[str, Any]:
-    params = {"EndpointName": endpoint_name}
-    if target_variant is not None:
-        params["TargetVariant"] = target_variant
-    return params
 
 
 async def open_session_async(
@@ -587,17 +576,13 @@ async def open_session_async(
         model_query_string=model_query_string,
         endpoint_url=endpoint_url,
     )
-    watch = _observe.call_watch(DUPLEX_OPERATION, _watched_params(endpoint_name, target_variant), url)
-    try:
+    params = {"EndpointName": endpoint_name, "TargetVariant": target_variant}
+    with _observe.Failures(watch := _observe.call_watch(DUPLEX_OPERATION, params, url)):
         if not bridge.credentials_fresh():
             await asyncio.to_thread(bridge.refresh_credentials)
         core = await bridge.transport.open_duplex_async(
             hub, url, headers, after=after, deadline=deadline, error_limit=bridge.limits.error_body
         )
-    except BaseException as exc:
-        if watch is not None:
-            watch.failed(exc)
-        raise
     return AsyncDuplexSession(core, hub, url, started, input, watch)
 
 

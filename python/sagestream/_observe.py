@@ -7,24 +7,20 @@ Rust iterator's own: no Python frame runs per part. When it is filled, each call
 headers, the parts (which the watch may wrap, to time them), the end or the failure.
 
 Framework integrations say what their calls are (a chat, a text completion) and report the
-token usage they parse through :func:`annotate`; the watch of a call made inside ``annotate``
-finds the :class:`Annotation` in :data:`annotation`.
+token usage they parse through :func:`sagestream.observe.annotate`; the watch of a call made
+inside it finds the ``Annotation`` in ``sagestream.observe.annotation``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 __all__ = [
-    "Annotation",
     "CallWatch",
+    "Failures",
     "JobWatch",
     "Watcher",
-    "annotate",
-    "annotation",
     "answered",
     "answered_botocore",
     "call_watch",
@@ -108,6 +104,23 @@ def answered(watch: CallWatch, status: int, headers: Mapping[str, str], answer: 
     watch.answered(status, headers, int(meta.get("RetryAttempts") or 0) + 1)
 
 
+class Failures:
+    """``with Failures(watch):`` tells ``watch`` (if any) of an exception raised inside, which
+    ends it, and lets the exception go on."""
+
+    __slots__ = ("watch",)
+
+    def __init__(self, watch: CallWatch | None) -> None:
+        self.watch = watch
+
+    def __enter__(self) -> CallWatch | None:
+        return self.watch
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if error is not None and self.watch is not None:
+            self.watch.failed(error)
+
+
 async def watched(watch: CallWatch, pending: Awaitable[tuple[Any, Any]]) -> tuple[Any, Any]:
     """Await an asyncio client's call (its response and parsed answer), telling ``watch`` of the
     answer, or of the failure (which ends the watch)."""
@@ -124,58 +137,3 @@ def answered_botocore(watch: CallWatch, response: Mapping[str, Any]) -> None:
     """Tell ``watch`` of an answer botocore parsed (status and headers from its metadata)."""
     meta = response.get("ResponseMetadata") or {}
     answered(watch, int(meta.get("HTTPStatusCode") or 200), meta.get("HTTPHeaders") or {}, response)
-
-
-class Annotation:
-    """What a framework integration says of the calls it makes inside :func:`annotate`."""
-
-    __slots__ = ("input_tokens", "open", "operation_name", "output_tokens", "watches")
-
-    def __init__(self, operation_name: str | None) -> None:
-        #: True until :func:`annotate` exits: a watch may keep its span open until then, so that
-        #: the usage reported after the stream's last part still lands on it.
-        self.open = True
-        #: The GenAI operation (``chat``, ``text_completion``); None: the watcher's default.
-        self.operation_name = operation_name
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        #: The watches of the calls made so far (the watcher appends; usage goes to the last).
-        self.watches: list[Any] = []
-
-    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
-        """The token usage the container reported for the call in progress."""
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
-        if self.watches:
-            report = getattr(self.watches[-1], "usage", None)
-            if report is not None:
-                report(input_tokens, output_tokens)
-
-    def close(self) -> None:
-        """The annotated block is over: the watches may end what they held open."""
-        self.open = False
-        for watch in self.watches:
-            release = getattr(watch, "release", None)
-            if release is not None:
-                release()
-
-
-#: The annotation of the calls being made (set by :func:`annotate`).
-annotation: ContextVar[Annotation | None] = ContextVar("sagestream_annotation", default=None)
-
-
-@contextlib.contextmanager
-def annotate(operation_name: str | None) -> Iterator[Annotation | None]:
-    """Say what the calls made inside are; yields None (and costs nothing) when nothing watches."""
-    if watcher is None:
-        yield None
-        return
-    note = Annotation(operation_name)
-    token = annotation.set(note)
-    try:
-        yield note
-    finally:
-        note.close()
-        # A generator finished in another context (closed by the collector) cannot reset it.
-        with contextlib.suppress(ValueError):
-            annotation.reset(token)

@@ -41,7 +41,7 @@ from strands.types.exceptions import ModelThrottledException
 from strands.types.streaming import StreamEvent
 from strands.types.tools import ToolChoice, ToolSpec
 
-from sagestream import _observe
+from sagestream import observe
 from sagestream.exceptions import ModelNotReadyException
 from sagestream.integrations._clients import Clients
 from sagestream.integrations._formats import Delta, DocumentDecoder, chat_completion, chat_delta
@@ -95,7 +95,7 @@ def _tool_events(index: int, deltas: list[dict[str, Any]]) -> list[StreamEvent]:
     return events
 
 
-def _note_usage(note: _observe.Annotation | None, turn: _Turn) -> None:
+def _note_usage(note: observe.Annotation | None, turn: _Turn) -> None:
     """Report the usage the container sent to an instrumentation's ``note``."""
     if note is not None and turn.usage:
         note.usage(turn.usage.get("prompt_tokens"), turn.usage.get("completion_tokens"))
@@ -268,7 +268,7 @@ class SageMakerAIModel(_StrandsSageMakerAIModel):
         try:
             client = await self._clients.for_running_loop()
             turn = _Turn(started)
-            with _observe.annotate("chat") as note:
+            with observe.annotate("chat") as note:
                 if not streaming:
                     result = await client.invoke(endpoint, body, **params)
                     yield {"messageStart": {"role": "assistant"}}
@@ -321,7 +321,7 @@ class SageMakerAIModel(_StrandsSageMakerAIModel):
         endpoint, body, params = self._parts_of(request, stream=False)
         try:
             client = await self._clients.for_running_loop()
-            with _observe.annotate("chat") as note:
+            with observe.annotate("chat") as note:
                 result = await client.invoke(endpoint, body, **params)
                 answer = chat_completion(json.loads(result.body))
                 if note is not None and answer.usage:

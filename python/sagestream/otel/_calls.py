@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from sagestream import _observe
+from sagestream import observe
 from sagestream.otel import _conventions as c
 from sagestream.otel._metrics import Instruments
 from sagestream.otel._spans import CONTENT_LIMIT, describe_error, error_type, job_context, last_call, text
@@ -86,7 +86,7 @@ class Telemetry:
         self, operation: str, params: Mapping[str, Any], server: str | None, *, started: float | None = None
     ) -> Call:
         """The watch of a call starting now (or at ``started``, a ``time.monotonic()`` time)."""
-        note = _observe.annotation.get()
+        note = observe.annotation.get()
         call = Call(self, operation, params, server, note, started)
         if note is not None:
             note.watches.append(call)
@@ -133,7 +133,7 @@ class Call:
         operation: str,
         params: Mapping[str, Any],
         server: str | None,
-        note: _observe.Annotation | None,
+        note: observe.Annotation | None,
         started: float | None = None,
     ) -> None:
         self.telemetry = telemetry

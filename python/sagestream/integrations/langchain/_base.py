@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from sagestream import _observe
+from sagestream import observe
 from sagestream.integrations._clients import Clients
 from sagestream.integrations._formats import DocumentDecoder, iter_documents
 from sagestream.integrations._requests import call_parameters
@@ -22,7 +22,7 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-def note_usage(note: _observe.Annotation | None, item: Any) -> None:
+def note_usage(note: observe.Annotation | None, item: Any) -> None:
     """Report the token usage a chunk or a generation carries (LangChain's ``usage_metadata``,
     or an OpenAI-style ``usage`` in the generation info) to an instrumentation's ``note``."""
     if note is None or item is None:
@@ -141,7 +141,7 @@ class SageMakerEndpointBase(BaseModel):
         steps = self._steps(stop)
         client = self._clients.sync()
         with (
-            _observe.annotate(self._operation) as note,
+            observe.annotate(self._operation) as note,
             client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream,
         ):
             for item in self._items(stream):
@@ -170,7 +170,7 @@ class SageMakerEndpointBase(BaseModel):
         body = self._body(prompt, kwargs, stop, stream=True)
         steps = self._steps(stop)
         client = await self._clients.for_running_loop()
-        with _observe.annotate(self._operation) as note:
+        with observe.annotate(self._operation) as note:
             async with client.invoke_stream(
                 self.endpoint_name, body, **self._parameters(stream=True)
             ) as stream:

@@ -15,7 +15,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from sagestream import _observe
+from sagestream import observe
 from sagestream.integrations._stops import cut_at_stop
 from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
 from sagestream.integrations.langchain._handlers import ChatCompletionsContentHandler, body_file
@@ -149,7 +149,7 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         body = self._body(request_messages(messages), kwargs, stop, stream=False)
-        with _observe.annotate(self._operation) as note:
+        with observe.annotate(self._operation) as note:
             result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
             answer = self._result(result.body, stop)
             note_usage(note, answer.generations[0])
@@ -166,7 +166,7 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         body = self._body(request_messages(messages), kwargs, stop, stream=False)
         client = await self._clients.for_running_loop()
-        with _observe.annotate(self._operation) as note:
+        with observe.annotate(self._operation) as note:
             result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
             answer = self._result(result.body, stop)
             note_usage(note, answer.generations[0])

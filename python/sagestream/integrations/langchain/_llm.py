@@ -10,7 +10,7 @@ from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
-from sagestream import _observe
+from sagestream import observe
 from sagestream.integrations._formats import Delta
 from sagestream.integrations._stops import cut_at_stop
 from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
@@ -103,7 +103,7 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
                 whole = chunk if whole is None else whole + chunk
             return whole or Generation(text="")
         body = self._body(prompt, kwargs, stop, stream=False)
-        with _observe.annotate(self._operation) as note:
+        with observe.annotate(self._operation) as note:
             result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
             generation = self._generation(result.body, stop)
             note_usage(note, generation)
@@ -123,7 +123,7 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
             return whole or Generation(text="")
         body = self._body(prompt, kwargs, stop, stream=False)
         client = await self._clients.for_running_loop()
-        with _observe.annotate(self._operation) as note:
+        with observe.annotate(self._operation) as note:
             result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
             generation = self._generation(result.body, stop)
             note_usage(note, generation)
