@@ -267,3 +267,27 @@ def test_invoke_many_is_one_span_per_row(telemetry: Recorded, emulator: Emulator
     assert failed.attributes["error.type"] == "ModelError"
     assert telemetry.count("gen_ai.client.operation.duration", gen_ai__request__model="demo") == 5
     assert telemetry.count("sagestream.client.errors", error__type="ModelError") == 1
+
+
+def test_chunk_metric_can_be_left_out(emulator: Emulator) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from sagestream.otel import SageStreamInstrumentor
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    SageStreamInstrumentor().instrument(meter_provider=provider, chunk_metric=False)
+    try:
+        with (
+            sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client,
+            client.invoke_stream("demo", BODY, custom_attributes="tokens=4") as stream,
+        ):
+            assert len(list(stream)) > 1
+    finally:
+        SageStreamInstrumentor().uninstrument()
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}
+    assert "gen_ai.client.operation.time_to_first_chunk" in names
+    assert "gen_ai.client.operation.time_per_output_chunk" not in names
+    provider.shutdown()

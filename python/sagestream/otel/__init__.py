@@ -75,6 +75,7 @@ class SageStreamInstrumentor:
         meter_provider: metrics.MeterProvider | None = None,
         operation_name: str = _conventions.OPERATION_GENERATE_CONTENT,
         capture_content: bool | None = None,
+        chunk_metric: bool = True,
         **kwargs: Any,
     ) -> None:
         """Watch every sagestream call from now on (idempotent: a second call does nothing).
@@ -83,7 +84,9 @@ class SageStreamInstrumentor:
         ``operation_name``: the ``gen_ai.operation.name`` of a plain call (the integrations say
         ``chat`` or ``text_completion`` themselves). ``capture_content``: put request and
         response bodies (their first 16 KiB) on the spans; by default only when
-        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for span content. Other
+        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for span content.
+        ``chunk_metric=False``: leave out ``gen_ai.client.operation.time_per_output_chunk``, the
+        one record per part (most of what being observed costs a stream, in the SDK). Other
         keyword arguments (what ``opentelemetry-instrument`` passes) are accepted and ignored.
         """
         with self._lock:
@@ -98,7 +101,7 @@ class SageStreamInstrumentor:
                 capture_content = _conventions.content_from_environment()
             self._telemetry = Telemetry(
                 tracer,
-                Instruments.of(meter),
+                Instruments.of(meter, chunk_metric=chunk_metric),
                 mode,
                 operation_name=operation_name,
                 capture_content=capture_content,

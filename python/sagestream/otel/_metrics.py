@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import Counter, Histogram, Meter, NoOpHistogram
 
 from sagestream.otel import _conventions as c
 
@@ -25,7 +25,10 @@ class Instruments:
     job_duration: Histogram
 
     @classmethod
-    def of(cls, meter: Meter) -> Instruments:
+    def of(cls, meter: Meter, *, chunk_metric: bool = True) -> Instruments:
+        """The instruments, made on ``meter``; ``chunk_metric=False``: the time per output chunk
+        records nothing (no SDK work per part)."""
+
         def seconds(name: str, description: str) -> Histogram:
             return meter.create_histogram(
                 name,
@@ -41,7 +44,9 @@ class Instruments:
                 "Time to receive the first chunk, measured from when the client issues the "
                 "generation request to when the first chunk is received in the response stream.",
             ),
-            time_per_output_chunk=seconds(
+            time_per_output_chunk=NoOpHistogram(c.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK)
+            if not chunk_metric
+            else seconds(
                 c.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK,
                 "Time per output chunk, recorded for each chunk received after the first one, "
                 "measured as the time elapsed from the end of the previous chunk to the end of the "
