@@ -349,16 +349,12 @@ def submit(
     params, upload = _validate(arguments, input, input_prefix, extra)
     watcher = _observe.watcher
     watch = None if watcher is None else watcher.job(params["EndpointName"], params)
-    try:
+    with _observe.Failures(watch):
         if upload is not None:
             bucket, key, source = upload
             s3.put(bucket, key, _read_source(source))
             params["InputLocation"] = f"s3://{bucket}/{key}"
         job = InferenceJob(s3, invoke(params), _lifetime(params))
-    except BaseException as exc:
-        if watch is not None:
-            watch.failed(exc)
-        raise
     if watch is not None:
         _watched(job, watch)
     return job
@@ -428,17 +424,13 @@ async def submit_async(
     params, upload = _validate(arguments, input, input_prefix, extra)
     watcher = _observe.watcher
     watch = None if watcher is None else watcher.job(params["EndpointName"], params)
-    try:
+    with _observe.Failures(watch):
         if upload is not None:
             bucket, key, source = upload
             data = source if isinstance(source, bytes) else await asyncio.to_thread(_read_source, source)
             await s3.put(bucket, key, data)
             params["InputLocation"] = f"s3://{bucket}/{key}"
         job = AsyncInferenceJob(s3, await invoke(params), _lifetime(params))
-    except BaseException as exc:
-        if watch is not None:
-            watch.failed(exc)
-        raise
     if watch is not None:
         _watched(job, watch)
     return job

@@ -110,10 +110,10 @@ class Failures:
 
     __slots__ = ("watch",)
 
-    def __init__(self, watch: CallWatch | None) -> None:
+    def __init__(self, watch: CallWatch | JobWatch | None) -> None:
         self.watch = watch
 
-    def __enter__(self) -> CallWatch | None:
+    def __enter__(self) -> CallWatch | JobWatch | None:
         return self.watch
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:

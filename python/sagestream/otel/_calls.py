@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
-from urllib.parse import urlsplit
 
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from sagestream import observe
 from sagestream.otel import _conventions as c
-from sagestream.otel._metrics import Instruments
-from sagestream.otel._spans import CONTENT_LIMIT, describe_error, error_type, job_context, last_call, text
+from sagestream.otel._jobs import Job
+from sagestream.otel._spans import CONTENT_LIMIT, Scope, describe_error, error_type, job_context, text
 from sagestream.otel._streams import AsyncParts, Parts
 
-__all__ = ["Call", "Telemetry"]
+__all__ = ["Call", "Telemetry", "last_call"]
+
+#: The last call started in this context (the drop-in skips botocore calls it is waiting for).
+last_call: ContextVar[Call | None] = ContextVar("sagestream_last_call", default=None)
 
 #: The parameters that become span attributes, by botocore member name.
 _PARAM_ATTRIBUTES = (
@@ -34,53 +36,9 @@ _PARAM_ATTRIBUTES = (
 )
 
 
-class Telemetry:
-    """The watcher of one ``instrument()``: its tracer, its instruments, its choices."""
-
-    def __init__(
-        self,
-        tracer: trace.Tracer,
-        instruments: Instruments,
-        mode: c.Mode,
-        *,
-        operation_name: str,
-        capture_content: bool,
-    ) -> None:
-        self.tracer = tracer
-        self.instruments = instruments
-        self.mode = mode
-        self.operation_name = operation_name
-        self.capture_content = capture_content
-        self._servers: dict[str, tuple[str | None, int | None]] = {}
-
-    def server(self, url: str | None) -> tuple[str | None, int | None]:
-        """``server.address`` and ``server.port`` of an endpoint URL (cached)."""
-        if url is None:
-            return None, None
-        known = self._servers.get(url)
-        if known is None:
-            parts = urlsplit(url)
-            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-            known = self._servers[url] = (parts.hostname, port)
-        return known
-
-    def common(
-        self, operation_name: str, model: str | None, method: str, server: str | None
-    ) -> dict[str, Any]:
-        """The attributes every signal of a call carries (the metrics' dimensions)."""
-        address, port = self.server(server)
-        attributes: dict[str, Any] = {
-            c.GEN_AI_OPERATION_NAME: operation_name,
-            self.mode.provider_key: c.PROVIDER,
-            c.RPC_METHOD: method,
-        }
-        if model:
-            attributes[c.GEN_AI_REQUEST_MODEL] = model
-        if address:
-            attributes[c.SERVER_ADDRESS] = address
-            if port:
-                attributes[c.SERVER_PORT] = port
-        return attributes
+class Telemetry(Scope):
+    """The watcher of one ``instrument()`` (``sagestream._observe.Watcher``): a span per call,
+    per job."""
 
     def call(
         self, operation: str, params: Mapping[str, Any], server: str | None, *, started: float | None = None
@@ -99,9 +57,7 @@ class Telemetry:
         call = last_call.get()
         return call is not None and call.requesting
 
-    def job(self, endpoint_name: str, params: Mapping[str, Any]) -> Any:
-        from sagestream.otel._jobs import Job
-
+    def job(self, endpoint_name: str, params: Mapping[str, Any]) -> Job:
         return Job(self, endpoint_name, params)
 
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from sagestream.otel import _conventions as c
-from sagestream.otel._spans import describe_error, error_type, job_context
-
-if TYPE_CHECKING:
-    from sagestream.otel._calls import Telemetry
+from sagestream.otel._spans import Scope, describe_error, error_type, job_context
 
 __all__ = ["Job"]
 
@@ -30,7 +27,7 @@ class Job:
 
     __slots__ = ("attributes", "ended", "polls", "span", "started", "telemetry", "token")
 
-    def __init__(self, telemetry: Telemetry, endpoint_name: str, params: Mapping[str, Any]) -> None:
+    def __init__(self, telemetry: Scope, endpoint_name: str, params: Mapping[str, Any]) -> None:
         self.telemetry = telemetry
         self.started = time.monotonic()
         self.attributes = telemetry.common(telemetry.operation_name, endpoint_name, ASYNC_OPERATION, None)

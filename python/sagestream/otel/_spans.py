@@ -1,28 +1,76 @@
-"""What the spans of calls and of jobs share: error descriptions, content, the context."""
+"""What the spans of calls and of jobs share: the scope (tracer, instruments, the common
+attributes), error descriptions, content, the context."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 from sagestream.otel import _conventions as c
+from sagestream.otel._metrics import Instruments
 
-if TYPE_CHECKING:
-    from sagestream.otel._calls import Call
-
-__all__ = ["CONTENT_LIMIT", "describe_error", "error_code", "error_type", "job_context", "last_call", "text"]
+__all__ = ["CONTENT_LIMIT", "Scope", "describe_error", "error_code", "error_type", "job_context", "text"]
 
 #: At most this much of a body is put on a span when content capture is on.
 CONTENT_LIMIT = 16_384
 
 #: The span of the job whose InvokeEndpointAsync call is being made (its parent).
 job_context: ContextVar[Context | None] = ContextVar("sagestream_job_context", default=None)
-#: The last call started in this context (the drop-in skips botocore calls it is waiting for).
-last_call: ContextVar[Call | None] = ContextVar("sagestream_last_call", default=None)
+
+
+class Scope:
+    """What every span and metric of one ``instrument()`` shares: its tracer, its instruments,
+    its choices, and the attributes every signal of a call carries."""
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        instruments: Instruments,
+        mode: c.Mode,
+        *,
+        operation_name: str,
+        capture_content: bool,
+    ) -> None:
+        self.tracer = tracer
+        self.instruments = instruments
+        self.mode = mode
+        self.operation_name = operation_name
+        self.capture_content = capture_content
+        self._servers: dict[str, tuple[str | None, int | None]] = {}
+
+    def server(self, url: str | None) -> tuple[str | None, int | None]:
+        """``server.address`` and ``server.port`` of an endpoint URL (cached)."""
+        if url is None:
+            return None, None
+        known = self._servers.get(url)
+        if known is None:
+            parts = urlsplit(url)
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+            known = self._servers[url] = (parts.hostname, port)
+        return known
+
+    def common(
+        self, operation_name: str, model: str | None, method: str, server: str | None
+    ) -> dict[str, Any]:
+        """The attributes every signal of a call carries (the metrics' dimensions)."""
+        address, port = self.server(server)
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: operation_name,
+            self.mode.provider_key: c.PROVIDER,
+            c.RPC_METHOD: method,
+        }
+        if model:
+            attributes[c.GEN_AI_REQUEST_MODEL] = model
+        if address:
+            attributes[c.SERVER_ADDRESS] = address
+            if port:
+                attributes[c.SERVER_PORT] = port
+        return attributes
 
 
 def error_type(error: BaseException) -> str:

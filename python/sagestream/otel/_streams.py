@@ -7,14 +7,23 @@ They stand in for the Rust part iterators only while sagestream is instrumented;
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from sagestream.otel._calls import Call
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 __all__ = ["AsyncParts", "Parts"]
+
+
+class Call(Protocol):
+    """What the iterators tell of their call (``sagestream.otel._calls.Call``)."""
+
+    ended: bool
+    requesting: bool
+
+    def answered(self, status: int, headers: Mapping[str, str], attempts: int) -> None: ...
+
+    def part(self, data: bytes) -> None: ...
+
+    def stream_ended(self, stats: Any, error: BaseException | None, closed: bool) -> None: ...
 
 
 class _Base:
