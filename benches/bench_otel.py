@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import multiprocessing
 import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench_aio import PART, _free_port, _serve, run_sagestream
+import _builds
+from bench_aio import PART, loopback, run_sagestream
 
 
 def _providers() -> tuple[Any, Any, Any]:
@@ -57,76 +57,70 @@ def main() -> int:
     from sagestream.otel import SageStreamInstrumentor
 
     instrumentor = SageStreamInstrumentor()
-    every, dropped = _providers(), _providers()
-    port = _free_port()
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(
-        target=_serve, args=(port, args.parts, args.interval, ready), daemon=True
-    )
-    server.start()
+    every, lean = _providers(), _providers()
     try:
-        if not ready.wait(20):
-            raise SystemExit("the loopback server did not start")
-        url = f"http://127.0.0.1:{port}"
-        total_parts = args.streams * args.parts
-        expected = total_parts * len(PART)
-
-        def off() -> tuple[float, float, int]:
-            return asyncio.run(run_sagestream(url, args.streams, args.parts))
-
-        def on(providers: tuple[Any, Any, Any], chunk_metric: bool) -> tuple[float, float, int]:
-            tracer_provider, meter_provider, reader = providers
-            instrumentor.instrument(
-                tracer_provider=tracer_provider, meter_provider=meter_provider, chunk_metric=chunk_metric
-            )
-            try:
-                return asyncio.run(run_sagestream(url, args.streams, args.parts))
-            finally:
-                instrumentor.uninstrument()
-                tracer_provider.force_flush()
-                reader.get_metrics_data()
-
-        runners: dict[str, Callable[[], tuple[float, float, int]]] = {
-            "instrumentation off": off,
-            "instrumentation on": functools.partial(on, every, True),
-            "on, chunk_metric=False": functools.partial(on, dropped, False),
-        }
-        for runner in runners.values():  # warm-up: imports, connections, the SDK's first span
-            runner()
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-        for round_ in range(args.rounds):
-            order = list(runners.items())
-            for name, runner in order[round_ % 3 :] + order[: round_ % 3]:
-                cpu, wall, received = runner()
-                if received != expected:
-                    raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
-                results[name].append((cpu, wall))
-        print(
-            f"# {args.streams} concurrent streams x {args.parts} parts of {len(PART)} B,"
-            f" interval {args.interval * 1000:g} ms, {args.rounds} rounds, medians;"
-            f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
-        )
-        print("| client | CPU µs / part | total time s | CPU vs off |")
-        print("|---|---:|---:|---:|")
-        base = statistics.median(c for c, _ in results["instrumentation off"]) / total_parts
-        for name in runners:
-            cpu = statistics.median(c for c, _ in results[name]) / total_parts
-            wall = statistics.median(w for _, w in results[name])
-            ratio = (
-                "baseline"
-                if cpu == base
-                else f"{(cpu - base) / base * 100:+.0f} % ({(cpu - base) * 1e6:+.2f} µs / part)"
-            )
-            print(f"| sagestream, {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
+        with loopback(args.parts, args.interval) as url:
+            _compare(args, url, instrumentor, every, lean)
     finally:
-        server.terminate()
-        server.join(5)
-        for tracer_provider, meter_provider, _ in (every, dropped):
+        for tracer_provider, meter_provider, _ in (every, lean):
             meter_provider.shutdown()
             tracer_provider.shutdown()
         with open("/proc/loadavg") as f:
             print(f"# load average at the end: {f.read().strip()}")
     return 0
+
+
+def _compare(args: argparse.Namespace, url: str, instrumentor: Any, every: Any, lean: Any) -> None:
+    """The rounds and the table."""
+    total_parts = args.streams * args.parts
+    expected = total_parts * len(PART)
+
+    def off() -> tuple[float, float, int]:
+        return asyncio.run(run_sagestream(url, args.streams, args.parts))
+
+    def on(providers: tuple[Any, Any, Any], chunk_metric: bool) -> tuple[float, float, int]:
+        tracer_provider, meter_provider, reader = providers
+        instrumentor.instrument(
+            tracer_provider=tracer_provider, meter_provider=meter_provider, chunk_metric=chunk_metric
+        )
+        try:
+            return asyncio.run(run_sagestream(url, args.streams, args.parts))
+        finally:
+            instrumentor.uninstrument()
+            tracer_provider.force_flush()
+            reader.get_metrics_data()
+
+    runners: dict[str, Callable[[], tuple[float, float, int]]] = {
+        "instrumentation off": off,
+        "instrumentation on": functools.partial(on, every, True),
+        "on, chunk_metric=False": functools.partial(on, lean, False),
+    }
+    for runner in runners.values():  # warm-up: imports, connections, the SDK's first span
+        runner()
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+    for round_ in range(args.rounds):
+        for name, runner in _builds.turns(list(runners.items()), round_):
+            cpu, wall, received = runner()
+            if received != expected:
+                raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
+            results[name].append((cpu, wall))
+    print(
+        f"# {args.streams} concurrent streams x {args.parts} parts of {len(PART)} B,"
+        f" interval {args.interval * 1000:g} ms, {args.rounds} rounds, medians;"
+        f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    print("| client | CPU µs / part | total time s | CPU vs off |")
+    print("|---|---:|---:|---:|")
+    base = statistics.median(c for c, _ in results["instrumentation off"]) / total_parts
+    for name in runners:
+        cpu = statistics.median(c for c, _ in results[name]) / total_parts
+        wall = statistics.median(w for _, w in results[name])
+        ratio = (
+            "baseline"
+            if cpu == base
+            else f"{(cpu - base) / base * 100:+.0f} % ({(cpu - base) * 1e6:+.2f} µs / part)"
+        )
+        print(f"| sagestream, {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
 
 
 if __name__ == "__main__":
