@@ -69,10 +69,12 @@ DIST ?= build/dist
 # The floor, read from the one place it is written.
 BOTO_FLOOR := $(shell sed -n 's/^ *"botocore>=\([0-9.]*\)",*$$/\1/p' pyproject.toml)
 WHEEL = $(firstword $(wildcard $(DIST)/sagestream-*.whl))
-# The request path and what proves it, the model-driven rules, the emulator's async jobs.
+# What depends on botocore's release: the request path and what proves it, the retry loop on
+# botocore's decisions, the model-driven rules, botocore's own path (the fallback), the
+# emulator's async jobs. The transport below them is the same on every botocore.
 OLDEST_TESTS = tests/test_fast_path.py tests/test_request_differential.py tests/test_rules.py \
-	tests/test_client_emulator.py tests/test_aio_transport.py tests/test_faults.py \
-	tests/test_stream_raw.py tests/test_emulator_async.py tests/test_jobs.py
+	tests/test_retries.py tests/test_client_emulator.py tests/test_stream_raw.py \
+	tests/test_emulator_async.py tests/test_jobs.py
 
 .PHONY: wheel ## The wheel of this checkout (release build), in build/dist
 wheel:

@@ -9,22 +9,24 @@ workload runs every client once per round, rounds alternating, and reports media
   on a kept-alive socket (the floor: no SDK, no signing per request);
 - ``gateway``: N concurrent asyncio streams x 200 tokens of 20 bytes, 20 ms apart (an LLM
   gateway), against aiobotocore and a bare asyncio Protocol that only counts bytes (the
-  floor of asyncio itself; also on uvloop when it is installed);
+  floor of asyncio itself); sagestream and the Protocol also on uvloop when it is installed;
 - ``threads``: 100 threads on the sync client, the same streams, against boto3 threads;
 - ``short``: 1,000 concurrent InvokeEndpoint calls in asyncio, against aiobotocore;
 - ``ttfp``: time to first part, against the raw socket;
-- ``long``: one stream of 100,000 back-to-back parts, sync and asyncio (µs per part);
+- ``long``: one stream of 100,000 back-to-back parts, sync and asyncio (µs per part), and
+  asyncio on uvloop;
 - ``hold``: one stream of 8,000 back-to-back tokens read beside a 1 ms ticker task, against
   aiobotocore: the longest the ticker ran late, i.e. the longest the reader held the event loop
   (with no work per token, and with 20 µs of it, as a framework's callback costs);
-- ``idle``: memory per open, idle stream.
+- ``idle``: memory per open, idle stream, against a bare asyncio Protocol holding as many
+  connections (each in a fresh interpreter).
 
     python benches/bench_requests.py [--only gateway,short] [--rounds 3] [--quick]
         [--baseline DIR]
 
-Build the extension in release mode first (``maturin develop -r``). ``--baseline DIR`` adds,
-to ``gateway`` and ``hold``, the rows of another build of sagestream (see ``_builds.py``),
-both builds then run in fresh interpreters, rounds alternating.
+Build the extension in release mode first (``maturin develop -r``). ``--baseline DIR`` adds
+the rows of another build of sagestream (see ``_builds.py``) to every workload but ``threads``
+and ``short``: both builds then run in fresh interpreters, rounds alternating.
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import _builds
 import _pacer
 
 CREDS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "secret", "region_name": "us-east-1"}
 PACED = "tokens=200;size=20;interval=0.02"
+R = TypeVar("R")
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -285,92 +288,136 @@ def table(
 # --- workloads -------------------------------------------------------------------------------
 
 
-def fixed(url: str, rounds: int, count: int) -> None:
-    client, stock = sagestream_client(url), boto3_client(url)
-    raw = RawConnection(url)
-    stream_req = presigned(url, STREAM_PATH, "tokens=1")
-    invoke_req = presigned(url, INVOKE_PATH, "")
-    aclient = sagestream_async(url)
+def has_uvloop() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def ours(name: str, baseline: str | None) -> list[tuple[str, str | None]]:
+    """The rows of sagestream client ``name``: one, or this build's and the baseline's."""
+    if baseline is None:
+        return [(name, None)]
+    return [(f"{name}, this build", None), (f"{name}, baseline build", baseline)]
+
+
+def in_rounds(runs: dict[str, Callable[[], R]], rounds: int) -> dict[str, list[R]]:
+    """Every run once per round, the order reversed every other round (``_builds.turns``: what
+    goes first in a round costs more), each run's results in the order of the rounds."""
+    got: dict[str, list[R]] = {name: [] for name in runs}
+    for round_ in range(rounds):
+        for name, fn in _builds.turns(list(runs.items()), round_):
+            got[name].append(fn())
+    return got
+
+
+def compare(rows: dict[str, list[tuple[float, float, int]]], baseline: str | None) -> None:
+    """With a baseline, the per-round ratio of CPU per unit, this build against the baseline,
+    for each sagestream client (``_builds.paired``)."""
+    if baseline is None:
+        return
+    for name in rows:
+        if name.endswith(", this build"):
+            this, base = rows[name], rows[name.replace(", this build", ", baseline build")]
+            ratio = _builds.paired([c / n for c, _, n in this], [c / n for c, _, n in base])
+            print(f"- {name.removesuffix(', this build')}: CPU per unit, {ratio}")
+
+
+def on(build: str | None, baseline: str | None, function: str, *args: Any) -> Any:
+    """``function(*args)`` of this module: here, or in a fresh interpreter of ``build`` when
+    builds are compared (so both are measured alike)."""
+    if baseline is None:
+        return globals()[function](*args)
+    return _builds.call(build, "bench_requests", function, *args)
+
+
+def fixed_sagestream(url: str, count: int, kind: str, client: str) -> tuple[float, float, int]:
+    """``count`` sequential 1-part streams (``kind="stream"``) or InvokeEndpoint calls on the
+    sagestream ``client`` (``sync``, ``asyncio``), after a warm-up (the pool, the proof)."""
+    if client == "sync":
+        c = sagestream_client(url)
+
+        def run(n: int) -> int:
+            for _ in range(n):
+                if kind == "stream":
+                    for _ in c.invoke_stream("bench", b"{}", custom_attributes="tokens=1"):
+                        pass
+                else:
+                    c.invoke("bench", b"{}")
+            return n
+
+        run(5)
+        return measure(lambda: run(count))
+    a = sagestream_async(url)
+
+    async def arun(n: int) -> int:
+        for _ in range(n):
+            if kind == "stream":
+                async with a.invoke_stream("bench", b"{}", custom_attributes="tokens=1") as s:
+                    async for _ in s:
+                        pass
+            else:
+                await a.invoke("bench", b"{}")
+        return n
+
     loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(arun(5))
+        return measure(lambda: loop.run_until_complete(arun(count)))
+    finally:
+        loop.run_until_complete(a.close())
+        loop.close()
 
-    def ss_stream() -> int:
-        for _ in range(count):
-            for _ in client.invoke_stream("bench", b"{}", custom_attributes="tokens=1"):
-                pass
-        return count
 
-    def ss_invoke() -> int:
-        for _ in range(count):
-            client.invoke("bench", b"{}")
-        return count
+def fixed(url: str, rounds: int, count: int, baseline: str | None = None) -> None:
+    stock = boto3_client(url)
+    raw = RawConnection(url)
+    requests = {"stream": presigned(url, STREAM_PATH, "tokens=1"), "invoke": presigned(url, INVOKE_PATH, "")}
 
-    def b3_stream() -> int:
-        for _ in range(count):
-            for _ in stock.invoke_endpoint_with_response_stream(
-                EndpointName="bench", Body=b"{}", CustomAttributes="tokens=1"
-            )["Body"]:
-                pass
-        return count
+    def b3(kind: str) -> Callable[[], tuple[float, float, int]]:
+        def run() -> int:
+            for _ in range(count):
+                if kind == "stream":
+                    for _ in stock.invoke_endpoint_with_response_stream(
+                        EndpointName="bench", Body=b"{}", CustomAttributes="tokens=1"
+                    )["Body"]:
+                        pass
+                else:
+                    stock.invoke_endpoint(EndpointName="bench", Body=b"{}")["Body"].read()
+            return count
 
-    def b3_invoke() -> int:
-        for _ in range(count):
-            stock.invoke_endpoint(EndpointName="bench", Body=b"{}")["Body"].read()
-        return count
+        return lambda: measure(run)
 
-    def raw_stream() -> int:
-        for _ in range(count):
-            raw.exchange(stream_req, stream=True)
-        return count
+    def raw_run(kind: str) -> Callable[[], tuple[float, float, int]]:
+        def run() -> int:
+            for _ in range(count):
+                raw.exchange(requests[kind], stream=kind == "stream")
+            return count
 
-    def raw_invoke() -> int:
-        for _ in range(count):
-            raw.exchange(invoke_req, stream=False)
-        return count
+        return lambda: measure(run)
 
-    async def as_stream() -> int:
-        for _ in range(count):
-            async with aclient.invoke_stream("bench", b"{}", custom_attributes="tokens=1") as s:
-                async for _ in s:
-                    pass
-        return count
+    def sage(build: str | None, kind: str, client: str) -> Callable[[], tuple[float, float, int]]:
+        return lambda: tuple(on(build, baseline, "fixed_sagestream", url, count, kind, client))
 
-    async def as_invoke() -> int:
-        for _ in range(count):
-            await aclient.invoke("bench", b"{}")
-        return count
-
-    def on_loop(fn: Callable[[], Awaitable[int]]) -> Callable[[], int]:
-        return lambda: loop.run_until_complete(fn())
-
-    cases = {
-        "1-part stream": {
-            "sagestream Client": ss_stream,
-            "boto3": b3_stream,
-            "sagestream AsyncClient": on_loop(as_stream),
-            "aiobotocore": peer("fixed_aiobotocore", url, count, "stream"),
-            "raw pre-signed request, kept-alive socket": raw_stream,
-        },
-        "InvokeEndpoint": {
-            "sagestream Client": ss_invoke,
-            "boto3": b3_invoke,
-            "sagestream AsyncClient": on_loop(as_invoke),
-            "aiobotocore": peer("fixed_aiobotocore", url, count, "invoke"),
-            "raw pre-signed request, kept-alive socket": raw_invoke,
-        },
-    }
-    for fn in [ss_stream, b3_stream, ss_invoke, b3_invoke]:  # warm-up: pools, the User-Agent
-        count, saved = 3, count
-        fn()
-        count = saved
-    loop.run_until_complete(as_stream())
-    for title, clients in cases.items():
-        rows: dict[str, list[tuple[float, float, int]]] = {name: [] for name in clients}
-        for _ in range(rounds):
-            for name, fn in clients.items():
-                rows[name].append(fn() if isinstance(fn, Peer) else measure(fn))
+    for title, kind in (("1-part stream", "stream"), ("InvokeEndpoint", "invoke")):
+        clients: dict[str, Callable[[], tuple[float, float, int]]] = {}
+        for name, build in ours("sagestream Client", baseline):
+            clients[name] = sage(build, kind, "sync")
+        clients["boto3"] = b3(kind)
+        for name, build in ours("sagestream AsyncClient", baseline):
+            clients[name] = sage(build, kind, "asyncio")
+        clients["aiobotocore"] = peer("fixed_aiobotocore", url, count, kind)
+        clients["raw pre-signed request, kept-alive socket"] = raw_run(kind)
+        for fn in (b3(kind), raw_run(kind)):  # warm-up: the pool, the User-Agent
+            fn()
+        rows = in_rounds(clients, rounds)
         table(f"fixed cost, {title} ({count} sequential requests)", rows, "boto3", unit="µs")
-    loop.run_until_complete(aclient.close())
-    loop.close()
+        floor = statistics.median(c / n for c, _, n in rows["raw pre-signed request, kept-alive socket"])
+        for name in rows:
+            if name.startswith("sagestream"):
+                per = statistics.median(c / n for c, _, n in rows[name])
+                print(f"- {name}: {per / floor:.2f}x the raw pre-signed request")
+        compare(rows, baseline)
 
 
 async def _gateway_sagestream(url: str, streams: int) -> int:
@@ -386,18 +433,15 @@ async def _gateway_sagestream(url: str, streams: int) -> int:
     return streams
 
 
-def gateway_sagestream(url: str, streams: int) -> tuple[float, float, int]:
+def gateway_sagestream(url: str, streams: int, uvloop_loop: bool = False) -> tuple[float, float, int]:
     """One gateway run of the sagestream in this interpreter, after a warm-up (a fresh one's
-    imports and first connections); for ``--baseline``."""
-    run_async(lambda: _gateway_sagestream(url, 10))
-    return run_async(lambda: _gateway_sagestream(url, streams))
+    imports and first connections); on uvloop if asked."""
+    run_async(lambda: _gateway_sagestream(url, 10), uvloop_loop)
+    return run_async(lambda: _gateway_sagestream(url, streams), uvloop_loop)
 
 
 def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) -> None:
     request = presigned(url, STREAM_PATH, PACED)
-
-    def sagestream_run() -> Awaitable[int]:
-        return _gateway_sagestream(url, streams)
 
     async def bare_run() -> int:
         loop = asyncio.get_running_loop()
@@ -426,38 +470,35 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
         await asyncio.gather(*(one() for _ in range(streams)))
         return streams
 
-    # With a baseline, both builds run in fresh interpreters, measured alike.
-    ours = ["sagestream AsyncClient"] if baseline is None else [
-        "sagestream AsyncClient, this build", "sagestream AsyncClient, baseline build"
-    ]  # fmt: skip
-    rows: dict[str, list[tuple[float, float, int]]] = {
-        **{name: [] for name in ours},
-        "aiobotocore": [],
-        "bare asyncio Protocol (floor)": [],
-    }
-    try:
-        import uvloop  # noqa: F401
+    loops = [False, True] if has_uvloop() else [False]
+    runs: dict[str, Callable[[], tuple[float, float, int]]] = {}
+    for uv in loops:
+        on_loop = " on uvloop" if uv else ""
+        for name, build in ours(f"sagestream AsyncClient{on_loop}", baseline):
 
-        rows["bare asyncio Protocol on uvloop"] = []
-    except ImportError:
-        pass
-    for round_ in range(rounds):
-        if baseline is None:
-            rows["sagestream AsyncClient"].append(run_async(sagestream_run))
+            def run(build: str | None = build, uv: bool = uv) -> tuple[float, float, int]:
+                if baseline is None:
+                    return run_async(lambda: _gateway_sagestream(url, streams), uv)
+                cpu, wall, n = _builds.call(build, "bench_requests", "gateway_sagestream", url, streams, uv)
+                return cpu, wall, n
+
+            runs[name] = run
+        if not uv:
+            runs["aiobotocore"] = peer("gateway_aiobotocore", url, streams)
+            runs["bare asyncio Protocol (floor)"] = lambda: run_async(bare_run)
         else:
-            for name, build in _builds.turns([("this build", None), ("baseline build", baseline)], round_):
-                cpu, wall, n = _builds.call(build, "bench_requests", "gateway_sagestream", url, streams)
-                rows[f"sagestream AsyncClient, {name}"].append((cpu, wall, n))
-        rows["aiobotocore"].append(peer("gateway_aiobotocore", url, streams)())
-        rows["bare asyncio Protocol (floor)"].append(run_async(bare_run))
-        if "bare asyncio Protocol on uvloop" in rows:
-            rows["bare asyncio Protocol on uvloop"].append(run_async(bare_run, uvloop_loop=True))
+            runs["bare asyncio Protocol on uvloop (floor)"] = lambda: run_async(bare_run, uvloop_loop=True)
+    rows = in_rounds(runs, rounds)
     table(
         f"gateway: {streams} concurrent asyncio streams x 200 tokens x 20 B, 20 ms apart", rows, "aiobotocore"
     )
-    if baseline is not None:
-        this, base = (rows[f"sagestream AsyncClient, {n}"] for n in ("this build", "baseline build"))
-        print(f"CPU per request, {_builds.paired([c / n for c, _, n in this], [c / n for c, _, n in base])}")
+    for name in rows:
+        if name.startswith("sagestream"):
+            floor_name = f"bare asyncio Protocol{' on uvloop' if 'uvloop' in name else ''} (floor)"
+            per = statistics.median(c / n for c, _, n in rows[name])
+            floor = statistics.median(c / n for c, _, n in rows[floor_name])
+            print(f"- {name}: {per / floor:.2f}x its loop's bare Protocol")
+    compare(rows, baseline)
 
 
 def threads(url: str, rounds: int, count: int = 100) -> None:
@@ -519,51 +560,85 @@ def short(url: str, rounds: int, calls: int = 1000) -> None:
     table(f"short calls: {calls} concurrent InvokeEndpoint, asyncio (connections warm)", rows, "aiobotocore")
 
 
-def ttfp(url: str, count: int = 50) -> None:
-    client = sagestream_client(url)
-    aclient = sagestream_async(url)
-    raw = RawConnection(url)
-    attrs = "tokens=2;first_pause=0.02"
-    request = presigned(url, STREAM_PATH, attrs)
-    results: dict[str, list[float]] = {
-        "sagestream Client": [],
-        "sagestream AsyncClient": [],
-        "raw socket": [],
-    }
-    loop = asyncio.new_event_loop()
+TTFP_ATTRS = "tokens=2;first_pause=0.02"
 
-    async def first_async() -> float:
+
+def ttfp_sagestream(url: str, count: int, client: str) -> list[float]:
+    """Seconds to the first part of ``count`` streams (after 5 unmeasured) on the sagestream
+    ``client`` (``sync``, ``asyncio``, ``uvloop``); the server pauses after the first part."""
+    if client == "sync":
+        c = sagestream_client(url)
+
+        def first() -> float:
+            started = time.perf_counter()
+            stream = c.invoke_stream("bench", b"{}", custom_attributes=TTFP_ATTRS)
+            next(iter(stream))
+            took = time.perf_counter() - started
+            stream.read_all()
+            return took
+
+        return [first() for _ in range(count + 5)][5:]
+    a = sagestream_async(url)
+
+    async def afirst() -> float:
         started = time.perf_counter()
-        async with aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s:
+        async with a.invoke_stream("bench", b"{}", custom_attributes=TTFP_ATTRS) as s:
             await s.__anext__()
             took = time.perf_counter() - started
             async for _ in s:
                 pass
         return took
 
-    for i in range(count + 5):
-        started = time.perf_counter()
-        stream = client.invoke_stream("bench", b"{}", custom_attributes=attrs)
-        next(iter(stream))
-        took = time.perf_counter() - started
-        stream.read_all()
-        a = loop.run_until_complete(first_async())
-        started = time.perf_counter()
-        raw.sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 16:
-            data += raw.sock.recv(65536)
-        r = time.perf_counter() - started
-        while not data.endswith(b"0\r\n\r\n"):
-            data += raw.sock.recv(65536)
-        if i >= 5:
-            results["sagestream Client"].append(took)
-            results["sagestream AsyncClient"].append(a)
-            results["raw socket"].append(r)
-    loop.run_until_complete(aclient.close())
-    loop.close()
+    async def many() -> list[float]:
+        return [await afirst() for _ in range(count + 5)][5:]
+
+    if client == "uvloop":
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(many())
+    finally:
+        loop.run_until_complete(a.close())
+        loop.close()
+
+
+def ttfp(url: str, rounds: int, count: int = 50, baseline: str | None = None) -> None:
+    raw = RawConnection(url)
+    request = presigned(url, STREAM_PATH, TTFP_ATTRS)
+
+    def raw_first(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            raw.sock.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 16:
+                data += raw.sock.recv(65536)
+            times.append(time.perf_counter() - started)
+            while not data.endswith(b"0\r\n\r\n"):
+                data += raw.sock.recv(65536)
+        return times
+
+    clients = [("sagestream Client", "sync"), ("sagestream AsyncClient", "asyncio")]
+    if has_uvloop():
+        clients.append(("sagestream AsyncClient on uvloop", "uvloop"))
+    runs: dict[str, Callable[[], list[float]]] = {}
+    per_round = max(1, count // rounds)
+
+    def first_parts(build: str | None, client: str) -> Callable[[], list[float]]:
+        return lambda: list(on(build, baseline, "ttfp_sagestream", url, per_round, client))
+
+    for label, client in clients:
+        for name, build in ours(label, baseline):
+            runs[name] = first_parts(build, client)
+    runs["raw socket"] = lambda: raw_first(per_round)
+    raw_first(5)
+    results = {name: [t for got in runs_ for t in got] for name, runs_ in in_rounds(runs, rounds).items()}
     floor = statistics.median(results["raw socket"])
-    print(f"\ntime to first part (median of {count})")
+    print(f"\ntime to first part (median of {per_round * rounds})")
     print("| client | ms | behind the raw socket |")
     print("|---|---:|---:|")
     for name, values in results.items():
@@ -571,32 +646,64 @@ def ttfp(url: str, count: int = 50) -> None:
         print(f"| {name} | {m * 1e3:.3f} | {(m - floor) * 1e3:+.3f} ms |")
 
 
-def long(url: str, parts: int = 100_000) -> None:
-    client = sagestream_client(url)
+def long_sagestream(url: str, parts: int, client: str) -> tuple[float, float, int]:
+    """CPU and wall seconds of reading one stream of ``parts`` back-to-back parts of 100 B on
+    the sagestream ``client`` (``sync``, ``asyncio``, ``uvloop``), made and warmed up (one
+    call) before the measure."""
     attrs = f"tokens={parts};size=100"
+    if client == "sync":
+        c = sagestream_client(url)
 
-    def sync_run() -> int:
-        return sum(1 for _ in client.invoke_stream("bench", b"{}", custom_attributes=attrs))
+        def sync_run() -> int:
+            return sum(1 for _ in c.invoke_stream("bench", b"{}", custom_attributes=attrs))
 
-    async def async_run() -> int:
-        n = 0
-        async with (
-            sagestream_async(url) as aclient,
-            aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s,
-        ):
-            async for _ in s:
-                n += 1
-        return n
+        c.invoke("bench", b"{}")
+        return measure(sync_run)
 
+    async def async_run() -> tuple[float, float, int]:
+        async with sagestream_async(url) as aclient:
+
+            async def one() -> int:
+                n = 0
+                async with aclient.invoke_stream("bench", b"{}", custom_attributes=attrs) as s:
+                    async for _ in s:
+                        n += 1
+                return n
+
+            await aclient.invoke("bench", b"{}")  # the pool, the proof
+            gc.collect()
+            cpu, wall = time.process_time(), time.perf_counter()
+            n = await one()
+            return time.process_time() - cpu, time.perf_counter() - wall, n
+
+    if client == "uvloop":
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(async_run())
+    finally:
+        loop.close()
+
+
+def long(url: str, rounds: int, parts: int = 100_000, baseline: str | None = None) -> None:
+    clients = [("sagestream Client", "sync"), ("sagestream AsyncClient", "asyncio")]
+    if has_uvloop():
+        clients.append(("sagestream AsyncClient on uvloop", "uvloop"))
+    runs: dict[str, Callable[[], tuple[float, float, int]]] = {}
+    for label, client in clients:
+        for name, build in ours(label, baseline):
+            runs[name] = lambda b=build, c=client: tuple(on(b, baseline, "long_sagestream", url, parts, c))  # type: ignore[misc]
+    rows = in_rounds(runs, rounds)
     print(f"\nlong stream: {parts} back-to-back parts of 100 B")
     print("| client | CPU µs / part | wall s |")
     print("|---|---:|---:|")
-    for name, runs in (
-        ("sagestream Client", [measure(sync_run) for _ in range(3)]),
-        ("sagestream AsyncClient", [run_async(async_run) for _ in range(3)]),
-    ):
-        per = statistics.median(c / n for c, _, n in runs)
-        print(f"| {name} | {per * 1e6:.3f} | {statistics.median(w for _, w, _ in runs):.2f} |")
+    for name, got in rows.items():
+        per = statistics.median(c / n for c, _, n in got)
+        print(f"| {name} | {per * 1e6:.3f} | {statistics.median(w for _, w, _ in got):.2f} |")
+    compare(rows, baseline)
 
 
 HOLD_TOKENS = 8000
@@ -724,29 +831,84 @@ def hold(url: str, rounds: int, baseline: str | None = None) -> None:
             print(f"| {name} | {work * 1e6:.0f} µs | {ms(0)} | {worst:.2f} | {ms(1)} | {ms(2)} | {ms(3)} |")
 
 
-def idle(url: str, streams: int = 500) -> None:
-    def rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    async def run() -> None:
+
+def idle_sagestream(url: str, streams: int) -> float:
+    """Resident bytes per open stream of the sagestream in this interpreter: ``streams``
+    streams opened, their first part read, the rest 30 s away."""
+
+    async def run() -> float:
         async with sagestream_async(url, pool=streams) as client:
             await client.invoke("bench", b"{}")
             gc.collect()
-            before = rss()
+            before = _rss()
             opened = []
             for _ in range(streams):
                 s = await client.invoke_stream("bench", b"{}", custom_attributes="tokens=2;first_pause=30")
                 await s.__anext__()
                 opened.append(s)
             gc.collect()
-            after = rss()
-            print(f"\nidle open streams: {streams} (first part read, the rest 30 s away)")
-            print(f"resident memory per open stream: {(after - before) / streams / 1024:.1f} KiB")
+            after = _rss()
             for s in opened:
                 s.close()
+            return (after - before) / streams
 
-    asyncio.run(run())
+    return asyncio.run(run())
+
+
+def idle_protocol(url: str, streams: int) -> float:
+    """Resident bytes per connection of a bare asyncio Protocol that sent the same request and
+    holds its first chunk (the floor)."""
+    request = presigned(url, STREAM_PATH, "tokens=2;first_pause=30")
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        host, port = url.split("//", 1)[1].split(":")
+
+        class Holder(asyncio.Protocol):
+            def __init__(self) -> None:
+                self.first = loop.create_future()
+                self.data = b""
+
+            def connection_made(self, transport: Any) -> None:
+                transport.write(request)
+
+            def data_received(self, data: bytes) -> None:
+                self.data += data
+                if not self.first.done():
+                    self.first.set_result(None)
+
+        transport, protocol = await loop.create_connection(Holder, host, int(port))
+        await protocol.first
+        transport.close()
+        gc.collect()
+        before = _rss()
+        opened = []
+        for _ in range(streams):
+            transport, protocol = await loop.create_connection(Holder, host, int(port))
+            await protocol.first
+            opened.append(transport)
+        gc.collect()
+        after = _rss()
+        for t in opened:
+            t.close()
+        return (after - before) / streams
+
+    return asyncio.run(run())
+
+
+def idle(url: str, streams: int = 500, baseline: str | None = None) -> None:
+    print(f"\nidle open streams: {streams} (first part read, the rest 30 s away; fresh interpreters)")
+    print("| client | resident KiB / open stream |")
+    print("|---|---:|")
+    for name, build in ours("sagestream AsyncClient", baseline):
+        per = _builds.call(build, "bench_requests", "idle_sagestream", url, streams)
+        print(f"| {name} | {per / 1024:.1f} |")
+    per = _builds.call(None, "bench_requests", "idle_protocol", url, streams)
+    print(f"| bare asyncio Protocol (floor) | {per / 1024:.1f} |")
 
 
 def only_needs_aiobotocore(only: str) -> bool:
@@ -772,7 +934,7 @@ def main() -> None:
     try:
         only = set(args.only.split(","))
         if "fixed" in only:
-            fixed(url, args.rounds, 100 if args.quick else 400)
+            fixed(url, args.rounds, 100 if args.quick else 400, args.baseline)
         if "gateway" in only:
             gateway(url, args.rounds, 100, args.baseline)
             if not args.quick:
@@ -782,13 +944,13 @@ def main() -> None:
         if "short" in only:
             short(url, args.rounds, 200 if args.quick else 1000)
         if "ttfp" in only:
-            ttfp(url)
+            ttfp(url, args.rounds, 50, args.baseline)
         if "long" in only:
-            long(url, 20_000 if args.quick else 100_000)
+            long(url, args.rounds, 20_000 if args.quick else 100_000, args.baseline)
         if "hold" in only:
             hold(url, args.rounds, args.baseline)
         if "idle" in only:
-            idle(url)
+            idle(url, 500, args.baseline)
     finally:
         server.terminate()
         with open("/proc/loadavg") as f:

@@ -84,7 +84,7 @@ def faults_of(i: int) -> str | None:
 
 
 def test_mixed_faults_every_row_accounted_for(ray_cluster: None, ray_emulator: Emulator) -> None:
-    rows = 1000
+    rows = 400
     items = [{"id": i, "body": body_of(i), "custom_attributes": faults_of(i) or ""} for i in range(rows)]
     rate, streams = 400, 4
     ds = ray.data.from_items(items).map_batches(

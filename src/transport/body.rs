@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use super::error::{io_kind, root_cause, TransportError};
-use super::pool::{Idle, Pool, RawSocket, Sender};
+use super::pool::{Idle, Pool};
 use super::Deadline;
 
 /// The most bytes of a successful answer read whole, unless the caller says otherwise:
@@ -30,24 +30,23 @@ pub const MAX_ERROR_BODY: usize = 1024 * 1024;
 /// before it is dropped instead of pooled.
 const READY_GRACE: Duration = Duration::from_secs(1);
 
-/// Hands the connection back to the pool once its response was read to the end.
+/// The connection a response came on: driven while its body is read, handed back to the pool
+/// once the body was read to the end, closed if dropped before.
 struct Lease {
     pool: Arc<Pool>,
     key: Arc<str>,
-    sender: Sender,
-    fd: Option<RawSocket>,
+    connection: Idle,
 }
 
 impl Lease {
     async fn release(mut self) {
-        if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, self.sender.ready()).await {
-            self.pool.checkin(
-                self.key,
-                Idle {
-                    sender: self.sender,
-                    fd: self.fd,
-                },
-            );
+        let connection = &mut self.connection;
+        let ready = std::future::poll_fn(|cx| {
+            connection.driver.drive(cx);
+            connection.sender.poll_ready(cx)
+        });
+        if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, ready).await {
+            self.pool.checkin(self.key, self.connection);
         }
     }
 }
@@ -70,24 +69,24 @@ pub struct ResponseBody {
     /// An HTTP/2 stream: its end must be an `END_STREAM` (see [`ResponseBody::ended`]).
     h2: bool,
     done: bool,
-    /// When the last bytes arrived, and one timer for the read timeout and one for the deadline,
-    /// each armed once and moved on only when it fires: a stream of many small frames does not
-    /// touch the timer wheel per frame.
-    last_data: Instant,
+    /// When the reader last began to wait for bytes (the read timeout bounds each wait, as
+    /// botocore's bounds each socket read), and one timer for the read timeout and one for the
+    /// deadline, each armed once and moved on only when it fires: a stream of many small frames
+    /// touches neither the timer wheel nor the clock per frame.
+    waiting_since: Instant,
     idle_timer: Option<Pin<Box<Sleep>>>,
     deadline_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl ResponseBody {
-    /// The body of a response on a pooled HTTP/1.1 connection, given back to `pool` under
-    /// `key` once read to its end.
+    /// The body of a response on a pooled HTTP/1.1 connection (driven by the reader of the
+    /// body), given back to `pool` under `key` once read to its end.
     #[must_use]
     pub(super) fn leased(
         incoming: Incoming,
         pool: Arc<Pool>,
         key: Arc<str>,
-        sender: Sender,
-        fd: Option<RawSocket>,
+        connection: Idle,
         read_timeout: Option<Duration>,
         chunked: bool,
     ) -> Self {
@@ -96,14 +95,13 @@ impl ResponseBody {
             lease: Some(Lease {
                 pool,
                 key,
-                sender,
-                fd,
+                connection,
             }),
             read_timeout,
             chunked,
             h2: false,
             done: false,
-            last_data: Instant::now(),
+            waiting_since: Instant::now(),
             idle_timer: None,
             deadline_timer: None,
         }
@@ -120,7 +118,7 @@ impl ResponseBody {
             chunked: false,
             h2: true,
             done: false,
-            last_data: Instant::now(),
+            waiting_since: Instant::now(),
             idle_timer: None,
             deadline_timer: None,
         }
@@ -158,9 +156,7 @@ impl ResponseBody {
             return Some(Ok(None));
         }
         // Look first without a timer: most frames of a busy stream are buffered already.
-        let polled =
-            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut self.incoming).poll_frame(cx)))
-                .await;
+        let polled = std::future::poll_fn(|cx| Poll::Ready(self.poll_frame(cx))).await;
         let frame = match (polled, wait) {
             (Poll::Ready(frame), _) => frame,
             (Poll::Pending, Wait::No) => return None,
@@ -169,7 +165,6 @@ impl ResponseBody {
                 Err(err) => return Some(Err(err)),
             },
         };
-        self.last_data = Instant::now();
         match frame {
             None => {
                 self.done = true;
@@ -207,21 +202,44 @@ impl ResponseBody {
         Ok(None)
     }
 
-    /// Wait for the next body frame within the read timeout (counted from the last bytes) and
-    /// `deadline`.
+    /// The next body frame if there is one now: hyper's, after letting the connection (when
+    /// this body drives it) read what the socket holds. hyper's connection hands the body over
+    /// one chunk at a time, waiting for each to be taken before it decodes the next: the loop
+    /// takes them in turn, so the chunks of one socket read come out in one poll.
+    fn poll_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.incoming).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if let Some(lease) = self.lease.as_mut() {
+            lease.connection.driver.drive(cx);
+            return Pin::new(&mut self.incoming).poll_frame(cx);
+        }
+        Poll::Pending
+    }
+
+    /// Wait for the next body frame within the read timeout (counted from now: what was at hand
+    /// was just taken) and `deadline`.
     async fn wait_frame(
         &mut self,
         deadline: Option<Deadline>,
     ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, TransportError> {
         let read_timeout = self.read_timeout;
+        if read_timeout.is_some() {
+            self.waiting_since = Instant::now();
+        }
         if let (None, Some(d)) = (&self.deadline_timer, deadline) {
             self.deadline_timer = Some(Box::pin(tokio::time::sleep_until(d.at)));
         }
         if let (None, Some(limit)) = (&self.idle_timer, read_timeout) {
-            self.idle_timer = Some(Box::pin(tokio::time::sleep_until(self.last_data + limit)));
+            self.idle_timer = Some(Box::pin(tokio::time::sleep_until(
+                self.waiting_since + limit,
+            )));
         }
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(frame) = Pin::new(&mut self.incoming).poll_frame(cx) {
+            if let Poll::Ready(frame) = self.poll_frame(cx) {
                 return Poll::Ready(Ok(frame));
             }
             if let (Some(timer), Some(d)) = (self.deadline_timer.as_mut(), deadline) {
@@ -234,13 +252,13 @@ impl ResponseBody {
                     if timer.as_mut().poll(cx).is_pending() {
                         break;
                     }
-                    let due = self.last_data + limit;
+                    let due = self.waiting_since + limit;
                     if Instant::now() >= due {
                         return Poll::Ready(Err(TransportError::ReadTimeout {
                             seconds: limit.as_secs_f64(),
                         }));
                     }
-                    // Bytes came since it was set: move it on, and look again.
+                    // A later wait began since it was set: move it on, and look again.
                     timer.as_mut().reset(due);
                 }
             }

@@ -1,17 +1,59 @@
 //! Idle HTTP/1.1 connections, per `scheme://host:port`, kept as botocore's urllib3 pool keeps
 //! them: up to `max_pool_connections` idle ones per host, with more opened when all are busy
 //! (urllib3 `block=False`) and dropped instead of kept when the pool is full.
+//!
+//! A connection is driven by whoever uses it ([`Driver`]): the request that sends on it, then
+//! the body that reads its response, in the same task. hyper hands an HTTP/1.1 body from the
+//! future that reads the socket to the body's reader through a one-chunk channel, so with the
+//! connection in a task of its own every chunk (one per event frame) cost two task wake-ups;
+//! driven by the reader, the chunks hyper already holds are taken in one poll. An idle
+//! connection is driven by nobody, as urllib3's idle sockets are read by nobody: whether the
+//! peer closed it is looked at when it is taken out ([`Pool::checkout`]).
 
 use std::collections::HashMap;
+use std::future::Future as _;
 use std::io;
 use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Context;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
+
+use super::connect::Io;
 
 pub(crate) type Sender = SendRequest<Full<Bytes>>;
+
+/// hyper's half of an HTTP/1.1 connection: the future that writes requests to its socket and
+/// reads responses from it. Dropped, it closes the socket.
+pub(crate) struct Driver(Option<Pin<Box<H1Connection>>>);
+
+type H1Connection = Connection<Box<dyn Io>, Full<Bytes>>;
+
+impl Driver {
+    pub(crate) fn new(connection: H1Connection) -> Self {
+        Self(Some(Box::pin(connection)))
+    }
+
+    /// Let the connection read and write what it can now (its wake-ups come to the task of
+    /// `cx`). False once it has ended: closed, failed, or done with a `Connection: close`
+    /// response; its errors reach the request or the body being read, as hyper reports them.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(connection) = self.0.as_mut() {
+            if connection.as_mut().poll(cx).is_ready() {
+                self.0 = None;
+            }
+        }
+        self.0.is_some()
+    }
+
+    /// Whether the connection has not ended (as far as it was driven).
+    pub(crate) fn is_open(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 /// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
 #[cfg(unix)]
@@ -35,15 +77,22 @@ pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
     Some(tcp.as_raw_socket()).filter(|socket| *socket != RawSocket::MAX)
 }
 
-/// An idle connection: hyper's sender, and the socket, to look at before reuse.
+/// An idle connection: hyper's sender and connection, and the socket, to look at before reuse.
 pub(crate) struct Idle {
     pub(crate) sender: Sender,
+    pub(crate) driver: Driver,
     pub(crate) fd: Option<RawSocket>,
+}
+
+impl Idle {
+    fn is_closed(&self) -> bool {
+        self.sender.is_closed() || !self.driver.is_open()
+    }
 }
 
 /// Whether the peer closed an idle connection, or sent on it unasked (either way it cannot
 /// carry a request): urllib3's `is_connection_dropped`. An idle connection's task may not have
-/// run since (on a per-thread runtime it runs only while its thread waits in a call).
+/// run since: nobody drives an idle connection (see the module's note).
 ///
 /// A one-byte `MSG_PEEK` read, the same call on every platform: bytes or end of stream (or an
 /// error) mean dropped; "would block" means quiet. tokio's sockets are non-blocking, so the
@@ -51,8 +100,9 @@ pub(crate) struct Idle {
 fn dropped(fd: Option<RawSocket>) -> bool {
     let Some(raw) = fd else { return false };
     // SAFETY: `raw` is the idle connection's own socket, valid (not -1 / INVALID_SOCKET, see
-    // `raw_socket`) and open while its connection task lives, which the caller checked
-    // (`is_closed`); it is only borrowed for this call.
+    // `raw_socket`) and open while its `Driver` holds the connection, which the caller checked
+    // (`Idle::is_closed`) and which nothing else drives or drops meanwhile; it is only
+    // borrowed for this call.
     #[cfg(unix)]
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
     // SAFETY: as above.
@@ -87,7 +137,7 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let senders = idle.get_mut(key)?;
         while let Some(entry) = senders.pop() {
-            if entry.sender.is_ready() && !entry.sender.is_closed() && !dropped(entry.fd) {
+            if entry.sender.is_ready() && !entry.is_closed() && !dropped(entry.fd) {
                 return Some(entry);
             }
         }
@@ -96,12 +146,12 @@ impl Pool {
 
     /// Keep `sender` for the next request to `key`, unless the pool for it is full.
     pub(crate) fn checkin(&self, key: Arc<str>, entry: Idle) {
-        if self.max_idle == 0 || entry.sender.is_closed() {
+        if self.max_idle == 0 || entry.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let senders = idle.entry(key).or_default();
-        senders.retain(|s| !s.sender.is_closed());
+        senders.retain(|s| !s.is_closed());
         if senders.len() < self.max_idle {
             senders.push(entry);
         }
@@ -112,7 +162,7 @@ impl Pool {
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.values()
-            .map(|v| v.iter().filter(|s| !s.sender.is_closed()).count())
+            .map(|v| v.iter().filter(|s| !s.is_closed()).count())
             .sum()
     }
 

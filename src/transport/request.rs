@@ -2,6 +2,7 @@
 //! timeout bounds making a connection, the read timeout every wait for response bytes (the
 //! headers, then each body read), and an optional deadline the whole call.
 
+use std::future::Future as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use super::body::ResponseBody;
 use super::connect::{authority, Connector, Io, Proxy};
 use super::error::{root_cause, ConnectKind, TransportError};
 use super::h2::{H2Connections, PendingResponse, StreamBody, StreamSlot};
-use super::pool::{Pool, Sender};
+use super::pool::{Driver, Idle, Pool, Sender};
 use super::{pool_key, Deadline, TransportConfig};
 
 /// A request, ready to go (signed already if it must be).
@@ -140,21 +141,35 @@ impl Transport {
                     message: "the request was lost before it was sent".to_owned(),
                 });
             };
-            let (mut sender, forward_proxy, fd, reused) = if let Some(idle) = pool.checkout(&key) {
-                (
-                    idle.sender,
-                    self.forward_proxy_for(&request.uri),
-                    idle.fd,
-                    true,
-                )
-            } else {
-                let connection = self.connector.connect(&request.uri).await?;
-                let sender = handshake(connection.io, &request.uri).await?;
-                (sender, connection.forward_proxy, connection.fd, false)
-            };
+            let (mut sender, mut driver, forward_proxy, fd, reused) =
+                if let Some(idle) = pool.checkout(&key) {
+                    (
+                        idle.sender,
+                        idle.driver,
+                        self.forward_proxy_for(&request.uri),
+                        idle.fd,
+                        true,
+                    )
+                } else {
+                    let connection = self.connector.connect(&request.uri).await?;
+                    let (sender, driver) = handshake(connection.io, &request.uri).await?;
+                    (
+                        sender,
+                        driver,
+                        connection.forward_proxy,
+                        connection.fd,
+                        false,
+                    )
+                };
             let http_request = build(request.clone(), forward_proxy.as_ref())?;
+            // This task drives the connection while the request goes out and the head comes
+            // back (and after it, the body: see `Driver`).
+            let mut sending = std::pin::pin!(sender.try_send_request(http_request));
             let sent = bounded(
-                sender.try_send_request(http_request),
+                std::future::poll_fn(|cx| {
+                    driver.drive(cx);
+                    sending.as_mut().poll(cx)
+                }),
                 self.read_timeout,
                 None,
             )
@@ -177,8 +192,7 @@ impl Transport {
                             incoming,
                             pool.clone(),
                             key,
-                            sender,
-                            fd,
+                            Idle { sender, driver, fd },
                             self.read_timeout,
                             chunked,
                         ),
@@ -240,7 +254,7 @@ impl Transport {
     }
 }
 
-async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<Sender, TransportError> {
+async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<(Sender, Driver), TransportError> {
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(io)
         .await
@@ -252,11 +266,7 @@ async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<Sender, TransportError>
                 root_cause(&e)
             ),
         })?;
-    tokio::spawn(async move {
-        // Ends when the connection closes; its errors reach the request or body being read.
-        let _ = connection.await;
-    });
-    Ok(sender)
+    Ok((sender, Driver::new(connection)))
 }
 
 /// The hyper request: origin-form (or absolute-form through a forwarding proxy), `Host` and
@@ -306,4 +316,145 @@ fn build(
     *built.uri_mut() = target;
     *built.headers_mut() = headers;
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tls::Verify;
+    use super::*;
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+
+    /// A server answering `requests` requests (heads without a body), each with `chunks` chunks
+    /// of `b"x"` in one write, on as many connections as the client opens, each kept open until
+    /// the client closes it; the number of connections it accepted comes back at the end.
+    fn server(chunks: usize, requests: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let thread = std::thread::spawn(move || {
+            let mut accepted = 0;
+            let mut served = 0;
+            while served < requests {
+                let (mut socket, _) = listener.accept().expect("accept");
+                accepted += 1;
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1024];
+                while served < requests {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = socket.read(&mut byte).expect("read");
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&byte[..n]);
+                    }
+                    if buf.is_empty() {
+                        break;
+                    }
+                    buf.clear();
+                    let mut answer =
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                    for _ in 0..chunks {
+                        answer.extend_from_slice(b"1\r\nx\r\n");
+                    }
+                    answer.extend_from_slice(b"0\r\n\r\n");
+                    socket.write_all(&answer).expect("write");
+                    served += 1;
+                }
+                // Keep the connection open until the client closes it.
+                while socket.read(&mut byte).is_ok_and(|n| n > 0) {}
+            }
+            accepted
+        });
+        (url, thread)
+    }
+
+    fn transport() -> Transport {
+        Transport::new(&TransportConfig {
+            connect_timeout: None,
+            read_timeout: Some(Duration::from_secs(30)),
+            max_idle_per_host: 4,
+            tcp_keepalive: false,
+            verify: Verify::Off,
+            http_proxy: None,
+            https_proxy: None,
+        })
+        .expect("transport")
+    }
+
+    fn request(url: &str) -> Request {
+        Request {
+            method: Method::GET,
+            uri: url.parse().expect("uri"),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn the_body_reader_drives_its_connection_and_gives_it_back() {
+        let (url, server) = server(500, 2);
+        let transport = transport();
+        let pool = Arc::new(transport.new_pool());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            for _ in 0..2 {
+                let response = transport
+                    .send(&pool, request(&url), None)
+                    .await
+                    .expect("response");
+                let mut body = response.body;
+                let mut bytes = 0;
+                let mut waits = 0;
+                // A wait for the socket, then every chunk hyper holds without waiting.
+                while let Some(chunk) = body.next_chunk(None).await.expect("chunk") {
+                    waits += 1;
+                    bytes += chunk.len();
+                    while let Some(more) = body.ready_chunk().await {
+                        match more.expect("chunk") {
+                            Some(chunk) => bytes += chunk.len(),
+                            None => break,
+                        }
+                    }
+                }
+                assert_eq!(bytes, 500);
+                // One write of 500 chunks takes a few socket reads, not a wait per chunk.
+                assert!(waits < 50, "{waits} waits for 500 chunks");
+                assert_eq!(pool.idle_count(), 1);
+            }
+        });
+        drop(pool);
+        assert_eq!(server.join().expect("server"), 1);
+    }
+
+    #[test]
+    fn a_body_dropped_before_its_end_closes_its_connection() {
+        let (url, server) = server(100, 2);
+        let transport = transport();
+        let pool = Arc::new(transport.new_pool());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = transport
+                .send(&pool, request(&url), None)
+                .await
+                .expect("response");
+            let mut body = response.body;
+            assert!(body.next_chunk(None).await.expect("chunk").is_some());
+            drop(body);
+            assert_eq!(pool.idle_count(), 0);
+            let response = transport
+                .send(&pool, request(&url), None)
+                .await
+                .expect("response");
+            let whole = response.body.collect(1024, 200, None).await.expect("body");
+            assert_eq!(whole.len(), 100);
+        });
+        drop(pool);
+        assert_eq!(server.join().expect("server"), 2);
+    }
 }
