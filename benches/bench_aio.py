@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import _builds
@@ -87,6 +88,22 @@ def _serve(port: int, parts: int, interval: float, ready: Any) -> None:
             await server.serve_forever()
 
     asyncio.run(main())
+
+
+@contextlib.contextmanager
+def loopback(parts: int, interval: float) -> Iterator[str]:
+    """The loopback server in a process of its own, for the block: its URL."""
+    port = _free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=_serve, args=(port, parts, interval, ready), daemon=True)
+    server.start()
+    try:
+        if not ready.wait(20):
+            raise SystemExit("the loopback server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.join(5)
 
 
 def _free_port() -> int:
@@ -171,71 +188,66 @@ def main() -> int:
     with open("/proc/loadavg") as f:
         print(f"# load average at the start: {f.read().strip()}")
 
-    port = _free_port()
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(
-        target=_serve, args=(port, args.parts, args.interval, ready), daemon=True
-    )
-    server.start()
     try:
-        if not ready.wait(20):
-            raise SystemExit("the loopback server did not start")
-        url = f"http://127.0.0.1:{port}"
-        total_parts = args.streams * args.parts
-        expected = total_parts * len(PART)
-        runners: dict[str, Callable[[], tuple[float, float, int]]] = {
-            "sagestream": lambda: asyncio.run(run_sagestream(url, args.streams, args.parts)),
-            "aiobotocore": functools.partial(
-                _builds.call,
-                None,
-                "bench_aio",
-                "aiobotocore_in_child",
-                url,
-                args.streams,
-                args.parts,
-                python=_builds.aiobotocore_python(),
-            ),
-        }
-        if args.baseline:
-            # Both builds in fresh interpreters, measured alike.
-            print(f"# this build: {_builds.which(None)}; baseline build: {_builds.which(args.baseline)}")
-            del runners["sagestream"]
-            for label, build in (("this build", None), ("baseline build", args.baseline)):
-                runners[f"sagestream, {label}"] = functools.partial(
-                    _builds.call, build, "bench_aio", "sagestream_in_child", url, args.streams, args.parts
-                )
-        asyncio.run(run_sagestream(url, min(args.streams, 10), args.parts))  # warm-up: imports, connections
-        print(f"# sagestream: {_builds.versions(sys.executable)}")
-        print(f"# aiobotocore: {_builds.versions(_builds.aiobotocore_python())}")
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-        for round_ in range(args.rounds):
-            for name, runner in _builds.turns(list(runners.items()), round_):
-                cpu, wall, received = runner()
-                if received != expected:
-                    raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
-                results[name].append((cpu, wall))
-        print(
-            f"# {args.streams} concurrent streams x {args.parts} parts of {len(PART)} B,"
-            f" interval {args.interval * 1000:g} ms, {args.rounds} rounds, medians;"
-            f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
-        )
-        print("| client | CPU µs / part | total time s | CPU vs aiobotocore |")
-        print("|---|---:|---:|---:|")
-        base = statistics.median(c for c, _ in results["aiobotocore"]) / total_parts
-        for name in ("aiobotocore", *(n for n in results if n != "aiobotocore")):
-            cpu = statistics.median(c for c, _ in results[name]) / total_parts
-            wall = statistics.median(w for _, w in results[name])
-            ratio = "baseline" if name == "aiobotocore" else f"{base / cpu:.1f}x less"
-            print(f"| {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
-        if args.baseline:
-            this, base = (results[f"sagestream, {n}"] for n in ("this build", "baseline build"))
-            print(f"CPU, {_builds.paired([c for c, _ in this], [c for c, _ in base])}")
+        with loopback(args.parts, args.interval) as url:
+            _compare(args, url)
     finally:
-        server.terminate()
-        server.join(5)
         with open("/proc/loadavg") as f:
             print(f"# load average at the end: {f.read().strip()}")
     return 0
+
+
+def _compare(args: argparse.Namespace, url: str) -> None:
+    """The rounds and the table."""
+    total_parts = args.streams * args.parts
+    expected = total_parts * len(PART)
+    runners: dict[str, Callable[[], tuple[float, float, int]]] = {
+        "sagestream": lambda: asyncio.run(run_sagestream(url, args.streams, args.parts)),
+        "aiobotocore": functools.partial(
+            _builds.call,
+            None,
+            "bench_aio",
+            "aiobotocore_in_child",
+            url,
+            args.streams,
+            args.parts,
+            python=_builds.aiobotocore_python(),
+        ),
+    }
+    if args.baseline:
+        # Both builds in fresh interpreters, measured alike.
+        print(f"# this build: {_builds.which(None)}; baseline build: {_builds.which(args.baseline)}")
+        del runners["sagestream"]
+        for label, build in (("this build", None), ("baseline build", args.baseline)):
+            runners[f"sagestream, {label}"] = functools.partial(
+                _builds.call, build, "bench_aio", "sagestream_in_child", url, args.streams, args.parts
+            )
+    asyncio.run(run_sagestream(url, min(args.streams, 10), args.parts))  # warm-up: imports, connections
+    print(f"# sagestream: {_builds.versions(sys.executable)}")
+    print(f"# aiobotocore: {_builds.versions(_builds.aiobotocore_python())}")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+    for round_ in range(args.rounds):
+        for name, runner in _builds.turns(list(runners.items()), round_):
+            cpu, wall, received = runner()
+            if received != expected:
+                raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
+            results[name].append((cpu, wall))
+    print(
+        f"# {args.streams} concurrent streams x {args.parts} parts of {len(PART)} B,"
+        f" interval {args.interval * 1000:g} ms, {args.rounds} rounds, medians;"
+        f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    print("| client | CPU µs / part | total time s | CPU vs aiobotocore |")
+    print("|---|---:|---:|---:|")
+    base = statistics.median(c for c, _ in results["aiobotocore"]) / total_parts
+    for name in ("aiobotocore", *(n for n in results if n != "aiobotocore")):
+        cpu = statistics.median(c for c, _ in results[name]) / total_parts
+        wall = statistics.median(w for _, w in results[name])
+        ratio = "baseline" if name == "aiobotocore" else f"{base / cpu:.1f}x less"
+        print(f"| {name} | {cpu * 1e6:.2f} | {wall:.2f} | {ratio} |")
+    if args.baseline:
+        this, base = (results[f"sagestream, {n}"] for n in ("this build", "baseline build"))
+        print(f"CPU, {_builds.paired([c for c, _ in this], [c for c, _ in base])}")
 
 
 if __name__ == "__main__":

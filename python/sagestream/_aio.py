@@ -23,7 +23,7 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _botocore_path, _core, _jobs, _params
+from sagestream import _botocore_path, _core, _jobs, _observe, _params
 from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Call, answer_of, send_async
@@ -225,11 +225,21 @@ class AsyncClient(BaseClient):
         (with the body, when botocore's parser read it)."""
         started = time.monotonic()
         bridge, hub = await self._ready()
-        call = Call(bridge, operation, params, stream=stream, deadline=deadline, started=started)
-        if bridge.fast():
+        watch = None if _observe.watcher is None else self._watch(operation, params)
+        call = Call(bridge, operation, params, stream=stream, deadline=deadline, started=started, watch=watch)
+        if watch is None:
+            return call, *await self._sent(call, hub)
+        with _observe.Failures(watch):
+            return call, *await self._sent(call, hub)
+
+    async def _sent(self, call: Call, hub: _core.Hub) -> tuple[Any, dict[str, Any]]:
+        if call.bridge.fast():
             response, answer = await send_async(call, hub)
-            return call, response, answer
-        return call, *await self._via_botocore(call, hub)
+            return response, answer
+        response, answer = await self._via_botocore(call, hub)
+        if call.watch is not None:
+            _observe.answered(call.watch, response.status, response.headers, answer)
+        return response, answer
 
     async def _via_botocore(self, call: Call, hub: _core.Hub) -> tuple[Any, dict[str, Any]]:
         """botocore's own path, over the transport (:mod:`sagestream._botocore_path`)."""
@@ -287,7 +297,8 @@ class AsyncClient(BaseClient):
                 STREAM_OPERATION, params, stream=True, deadline=deadline
             )
             _, hub = await self._ready()
-            return AsyncResponseStream(response.aparts(hub), StreamInfo.of(answer), started=call.started)
+            parts = self._parts(call, response.aparts(hub), True)
+            return AsyncResponseStream(parts, StreamInfo.of(answer), started=call.started)
 
         return _StreamCall(start)
 
@@ -312,13 +323,13 @@ class AsyncClient(BaseClient):
     ) -> InvokeResult:
         """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
         params = self._params(INVOKE, locals(), extra)
-        _, response, answer = await self._send(INVOKE_OPERATION, params, deadline=deadline)
-        return self._invoke_result(response, answer)
+        call, response, answer = await self._send(INVOKE_OPERATION, params, deadline=deadline)
+        return self._invoke_result(call, response, answer)
 
     async def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        _, response, answer = await self._send(ASYNC_OPERATION, params)
-        return self._async_answer(response, answer)
+        call, response, answer = await self._send(ASYNC_OPERATION, params)
+        return self._async_answer(call, response, answer)
 
     async def invoke_async(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sagestream import _observe
 from sagestream._botocore import Bridge
 from sagestream._caps import ResponseLimits
 from sagestream._operations import AsyncAnswer, InvokeResult
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-    from sagestream._call import AttemptObserver
+    from sagestream._call import AttemptObserver, Call
     from sagestream.service import Operation
 
 __all__ = ["BaseClient", "runtime_client", "session_of"]
@@ -165,20 +166,38 @@ class BaseClient:
         check_deadline(arguments.get("deadline"))
         return params
 
+    def _watch(self, operation: str, params: dict[str, Any]) -> _observe.CallWatch | None:
+        """The watch of a call (``sagestream._observe``; the clients ask only while something
+        watches)."""
+        return _observe.call_watch(operation, params, self._runtime.meta.endpoint_url)
+
     @staticmethod
-    def _invoke_result(response: Any, answer: dict[str, Any]) -> InvokeResult:
+    def _parts(call: Call, parts: Any, asynchronous: bool) -> Any:
+        """A stream's parts, as its call's watch (if any) sees them through."""
+        return parts if call.watch is None else call.watch.parts(parts, asynchronous)
+
+    @staticmethod
+    def _invoke_result(call: Call, response: Any, answer: dict[str, Any]) -> InvokeResult:
         """InvokeEndpoint's result: the body botocore read, or the response's."""
         body = answer.pop("Body", None)
         if body is None:
             body = response.body or b""
-        return InvokeResult.of(answer, bytes(body))
+        result = InvokeResult.of(answer, bytes(body))
+        if call.watch is not None:
+            call.watch.done(result.body)
+        return result
 
     @staticmethod
-    def _async_answer(response: Any, answer: dict[str, Any]) -> AsyncAnswer:
+    def _async_answer(call: Call, response: Any, answer: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync's answer: parsed by botocore, or the response's JSON body."""
-        if "InferenceId" in answer:
-            return AsyncAnswer.of(answer)
-        return AsyncAnswer.parse(answer, response.body or b"")
+        with _observe.Failures(call.watch):
+            if "InferenceId" in answer:
+                result = AsyncAnswer.of(answer)
+            else:
+                result = AsyncAnswer.parse(answer, response.body or b"")
+        if call.watch is not None:
+            call.watch.done()
+        return result
 
 
 def runtime_client(client: Any) -> Any:

@@ -386,12 +386,18 @@ class Bridge:
 
     def request(self, route: Route, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         """URL, headers (to sign) and body of one call, as botocore would build them."""
-        url, headers, body = route.request(self.endpoint_url, params)
-        if self.in_lambda:  # botocore's add_recursion_detection_header
-            trace_id = os.environ.get("_X_AMZN_TRACE_ID")
-            if trace_id:
-                headers.append(("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',")))
-        return url, headers, body
+        return route.request(self.endpoint_url, params)
+
+    def trace_header(self) -> list[tuple[str, str]]:
+        """The X-Ray trace header of a call, as botocore's ``add_recursion_detection_header``
+        adds it: inside Lambda only, from the invocation's ``_X_AMZN_TRACE_ID`` (read per call:
+        it changes with each invocation). botocore does not sign it (``SIGNED_HEADERS_BLACKLIST``)."""
+        if not self.in_lambda:
+            return []
+        trace_id = os.environ.get("_X_AMZN_TRACE_ID")
+        if not trace_id:
+            return []
+        return [("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',"))]
 
     def for_botocore(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """``params``, for a call botocore makes itself: refused, naming the botocore needed, when

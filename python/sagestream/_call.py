@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Generator
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sagestream import _core
 from sagestream._botocore import SERVICE_ID, Bridge, botocore_error, http_response, invocation_id
@@ -31,6 +31,9 @@ from sagestream.exceptions import (
     ReadTimeoutError,
     service_error_from_response,
 )
+
+if TYPE_CHECKING:
+    from sagestream._observe import CallWatch
 
 __all__ = [
     "RETRYABLE",
@@ -217,8 +220,11 @@ class Attempts(Retries):
         mode: Mode,
         deadline: float | None,
         started: float,
+        watch: CallWatch | None = None,
     ) -> None:
         self._start(deadline, started)
+        #: What watches the call (``sagestream._observe``), while instrumented.
+        self.watch = watch
         self.bridge = bridge
         self.transport = bridge.transport
         self.route = route
@@ -229,7 +235,8 @@ class Attempts(Retries):
         self.invocation = invocation_id()
         self._context: dict[str, Any] | None = None
         self._last: Any = None
-        self._after = template.after(self.invocation)
+        self._trace = bridge.trace_header()
+        self._after = [*template.after(self.invocation), *self._trace]
 
     def prepare(self) -> Generator[Step, Any, None]:
         if self.bridge.retry_mode == "adaptive":
@@ -241,6 +248,8 @@ class Attempts(Retries):
         observer = self.bridge.observer
         if observer is not None:
             observer.attempt_started(self.url, self.attempt)
+        if self.watch is not None:
+            self.watch.attempt_started(self.attempt)
         return (
             ("POST", self.url, self.headers, self.body),
             {
@@ -262,7 +271,7 @@ class Attempts(Retries):
     def failed(self, exc: BaseException) -> float:
         caught = botocore_error(exc, self.url)
         delay = self.bridge.ask_retry(self.route, self.attempt, self._context_for_retry(), caught=caught)
-        self._ended(str(exc), delay)
+        self._ended(str(exc), delay, exc)
         if delay is None:
             raise exc from caught
         self._last = None
@@ -290,10 +299,10 @@ class Attempts(Retries):
         delay = self.bridge.ask_retry(
             self.route, self.attempt, self._context_for_retry(), response=(http, parsed)
         )
-        self._ended(f"HTTP {status}", delay)
         metadata = parsed.setdefault("ResponseMetadata", {})
         metadata["RetryAttempts"] = self.attempt - 1
         error = service_error_from_response(parsed, self.route.name)
+        self._ended(f"HTTP {status}", delay, error)
         if delay is None:
             raise error
         # What the retry headers need of this answer is its headers: its body is let go now,
@@ -302,15 +311,17 @@ class Attempts(Retries):
         self._last_error = error
         return delay
 
-    def _ended(self, failure: str | None, retry_in: float | None) -> None:
+    def _ended(self, failure: str | None, retry_in: float | None, error: BaseException | None = None) -> None:
         observer = self.bridge.observer
         if observer is not None:
             observer.attempt_ended(self.url, self.attempt, failure, retry_in)
+        if self.watch is not None:
+            self.watch.attempt_ended(self.attempt, error, retry_in)
 
     def next(self) -> None:
         """The next attempt's retry headers, as botocore sets them."""
         retry = self.bridge.retry_header(self._context_for_retry(), self.attempt, self._last)
-        self._after = self.template.after(self.invocation, retry)
+        self._after = [*self.template.after(self.invocation, retry), *self._trace]
 
 
 class Call:
@@ -322,7 +333,7 @@ class Call:
     the answer's headers, its body unread.
     """
 
-    __slots__ = ("bridge", "deadline", "mode", "operation", "params", "started", "transport")
+    __slots__ = ("bridge", "deadline", "mode", "operation", "params", "started", "transport", "watch")
 
     def __init__(
         self,
@@ -333,9 +344,12 @@ class Call:
         stream: bool,
         deadline: float | None,
         started: float,
+        watch: CallWatch | None = None,
     ) -> None:
         self.bridge = bridge
         self.transport = bridge.transport
+        #: What watches the call (``sagestream._observe``), while instrumented.
+        self.watch = watch
         self.operation = operation
         self.params = params
         self.mode: Mode = "stream" if stream else "whole"
@@ -354,7 +368,10 @@ class Call:
             self._attempts() if body is None or isinstance(body, bytes) else (yield BLOCK, self._attempts)
         )
         response = yield from attempts.steps()
-        return response, answer_of(attempts.route, response.headers, response.status, attempts.attempt - 1)
+        headers, status = response.headers, response.status
+        if self.watch is not None:
+            self.watch.answered(status, headers, attempts.attempt)
+        return response, answer_of(attempts.route, headers, status, attempts.attempt - 1)
 
     def _attempts(self) -> Attempts:
         bridge = self.bridge
@@ -365,6 +382,7 @@ class Call:
             mode=self.mode,
             deadline=self.deadline,
             started=self.started,
+            watch=self.watch,
         )
 
     def remaining(self) -> float | None:

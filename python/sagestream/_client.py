@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _jobs, _params
+from sagestream import _jobs, _observe, _params
 from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
 from sagestream._call import AttemptObserver, Call, send
@@ -110,13 +110,24 @@ class Client(BaseClient):
     ) -> tuple[Call, Any, dict[str, Any]]:
         """One call, on this thread: its last response (None when botocore sent it) and the
         botocore-style answer of its headers (with the body read, when botocore read it)."""
+        watch = None if _observe.watcher is None else self._watch(operation, params)
+        started = time.monotonic()
         call = Call(
-            self._bridge, operation, params, stream=stream, deadline=deadline, started=time.monotonic()
+            self._bridge, operation, params, stream=stream, deadline=deadline, started=started, watch=watch
         )
+        if watch is None:
+            return call, *self._sent(call)
+        with _observe.Failures(watch):
+            return call, *self._sent(call)
+
+    def _sent(self, call: Call) -> tuple[Any, dict[str, Any]]:
         if self._bridge.fast():
             response, answer = send(call)
-            return call, response, answer
-        return call, None, self._via_botocore(call)
+            return response, answer
+        answer = self._via_botocore(call)
+        if call.watch is not None:
+            _observe.answered_botocore(call.watch, answer)
+        return None, answer
 
     def _via_botocore(self, call: Call) -> dict[str, Any]:
         """botocore's own call: its parsed answer, a whole body read within the limit."""
@@ -161,11 +172,13 @@ class Client(BaseClient):
         call, response, answer = self._send(STREAM_OPERATION, params, stream=True, deadline=deadline)
         info = StreamInfo.of(answer)
         if response is not None:
-            return ResponseStream(response.parts(), info, started=call.started)
+            return ResponseStream(self._parts(call, response.parts(), False), info, started=call.started)
         read_timeout = self._runtime.meta.config.read_timeout
-        parts, owner = open_body(
-            answer["Body"]._raw_stream, deadline=call.remaining(), read_timeout=read_timeout
-        )
+        with _observe.Failures(call.watch):
+            parts, owner = open_body(
+                answer["Body"]._raw_stream, deadline=call.remaining(), read_timeout=read_timeout
+            )
+        parts = self._parts(call, parts, False)
         return ResponseStream(parts, info, started=call.started, on_close=lambda: owner.release(False))
 
     def invoke(
@@ -193,13 +206,13 @@ class Client(BaseClient):
         ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
         """
         params = self._params(INVOKE, locals(), extra)
-        _, response, answer = self._send(INVOKE_OPERATION, params, deadline=deadline)
-        return self._invoke_result(response, answer)
+        call, response, answer = self._send(INVOKE_OPERATION, params, deadline=deadline)
+        return self._invoke_result(call, response, answer)
 
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        _, response, answer = self._send(ASYNC_OPERATION, params)
-        return self._async_answer(response, answer)
+        call, response, answer = self._send(ASYNC_OPERATION, params)
+        return self._async_answer(call, response, answer)
 
     def invoke_async(
         self,

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
-from sagestream import _core, _params
+from sagestream import _core, _observe, _params
 from sagestream._stream import Opened, StreamMetrics
 from sagestream.exceptions import ParamValidationError, SageStreamError
 from sagestream.service import INVOKE_DUPLEX
@@ -234,6 +234,9 @@ class _SessionBase:
         #: The URL the session was opened on.
         self.url = url
 
+    def _answer(self) -> tuple[int | None, dict[str, str] | None]:
+        return self._core.status, self._core.headers
+
     @property
     def status(self) -> int | None:
         """The answer's HTTP status, once it arrived (None before)."""
@@ -307,9 +310,17 @@ class DuplexSession(_SessionBase):
     manager or call :meth:`close` to abandon it (the stream is reset).
     """
 
-    def __init__(self, core: Any, url: str, started: float, feed: Iterable[Data] | None = None) -> None:
+    def __init__(
+        self,
+        core: Any,
+        url: str,
+        started: float,
+        feed: Iterable[Data] | None = None,
+        watch: _observe.CallWatch | None = None,
+    ) -> None:
         super().__init__(core, url, started)
-        self._parts = core.parts(OutputPart)
+        parts = core.parts(OutputPart)
+        self._parts = parts if watch is None else watch.parts(parts, False, self._answer)
         self._feeder: threading.Thread | None = None
         if feed is not None:
             self.feed_in_background(feed)
@@ -423,10 +434,12 @@ class AsyncDuplexSession(_SessionBase):
         url: str,
         started: float,
         feed: Iterable[Data] | AsyncIterable[Data] | None = None,
+        watch: _observe.CallWatch | None = None,
     ) -> None:
         super().__init__(core, url, started)
         self._hub = hub
-        self._parts = core.aparts(hub, OutputPart)
+        parts = core.aparts(hub, OutputPart)
+        self._parts = parts if watch is None else watch.parts(parts, True, self._answer)
         self._feeder: asyncio.Task[None] | None = None
         if feed is not None:
             self._feeder = asyncio.get_running_loop().create_task(self._feed_in_background(feed))
@@ -527,7 +540,7 @@ class Opening:
     request built for the host the client is configured for, and its clock started. The two
     ways to open it differ only in how they wait."""
 
-    __slots__ = ("after", "bridge", "deadline", "headers", "started", "url")
+    __slots__ = ("after", "bridge", "deadline", "headers", "params", "started", "url")
 
     def __init__(self, bridge: Bridge, arguments: Mapping[str, Any], endpoint_url: str | None) -> None:
         self.deadline: float | None = _check_deadline(arguments.get("deadline"))
@@ -535,37 +548,41 @@ class Opening:
         self.bridge = bridge
         params = INVOKE_DUPLEX.of_call(arguments)
         self.url, self.headers, self.after = _request(bridge, params, endpoint_url)
+        #: What a watch (``sagestream._observe``) is told of the call.
+        self.params = {"EndpointName": params["EndpointName"], "TargetVariant": params.get("TargetVariant")}
 
     def open(self, input: Iterable[Data] | None) -> DuplexSession:
         """Open the session on this thread (blocks until its request is on its way)."""
         bridge = self.bridge
-        if not bridge.credentials_fresh():
-            bridge.refresh_credentials()
-        core = bridge.transport.open_duplex(
-            self.url,
-            self.headers,
-            after=self.after,
-            deadline=self.deadline,
-            error_limit=bridge.limits.error_body,
-        )
-        return DuplexSession(core, self.url, self.started, input)
+        with _observe.Failures(watch := _observe.call_watch(DUPLEX_OPERATION, self.params, self.url)):
+            if not bridge.credentials_fresh():
+                bridge.refresh_credentials()
+            core = bridge.transport.open_duplex(
+                self.url,
+                self.headers,
+                after=self.after,
+                deadline=self.deadline,
+                error_limit=bridge.limits.error_body,
+            )
+        return DuplexSession(core, self.url, self.started, input, watch)
 
     async def open_async(
         self, hub: _core.Hub, input: Iterable[Data] | AsyncIterable[Data] | None
     ) -> AsyncDuplexSession:
         """Open the session from an asyncio task (credentials refreshed in a worker thread)."""
         bridge = self.bridge
-        if not bridge.credentials_fresh():
-            await asyncio.to_thread(bridge.refresh_credentials)
-        core = await bridge.transport.open_duplex_async(
-            hub,
-            self.url,
-            self.headers,
-            after=self.after,
-            deadline=self.deadline,
-            error_limit=bridge.limits.error_body,
-        )
-        return AsyncDuplexSession(core, hub, self.url, self.started, input)
+        with _observe.Failures(watch := _observe.call_watch(DUPLEX_OPERATION, self.params, self.url)):
+            if not bridge.credentials_fresh():
+                await asyncio.to_thread(bridge.refresh_credentials)
+            core = await bridge.transport.open_duplex_async(
+                hub,
+                self.url,
+                self.headers,
+                after=self.after,
+                deadline=self.deadline,
+                error_limit=bridge.limits.error_body,
+            )
+        return AsyncDuplexSession(core, hub, self.url, self.started, input, watch)
 
 
 class DuplexCall(Opened[AsyncDuplexSession]):

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sagestream import _params
+from sagestream import _observe, _params
 from sagestream._operations import AsyncAnswer
 from sagestream.exceptions import (
     AsyncInferenceFailedError,
@@ -120,6 +120,9 @@ def _delay(attempt: int, min_interval: float, max_interval: float) -> float:
 class _Handle:
     """What both kinds of job share: locations, the default bound, the cached outcome."""
 
+    #: What watches the job (``sagestream._observe.JobWatch``), while instrumented.
+    _watch: _observe.JobWatch | None = None
+
     def __init__(
         self, inference_id: str, output_location: str, failure_location: str, lifetime: float
     ) -> None:
@@ -172,12 +175,15 @@ class _Handle:
         )
 
     def _timed_out(self, waited: float) -> AsyncInferenceTimeoutError:
-        return AsyncInferenceTimeoutError(
+        error = AsyncInferenceTimeoutError(
             f"async inference {self.inference_id}: neither the output ({self.output_location}) nor"
             f" the failure document ({self.failure_location}) appeared within {waited:.1f} s",
             output_location=self.output_location,
             failure_location=self.failure_location,
         )
+        if self._watch is not None:
+            self._watch.failed(error)
+        return error
 
     def _report(self, progress: ProgressCallback | None, started: float, state: State) -> None:
         if progress is not None:
@@ -193,12 +199,19 @@ class _Handle:
             )
 
     def _settle(self, output: bytes | None, failure: bytes | None) -> State:
+        watch = self._watch
         if output is not None:
             self._output = output
+            if watch is not None:
+                watch.done(output)
             return "succeeded"
         if failure is not None:
             self._error = self._failed(failure)
+            if watch is not None:
+                watch.failed(self._error)
             return "failed"
+        if watch is not None:
+            watch.polled()
         return "waiting"
 
     def __repr__(self) -> str:
@@ -334,11 +347,22 @@ def submit(
     """Validate ``arguments`` (the call's keywords of InvokeEndpointAsync), upload ``input`` if
     given, call InvokeEndpointAsync through ``invoke``."""
     params, upload = _validate(arguments, input, input_prefix, extra)
-    if upload is not None:
-        bucket, key, source = upload
-        s3.put(bucket, key, _read_source(source))
-        params["InputLocation"] = f"s3://{bucket}/{key}"
-    return InferenceJob(s3, invoke(params), _lifetime(params))
+    watcher = _observe.watcher
+    watch = None if watcher is None else watcher.job(params["EndpointName"], params)
+    with _observe.Failures(watch):
+        if upload is not None:
+            bucket, key, source = upload
+            s3.put(bucket, key, _read_source(source))
+            params["InputLocation"] = f"s3://{bucket}/{key}"
+        job = InferenceJob(s3, invoke(params), _lifetime(params))
+    if watch is not None:
+        _watched(job, watch)
+    return job
+
+
+def _watched(job: _Handle, watch: _observe.JobWatch) -> None:
+    job._watch = watch
+    watch.submitted(job.inference_id, job.output_location, job.failure_location)
 
 
 # --- the asyncio job -------------------------------------------------------------------------
@@ -398,12 +422,18 @@ async def submit_async(
 ) -> AsyncInferenceJob:
     """The same as :func:`submit`, awaited (a file is read in a worker thread)."""
     params, upload = _validate(arguments, input, input_prefix, extra)
-    if upload is not None:
-        bucket, key, source = upload
-        data = source if isinstance(source, bytes) else await asyncio.to_thread(_read_source, source)
-        await s3.put(bucket, key, data)
-        params["InputLocation"] = f"s3://{bucket}/{key}"
-    return AsyncInferenceJob(s3, await invoke(params), _lifetime(params))
+    watcher = _observe.watcher
+    watch = None if watcher is None else watcher.job(params["EndpointName"], params)
+    with _observe.Failures(watch):
+        if upload is not None:
+            bucket, key, source = upload
+            data = source if isinstance(source, bytes) else await asyncio.to_thread(_read_source, source)
+            await s3.put(bucket, key, data)
+            params["InputLocation"] = f"s3://{bucket}/{key}"
+        job = AsyncInferenceJob(s3, await invoke(params), _lifetime(params))
+    if watch is not None:
+        _watched(job, watch)
+    return job
 
 
 #: The names of one release before: the jobs were "invocations".

@@ -47,6 +47,8 @@ _SHAPES = frozenset({"ResponseStream"})
 
 #: Where each stream keeps its one decoder (``EventStream`` has no ``__slots__``).
 _STATE = "_sagestream_events"
+#: Where an instrumentation leaves what opens a stream's watch (``watch_stream``).
+_WATCH = "_sagestream_watch"
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MILLISECOND = dt.timedelta(milliseconds=1)
@@ -103,9 +105,26 @@ def _events(stream: EventStream) -> _core.PayloadIterator[bytes | _core.Message]
     return events  # type: ignore[no-any-return]
 
 
+def watch_stream(stream: Any, opener: Callable[[], Any]) -> None:
+    """Have the first loop over ``stream`` report to the watch ``opener()`` makes (a
+    ``sagestream._observe.CallWatch``): each payload, then the end or the error. Only an
+    instrumentation calls this; a stream without a watch pays nothing per part."""
+    stream.__dict__[_WATCH] = opener
+
+
+def _watched(stream: Any) -> Any:
+    """The watch of this loop over ``stream``, if an instrumentation left one (first loop only)."""
+    opener = stream.__dict__.pop(_WATCH, None)
+    return None if opener is None else opener()
+
+
 def _patched_iter(self: EventStream) -> Iterator[Any]:
     if not _applies(self):
         yield from _original("__iter__", EventStream)(self)
+        return
+    watch = _watched(self)
+    if watch is not None:
+        yield from _watched_iter(self, watch)
         return
     for item in _events(self):
         if isinstance(item, bytes):
@@ -117,6 +136,29 @@ def _patched_iter(self: EventStream) -> Iterator[Any]:
             raise _typed(exc) from None
         if parsed:
             yield parsed
+
+
+def _watched_iter(self: EventStream, watch: Any) -> Iterator[Any]:
+    """:func:`_patched_iter`, telling ``watch`` of each payload and of the end."""
+    try:
+        for item in _events(self):
+            if isinstance(item, bytes):
+                watch.part(item)
+                yield {"PayloadPart": {"Bytes": item}}
+                continue
+            try:
+                parsed = self._parse_event(_botocore_message(item))
+            except EventStreamError as exc:
+                raise _typed(exc) from None
+            if parsed:
+                yield parsed
+    except GeneratorExit:
+        watch.stream_ended(None, None, True)
+        raise
+    except BaseException as exc:
+        watch.stream_ended(None, exc, False)
+        raise
+    watch.stream_ended(None, None, False)
 
 
 class _AsyncEvents:
@@ -159,6 +201,11 @@ async def _async_events(stream: Any) -> AsyncIterator[Any]:
     events = stream.__dict__.get(_STATE)
     if events is None:
         events = stream.__dict__.setdefault(_STATE, _AsyncEvents(stream))
+    watch = _watched(stream)
+    if watch is not None:
+        async for event in _async_watched(stream, events, watch):
+            yield event
+        return
     while (item := await events.next()) is not None:
         if isinstance(item, bytes):
             yield {"PayloadPart": {"Bytes": item}}
@@ -169,6 +216,29 @@ async def _async_events(stream: Any) -> AsyncIterator[Any]:
             raise _typed(exc) from None
         if parsed:
             yield parsed
+
+
+async def _async_watched(stream: Any, events: _AsyncEvents, watch: Any) -> AsyncIterator[Any]:
+    """:func:`_async_events`, telling ``watch`` of each payload and of the end."""
+    try:
+        while (item := await events.next()) is not None:
+            if isinstance(item, bytes):
+                watch.part(item)
+                yield {"PayloadPart": {"Bytes": item}}
+                continue
+            try:
+                parsed = await stream._parse_event(_botocore_message(item))
+            except EventStreamError as exc:
+                raise _typed(exc) from None
+            if parsed:
+                yield parsed
+    except GeneratorExit:
+        watch.stream_ended(None, None, True)
+        raise
+    except BaseException as exc:
+        watch.stream_ended(None, exc, False)
+        raise
+    watch.stream_ended(None, None, False)
 
 
 def _patched_aiter(self: Any) -> AsyncIterator[Any]:

@@ -35,7 +35,7 @@ import botocore.exceptions
 from sagestream import _core
 from sagestream._route import Route
 
-__all__ = ["PROBE_ACCESS_KEY", "Bridge", "Mismatch", "Template", "prove"]
+__all__ = ["PROBE_ACCESS_KEY", "Bridge", "Mismatch", "Template", "probing", "prove"]
 
 #: The credentials botocore signs the probes with, where it lets a call bring its own
 #: (``request_credentials`` in the signing context): the client's are not refreshed, not
@@ -111,6 +111,11 @@ class _Captured(Exception):
 #: Set while this thread builds a probe: the handlers below act only then, so the client's
 #: other calls (on other threads) pass through untouched.
 _PROBING: contextvars.ContextVar[Any] = contextvars.ContextVar("sagestream_probing", default=None)
+
+
+def probing() -> bool:
+    """Whether this thread is building a probe (a call that will send nothing)."""
+    return _PROBING.get() is not None
 
 
 def _take_request(request: Any, **_: Any) -> None:
@@ -253,7 +258,8 @@ def _compare(
             return {}, f"the path sends {name}, botocore does not"
         if theirs.headers[name] != value:
             return {}, f"{name} is {theirs.headers[name]!r} from botocore, {value!r} from the path"
-    skipped = {"authorization", "x-amz-date", "x-amz-security-token", INVOCATION_HEADER}
+    # The X-Ray trace header changes per Lambda invocation: each call adds it (trace_header).
+    skipped = {"authorization", "x-amz-date", "x-amz-security-token", "x-amzn-trace-id", INVOCATION_HEADER}
     extra = {
         name: value
         for name, value in theirs.headers.items()

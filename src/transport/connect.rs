@@ -15,7 +15,6 @@ use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
 use super::error::{io_kind, root_cause, ConnectKind, TransportError};
-use super::pool::{raw_socket, RawSocket};
 use super::tls::{client_config, Verify};
 
 /// An HTTP proxy: its `http://host:port` URI and the `Proxy-Authorization` value to send it.
@@ -30,6 +29,28 @@ pub struct Proxy {
 /// Anything hyper can run a connection over.
 pub(crate) trait Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static {}
 impl<T: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static> Io for T {}
+
+/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(unix)]
+pub(crate) type RawSocket = std::os::fd::RawFd;
+/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(windows)]
+pub(crate) type RawSocket = std::os::windows::io::RawSocket;
+
+/// The socket under a connection, to look at before the connection is reused.
+#[cfg(unix)]
+pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
+    use std::os::fd::AsRawFd as _;
+    Some(tcp.as_raw_fd()).filter(|fd| *fd >= 0)
+}
+
+/// The socket under a connection, to look at before the connection is reused.
+#[cfg(windows)]
+pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
+    use std::os::windows::io::AsRawSocket as _;
+    // INVALID_SOCKET is !0.
+    Some(tcp.as_raw_socket()).filter(|socket| *socket != RawSocket::MAX)
+}
 
 /// A new connection, and the proxy it forwards requests to in absolute form, if any.
 pub(crate) struct Connection {

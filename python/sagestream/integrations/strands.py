@@ -41,6 +41,7 @@ from strands.types.exceptions import ModelThrottledException
 from strands.types.streaming import StreamEvent
 from strands.types.tools import ToolChoice, ToolSpec
 
+from sagestream import observe
 from sagestream.exceptions import ModelNotReadyException
 from sagestream.integrations._clients import Clients
 from sagestream.integrations._formats import Delta, DocumentDecoder, chat_completion, chat_delta
@@ -92,6 +93,12 @@ def _tool_events(index: int, deltas: list[dict[str, Any]]) -> list[StreamEvent]:
     events.extend({"contentBlockDelta": {"delta": {"toolUse": {"input": _arguments(d)}}}} for d in deltas)
     events.append({"contentBlockStop": {}})
     return events
+
+
+def _note_usage(note: observe.Annotation | None, turn: _Turn) -> None:
+    """Report the usage the container sent to an instrumentation's ``note``."""
+    if note is not None and turn.usage:
+        note.usage(turn.usage.get("prompt_tokens"), turn.usage.get("completion_tokens"))
 
 
 class _Turn:
@@ -261,28 +268,31 @@ class SageMakerAIModel(_StrandsSageMakerAIModel):
         try:
             client = await self._clients.for_running_loop()
             turn = _Turn(started)
-            if not streaming:
-                result = await client.invoke(endpoint, body, **params)
-                yield {"messageStart": {"role": "assistant"}}
-                for event in turn.events(chat_completion(json.loads(result.body))):
-                    yield event
-                for event in turn.ending():
-                    yield event
-                return
-            async with client.invoke_stream(endpoint, body, **params) as response:
-                yield {"messageStart": {"role": "assistant"}}
-                # The parts are read and decoded here: no async generator stands between the
-                # transport and this one.
-                decoder = DocumentDecoder(response.content_type)
-                async for part in response:
-                    if cancel is not None and cancel.is_set():
-                        return  # Strands reports the cancellation; the stream closes on the way out
-                    for doc in decoder.feed(part):
+            with observe.annotate("chat") as note:
+                if not streaming:
+                    result = await client.invoke(endpoint, body, **params)
+                    yield {"messageStart": {"role": "assistant"}}
+                    for event in turn.events(chat_completion(json.loads(result.body))):
+                        yield event
+                    _note_usage(note, turn)
+                    for event in turn.ending():
+                        yield event
+                    return
+                async with client.invoke_stream(endpoint, body, **params) as response:
+                    yield {"messageStart": {"role": "assistant"}}
+                    # The parts are read and decoded here: no async generator stands between the
+                    # transport and this one.
+                    decoder = DocumentDecoder(response.content_type)
+                    async for part in response:
+                        if cancel is not None and cancel.is_set():
+                            return  # Strands reports the cancellation; the stream closes on the way out
+                        for doc in decoder.feed(part):
+                            for event in turn.events(chat_delta(doc)):
+                                yield event
+                    for doc in decoder.finish():
                         for event in turn.events(chat_delta(doc)):
                             yield event
-                for doc in decoder.finish():
-                    for event in turn.events(chat_delta(doc)):
-                        yield event
+                _note_usage(note, turn)
             for event in turn.ending():
                 yield event
         except ModelNotReadyException as exc:
@@ -311,10 +321,13 @@ class SageMakerAIModel(_StrandsSageMakerAIModel):
         endpoint, body, params = self._parts_of(request, stream=False)
         try:
             client = await self._clients.for_running_loop()
-            result = await client.invoke(endpoint, body, **params)
+            with observe.annotate("chat") as note:
+                result = await client.invoke(endpoint, body, **params)
+                answer = chat_completion(json.loads(result.body))
+                if note is not None and answer.usage:
+                    note.usage(answer.usage.get("prompt_tokens"), answer.usage.get("completion_tokens"))
         except ModelNotReadyException as exc:
             raise ModelThrottledException(str(exc)) from exc
-        answer = chat_completion(json.loads(result.body))
         if not answer.text:
             raise ValueError("the endpoint's answer has no content to parse as structured output")
         try:

@@ -4,10 +4,11 @@ the request, and reading the stream."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from sagestream import observe
 from sagestream.integrations._clients import Clients
 from sagestream.integrations._formats import DocumentDecoder, iter_documents
 from sagestream.integrations._requests import call_parameters
@@ -19,6 +20,21 @@ __all__ = ["SageMakerEndpointBase", "Steps"]
 
 def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
+
+
+def note_usage(note: observe.Annotation | None, item: Any) -> None:
+    """Report the token usage a chunk or a generation carries (LangChain's ``usage_metadata``,
+    or an OpenAI-style ``usage`` in the generation info) to an instrumentation's ``note``."""
+    if note is None or item is None:
+        return
+    usage = getattr(getattr(item, "message", None), "usage_metadata", None)
+    if usage:
+        note.usage(usage.get("input_tokens"), usage.get("output_tokens"))
+        return
+    info = getattr(item, "generation_info", None) or {}
+    usage = info.get("usage")
+    if isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage):
+        note.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
 
 class SageMakerEndpointBase(BaseModel):
@@ -56,6 +72,8 @@ class SageMakerEndpointBase(BaseModel):
     """Seconds one call may take in all (sagestream's ``DeadlineExceededError``)."""
 
     _clients: Clients = PrivateAttr()
+    #: The GenAI operation its calls are, for an instrumentation (``sagestream.otel``).
+    _operation: ClassVar[str] = "chat"
     _ready_handler: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
@@ -122,10 +140,14 @@ class SageMakerEndpointBase(BaseModel):
         body = self._body(prompt, kwargs, stop, stream=True)
         steps = self._steps(stop)
         client = self._clients.sync()
-        with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
+        with (
+            observe.annotate(self._operation) as note,
+            client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream,
+        ):
             for item in self._items(stream):
                 chunk = steps.step(item)
                 if chunk is not None:
+                    note_usage(note, chunk)
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
@@ -148,20 +170,25 @@ class SageMakerEndpointBase(BaseModel):
         body = self._body(prompt, kwargs, stop, stream=True)
         steps = self._steps(stop)
         client = await self._clients.for_running_loop()
-        async with client.invoke_stream(self.endpoint_name, body, **self._parameters(stream=True)) as stream:
-            decoder: Any = DocumentDecoder(stream.content_type) if self._ready_handler else _LineBytes()
-            async for part in stream:
-                for chunk in steps.take(decoder.feed(part)):
-                    if run_manager is not None:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if steps.done:
-                    break
-            else:
-                for chunk in steps.take(decoder.finish()):
-                    if run_manager is not None:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
+        with observe.annotate(self._operation) as note:
+            async with client.invoke_stream(
+                self.endpoint_name, body, **self._parameters(stream=True)
+            ) as stream:
+                decoder: Any = DocumentDecoder(stream.content_type) if self._ready_handler else _LineBytes()
+                async for part in stream:
+                    for chunk in steps.take(decoder.feed(part)):
+                        note_usage(note, chunk)
+                        if run_manager is not None:
+                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                        yield chunk
+                    if steps.done:
+                        break
+                else:
+                    for chunk in steps.take(decoder.finish()):
+                        note_usage(note, chunk)
+                        if run_manager is not None:
+                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                        yield chunk
         chunk = steps.end()
         if chunk is not None:
             if run_manager is not None:

@@ -15,8 +15,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
+from sagestream import observe
 from sagestream.integrations._stops import cut_at_stop
-from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps
+from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
 from sagestream.integrations.langchain._handlers import ChatCompletionsContentHandler, body_file
 from sagestream.integrations.langchain._messages import chunk_of, message_of, request_messages
 
@@ -148,8 +149,11 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         body = self._body(request_messages(messages), kwargs, stop, stream=False)
-        result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
-        return self._result(result.body, stop)
+        with observe.annotate(self._operation) as note:
+            result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
+            answer = self._result(result.body, stop)
+            note_usage(note, answer.generations[0])
+        return answer
 
     async def _agenerate(
         self,
@@ -162,8 +166,11 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         body = self._body(request_messages(messages), kwargs, stop, stream=False)
         client = await self._clients.for_running_loop()
-        result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
-        return self._result(result.body, stop)
+        with observe.annotate(self._operation) as note:
+            result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
+            answer = self._result(result.body, stop)
+            note_usage(note, answer.generations[0])
+        return answer
 
     # --- InvokeEndpointWithResponseStream --------------------------------------------------
 

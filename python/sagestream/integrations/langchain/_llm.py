@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
+from sagestream import observe
 from sagestream.integrations._formats import Delta
 from sagestream.integrations._stops import cut_at_stop
-from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps
+from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
 from sagestream.integrations.langchain._handlers import TGIContentHandler, body_file
 from sagestream.integrations.langchain._messages import response_metadata
 
@@ -66,6 +67,8 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
     counts, when it reports them, are in the generation info (``finish_reason``, ``usage``).
     """
 
+    _operation: ClassVar[str] = "text_completion"
+
     content_handler: Any = Field(default_factory=TGIContentHandler)
     """Builds request bodies and reads answers (langchain-aws's ``LLMContentHandler``
     interface; see :mod:`sagestream.integrations.langchain`)."""
@@ -100,8 +103,11 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
                 whole = chunk if whole is None else whole + chunk
             return whole or Generation(text="")
         body = self._body(prompt, kwargs, stop, stream=False)
-        result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
-        return self._generation(result.body, stop)
+        with observe.annotate(self._operation) as note:
+            result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
+            generation = self._generation(result.body, stop)
+            note_usage(note, generation)
+        return generation
 
     async def _aone(
         self,
@@ -117,8 +123,11 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
             return whole or Generation(text="")
         body = self._body(prompt, kwargs, stop, stream=False)
         client = await self._clients.for_running_loop()
-        result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
-        return self._generation(result.body, stop)
+        with observe.annotate(self._operation) as note:
+            result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
+            generation = self._generation(result.body, stop)
+            note_usage(note, generation)
+        return generation
 
     def _generate(
         self,
