@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::{Connection, SendRequest};
 
-use super::connect::Io;
+use super::connect::{Io, RawSocket};
 
 pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
@@ -53,28 +53,6 @@ impl Driver {
     pub(crate) fn is_open(&self) -> bool {
         self.0.is_some()
     }
-}
-
-/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
-#[cfg(unix)]
-pub(crate) type RawSocket = std::os::fd::RawFd;
-/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
-#[cfg(windows)]
-pub(crate) type RawSocket = std::os::windows::io::RawSocket;
-
-/// The socket under a connection, to look at before the connection is reused.
-#[cfg(unix)]
-pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
-    use std::os::fd::AsRawFd as _;
-    Some(tcp.as_raw_fd()).filter(|fd| *fd >= 0)
-}
-
-/// The socket under a connection, to look at before the connection is reused.
-#[cfg(windows)]
-pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
-    use std::os::windows::io::AsRawSocket as _;
-    // INVALID_SOCKET is !0.
-    Some(tcp.as_raw_socket()).filter(|socket| *socket != RawSocket::MAX)
 }
 
 /// An idle connection: hyper's sender and connection, and the socket, to look at before reuse.
