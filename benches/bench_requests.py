@@ -9,7 +9,9 @@ workload runs every client once per round, rounds alternating, and reports media
   on a kept-alive socket (the floor: no SDK, no signing per request);
 - ``gateway``: N concurrent asyncio streams x 200 tokens of 20 bytes, 20 ms apart (an LLM
   gateway), against aiobotocore and a bare asyncio Protocol that only counts bytes (the
-  floor of asyncio itself); sagestream and the Protocol also on uvloop when it is installed;
+  floor of asyncio itself), and that Protocol resuming a task per stream with what each read
+  brings (the floor of any async iterator); sagestream and the Protocols also on uvloop when it
+  is installed;
 - ``threads``: 100 threads on the sync client, the same streams, against boto3 threads;
 - ``short``: 1,000 concurrent InvokeEndpoint calls in asyncio, against aiobotocore;
 - ``ttfp``: time to first part, against the raw socket;
@@ -470,6 +472,42 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
         await asyncio.gather(*(one() for _ in range(streams)))
         return streams
 
+    async def task_run() -> int:
+        """The bare Protocol with a task per stream resumed for what each read brings: the
+        least an async iterator costs (a plain callback resumes no coroutine per token)."""
+        loop = asyncio.get_running_loop()
+        host, port = url.split("//", 1)[1].split(":")
+
+        class Feeder(asyncio.Protocol):
+            def __init__(self) -> None:
+                self.chunks: list[bytes] = []
+                self.waiter: asyncio.Future[None] | None = None
+                self.tail = b""
+                self.ended = False
+
+            def connection_made(self, transport: Any) -> None:
+                transport.write(request)
+
+            def data_received(self, data: bytes) -> None:
+                self.chunks.append(data)
+                self.tail = (self.tail + data)[-5:]
+                self.ended = self.tail == b"0\r\n\r\n"
+                if self.waiter is not None and not self.waiter.done():
+                    self.waiter.set_result(None)
+
+        async def one() -> None:
+            transport, protocol = await loop.create_connection(Feeder, host, int(port))
+            while True:
+                protocol.chunks.clear()
+                if protocol.ended:
+                    break
+                protocol.waiter = loop.create_future()
+                await protocol.waiter
+            transport.close()
+
+        await asyncio.gather(*(one() for _ in range(streams)))
+        return streams
+
     loops = [False, True] if has_uvloop() else [False]
     runs: dict[str, Callable[[], tuple[float, float, int]]] = {}
     for uv in loops:
@@ -486,8 +524,12 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
         if not uv:
             runs["aiobotocore"] = peer("gateway_aiobotocore", url, streams)
             runs["bare asyncio Protocol (floor)"] = lambda: run_async(bare_run)
+            runs["bare asyncio Protocol + a task per stream"] = lambda: run_async(task_run)
         else:
             runs["bare asyncio Protocol on uvloop (floor)"] = lambda: run_async(bare_run, uvloop_loop=True)
+            runs["bare asyncio Protocol + a task per stream on uvloop"] = lambda: run_async(
+                task_run, uvloop_loop=True
+            )
     rows = in_rounds(runs, rounds)
     table(
         f"gateway: {streams} concurrent asyncio streams x 200 tokens x 20 B, 20 ms apart", rows, "aiobotocore"
@@ -497,7 +539,10 @@ def gateway(url: str, rounds: int, streams: int, baseline: str | None = None) ->
             floor_name = f"bare asyncio Protocol{' on uvloop' if 'uvloop' in name else ''} (floor)"
             per = statistics.median(c / n for c, _, n in rows[name])
             floor = statistics.median(c / n for c, _, n in rows[floor_name])
-            print(f"- {name}: {per / floor:.2f}x its loop's bare Protocol")
+            suffix = " on uvloop" if "uvloop" in name else ""
+            with_tasks = rows[f"bare asyncio Protocol + a task per stream{suffix}"]
+            tasks = statistics.median(c / n for c, _, n in with_tasks)
+            print(f"- {name}: {per / floor:.2f}x its loop's bare Protocol, {per / tasks:.2f}x with tasks")
     compare(rows, baseline)
 
 
