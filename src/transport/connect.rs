@@ -60,28 +60,6 @@ pub(crate) struct Connection {
     pub fd: Option<RawSocket>,
 }
 
-/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
-#[cfg(unix)]
-pub(crate) type RawSocket = std::os::fd::RawFd;
-/// A connection's socket as the system names it: a descriptor on Unix, a `SOCKET` on Windows.
-#[cfg(windows)]
-pub(crate) type RawSocket = std::os::windows::io::RawSocket;
-
-/// The socket under a connection, to look at before the connection is reused.
-#[cfg(unix)]
-pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
-    use std::os::fd::AsRawFd as _;
-    Some(tcp.as_raw_fd()).filter(|fd| *fd >= 0)
-}
-
-/// The socket under a connection, to look at before the connection is reused.
-#[cfg(windows)]
-pub(crate) fn raw_socket(tcp: &tokio::net::TcpStream) -> Option<RawSocket> {
-    use std::os::windows::io::AsRawSocket as _;
-    // INVALID_SOCKET is !0.
-    Some(tcp.as_raw_socket()).filter(|socket| *socket != RawSocket::MAX)
-}
-
 fn fd_of(tcp: &TokioIo<tokio::net::TcpStream>) -> Option<RawSocket> {
     raw_socket(tcp.inner())
 }
