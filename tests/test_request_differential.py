@@ -252,7 +252,14 @@ def _in_model(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 @pytest.mark.parametrize("client", list(CALLERS))
 @pytest.mark.parametrize(("op", "params"), CASES, ids=[f"{op}-{len(p)}" for op, p in CASES])
 def test_the_request_is_botocores(client: str, op: str, params: dict[str, Any]) -> None:
-    params, _ = _in_model(op, params)
+    params, lacking = _in_model(op, params)
+    required = MODEL.operation_model(OPERATIONS[op]).input_shape.required_members
+    if lacking and not set(required) <= set(params):
+        # An inline async Body on a model where InputLocation is still required: without the
+        # Body the case is no request stock boto3 can send.
+        pytest.skip(
+            f"botocore {botocore.__version__}'s model has no {sorted(lacking)} and requires {required}"
+        )
     ours, theirs = recorded(op, params, CALLERS[client], call_boto3)
     assert (ours.method, ours.path, ours.body) == (theirs.method, theirs.path, theirs.body)
     assert {k: v for k, v in ours.headers.items() if k not in VARYING} == {
