@@ -165,6 +165,8 @@ bench: build-prod env-aio bench-rust bench-duplex
 	$(PY) benches/bench_aio.py
 	$(PY) benches/bench_requests.py
 	$(PY) benches/bench_frameworks.py
+	$(PY) benches/bench_frameworks.py --delay 0 --rounds 5
+	$(PY) benches/bench_otel.py
 
 .PHONY: ci ## Lint and test everything with the full hypothesis profile, in every environment (what .ci/run runs)
 ci: lint test-rust test-ci test-envs
