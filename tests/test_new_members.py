@@ -192,15 +192,28 @@ def test_batch_bodies_carry_their_prefix_aware_id(emulator: Emulator) -> None:
 
 
 def test_a_ray_prefix_aware_id_column_sets_each_rows() -> None:
-    pytest.importorskip("ray")
+    ray = pytest.importorskip("ray")
     from sagestream.batch import Request
     from sagestream.ray import SageMakerStream
 
-    udf = SageMakerStream("ep", region_name="us-east-1", custom_attributes="all")
-    columns = {"body": [b"a", b"b"], "prefix_aware_id": ["conv-a", None], "custom_attributes": [None, "k=v"]}
-    assert udf._request(columns, 0) == Request(b"a", prefix_aware_id="conv-a")
-    assert udf._request(columns, 1) == Request(b"b", custom_attributes="k=v")
-    built = SageMakerStream(
-        "ep", region_name="us-east-1", build_request=lambda row: Request(row["body"], prefix_aware_id="own")
-    )
-    assert built._request(columns, 0).prefix_aware_id == "own"  # the row's own choice stands
+    started = not ray.is_initialized()
+    try:
+        # A UDF registers with its endpoint's coordinator actor: this starts a local Ray.
+        udf = SageMakerStream("ep", region_name="us-east-1", custom_attributes="all")
+        columns = {
+            "body": [b"a", b"b"],
+            "prefix_aware_id": ["conv-a", None],
+            "custom_attributes": [None, "k=v"],
+        }
+        assert udf._request(columns, 0) == Request(b"a", prefix_aware_id="conv-a")
+        assert udf._request(columns, 1) == Request(b"b", custom_attributes="k=v")
+        built = SageMakerStream(
+            "ep",
+            region_name="us-east-1",
+            build_request=lambda row: Request(row["body"], prefix_aware_id="own"),
+        )
+        assert built._request(columns, 0).prefix_aware_id == "own"  # the row's own choice stands
+    finally:
+        if started:
+            # The Ray this test started would refuse test_ray.py's own ray.init() in this worker.
+            ray.shutdown()
