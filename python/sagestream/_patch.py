@@ -28,9 +28,10 @@ is raised again by a later loop over the same body, where botocore's ends silent
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
 from botocore.eventstream import EventStream, EventStreamMessage
@@ -124,8 +125,13 @@ def _patched_iter(self: EventStream) -> Iterator[Any]:
         return
     watch = _watched(self)
     if watch is not None:
-        yield from _watched_iter(self, watch)
+        yield from _watched_iter(_decoded(self), watch)
         return
+    yield from _decoded(self)
+
+
+def _decoded(self: EventStream) -> Iterator[Any]:
+    """botocore's events of ``self``, each payload decoded in Rust."""
     for item in _events(self):
         if isinstance(item, bytes):
             yield {"PayloadPart": {"Bytes": item}}
@@ -138,20 +144,14 @@ def _patched_iter(self: EventStream) -> Iterator[Any]:
             yield parsed
 
 
-def _watched_iter(self: EventStream, watch: Any) -> Iterator[Any]:
-    """:func:`_patched_iter`, telling ``watch`` of each payload and of the end."""
+def _watched_iter(events: Iterator[Any], watch: Any) -> Iterator[Any]:
+    """``events``, telling ``watch`` of each payload and of the end."""
     try:
-        for item in _events(self):
-            if isinstance(item, bytes):
-                watch.part(item)
-                yield {"PayloadPart": {"Bytes": item}}
-                continue
-            try:
-                parsed = self._parse_event(_botocore_message(item))
-            except EventStreamError as exc:
-                raise _typed(exc) from None
-            if parsed:
-                yield parsed
+        for event in events:
+            part = event.get("PayloadPart")
+            if part is not None:
+                watch.part(part["Bytes"])
+            yield event
     except GeneratorExit:
         watch.stream_ended(None, None, True)
         raise
@@ -202,10 +202,19 @@ async def _async_events(stream: Any) -> AsyncIterator[Any]:
     if events is None:
         events = stream.__dict__.setdefault(_STATE, _AsyncEvents(stream))
     watch = _watched(stream)
-    if watch is not None:
-        async for event in _async_watched(stream, events, watch):
-            yield event
-        return
+    # The inner generators are closed when this one is (a loop left early), not when collected.
+    async with contextlib.aclosing(_async_decoded(stream, events)) as decoded:
+        if watch is None:
+            async for event in decoded:
+                yield event
+            return
+        async with contextlib.aclosing(_async_watched(decoded, watch)) as watched:
+            async for event in watched:
+                yield event
+
+
+async def _async_decoded(stream: Any, events: _AsyncEvents) -> AsyncGenerator[Any, None]:
+    """aiobotocore's events of ``stream``, each payload decoded in Rust."""
     while (item := await events.next()) is not None:
         if isinstance(item, bytes):
             yield {"PayloadPart": {"Bytes": item}}
@@ -218,20 +227,14 @@ async def _async_events(stream: Any) -> AsyncIterator[Any]:
             yield parsed
 
 
-async def _async_watched(stream: Any, events: _AsyncEvents, watch: Any) -> AsyncIterator[Any]:
-    """:func:`_async_events`, telling ``watch`` of each payload and of the end."""
+async def _async_watched(events: AsyncIterator[Any], watch: Any) -> AsyncGenerator[Any, None]:
+    """``events``, telling ``watch`` of each payload and of the end."""
     try:
-        while (item := await events.next()) is not None:
-            if isinstance(item, bytes):
-                watch.part(item)
-                yield {"PayloadPart": {"Bytes": item}}
-                continue
-            try:
-                parsed = await stream._parse_event(_botocore_message(item))
-            except EventStreamError as exc:
-                raise _typed(exc) from None
-            if parsed:
-                yield parsed
+        async for event in events:
+            part = event.get("PayloadPart")
+            if part is not None:
+                watch.part(part["Bytes"])
+            yield event
     except GeneratorExit:
         watch.stream_ended(None, None, True)
         raise
