@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +62,22 @@ def turns(items: list[T], round_: int) -> list[T]:
     Whatever runs first in a round costs measurably more (3 % for the same build run twice,
     the gateway's CPU per request), so no build may always go first."""
     return items if round_ % 2 == 0 else items[::-1]
+
+
+def rounds(
+    runners: dict[str, Callable[[], tuple[float, float, int]]], count: int, expected: int
+) -> dict[str, list[tuple[float, float]]]:
+    """Each runner once per round, taking :func:`turns`, for ``count`` rounds: its (CPU, wall)
+    per round. A runner returns (CPU, wall, bytes received); any other count than ``expected``
+    ends the benchmark."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+    for round_ in range(count):
+        for name, runner in turns(list(runners.items()), round_):
+            cpu, wall, received = runner()
+            if received != expected:
+                raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
+            results[name].append((cpu, wall))
+    return results
 
 
 def paired(this: list[float], baseline: list[float]) -> str:

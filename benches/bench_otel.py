@@ -97,13 +97,7 @@ def _compare(args: argparse.Namespace, url: str, instrumentor: Any, every: Any, 
     }
     for runner in runners.values():  # warm-up: imports, connections, the SDK's first span
         runner()
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-    for round_ in range(args.rounds):
-        for name, runner in _builds.turns(list(runners.items()), round_):
-            cpu, wall, received = runner()
-            if received != expected:
-                raise SystemExit(f"{name}: received {received} bytes, expected {expected}")
-            results[name].append((cpu, wall))
+    results = _builds.rounds(runners, args.rounds, expected)
     print(
         f"# {args.streams} concurrent streams x {args.parts} parts of {len(PART)} B,"
         f" interval {args.interval * 1000:g} ms, {args.rounds} rounds, medians;"
