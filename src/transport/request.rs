@@ -390,16 +390,21 @@ mod tests {
         }
     }
 
+    /// `work` run to its end on a runtime of its own, as the sync client's thread runs a call.
+    fn block_on<F: std::future::Future>(work: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    }
+
     #[test]
     fn the_body_reader_drives_its_connection_and_gives_it_back() {
         let (url, server) = server(500, 2);
         let transport = transport();
         let pool = Arc::new(transport.new_pool());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
+        block_on(async {
             for _ in 0..2 {
                 let response = transport
                     .send(&pool, request(&url), None)
@@ -434,11 +439,7 @@ mod tests {
         let (url, server) = server(100, 2);
         let transport = transport();
         let pool = Arc::new(transport.new_pool());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
+        block_on(async {
             let response = transport
                 .send(&pool, request(&url), None)
                 .await
