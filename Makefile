@@ -110,13 +110,13 @@ test-oldest: wheel
 .PHONY: test-envs ## Both environments above
 test-envs: test-aio test-oldest
 
-.PHONY: rust-sdk ## Build examples/rust-sdk-duplex, the AWS SDK for Rust client (minutes, cold)
+.PHONY: rust-sdk ## Build examples/rust-sdk, the AWS SDK for Rust clients (minutes, cold)
 rust-sdk:
-	cd examples/rust-sdk-duplex && CARGO_TARGET_DIR=$(CURDIR)/target/rust-sdk-duplex cargo build --release
+	cd examples/rust-sdk && CARGO_TARGET_DIR=$(CURDIR)/target/rust-sdk cargo build --release
 
-.PHONY: test-rust-sdk ## The AWS SDK for Rust's bidirectional client against the emulator (not in CI: its build)
+.PHONY: test-rust-sdk ## The AWS SDK for Rust clients against the emulator (not in CI: their build)
 test-rust-sdk: rust-sdk
-	$(PY) -m pytest tests/test_duplex_rust_sdk.py -q
+	$(PY) -m pytest tests/test_duplex_rust_sdk.py tests/test_rust_sdk_runtime.py -q
 
 .PHONY: bench-duplex ## Bidirectional streams: sagestream vs the AWS SDK for Rust
 bench-duplex: build-prod rust-sdk

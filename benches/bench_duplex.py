@@ -4,7 +4,7 @@ Both clients talk HTTP/2 over TLS to the same ``sagestream serve`` (a separate p
 ``echo``: every input part comes straight back): the round-trip latency of one small part on an
 open, warm session, and the time and client CPU for 10,000 parts of 100 bytes each way in one
 session (sent while the answer is read). sagestream runs in this process (CPU:
-``time.process_time()``); the Rust SDK is ``examples/rust-sdk-duplex`` in a child process (CPU:
+``time.process_time()``); the Rust SDK is ``examples/rust-sdk`` in a child process (CPU:
 its rusage, process start and connection set-up included, a few milliseconds). The rounds
 alternate between the clients; the table gives medians.
 
@@ -29,9 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = Path(
-    os.environ.get(
-        "SAGESTREAM_RUST_SDK_DUPLEX", ROOT / "target" / "rust-sdk-duplex" / "release" / "rust-sdk-duplex"
-    )
+    os.environ.get("SAGESTREAM_RUST_SDK_DUPLEX", ROOT / "target" / "rust-sdk" / "release" / "rust-sdk-duplex")
 )
 PART = b"x" * 100
 KEY, SECRET, REGION = "bench", "bench-secret", "us-east-1"

@@ -1,7 +1,7 @@
 """The AWS SDK for Rust's own client (``aws-sdk-sagemakerruntimehttp2``), unchanged, against
 the emulator's TLS port: signed request, signed event chain, every field, errors.
 
-The program lives in ``examples/rust-sdk-duplex`` (its own cargo project: the SDK takes minutes
+The program lives in ``examples/rust-sdk`` (its own cargo project: the SDK takes minutes
 to build, so CI does not build it); ``make test-rust-sdk`` builds it and runs this file.
 Without the binary the tests are skipped, saying how to build it.
 """
@@ -17,9 +17,7 @@ from sagestream.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(
-    os.environ.get(
-        "SAGESTREAM_RUST_SDK_DUPLEX", ROOT / "target" / "rust-sdk-duplex" / "release" / "rust-sdk-duplex"
-    )
+    os.environ.get("SAGESTREAM_RUST_SDK_DUPLEX", ROOT / "target" / "rust-sdk" / "release" / "rust-sdk-duplex")
 )
 
 pytestmark = pytest.mark.skipif(
