@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,9 @@ def test_the_cli_sends_a_file_inline(emulator: Emulator, tmp_path: Path) -> None
 
 
 def _aws(emulator: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
-    aws = shutil.which("aws")
+    # The AWS CLI installed with this interpreter's packages (the test extra's), else on PATH.
+    beside = Path(sys.executable).with_name("aws")
+    aws = str(beside) if beside.exists() else shutil.which("aws")
     if aws is None:
         pytest.skip("the AWS CLI is not installed")
     return subprocess.run(
@@ -196,7 +199,7 @@ def test_the_aws_cli_sends_an_inline_async_body(emulator: Emulator, s3_client: A
     source = tmp_path / "in.json"
     source.write_bytes(b'{"from": "the aws cli"}')
     done = _aws(emulator, "invoke-endpoint-async", "--endpoint-name", "echo", "--body", f"fileb://{source}")
-    if "--body" in done.stderr and "Unknown options" in done.stderr:
+    if "Unknown options: --body" in done.stderr or "required: --input-location" in done.stderr:
         pytest.skip(f"this AWS CLI's model has no inline Body: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)

@@ -241,3 +241,23 @@ def test_defaults_and_constants() -> None:
     assert _rules.DEFAULT_INVOCATION_TIMEOUT_SECONDS == 900
     assert _rules.INFERENCE_ID.wire_name == "inferenceId"
     assert _rules.REQUEST_TTL_SECONDS.wire_name == "requestTTLSeconds"
+
+
+def test_a_rule_remembers_the_strings_it_took_and_only_those() -> None:
+    rule = service.INVOKE_STREAM.members["CustomAttributes"].rule
+    rule._taken.clear()
+    assert rule.check("tokens=1") == "tokens=1"
+    assert "tokens=1" in rule._taken
+    for _ in range(2):  # a refused value is refused every time, never remembered
+        with pytest.raises(_rules.ParamValidationError, match="CustomAttributes"):
+            rule.check("x" * 1025)
+        with pytest.raises(_rules.ParamValidationError, match="not visible US-ASCII"):
+            rule.check("a\r\nb")
+    assert set(rule._taken) == {"tokens=1"}
+    for i in range(_rules._TAKEN_MAX + 10):  # bounded
+        rule.check(f"attr={i}")
+    assert len(rule._taken) <= _rules._TAKEN_MAX
+    body = service.INVOKE_STREAM.members["Body"].rule
+    assert body.check("text") == b"text"  # a str payload is encoded every time
+    assert body.check("text") == b"text"
+    assert not body._taken

@@ -76,6 +76,8 @@ DEFAULT_REQUEST_TTL_SECONDS = 21_600
 DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 
 _HEADER_UNSAFE = ("\r", "\n", "\0")
+#: How many taken strings a rule remembers (``Rule._taken``).
+_TAKEN_MAX = 1024
 
 ViolationKind = Literal["type", "min_length", "max_length", "pattern", "min_value", "max_value", "choice"]
 RuleType = Literal["string", "integer", "boolean", "blob"]
@@ -129,6 +131,11 @@ class Rule:
     choices: tuple[str, ...] | None = None
     #: Values the pattern would take that this rule refuses with a message of its own.
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: Strings this rule has taken already. A gateway sends the same endpoint names, content
+    #: types and attributes call after call; the check is a pure function of the value, so a
+    #: value taken once is taken without its regular expressions again (bounded: emptied when
+    #: full). Dict reads and writes are atomic under the GIL, so threads may share it.
+    _taken: dict[str, None] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @property
     def wire_name(self) -> str:
@@ -182,6 +189,8 @@ class Rule:
     def check(self, value: object, name: str | None = None) -> Any:
         """``value`` when it satisfies this rule (a blob as ``bytes``, or a binary file); else a
         :class:`~sagestream.exceptions.ParamValidationError` naming ``name`` (the member)."""
+        if value.__class__ is str and value in self._taken:
+            return value
         name = name or self.member
         if value is None:
             raise ParamValidationError(f"{name} is required")
@@ -195,8 +204,13 @@ class Rule:
                 kind = {"integer": "an int", "boolean": "a bool"}.get(self.type, "a str")
                 raise ParamValidationError(f"{name} must be {kind}, got {type(value).__name__}")
             raise _fail(name, value, self.explain(violation))
-        if isinstance(value, str) and not header_safe(value):
-            raise _fail(name, value, "must not contain CR, LF or NUL")
+        if isinstance(value, str):
+            if not header_safe(value):
+                raise _fail(name, value, "must not contain CR, LF or NUL")
+            if value.__class__ is str:
+                if len(self._taken) >= _TAKEN_MAX:
+                    self._taken.clear()
+                self._taken[value] = None
         return value
 
     def explain(self, violation: Violation) -> str:
