@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -75,6 +75,7 @@ Location = Literal["uri", "header", "body"]
 
 
 @cache  # a pure function of the table's names, asked per call for each answer header
+@lru_cache(maxsize=512)
 def snake(name: str) -> str:
     """The keyword of an API member name: ``RequestTTLSeconds`` → ``request_ttl_seconds``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
@@ -169,11 +170,17 @@ class Operation:
             if member is None:
                 raise TypeError(f"{self.name} has no parameter {keyword!r}")
             if value is not None or member.required:
-                params[member.name] = member.check(value)
+                params[member.name] = member.rule.check(value, member.name)
+        return self._completed(params, extra)
+
+    def _completed(self, params: dict[str, Any], extra: Mapping[str, object] | None) -> dict[str, Any]:
+        """``params`` with ``extra`` added, the one-of members checked."""
         if extra:
             self._add_extra(params, extra)
+        if not self.one_of:
+            return params
         given = [name for name in self.one_of if name in params]
-        if self.one_of and len(given) != 1:
+        if len(given) != 1:
             names = " or ".join(self.members[n].keyword for n in self.one_of)
             how = "not both" if given else "one is required"
             raise ParamValidationError(f"{self.name} takes its input as {names}: {how}")
@@ -209,8 +216,15 @@ class Operation:
         self, arguments: Mapping[str, object], extra: Mapping[str, object] | None = None
     ) -> dict[str, Any]:
         """:meth:`params` of a call's ``arguments`` (a client method's ``locals()``: its signature
-        names this operation's keywords; its other arguments are not the operation's)."""
-        return self.params({k: v for k, v in arguments.items() if k in self.by_keyword}, extra)
+        names this operation's keywords; its other arguments are not the operation's). Once per
+        call: it walks the table's members, not the arguments, and asks each value once."""
+        params: dict[str, Any] = {}
+        get = arguments.get
+        for keyword, member in self.by_keyword.items():
+            value = get(keyword)
+            if value is not None or member.required:
+                params[member.name] = member.rule.check(value, member.name)
+        return self._completed(params, extra)
 
     def split(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Request parameters named by boto3 (``CustomAttributes``) or by keyword
