@@ -25,14 +25,14 @@ use crate::frame::{Detach, Frame, FrameSplitter};
 use crate::headers::{visit_headers, HeaderIter, HeaderValueRef};
 use crate::py_queue::{feed_list, finish_list, Feed, HeldError, PyQueue, Visit};
 
-static DATETIME_EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DATETIME_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static UUID_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)`, made once.
 fn epoch(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    DATETIME_EPOCH
+    static EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    EPOCH
         .get_or_try_init(py, || {
             let m = py.import("datetime")?;
             let utc = m.getattr("timezone")?.getattr("utc")?;
@@ -63,24 +63,39 @@ fn check_convertible(name: &str, value: HeaderValueRef<'_>) -> Result<(), Decode
     }
 }
 
-/// `s` as a Python string, shared (interned, hash cached) for the names and values every AWS
-/// event stream frame repeats, new otherwise.
+/// `$s` as a Python string: for each of the literals, that literal made once (interned, hash
+/// cached) and shared; `$other` for any other string.
+macro_rules! interned {
+    ($py:expr, $s:expr, [$($text:literal),+ $(,)?], $other:expr) => {
+        match $s {
+            $($text => intern!($py, $text).clone(),)+
+            _ => $other,
+        }
+    };
+}
+
+/// `s` as a Python string, shared for the names and values every AWS event stream frame
+/// repeats, new otherwise.
 fn common_str<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
-    match s {
-        ":event-type" => intern!(py, ":event-type").clone(),
-        ":message-type" => intern!(py, ":message-type").clone(),
-        ":content-type" => intern!(py, ":content-type").clone(),
-        ":exception-type" => intern!(py, ":exception-type").clone(),
-        ":error-code" => intern!(py, ":error-code").clone(),
-        ":error-message" => intern!(py, ":error-message").clone(),
-        "event" => intern!(py, "event").clone(),
-        "exception" => intern!(py, "exception").clone(),
-        "error" => intern!(py, "error").clone(),
-        "PayloadPart" => intern!(py, "PayloadPart").clone(),
-        "application/octet-stream" => intern!(py, "application/octet-stream").clone(),
-        "application/json" => intern!(py, "application/json").clone(),
-        _ => PyString::new(py, s),
-    }
+    interned!(
+        py,
+        s,
+        [
+            ":event-type",
+            ":message-type",
+            ":content-type",
+            ":exception-type",
+            ":error-code",
+            ":error-message",
+            "event",
+            "exception",
+            "error",
+            "PayloadPart",
+            "application/octet-stream",
+            "application/json",
+        ],
+        PyString::new(py, s)
+    )
 }
 
 /// The wire type name of `value` as a shared Python string.
@@ -174,29 +189,35 @@ impl HeaderBlock {
         Ok(block)
     }
 
-    fn build_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for item in HeaderIter::new(&self.raw) {
-            let (name, value) = item?;
-            list.append(PyTuple::new(
-                py,
-                [
-                    common_str(py, name).into_any(),
-                    type_name_str(py, value).into_any(),
-                    value_to_py(py, value)?,
-                ],
-            )?)?;
-        }
-        Ok(list)
+    /// `[(name, type_name, value), ...]`, built once per block.
+    fn list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        cached_value(py, &self.list, || {
+            let list = PyList::empty(py);
+            for item in HeaderIter::new(&self.raw) {
+                let (name, value) = item?;
+                list.append(PyTuple::new(
+                    py,
+                    [
+                        common_str(py, name).into_any(),
+                        type_name_str(py, value).into_any(),
+                        value_to_py(py, value)?,
+                    ],
+                )?)?;
+            }
+            Ok(list.unbind())
+        })
     }
 
-    fn build_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        for item in HeaderIter::new(&self.raw) {
-            let (name, value) = item?;
-            dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
-        }
-        Ok(dict)
+    /// Name → value, built once per block.
+    fn dict(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        cached_value(py, &self.dict, || {
+            let dict = PyDict::new(py);
+            for item in HeaderIter::new(&self.raw) {
+                let (name, value) = item?;
+                dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
+            }
+            Ok(dict.unbind())
+        })
     }
 }
 
@@ -222,10 +243,7 @@ impl PyMessage {
     #[getter]
     fn headers(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         cached_value(py, &self.headers, || {
-            let template = cached_value(py, &self.block.dict, || {
-                self.block.build_dict(py).map(Bound::unbind)
-            })?;
-            template.bind(py).copy().map(Bound::unbind)
+            self.block.dict(py)?.bind(py).copy().map(Bound::unbind)
         })
     }
 
@@ -233,10 +251,7 @@ impl PyMessage {
     #[getter]
     fn header_list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
         cached_value(py, &self.header_list, || {
-            let template = cached_value(py, &self.block.list, || {
-                self.block.build_list(py).map(Bound::unbind)
-            })?;
-            Ok(PyList::new(py, template.bind(py).iter())?.unbind())
+            Ok(PyList::new(py, self.block.list(py)?.bind(py).iter())?.unbind())
         })
     }
 
