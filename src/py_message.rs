@@ -23,7 +23,7 @@ use pyo3::PyTraverseError;
 use crate::errors::{DecodeError, EncodeError};
 use crate::frame::{Detach, Frame, FrameSplitter};
 use crate::headers::{visit_headers, HeaderIter, HeaderValueRef};
-use crate::py_queue::{feed_list, finish_list, Feed, HeldError, PyQueue, Visit};
+use crate::py_queue::{decoder_methods, finish_list, Decoded, Decoder, Format, HeldError, PyQueue};
 
 static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DATETIME_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -315,103 +315,74 @@ pub(crate) fn frame_to_message(
     })
 }
 
-/// Frames → messages: the decoder behind `Decoder` and `decode`.
+/// Frames → messages: the format behind `Decoder` and `decode`.
 #[derive(Default)]
-struct MessageCore {
+struct MessageFrames {
     splitter: FrameSplitter,
-    queue: PyQueue<Py<PyMessage>>,
     /// The headers of the last message, for the next one to share when they are the same.
     last_headers: Option<Arc<HeaderBlock>>,
 }
 
-impl Feed for MessageCore {
+impl Format for MessageFrames {
     type Item = Py<PyMessage>;
 
-    fn queue(&mut self) -> &mut PyQueue<Py<PyMessage>> {
-        &mut self.queue
-    }
-
-    fn queue_ref(&self) -> &PyQueue<Py<PyMessage>> {
-        &self.queue
-    }
-
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut Messages) -> Decoded {
         let Self {
             splitter,
-            queue,
             last_headers,
         } = self;
-        let result = splitter.feed_with(data, &GilDetach(py), |frame| {
+        splitter.feed_with(data, &GilDetach(py), |frame| {
             let message = frame_to_message(py, frame, last_headers)?;
             queue.push(Py::new(py, message).map_err(|e| HeldError::from_py(py, e))?);
-            Ok::<(), HeldError>(())
-        });
-        if let Err(err) = result {
-            queue.fail(err);
-        }
+            Ok(())
+        })
     }
 
-    fn finish(&mut self, _py: Python<'_>) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
-        match self.splitter.finish() {
-            Ok(()) => self.queue.end(),
-            Err(err) => self.queue.fail(err.into()),
-        }
+    fn end(&mut self, _py: Python<'_>, _queue: &mut Messages) -> Decoded {
+        self.splitter.finish().map_err(HeldError::from)
     }
 }
+
+/// The queue of a message decoder.
+type Messages = PyQueue<Py<PyMessage>>;
 
 /// Incremental decoder of generic event stream messages.
 #[pyclass(name = "Decoder", module = "sagestream._core")]
 pub struct PyDecoder {
-    core: MessageCore,
+    core: Decoder<MessageFrames>,
 }
 
-#[pymethods]
-impl PyDecoder {
-    #[new]
-    fn new() -> Self {
-        Self {
-            core: MessageCore::default(),
+decoder_methods! {
+    PyDecoder, ends with "close";
+    feed {
+        /// Feed one read; returns every message it completes. When the read also holds a bad
+        /// frame, the messages before it are returned and the error is raised by the next call, and
+        /// by every call after that.
+    }
+    close {
+        /// End of stream: raises the error of a bad frame if any, `TruncatedStreamError` if a
+        /// partial frame is buffered.
+    }
+    {
+        #[new]
+        fn new() -> Self {
+            Self {
+                core: Decoder::new(MessageFrames::default()),
+            }
         }
-    }
 
-    /// Feed one read; returns every message it completes. When the read also holds a bad
-    /// frame, the messages before it are returned and the error is raised by the next call, and
-    /// by every call after that.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        feed_list(&mut self.core, py, data, "close")
-    }
-
-    /// End of stream: raises the error of a bad frame if any, `TruncatedStreamError` if a
-    /// partial frame is buffered.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        finish_list(&mut self.core, py).map(drop)
-    }
-
-    /// Bytes buffered for an incomplete frame.
-    #[getter]
-    fn buffered(&self) -> usize {
-        self.core.splitter.buffered()
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.core.queue.visit(&visit)
-    }
-
-    fn __clear__(&mut self) {
-        self.core.queue.close();
+        /// Bytes buffered for an incomplete frame.
+        #[getter]
+        fn buffered(&self) -> usize {
+            self.core.format.splitter.buffered()
+        }
     }
 }
 
 /// Decode a whole buffer of complete frames.
 #[pyfunction]
 pub fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-    let mut core = MessageCore::default();
+    let mut core = Decoder::new(MessageFrames::default());
     core.feed(py, data);
     if core.queue.is_open() {
         core.finish(py);
