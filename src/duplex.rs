@@ -86,6 +86,24 @@ struct InputBody {
 const BATCH_BYTES: usize = 64 * 1024;
 
 impl InputBody {
+    /// A body of the messages sent on the sender that comes with it (`capacity` of them may
+    /// wait), signed in a chain by `signer`; firing or dropping the abort resets the stream.
+    fn new(
+        capacity: usize,
+        signer: ChainSigner,
+    ) -> (Self, mpsc::Sender<Message>, oneshot::Sender<()>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let (abort_tx, abort_rx) = oneshot::channel();
+        let body = Self {
+            queue: rx,
+            abort: abort_rx,
+            signer,
+            done: false,
+            failure: Arc::new(Mutex::new(None)),
+        };
+        (body, tx, abort_tx)
+    }
+
     /// Sign `message` (None: the end of the input) onto `out`.
     fn sign_into(&mut self, message: Option<&Message>, out: &mut Vec<u8>) -> Result<(), String> {
         let now = SystemTime::now();
@@ -314,16 +332,8 @@ impl Duplex {
     ) -> Result<Arc<Self>, TransportError> {
         let deadline = spec.deadline.map(Deadline::after);
         let spec_error_limit = spec.error_limit;
-        let (tx, rx) = mpsc::channel(spec.queue.max(1));
-        let (abort_tx, abort_rx) = oneshot::channel();
-        let input_failure = Arc::new(Mutex::new(None));
-        let body = InputBody {
-            queue: rx,
-            abort: abort_rx,
-            signer: chain,
-            done: false,
-            failure: input_failure.clone(),
-        };
+        let (body, tx, abort_tx) = InputBody::new(spec.queue.max(1), chain);
+        let input_failure = body.failure.clone();
         for (name, value) in &spec.after {
             spec.headers.insert(name.clone(), value.clone());
         }
@@ -555,15 +565,7 @@ mod tests {
     async fn queued_parts_go_out_signed_in_a_chain_in_one_frame_then_the_end() {
         let signer = Signer::new("us-east-1", "sagemaker");
         signer.set_credentials("AK", "SK", None);
-        let (tx, rx) = mpsc::channel(8);
-        let (_abort, abort_rx) = oneshot::channel();
-        let mut body = InputBody {
-            queue: rx,
-            abort: abort_rx,
-            signer: signer.chain("seed".into()).unwrap(),
-            done: false,
-            failure: Arc::new(Mutex::new(None)),
-        };
+        let (mut body, tx, _abort) = InputBody::new(8, signer.chain("seed".into()).unwrap());
         for i in 0..3u8 {
             let part = InputPart {
                 data: Bytes::from(vec![i]),
@@ -603,15 +605,7 @@ mod tests {
     async fn an_abandoned_session_resets_its_input() {
         let signer = Signer::new("us-east-1", "sagemaker");
         signer.set_credentials("AK", "SK", None);
-        let (_tx, rx) = mpsc::channel(8);
-        let (abort, abort_rx) = oneshot::channel::<()>();
-        let mut body = InputBody {
-            queue: rx,
-            abort: abort_rx,
-            signer: signer.chain("seed".into()).unwrap(),
-            done: false,
-            failure: Arc::new(Mutex::new(None)),
-        };
+        let (mut body, _tx, abort) = InputBody::new(8, signer.chain("seed".into()).unwrap());
         drop(abort);
         assert!(body.frame().await.unwrap().is_err());
         assert!(body.frame().await.is_none());

@@ -140,23 +140,25 @@ mod tests {
         assert_eq!(burst.yields(), 1);
     }
 
-    #[test]
-    fn a_run_ends_after_its_time() {
+    /// A fresh burst and a 2 ms slice of it, after `step` and then a 3 ms pause.
+    fn paused_after(step: fn(&Burst)) -> (Burst, Slice) {
         let burst = Burst::default();
         let slice = Slice::new(Some(0.002), None).unwrap();
         assert!(!burst.spent(slice));
-        burst.delivered();
+        step(&burst);
         std::thread::sleep(Duration::from_millis(3));
+        (burst, slice)
+    }
+
+    #[test]
+    fn a_run_ends_after_its_time() {
+        let (burst, slice) = paused_after(Burst::delivered);
         assert!(burst.spent(slice));
     }
 
     #[test]
     fn time_spent_suspended_is_not_counted() {
-        let burst = Burst::default();
-        let slice = Slice::new(Some(0.002), None).unwrap();
-        assert!(!burst.spent(slice));
-        burst.suspended();
-        std::thread::sleep(Duration::from_millis(3));
+        let (burst, slice) = paused_after(Burst::suspended);
         assert!(
             !burst.spent(slice),
             "the run starts at the first look after resuming"

@@ -1,19 +1,19 @@
 //! `BodyStream`: payload parts over an iterable of body reads, for a response botocore sent
 //! and urllib3 reads (the path of clients whose botocore machinery the request path does not
 //! reproduce). The reads are already free of HTTP framing; the event stream is decoded by
-//! [`PayloadCore`], with the stream's deadline applied to each read through the socket's
+//! [`PayloadFrames`], with the stream's deadline applied to each read through the socket's
 //! timeout.
 
 use std::time::{Duration, Instant};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyIterator};
+use pyo3::types::PyIterator;
 use pyo3::PyTraverseError;
 
 use crate::py_errors::ConnectionLostError;
-use crate::py_payload::{Part, PayloadCore};
-use crate::py_queue::{Feed, HeldError, Visit};
+use crate::py_payload::{Part, PayloadFrames};
+use crate::py_queue::{next_read, Decoder, HeldError, Visit};
 use crate::sticky::Next;
 use crate::stream::Metrics;
 use crate::transport::TransportError;
@@ -22,7 +22,7 @@ use crate::transport::TransportError;
 #[pyclass(name = "BodyStream", module = "sagestream._core")]
 pub struct PyBodyStream {
     source: Option<Py<PyIterator>>,
-    core: PayloadCore,
+    core: Decoder<PayloadFrames>,
     on_end: Option<Py<PyAny>>,
     deadline: Option<(Instant, f64)>,
     settimeout: Option<Py<PyAny>>,
@@ -44,6 +44,7 @@ impl PyBodyStream {
         let now = Instant::now();
         if now >= at {
             self.core
+                .queue
                 .fail(HeldError::from_py(py, Self::deadline_error(seconds)));
             return false;
         }
@@ -51,7 +52,7 @@ impl PyBodyStream {
             let left = (at - now).as_secs_f64();
             let timeout = self.read_timeout.map_or(left, |t| t.min(left));
             if let Err(err) = settimeout.bind(py).call1((timeout,)) {
-                self.core.fail(HeldError::from_py(py, err));
+                self.core.queue.fail(HeldError::from_py(py, err));
                 return false;
             }
         }
@@ -66,18 +67,8 @@ impl PyBodyStream {
             self.core.finish(py);
             return;
         };
-        let mut source = source.bind(py).clone();
-        match source.next() {
-            Some(Ok(chunk)) => match chunk.cast_into::<PyBytes>() {
-                Ok(chunk) => self.core.feed(py, chunk.as_bytes()),
-                Err(e) => {
-                    let err = pyo3::exceptions::PyTypeError::new_err(format!(
-                        "body reads must be bytes, got {}",
-                        e.into_inner().get_type()
-                    ));
-                    self.core.fail(HeldError::from_py(py, err));
-                }
-            },
+        match next_read(source.bind(py), "body reads") {
+            Some(Ok(chunk)) => self.core.feed(py, chunk.as_bytes()),
             Some(Err(err)) => {
                 self.source = None;
                 let timed_out = err.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py);
@@ -87,12 +78,12 @@ impl PyBodyStream {
                 if let Some((_, seconds)) = expired {
                     let mapped = Self::deadline_error(seconds);
                     mapped.set_cause(py, Some(err));
-                    self.core.fail(HeldError::from_py(py, mapped));
+                    self.core.queue.fail(HeldError::from_py(py, mapped));
                 } else if err.is_instance_of::<ConnectionLostError>(py) {
                     // Cut inside a frame: a truncated stream, caused by the lost connection.
                     self.core.finish_caused_by(py, err);
                 } else {
-                    self.core.fail(HeldError::from_py(py, err));
+                    self.core.queue.fail(HeldError::from_py(py, err));
                 }
             }
             None => {
@@ -141,7 +132,7 @@ impl PyBodyStream {
         };
         Ok(Self {
             source: Some(source.try_iter()?.unbind()),
-            core: PayloadCore::new(false),
+            core: Decoder::new(PayloadFrames::new(false)),
             on_end,
             deadline,
             settimeout,
@@ -156,7 +147,7 @@ impl PyBodyStream {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Part>> {
         loop {
-            match self.core.queue().pop() {
+            match self.core.queue.pop() {
                 Ok(Next::Item(part)) => {
                     self.metrics.record(part.payload_len(py));
                     return Ok(Some(part));
@@ -180,14 +171,14 @@ impl PyBodyStream {
     /// Stop: drop queued payloads and the source; `on_end(False)` closes the connection unless
     /// the body ended already. Idempotent.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.core.queue().close();
+        self.core.queue.close();
         self.end(py, false)
     }
 
     /// True once the stream ended (cleanly, by an error, or closed).
     #[getter]
     fn finished(&self) -> bool {
-        !self.core.queue_ref().is_open() && self.core.queue_ref().is_empty()
+        !self.core.queue.is_open() && self.core.queue.is_empty()
     }
 
     /// Counters and times.
@@ -199,13 +190,13 @@ impl PyBodyStream {
         visit.call(&self.source)?;
         visit.call(&self.on_end)?;
         visit.call(&self.settimeout)?;
-        self.core.queue_ref().visit(&visit)
+        self.core.queue.visit(&visit)
     }
 
     fn __clear__(&mut self) {
         self.source = None;
         self.on_end = None;
         self.settimeout = None;
-        self.core.queue().close();
+        self.core.queue.close();
     }
 }

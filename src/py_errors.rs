@@ -14,6 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyType};
 
 use crate::duplex::NotSent;
 use crate::errors::{DecodeError, EncodeError, Error, JsonSyntax, ReassemblyError, ServiceError};
+use crate::py_json::decode_error_class;
 use crate::request_path::Failed;
 use crate::sign::SignError;
 use crate::stream::Failure;
@@ -80,9 +81,7 @@ fn instantiate<'py>(
 
 /// A fresh `json.JSONDecodeError` with the fields of the one that refused a line.
 fn json_decode_error<'py>(py: Python<'py>, syntax: &JsonSyntax) -> PyResult<Bound<'py, PyAny>> {
-    JSON_DECODE_ERROR
-        .import(py, "json", "JSONDecodeError")?
-        .call1((syntax.msg.as_str(), syntax.doc.as_str(), syntax.pos))
+    decode_error_class(py)?.call1((syntax.msg.as_str(), syntax.doc.as_str(), syntax.pos))
 }
 
 /// The one mapping of reassembly errors to their classes, with `offset`, `limit` and
@@ -124,7 +123,6 @@ fn reassembly_error(py: Python<'_>, err: &ReassemblyError) -> PyErr {
 static STREAM_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static STREAM_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ANSWER_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static JSON_DECODE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 const EXCEPTIONS: &str = "sagestream.exceptions";
 
 /// The one mapping of error frames to their classes, through the factories in

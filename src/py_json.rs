@@ -17,12 +17,11 @@ use crate::py_queue::HeldError;
 use crate::reassembly::decode_strict;
 
 static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static JSON_SCAN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static JSON_DECODE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `json._default_decoder.scan_once`, looked up once.
 fn scan_once(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    JSON_SCAN
+    static SCAN_ONCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    SCAN_ONCE
         .get_or_try_init(py, || {
             let decoder = py.import("json")?.getattr("_default_decoder")?;
             Ok::<_, PyErr>(decoder.getattr("scan_once")?.unbind())
@@ -55,11 +54,15 @@ fn quote_line(line: &[u8]) -> String {
     }
 }
 
+/// `json.JSONDecodeError`, looked up once.
+pub(crate) fn decode_error_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CLASS.import(py, "json", "JSONDecodeError")
+}
+
 /// The fields of `err` if it is a `json.JSONDecodeError`.
 fn json_syntax(py: Python<'_>, err: &PyErr) -> Option<JsonSyntax> {
-    let class = JSON_DECODE_ERROR
-        .import(py, "json", "JSONDecodeError")
-        .ok()?;
+    let class = decode_error_class(py).ok()?;
     let value = err.value(py);
     if !value.is_instance(class).ok()? {
         return None;

@@ -23,16 +23,16 @@ use pyo3::PyTraverseError;
 use crate::errors::{DecodeError, EncodeError};
 use crate::frame::{Detach, Frame, FrameSplitter};
 use crate::headers::{visit_headers, HeaderIter, HeaderValueRef};
-use crate::py_queue::{feed_list, finish_list, Feed, HeldError, PyQueue, Visit};
+use crate::py_queue::{decoder_methods, finish_list, Decoded, Decoder, Format, HeldError, PyQueue};
 
-static DATETIME_EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DATETIME_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static UUID_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)`, made once.
 fn epoch(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    DATETIME_EPOCH
+    static EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    EPOCH
         .get_or_try_init(py, || {
             let m = py.import("datetime")?;
             let utc = m.getattr("timezone")?.getattr("utc")?;
@@ -63,24 +63,39 @@ fn check_convertible(name: &str, value: HeaderValueRef<'_>) -> Result<(), Decode
     }
 }
 
-/// `s` as a Python string, shared (interned, hash cached) for the names and values every AWS
-/// event stream frame repeats, new otherwise.
+/// `$s` as a Python string: for each of the literals, that literal made once (interned, hash
+/// cached) and shared; `$other` for any other string.
+macro_rules! interned {
+    ($py:expr, $s:expr, [$($text:literal),+ $(,)?], $other:expr) => {
+        match $s {
+            $($text => intern!($py, $text).clone(),)+
+            _ => $other,
+        }
+    };
+}
+
+/// `s` as a Python string, shared for the names and values every AWS event stream frame
+/// repeats, new otherwise.
 fn common_str<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
-    match s {
-        ":event-type" => intern!(py, ":event-type").clone(),
-        ":message-type" => intern!(py, ":message-type").clone(),
-        ":content-type" => intern!(py, ":content-type").clone(),
-        ":exception-type" => intern!(py, ":exception-type").clone(),
-        ":error-code" => intern!(py, ":error-code").clone(),
-        ":error-message" => intern!(py, ":error-message").clone(),
-        "event" => intern!(py, "event").clone(),
-        "exception" => intern!(py, "exception").clone(),
-        "error" => intern!(py, "error").clone(),
-        "PayloadPart" => intern!(py, "PayloadPart").clone(),
-        "application/octet-stream" => intern!(py, "application/octet-stream").clone(),
-        "application/json" => intern!(py, "application/json").clone(),
-        _ => PyString::new(py, s),
-    }
+    interned!(
+        py,
+        s,
+        [
+            ":event-type",
+            ":message-type",
+            ":content-type",
+            ":exception-type",
+            ":error-code",
+            ":error-message",
+            "event",
+            "exception",
+            "error",
+            "PayloadPart",
+            "application/octet-stream",
+            "application/json",
+        ],
+        PyString::new(py, s)
+    )
 }
 
 /// The wire type name of `value` as a shared Python string.
@@ -174,29 +189,35 @@ impl HeaderBlock {
         Ok(block)
     }
 
-    fn build_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for item in HeaderIter::new(&self.raw) {
-            let (name, value) = item?;
-            list.append(PyTuple::new(
-                py,
-                [
-                    common_str(py, name).into_any(),
-                    type_name_str(py, value).into_any(),
-                    value_to_py(py, value)?,
-                ],
-            )?)?;
-        }
-        Ok(list)
+    /// `[(name, type_name, value), ...]`, built once per block.
+    fn list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        cached_value(py, &self.list, || {
+            let list = PyList::empty(py);
+            for item in HeaderIter::new(&self.raw) {
+                let (name, value) = item?;
+                list.append(PyTuple::new(
+                    py,
+                    [
+                        common_str(py, name).into_any(),
+                        type_name_str(py, value).into_any(),
+                        value_to_py(py, value)?,
+                    ],
+                )?)?;
+            }
+            Ok(list.unbind())
+        })
     }
 
-    fn build_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        for item in HeaderIter::new(&self.raw) {
-            let (name, value) = item?;
-            dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
-        }
-        Ok(dict)
+    /// Name → value, built once per block.
+    fn dict(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        cached_value(py, &self.dict, || {
+            let dict = PyDict::new(py);
+            for item in HeaderIter::new(&self.raw) {
+                let (name, value) = item?;
+                dict.set_item(common_str(py, name), value_to_py(py, value)?)?;
+            }
+            Ok(dict.unbind())
+        })
     }
 }
 
@@ -222,10 +243,7 @@ impl PyMessage {
     #[getter]
     fn headers(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         cached_value(py, &self.headers, || {
-            let template = cached_value(py, &self.block.dict, || {
-                self.block.build_dict(py).map(Bound::unbind)
-            })?;
-            template.bind(py).copy().map(Bound::unbind)
+            self.block.dict(py)?.bind(py).copy().map(Bound::unbind)
         })
     }
 
@@ -233,10 +251,7 @@ impl PyMessage {
     #[getter]
     fn header_list(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
         cached_value(py, &self.header_list, || {
-            let template = cached_value(py, &self.block.list, || {
-                self.block.build_list(py).map(Bound::unbind)
-            })?;
-            Ok(PyList::new(py, template.bind(py).iter())?.unbind())
+            Ok(PyList::new(py, self.block.list(py)?.bind(py).iter())?.unbind())
         })
     }
 
@@ -300,103 +315,74 @@ pub(crate) fn frame_to_message(
     })
 }
 
-/// Frames → messages: the decoder behind `Decoder` and `decode`.
+/// Frames → messages: the format behind `Decoder` and `decode`.
 #[derive(Default)]
-struct MessageCore {
+struct MessageFrames {
     splitter: FrameSplitter,
-    queue: PyQueue<Py<PyMessage>>,
     /// The headers of the last message, for the next one to share when they are the same.
     last_headers: Option<Arc<HeaderBlock>>,
 }
 
-impl Feed for MessageCore {
+impl Format for MessageFrames {
     type Item = Py<PyMessage>;
 
-    fn queue(&mut self) -> &mut PyQueue<Py<PyMessage>> {
-        &mut self.queue
-    }
-
-    fn queue_ref(&self) -> &PyQueue<Py<PyMessage>> {
-        &self.queue
-    }
-
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut Messages) -> Decoded {
         let Self {
             splitter,
-            queue,
             last_headers,
         } = self;
-        let result = splitter.feed_with(data, &GilDetach(py), |frame| {
+        splitter.feed_with(data, &GilDetach(py), |frame| {
             let message = frame_to_message(py, frame, last_headers)?;
             queue.push(Py::new(py, message).map_err(|e| HeldError::from_py(py, e))?);
-            Ok::<(), HeldError>(())
-        });
-        if let Err(err) = result {
-            queue.fail(err);
-        }
+            Ok(())
+        })
     }
 
-    fn finish(&mut self, _py: Python<'_>) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
-        match self.splitter.finish() {
-            Ok(()) => self.queue.end(),
-            Err(err) => self.queue.fail(err.into()),
-        }
+    fn end(&mut self, _py: Python<'_>, _queue: &mut Messages) -> Decoded {
+        self.splitter.finish().map_err(HeldError::from)
     }
 }
+
+/// The queue of a message decoder.
+type Messages = PyQueue<Py<PyMessage>>;
 
 /// Incremental decoder of generic event stream messages.
 #[pyclass(name = "Decoder", module = "sagestream._core")]
 pub struct PyDecoder {
-    core: MessageCore,
+    core: Decoder<MessageFrames>,
 }
 
-#[pymethods]
-impl PyDecoder {
-    #[new]
-    fn new() -> Self {
-        Self {
-            core: MessageCore::default(),
+decoder_methods! {
+    PyDecoder, ends with "close";
+    feed {
+        /// Feed one read; returns every message it completes. When the read also holds a bad
+        /// frame, the messages before it are returned and the error is raised by the next call, and
+        /// by every call after that.
+    }
+    close {
+        /// End of stream: raises the error of a bad frame if any, `TruncatedStreamError` if a
+        /// partial frame is buffered.
+    }
+    {
+        #[new]
+        fn new() -> Self {
+            Self {
+                core: Decoder::new(MessageFrames::default()),
+            }
         }
-    }
 
-    /// Feed one read; returns every message it completes. When the read also holds a bad
-    /// frame, the messages before it are returned and the error is raised by the next call, and
-    /// by every call after that.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        feed_list(&mut self.core, py, data, "close")
-    }
-
-    /// End of stream: raises the error of a bad frame if any, `TruncatedStreamError` if a
-    /// partial frame is buffered.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        finish_list(&mut self.core, py).map(drop)
-    }
-
-    /// Bytes buffered for an incomplete frame.
-    #[getter]
-    fn buffered(&self) -> usize {
-        self.core.splitter.buffered()
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.core.queue.visit(&visit)
-    }
-
-    fn __clear__(&mut self) {
-        self.core.queue.close();
+        /// Bytes buffered for an incomplete frame.
+        #[getter]
+        fn buffered(&self) -> usize {
+            self.core.format.splitter.buffered()
+        }
     }
 }
 
 /// Decode a whole buffer of complete frames.
 #[pyfunction]
 pub fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-    let mut core = MessageCore::default();
+    let mut core = Decoder::new(MessageFrames::default());
     core.feed(py, data);
     if core.queue.is_open() {
         core.finish(py);

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::PyBytes;
 use pyo3::PyTraverseError;
 
 use crate::errors::Error;
 use crate::frame::FrameSplitter;
 use crate::py_message::{frame_to_message, GilDetach, HeaderBlock, PyMessage};
-use crate::py_queue::{feed_list, finish_list, Feed, HeldError, PyQueue, SourceIter, Visit};
+use crate::py_queue::{
+    decoder_methods, Decoded, Decoder, Format, HeldError, PyQueue, SourceIter, Visit,
+};
 use crate::sagemaker::{classify, Event};
 
 /// One item of a payload stream.
@@ -56,11 +58,10 @@ impl Visit for Part {
     }
 }
 
-/// Frames → payloads: the decoder behind `PayloadDecoder`, `PayloadIterator` and the body
+/// Frames → payloads: the format behind `PayloadDecoder`, `PayloadIterator` and the body
 /// stream.
-pub(crate) struct PayloadCore {
+pub(crate) struct PayloadFrames {
     splitter: FrameSplitter,
-    queue: PyQueue<Part>,
     /// Hand out every frame that is not a `PayloadPart` event as a `Message` (error frames
     /// included) instead of skipping it or raising its error: for a caller that interprets them
     /// itself, as the botocore drop-in does with botocore's own parser.
@@ -69,29 +70,14 @@ pub(crate) struct PayloadCore {
     last_headers: Option<Arc<HeaderBlock>>,
 }
 
-impl PayloadCore {
-    /// A decoder of payloads (and, with `other_frames`, of the other frames as messages).
-    pub(crate) fn new(other_frames: bool) -> Self {
-        Self {
-            splitter: FrameSplitter::new(),
-            queue: PyQueue::new(),
-            other_frames,
-            last_headers: None,
-        }
-    }
-
-    /// End the stream with `err` (raised once the queued payloads are out).
-    pub(crate) fn fail(&mut self, err: HeldError) {
-        self.queue.fail(err);
-    }
-
+impl Decoder<PayloadFrames> {
     /// The input ended because a read failed with `cause`: a partial frame becomes a
     /// `TruncatedStreamError` whose `__cause__` is `cause`; without one, `cause` ends the stream.
     pub(crate) fn finish_caused_by(&mut self, py: Python<'_>, cause: PyErr) {
         if !self.queue.is_open() {
             return;
         }
-        let err = match self.splitter.finish() {
+        let err = match self.format.splitter.finish() {
             Ok(()) => cause,
             Err(truncated) => {
                 let err = PyErr::from(truncated);
@@ -100,6 +86,17 @@ impl PayloadCore {
             }
         };
         self.queue.fail(HeldError::from_py(py, err));
+    }
+}
+
+impl PayloadFrames {
+    /// Payloads (and, with `other_frames`, the other frames as messages).
+    pub(crate) fn new(other_frames: bool) -> Self {
+        Self {
+            splitter: FrameSplitter::new(),
+            other_frames,
+            last_headers: None,
+        }
     }
 
     /// One frame, classified: its item, or the error that ends the stream.
@@ -124,79 +121,50 @@ impl PayloadCore {
     }
 }
 
-impl Feed for PayloadCore {
+impl Format for PayloadFrames {
     type Item = Part;
 
-    fn queue(&mut self) -> &mut PyQueue<Part> {
-        &mut self.queue
-    }
-
-    fn queue_ref(&self) -> &PyQueue<Part> {
-        &self.queue
-    }
-
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut PyQueue<Part>) -> Decoded {
         let mut splitter = std::mem::take(&mut self.splitter);
         let result = splitter.feed_with(data, &GilDetach(py), |frame| {
             if let Some(part) = self.frame_item(py, frame)? {
-                self.queue.push(part);
+                queue.push(part);
             }
-            Ok::<(), HeldError>(())
+            Ok(())
         });
         self.splitter = splitter;
-        if let Err(err) = result {
-            self.queue.fail(err);
-        }
+        result
     }
 
-    fn finish(&mut self, _py: Python<'_>) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
-        match self.splitter.finish() {
-            Ok(()) => self.queue.end(),
-            Err(err) => self.queue.fail(err.into()),
-        }
+    fn end(&mut self, _py: Python<'_>, _queue: &mut PyQueue<Part>) -> Decoded {
+        self.splitter.finish().map_err(HeldError::from)
     }
 }
 
 /// Incremental SageMaker payload decoder: `feed(data) -> list[bytes]`.
 #[pyclass(name = "PayloadDecoder", module = "sagestream._core")]
 pub struct PyPayloadDecoder {
-    core: PayloadCore,
+    core: Decoder<PayloadFrames>,
 }
 
-#[pymethods]
-impl PyPayloadDecoder {
-    #[new]
-    #[pyo3(signature = (*, other_frames = false))]
-    fn new(other_frames: bool) -> Self {
-        Self {
-            core: PayloadCore::new(other_frames),
+decoder_methods! {
+    PyPayloadDecoder, ends with "close";
+    feed {
+        /// Feed one read; returns the payloads it completes. If the read also holds an error
+        /// frame or bad bytes, the payloads before it are returned and the error is raised by the
+        /// next call to `feed` or `close`, and by every call after that.
+    }
+    close {
+        /// End of stream: raises a pending error, or `TruncatedStreamError` for a partial frame.
+    }
+    {
+        #[new]
+        #[pyo3(signature = (*, other_frames = false))]
+        fn new(other_frames: bool) -> Self {
+            Self {
+                core: Decoder::new(PayloadFrames::new(other_frames)),
+            }
         }
-    }
-
-    /// Feed one read; returns the payloads it completes. If the read also holds an error
-    /// frame or bad bytes, the payloads before it are returned and the error is raised by the
-    /// next call to `feed` or `close`, and by every call after that.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        feed_list(&mut self.core, py, data, "close")
-    }
-
-    /// End of stream: raises a pending error, or `TruncatedStreamError` for a partial frame.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        finish_list(&mut self.core, py).map(drop)
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.core.queue.visit(&visit)
-    }
-
-    fn __clear__(&mut self) {
-        self.core.queue.close();
     }
 }
 
@@ -207,7 +175,7 @@ impl PyPayloadDecoder {
 /// end the iteration.
 #[pyclass(name = "PayloadIterator", module = "sagestream._core")]
 pub struct PyPayloadIterator {
-    iter: SourceIter<PayloadCore>,
+    iter: SourceIter<PayloadFrames>,
 }
 
 #[pymethods]
@@ -216,7 +184,7 @@ impl PyPayloadIterator {
     #[pyo3(signature = (source, *, other_frames = false))]
     fn new(source: &Bound<'_, PyAny>, other_frames: bool) -> PyResult<Self> {
         Ok(Self {
-            iter: SourceIter::new(source, PayloadCore::new(other_frames), "body reads")?,
+            iter: SourceIter::new(source, PayloadFrames::new(other_frames), "body reads")?,
         })
     }
 

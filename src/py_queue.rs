@@ -95,21 +95,116 @@ impl<T: Visit> Visit for PyQueue<T> {
     }
 }
 
-/// A decoder that turns reads into the items of a [`PyQueue`].
-pub(crate) trait Feed {
+/// What a decoder class decodes: reads in, items out onto a [`PyQueue`].
+pub(crate) trait Format {
     /// What it hands out.
     type Item;
-    /// Its queue.
-    fn queue(&mut self) -> &mut PyQueue<Self::Item>;
-    /// Its queue, to look at.
-    fn queue_ref(&self) -> &PyQueue<Self::Item>;
+    /// Decode one read, putting the items it completes on `queue`.
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut PyQueue<Self::Item>) -> Decoded;
+    /// The input ended: put the items the end completes on `queue` (an error for a partial
+    /// frame, say).
+    fn end(&mut self, py: Python<'_>, queue: &mut PyQueue<Self::Item>) -> Decoded;
+}
+
+/// How a [`Format`] step went: an error ends the stream after the items before it.
+pub(crate) type Decoded = Result<(), HeldError>;
+
+/// A [`Format`] and the queue of its items: the core of every decoder class.
+pub(crate) struct Decoder<F: Format> {
+    /// What it decodes.
+    pub(crate) format: F,
+    /// Its items, then its end or error.
+    pub(crate) queue: PyQueue<F::Item>,
+}
+
+impl<F: Format> Decoder<F> {
+    pub(crate) fn new(format: F) -> Self {
+        Self {
+            format,
+            queue: PyQueue::new(),
+        }
+    }
+
     /// Decode one read into the queue, failing it on an error. Does nothing once the queue is
     /// no longer open.
-    fn feed(&mut self, py: Python<'_>, data: &[u8]);
+    pub(crate) fn feed(&mut self, py: Python<'_>, data: &[u8]) {
+        if !self.queue.is_open() {
+            return;
+        }
+        if let Err(err) = self.format.decode(py, data, &mut self.queue) {
+            self.queue.fail(err);
+        }
+    }
+
     /// The input ended: end the queue, or fail it (a partial frame, say). Does nothing once the
     /// queue is no longer open.
-    fn finish(&mut self, py: Python<'_>);
+    pub(crate) fn finish(&mut self, py: Python<'_>) {
+        if !self.queue.is_open() {
+            return;
+        }
+        match self.format.end(py, &mut self.queue) {
+            Ok(()) => self.queue.end(),
+            Err(err) => self.queue.fail(err),
+        }
+    }
 }
+
+/// The `#[pymethods]` of a decoder class whose field `core` is a [`Decoder`]: `feed` (whose
+/// error after the end names `$end`), `finish` (the last items) or `close` (nothing), as the
+/// class has them, each with the docs given, then the garbage collector's `__traverse__` and
+/// `__clear__`, then the class's own methods.
+macro_rules! decoder_methods {
+    (
+        $class:ident, ends with $end:literal;
+        feed { $(#[$feed_doc:meta])* }
+        $(finish { $(#[$finish_doc:meta])* })?
+        $(close { $(#[$close_doc:meta])* })?
+        { $($own:tt)* }
+    ) => {
+        #[pyo3::pymethods]
+        impl $class {
+            $(#[$feed_doc])*
+            fn feed<'py>(
+                &mut self,
+                py: pyo3::Python<'py>,
+                data: &[u8],
+            ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyList>> {
+                $crate::py_queue::feed_list(&mut self.core, py, data, $end)
+            }
+
+            $(
+                $(#[$finish_doc])*
+                fn finish<'py>(
+                    &mut self,
+                    py: pyo3::Python<'py>,
+                ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyList>> {
+                    $crate::py_queue::finish_list(&mut self.core, py)
+                }
+            )?
+
+            $(
+                $(#[$close_doc])*
+                fn close(&mut self, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+                    $crate::py_queue::finish_list(&mut self.core, py).map(drop)
+                }
+            )?
+
+            fn __traverse__(
+                &self,
+                visit: pyo3::gc::PyVisit<'_>,
+            ) -> Result<(), pyo3::PyTraverseError> {
+                $crate::py_queue::Visit::visit(&self.core.queue, &visit)
+            }
+
+            fn __clear__(&mut self) {
+                self.core.queue.close();
+            }
+
+            $($own)*
+        }
+    };
+}
+pub(crate) use decoder_methods;
 
 /// The items the queue holds as a list, or the held error when it holds none.
 fn drain<'py, T>(py: Python<'py>, queue: &mut PyQueue<T>) -> PyResult<Bound<'py, PyList>>
@@ -125,37 +220,55 @@ where
 /// `feed(data) -> list` of a decoder class: the items `data` completes. When `data` also holds
 /// an error, the items come first and the error is raised by the next call (and every later
 /// one). Feeding after the end (`end_method`, `finish` or `close`) is a `ValueError`.
-pub(crate) fn feed_list<'py, C>(
-    core: &mut C,
+pub(crate) fn feed_list<'py, F>(
+    core: &mut Decoder<F>,
     py: Python<'py>,
     data: &[u8],
     end_method: &str,
 ) -> PyResult<Bound<'py, PyList>>
 where
-    C: Feed,
-    C::Item: IntoPyObject<'py>,
+    F: Format,
+    F::Item: IntoPyObject<'py>,
 {
-    if core.queue_ref().is_open() {
+    if core.queue.is_open() {
         core.feed(py, data);
-    } else if core.queue_ref().error().is_none() && core.queue_ref().is_empty() {
+    } else if core.queue.error().is_none() && core.queue.is_empty() {
         return Err(PyValueError::new_err(format!(
             "feed() called after {end_method}()"
         )));
     }
-    drain(py, core.queue())
+    drain(py, &mut core.queue)
 }
 
 /// `finish() -> list` of a decoder class: end of input, the items it completes, or the error.
 /// Later calls return nothing (or raise the error again).
-pub(crate) fn finish_list<'py, C>(core: &mut C, py: Python<'py>) -> PyResult<Bound<'py, PyList>>
+pub(crate) fn finish_list<'py, F>(
+    core: &mut Decoder<F>,
+    py: Python<'py>,
+) -> PyResult<Bound<'py, PyList>>
 where
-    C: Feed,
-    C::Item: IntoPyObject<'py>,
+    F: Format,
+    F::Item: IntoPyObject<'py>,
 {
-    if core.queue_ref().is_open() {
-        core.finish(py);
-    }
-    drain(py, core.queue())
+    core.finish(py);
+    drain(py, &mut core.queue)
+}
+
+/// The next read of `source`: its bytes, or the error to raise (the source's own, or a
+/// `TypeError` for a read that is not `bytes`, `what` naming the reads); `None` at its end.
+pub(crate) fn next_read<'py>(
+    source: &Bound<'py, PyIterator>,
+    what: &str,
+) -> Option<PyResult<Bound<'py, PyBytes>>> {
+    let read = source.clone().next()?;
+    Some(read.and_then(|read| {
+        read.cast_into::<PyBytes>().map_err(|err| {
+            PyTypeError::new_err(format!(
+                "{what} must be bytes, got {}",
+                err.into_inner().get_type()
+            ))
+        })
+    }))
 }
 
 /// An iterator of the items a decoder makes of a Python iterable of `bytes` reads.
@@ -164,50 +277,39 @@ where
 /// read that completes it returns. After the items of a bad read, the error is raised, on that
 /// call and every later one. An exception from the source, or a read that is not `bytes`, is
 /// raised once and ends the iteration (the source is dropped).
-pub(crate) struct SourceIter<C> {
+pub(crate) struct SourceIter<F: Format> {
     source: Option<Py<PyIterator>>,
     /// The decoder.
-    pub(crate) core: C,
+    pub(crate) core: Decoder<F>,
     /// What a read is called in the error for one that is not `bytes`.
     what: &'static str,
 }
 
-impl<C: Feed> SourceIter<C> {
-    /// Iterate over `source` with `core`; `what` names its reads in errors.
-    pub(crate) fn new(source: &Bound<'_, PyAny>, core: C, what: &'static str) -> PyResult<Self> {
+impl<F: Format> SourceIter<F> {
+    /// Iterate over `source`, decoding `format`; `what` names its reads in errors.
+    pub(crate) fn new(source: &Bound<'_, PyAny>, format: F, what: &'static str) -> PyResult<Self> {
         Ok(Self {
             source: Some(source.try_iter()?.unbind()),
-            core,
+            core: Decoder::new(format),
             what,
         })
     }
 
     /// The next item; `None` once the iteration is over.
-    pub(crate) fn next(&mut self, py: Python<'_>) -> PyResult<Option<C::Item>> {
+    pub(crate) fn next(&mut self, py: Python<'_>) -> PyResult<Option<F::Item>> {
         loop {
-            match self.core.queue().pop() {
+            match self.core.queue.pop() {
                 Ok(Next::Item(item)) => return Ok(Some(item)),
                 Ok(Next::End) => return Ok(None),
                 Err(err) => return Err(err.to_py_err(py)),
                 Ok(Next::NeedsInput) => {}
             }
             let Some(source) = &self.source else {
-                self.core.queue().end();
+                self.core.queue.end();
                 continue;
             };
-            let mut source = source.bind(py).clone();
-            match source.next() {
-                Some(Ok(read)) => match read.cast_into::<PyBytes>() {
-                    Ok(read) => self.core.feed(py, read.as_bytes()),
-                    Err(err) => {
-                        self.close();
-                        return Err(PyTypeError::new_err(format!(
-                            "{} must be bytes, got {}",
-                            self.what,
-                            err.into_inner().get_type()
-                        )));
-                    }
-                },
+            match next_read(source.bind(py), self.what) {
+                Some(Ok(read)) => self.core.feed(py, read.as_bytes()),
                 Some(Err(err)) => {
                     self.close();
                     return Err(err);
@@ -222,22 +324,22 @@ impl<C: Feed> SourceIter<C> {
 
     /// Whether the error being raised is the decoder's (not the source's).
     pub(crate) fn failed(&self) -> bool {
-        self.core.queue_ref().error().is_some()
+        self.core.queue.error().is_some()
     }
 
     /// Stop: drop the source, queued items and any error.
     pub(crate) fn close(&mut self) {
         self.source = None;
-        self.core.queue().close();
+        self.core.queue.close();
     }
 }
 
-impl<C: Feed> Visit for SourceIter<C>
+impl<F: Format> Visit for SourceIter<F>
 where
-    C::Item: Visit,
+    F::Item: Visit,
 {
     fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.source)?;
-        self.core.queue_ref().visit(visit)
+        self.core.queue.visit(visit)
     }
 }

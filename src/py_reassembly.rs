@@ -10,13 +10,17 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::PyString;
 use pyo3::PyTraverseError;
 
 use crate::py_json::parse_line;
-use crate::py_queue::{feed_list, finish_list, Feed, HeldError, PyQueue, SourceIter, Visit};
+use crate::py_queue::{
+    decoder_methods, Decoded, Decoder, Format, HeldError, PyQueue, SourceIter, Visit,
+};
 use crate::py_sse::PyServerSentEvent;
-use crate::reassembly::{decode_strict, IncompleteEvent, LineEnding, LineSplitter, SseParser};
+use crate::reassembly::{
+    decode_strict, IncompleteEvent, LineEnding, LineSplitter, SseEvent, SseParser,
+};
 
 // The literal defaults below (1048576) equal `crate::reassembly::DEFAULT_MAX_LINE_BYTES` and
 // `DEFAULT_MAX_LINE_BYTES` in `python/sagestream/reassembly.py`; literals keep them visible in
@@ -39,69 +43,8 @@ fn check_limit(name: &str, value: usize) -> PyResult<usize> {
     Ok(value)
 }
 
-/// Where a format puts each item it completes.
-type Sink<'a, 'py> = &'a mut dyn FnMut(Bound<'py, PyAny>);
-
-/// One text format over payload parts.
-trait Format {
-    /// Decode one part, handing every completed item to `sink`.
-    fn feed_with<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &[u8],
-        sink: Sink<'_, 'py>,
-    ) -> Result<(), HeldError>;
-    /// End of input.
-    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> Result<(), HeldError>;
-}
-
-/// A format and the queue of its items: the decoder of every class here.
-struct Reassembler<F> {
-    format: F,
-    queue: PyQueue<Py<PyAny>>,
-}
-
-impl<F> Reassembler<F> {
-    fn new(format: F) -> Self {
-        Self {
-            format,
-            queue: PyQueue::new(),
-        }
-    }
-}
-
-impl<F: Format> Feed for Reassembler<F> {
-    type Item = Py<PyAny>;
-
-    fn queue(&mut self) -> &mut PyQueue<Py<PyAny>> {
-        &mut self.queue
-    }
-
-    fn queue_ref(&self) -> &PyQueue<Py<PyAny>> {
-        &self.queue
-    }
-
-    fn feed(&mut self, py: Python<'_>, data: &[u8]) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
-        let Self { format, queue } = self;
-        if let Err(err) = format.feed_with(py, data, &mut |item| queue.push(item.unbind())) {
-            queue.fail(err);
-        }
-    }
-
-    fn finish(&mut self, py: Python<'_>) {
-        if !self.queue_ref().is_open() {
-            return;
-        }
-        let Self { format, queue } = self;
-        match format.finish_with(py, &mut |item| queue.push(item.unbind())) {
-            Ok(()) => queue.end(),
-            Err(err) => queue.fail(err),
-        }
-    }
-}
+/// The queue of a text decoder.
+type Items = PyQueue<Py<PyAny>>;
 
 fn decode_line<'py>(
     py: Python<'py>,
@@ -133,28 +76,30 @@ impl Lines {
             replace: parse_errors(errors)?,
         })
     }
+
+    /// Each line onto `queue`, as a `str`.
+    fn emit<'a>(
+        py: Python<'a>,
+        replace: bool,
+        queue: &'a mut Items,
+    ) -> impl FnMut(&[u8], u64) -> Decoded + 'a {
+        move |line, offset| {
+            queue.push(decode_line(py, line, offset, replace)?.unbind());
+            Ok(())
+        }
+    }
 }
 
 impl Format for Lines {
-    fn feed_with<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &[u8],
-        sink: Sink<'_, 'py>,
-    ) -> Result<(), HeldError> {
-        let replace = self.replace;
-        self.splitter.feed(data, |line, offset| {
-            sink(decode_line(py, line, offset, replace)?);
-            Ok(())
-        })
+    type Item = Py<PyAny>;
+
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut Items) -> Decoded {
+        self.splitter
+            .feed(data, Self::emit(py, self.replace, queue))
     }
 
-    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> Result<(), HeldError> {
-        let replace = self.replace;
-        self.splitter.finish(|line, offset| {
-            sink(decode_line(py, line, offset, replace)?);
-            Ok(())
-        })
+    fn end(&mut self, py: Python<'_>, queue: &mut Items) -> Decoded {
+        self.splitter.finish(Self::emit(py, self.replace, queue))
     }
 }
 
@@ -174,30 +119,27 @@ impl Sse {
             parser: SseParser::new(check_limit("max_event_bytes", max_event_bytes)?, incomplete),
         })
     }
+
+    /// Each event onto `queue`, as a `ServerSentEvent`.
+    fn emit<'a>(py: Python<'a>, queue: &'a mut Items) -> impl FnMut(SseEvent) -> Decoded + 'a {
+        move |event| {
+            let event = Py::new(py, PyServerSentEvent::from(event))
+                .map_err(|e| HeldError::from_py(py, e))?;
+            queue.push(event.into_any());
+            Ok(())
+        }
+    }
 }
 
 impl Format for Sse {
-    fn feed_with<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &[u8],
-        sink: Sink<'_, 'py>,
-    ) -> Result<(), HeldError> {
-        self.parser.feed(data, |event| {
-            let event = Bound::new(py, PyServerSentEvent::from(event))
-                .map_err(|e| HeldError::from_py(py, e))?;
-            sink(event.into_any());
-            Ok(())
-        })
+    type Item = Py<PyAny>;
+
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut Items) -> Decoded {
+        self.parser.feed(data, Self::emit(py, queue))
     }
 
-    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> Result<(), HeldError> {
-        self.parser.finish(|event| {
-            let event = Bound::new(py, PyServerSentEvent::from(event))
-                .map_err(|e| HeldError::from_py(py, e))?;
-            sink(event.into_any());
-            Ok(())
-        })
+    fn end(&mut self, py: Python<'_>, queue: &mut Items) -> Decoded {
+        self.parser.finish(Self::emit(py, queue))
     }
 }
 
@@ -218,6 +160,21 @@ impl JsonLines {
             lines: 0,
         })
     }
+
+    /// Each non-blank line onto `queue`, as its value; `lines` counts them all.
+    fn emit<'a>(
+        py: Python<'a>,
+        lines: &'a mut u64,
+        queue: &'a mut Items,
+    ) -> impl FnMut(&[u8], u64) -> Decoded + 'a {
+        move |line, offset| {
+            *lines += 1;
+            if !is_blank(line) {
+                queue.push(parse_line(py, line, offset, *lines)?.unbind());
+            }
+            Ok(())
+        }
+    }
 }
 
 fn is_blank(line: &[u8]) -> bool {
@@ -225,31 +182,15 @@ fn is_blank(line: &[u8]) -> bool {
 }
 
 impl Format for JsonLines {
-    fn feed_with<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &[u8],
-        sink: Sink<'_, 'py>,
-    ) -> Result<(), HeldError> {
-        let lines = &mut self.lines;
-        self.splitter.feed(data, |line, offset| {
-            *lines += 1;
-            if !is_blank(line) {
-                sink(parse_line(py, line, offset, *lines)?);
-            }
-            Ok(())
-        })
+    type Item = Py<PyAny>;
+
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut Items) -> Decoded {
+        self.splitter
+            .feed(data, Self::emit(py, &mut self.lines, queue))
     }
 
-    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> Result<(), HeldError> {
-        let lines = &mut self.lines;
-        self.splitter.finish(|line, offset| {
-            *lines += 1;
-            if !is_blank(line) {
-                sink(parse_line(py, line, offset, *lines)?);
-            }
-            Ok(())
-        })
+    fn end(&mut self, py: Python<'_>, queue: &mut Items) -> Decoded {
+        self.splitter.finish(Self::emit(py, &mut self.lines, queue))
     }
 }
 
@@ -258,125 +199,95 @@ impl Format for JsonLines {
 /// `\n` and `\r\n` end a line (also when split between parts); a lone `\r` is part of the line.
 #[pyclass(name = "LineDecoder", module = "sagestream._core")]
 pub struct PyLineDecoder {
-    core: Reassembler<Lines>,
+    core: Decoder<Lines>,
 }
 
-#[pymethods]
-impl PyLineDecoder {
-    #[new]
-    #[pyo3(signature = (*, max_line_bytes = 1_048_576, errors = "strict"))]
-    fn new(max_line_bytes: usize, errors: &str) -> PyResult<Self> {
-        Ok(Self {
-            core: Reassembler::new(Lines::new(max_line_bytes, errors)?),
-        })
+decoder_methods! {
+    PyLineDecoder, ends with "finish";
+    feed {
+        /// Feed one part; returns the lines it completes, terminators stripped.
     }
-
-    /// Feed one part; returns the lines it completes, terminators stripped.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        feed_list(&mut self.core, py, data, "finish")
+    finish {
+        /// End of input: returns the last line if it had no line end; the decoder is then done.
     }
+    {
+        #[new]
+        #[pyo3(signature = (*, max_line_bytes = 1_048_576, errors = "strict"))]
+        fn new(max_line_bytes: usize, errors: &str) -> PyResult<Self> {
+            Ok(Self {
+                core: Decoder::new(Lines::new(max_line_bytes, errors)?),
+            })
+        }
 
-    /// End of input: returns the last line if it had no line end; the decoder is then done.
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        finish_list(&mut self.core, py)
-    }
-
-    /// Bytes held for an unterminated line.
-    #[getter]
-    fn buffered(&self) -> usize {
-        self.core.format.splitter.buffered()
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.core.queue.visit(&visit)
-    }
-
-    fn __clear__(&mut self) {
-        self.core.queue.close();
+        /// Bytes held for an unterminated line.
+        #[getter]
+        fn buffered(&self) -> usize {
+            self.core.format.splitter.buffered()
+        }
     }
 }
 
 /// Incremental Server-Sent Events decoder following the WHATWG HTML event stream rules.
 #[pyclass(name = "SseDecoder", module = "sagestream._core")]
 pub struct PySseDecoder {
-    core: Reassembler<Sse>,
+    core: Decoder<Sse>,
 }
 
-#[pymethods]
-impl PySseDecoder {
-    #[new]
-    #[pyo3(signature = (*, max_event_bytes = 1_048_576, discard_incomplete = false))]
-    fn new(max_event_bytes: usize, discard_incomplete: bool) -> PyResult<Self> {
-        Ok(Self {
-            core: Reassembler::new(Sse::new(max_event_bytes, discard_incomplete)?),
-        })
+decoder_methods! {
+    PySseDecoder, ends with "finish";
+    feed {
+        /// Feed one part; returns the events it dispatches.
     }
-
-    /// Feed one part; returns the events it dispatches.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        feed_list(&mut self.core, py, data, "finish")
+    finish {
+        /// End of input: dispatches an event left without its blank line (unless
+        /// `discard_incomplete`); the decoder is then done.
     }
+    {
+        #[new]
+        #[pyo3(signature = (*, max_event_bytes = 1_048_576, discard_incomplete = false))]
+        fn new(max_event_bytes: usize, discard_incomplete: bool) -> PyResult<Self> {
+            Ok(Self {
+                core: Decoder::new(Sse::new(max_event_bytes, discard_incomplete)?),
+            })
+        }
 
-    /// End of input: dispatches an event left without its blank line (unless
-    /// `discard_incomplete`); the decoder is then done.
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        finish_list(&mut self.core, py)
-    }
+        /// The last event ID seen so far (also from blocks that dispatched nothing), `None` if empty.
+        #[getter]
+        fn last_event_id(&self) -> Option<String> {
+            let id = self.core.format.parser.last_event_id();
+            (!id.is_empty()).then(|| id.to_owned())
+        }
 
-    /// The last event ID seen so far (also from blocks that dispatched nothing), `None` if empty.
-    #[getter]
-    fn last_event_id(&self) -> Option<String> {
-        let id = self.core.format.parser.last_event_id();
-        (!id.is_empty()).then(|| id.to_owned())
-    }
-
-    /// The reconnection time last set by a valid `retry` field.
-    #[getter]
-    fn retry(&self) -> Option<u64> {
-        self.core.format.parser.reconnection_time()
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.core.queue.visit(&visit)
-    }
-
-    fn __clear__(&mut self) {
-        self.core.queue.close();
+        /// The reconnection time last set by a valid `retry` field.
+        #[getter]
+        fn retry(&self) -> Option<u64> {
+            self.core.format.parser.reconnection_time()
+        }
     }
 }
 
 /// Incremental JSON Lines decoder: every non-blank line is parsed with Python's `json` module.
 #[pyclass(name = "JsonLinesDecoder", module = "sagestream._core")]
 pub struct PyJsonLinesDecoder {
-    core: Reassembler<JsonLines>,
+    core: Decoder<JsonLines>,
 }
 
-#[pymethods]
-impl PyJsonLinesDecoder {
-    #[new]
-    #[pyo3(signature = (*, max_line_bytes = 1_048_576))]
-    fn new(max_line_bytes: usize) -> PyResult<Self> {
-        Ok(Self {
-            core: Reassembler::new(JsonLines::new(max_line_bytes)?),
-        })
+decoder_methods! {
+    PyJsonLinesDecoder, ends with "finish";
+    feed {
+        /// Feed one part; returns the values of the lines it completes (blank lines skipped).
     }
-
-    /// Feed one part; returns the values of the lines it completes (blank lines skipped).
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        feed_list(&mut self.core, py, data, "finish")
+    finish {
+        /// End of input: parses a last line without line end; the decoder is then done.
     }
-
-    /// End of input: parses a last line without line end; the decoder is then done.
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        finish_list(&mut self.core, py)
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.core.queue.visit(&visit)
-    }
-
-    fn __clear__(&mut self) {
-        self.core.queue.close();
+    {
+        #[new]
+        #[pyo3(signature = (*, max_line_bytes = 1_048_576))]
+        fn new(max_line_bytes: usize) -> PyResult<Self> {
+            Ok(Self {
+                core: Decoder::new(JsonLines::new(max_line_bytes)?),
+            })
+        }
     }
 }
 
@@ -388,24 +299,21 @@ enum AnyFormat {
 }
 
 impl Format for AnyFormat {
-    fn feed_with<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &[u8],
-        sink: Sink<'_, 'py>,
-    ) -> Result<(), HeldError> {
+    type Item = Py<PyAny>;
+
+    fn decode(&mut self, py: Python<'_>, data: &[u8], queue: &mut Items) -> Decoded {
         match self {
-            Self::Lines(f) => f.feed_with(py, data, sink),
-            Self::Sse(f) => f.feed_with(py, data, sink),
-            Self::Json(f) => f.feed_with(py, data, sink),
+            Self::Lines(f) => f.decode(py, data, queue),
+            Self::Sse(f) => f.decode(py, data, queue),
+            Self::Json(f) => f.decode(py, data, queue),
         }
     }
 
-    fn finish_with<'py>(&mut self, py: Python<'py>, sink: Sink<'_, 'py>) -> Result<(), HeldError> {
+    fn end(&mut self, py: Python<'_>, queue: &mut Items) -> Decoded {
         match self {
-            Self::Lines(f) => f.finish_with(py, sink),
-            Self::Sse(f) => f.finish_with(py, sink),
-            Self::Json(f) => f.finish_with(py, sink),
+            Self::Lines(f) => f.end(py, queue),
+            Self::Sse(f) => f.end(py, queue),
+            Self::Json(f) => f.end(py, queue),
         }
     }
 }
@@ -420,7 +328,7 @@ impl Format for AnyFormat {
 /// with `lines`, `sse` or `json_lines`.
 #[pyclass(name = "ReassemblyIterator", module = "sagestream._core")]
 pub struct PyReassemblyIterator {
-    iter: SourceIter<Reassembler<AnyFormat>>,
+    iter: SourceIter<AnyFormat>,
     /// The object given as source, if it has a `close()` method (a response stream), until it
     /// is closed.
     closer: Option<Py<PyAny>>,
@@ -429,7 +337,7 @@ pub struct PyReassemblyIterator {
 impl PyReassemblyIterator {
     fn build(source: &Bound<'_, PyAny>, format: AnyFormat) -> PyResult<Self> {
         Ok(Self {
-            iter: SourceIter::new(source, Reassembler::new(format), "payload parts")?,
+            iter: SourceIter::new(source, format, "payload parts")?,
             closer: source.hasattr("close")?.then(|| source.clone().unbind()),
         })
     }

@@ -596,22 +596,29 @@ mod tests {
         assert_eq!(res[1], Err(ReassemblyError::InvalidUtf8 { offset: 5 }));
     }
 
-    fn sse(parts: &[&[u8]], mode: IncompleteEvent) -> Vec<SseEvent> {
-        let mut p = SseParser::new(1 << 16, mode);
+    /// The events of `parts` and their end, for events of at most `max` bytes.
+    fn sse_events(
+        parts: &[&[u8]],
+        max: usize,
+        mode: IncompleteEvent,
+    ) -> Result<Vec<SseEvent>, ReassemblyError> {
+        let mut p = SseParser::new(max, mode);
         let mut out = Vec::new();
         for part in parts {
             p.feed(part, |e| {
                 out.push(e);
                 Ok::<(), ReassemblyError>(())
-            })
-            .unwrap();
+            })?;
         }
         p.finish(|e| {
             out.push(e);
             Ok::<(), ReassemblyError>(())
-        })
-        .unwrap();
-        out
+        })?;
+        Ok(out)
+    }
+
+    fn sse(parts: &[&[u8]], mode: IncompleteEvent) -> Vec<SseEvent> {
+        sse_events(parts, 1 << 16, mode).unwrap()
     }
 
     fn ev(event: &str, data: &str, id: Option<&str>, retry: Option<u64>) -> SseEvent {
@@ -702,16 +709,11 @@ mod tests {
     fn sse_bom_is_outside_the_bound_at_every_split() {
         let stream = b"\xEF\xBB\xBFdata: 0123456\n\n";
         for parts in all_splits(stream) {
-            let mut p = SseParser::new(13, IncompleteEvent::Dispatch);
-            let mut out = Vec::new();
-            for part in &parts {
-                p.feed(part, |e| {
-                    out.push(e);
-                    Ok::<(), ReassemblyError>(())
-                })
-                .unwrap_or_else(|e| panic!("{parts:?}: {e}"));
-            }
-            assert_eq!(out, vec![ev("message", "0123456", None, None)], "{parts:?}");
+            assert_eq!(
+                sse_events(&parts, 13, IncompleteEvent::Dispatch),
+                Ok(vec![ev("message", "0123456", None, None)]),
+                "{parts:?}"
+            );
         }
         let mut p = SseParser::new(12, IncompleteEvent::Dispatch);
         let r = p.feed(stream, |_| Ok::<(), ReassemblyError>(()));

@@ -247,6 +247,12 @@ mod tests {
     fn signed(token: Option<&str>) -> (HeaderMap, String) {
         let signer = Signer::new("us-east-1", "sagemaker");
         signer.set_credentials("AK", "SK", token);
+        sign_request(&signer).unwrap()
+    }
+
+    /// The headers and signature `signer` gives a `POST` of `b"x"` to an endpoint at a fixed
+    /// time.
+    fn sign_request(signer: &Signer) -> Result<(HeaderMap, String), SignError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             "host",
@@ -257,16 +263,14 @@ mod tests {
             .unwrap();
         // 2026-12-01T21:13:33Z
         let time = UNIX_EPOCH + Duration::from_secs(1_796_159_613);
-        let signature = signer
-            .sign(
-                &Method::POST,
-                &uri,
-                &mut headers,
-                SignableBody::Bytes(b"x"),
-                time,
-            )
-            .unwrap();
-        (headers, signature)
+        let signature = signer.sign(
+            &Method::POST,
+            &uri,
+            &mut headers,
+            SignableBody::Bytes(b"x"),
+            time,
+        )?;
+        Ok((headers, signature))
     }
 
     #[test]
@@ -296,18 +300,7 @@ mod tests {
 
     #[test]
     fn no_credentials_is_an_error() {
-        let signer = Signer::new("us-east-1", "sagemaker");
-        let mut headers = HeaderMap::new();
-        let uri: Uri = "https://example.com/".parse().unwrap();
-        let err = signer
-            .sign(
-                &Method::GET,
-                &uri,
-                &mut headers,
-                SignableBody::Bytes(b""),
-                SystemTime::now(),
-            )
-            .unwrap_err();
+        let err = sign_request(&Signer::new("us-east-1", "sagemaker")).unwrap_err();
         assert_eq!(err, SignError::NoCredentials);
     }
 }

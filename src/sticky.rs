@@ -173,11 +173,19 @@ mod tests {
         assert!(q.error().is_none());
     }
 
+    /// A queue of `items` that then failed with "bad".
+    fn failed(items: &[u32]) -> Queue {
+        let mut q = Queue::new();
+        for &item in items {
+            q.push(item);
+        }
+        q.fail("bad");
+        q
+    }
+
     #[test]
     fn items_first_then_the_error_on_every_call() {
-        let mut q = Queue::new();
-        q.push(1);
-        q.fail("bad");
+        let mut q = failed(&[1]);
         q.fail("later");
         q.push(2);
         assert!(!q.is_open());
@@ -191,11 +199,8 @@ mod tests {
 
     #[test]
     fn drain_hands_out_items_before_the_error() {
-        let mut q = Queue::new();
-        assert_eq!(q.drain().map(Iterator::count), Ok(0));
-        q.push(1);
-        q.push(2);
-        q.fail("bad");
+        assert_eq!(Queue::new().drain().map(Iterator::count), Ok(0));
+        let mut q = failed(&[1, 2]);
         assert_eq!(q.drain().map(Iterator::collect::<Vec<_>>), Ok(vec![1, 2]));
         assert!(q.is_empty());
         assert_eq!(q.drain().map(Iterator::count), Err(&"bad"));
@@ -212,9 +217,7 @@ mod tests {
 
     #[test]
     fn close_drops_items_and_error() {
-        let mut q = Queue::new();
-        q.push(1);
-        q.fail("bad");
+        let mut q = failed(&[1]);
         q.close();
         assert_eq!(q.pop(), Ok(Next::End));
         assert_eq!(q.drain().map(Iterator::count), Ok(0));

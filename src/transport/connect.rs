@@ -166,18 +166,12 @@ impl Connector {
                 if let Some(auth) = &proxy.authorization {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
-                let tcp = tunnel
-                    .call(dst.clone())
-                    .await
-                    .map_err(|e| TransportError::Connect {
-                        kind: ConnectKind::Proxy,
-                        message: format!(
-                            "the proxy {} did not open a tunnel to {}: {}",
-                            authority(&proxy.uri),
-                            authority(dst),
-                            root_cause(&e)
-                        ),
-                    })?;
+                let tcp = tunnel.call(dst.clone()).await.map_err(|e| {
+                    connect_error(ConnectKind::Proxy, &e, |cause| {
+                        let (proxy, dst) = (authority(&proxy.uri), authority(dst));
+                        format!("the proxy {proxy} did not open a tunnel to {dst}: {cause}")
+                    })
+                })?;
                 Ok(Connection {
                     fd: fd_of(&tcp),
                     io: Box::new(self.tls(dst, tcp).await?),
@@ -188,18 +182,11 @@ impl Connector {
     }
 
     async fn tcp(&self, dst: &Uri) -> Result<TokioIo<tokio::net::TcpStream>, TransportError> {
-        self.tcp
-            .clone()
-            .call(dst.clone())
-            .await
-            .map_err(|e| TransportError::Connect {
-                kind: ConnectKind::Unreachable,
-                message: format!(
-                    "could not connect to {}: {}",
-                    authority(dst),
-                    root_cause(&e)
-                ),
+        self.tcp.clone().call(dst.clone()).await.map_err(|e| {
+            connect_error(ConnectKind::Unreachable, &e, |cause| {
+                format!("could not connect to {}: {cause}", authority(dst))
             })
+        })
     }
 
     async fn tls(
@@ -234,14 +221,9 @@ impl Connector {
                 } else {
                     ConnectKind::Unreachable
                 };
-                TransportError::Connect {
-                    kind,
-                    message: format!(
-                        "TLS handshake with {} failed: {}",
-                        authority(dst),
-                        root_cause(&e)
-                    ),
-                }
+                connect_error(kind, &e, |cause| {
+                    format!("TLS handshake with {} failed: {cause}", authority(dst))
+                })
             })?;
         Ok(TokioIo::new(stream))
     }
@@ -254,6 +236,19 @@ fn as_proxy_error(err: TransportError) -> TransportError {
             message: format!("proxy: {message}"),
         },
         other => other,
+    }
+}
+
+/// A [`TransportError::Connect`] of `kind` for `err`: the message `message` makes of the root
+/// cause of `err`.
+pub(crate) fn connect_error(
+    kind: ConnectKind,
+    err: &(dyn std::error::Error + 'static),
+    message: impl FnOnce(String) -> String,
+) -> TransportError {
+    TransportError::Connect {
+        kind,
+        message: message(root_cause(err)),
     }
 }
 

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::connect::{authority, Connector};
+use super::connect::{authority, connect_error, Connector};
 use super::error::{root_cause, ConnectKind, TransportError};
 use super::{pool_key, Deadline, TransportConfig};
 
@@ -65,14 +65,7 @@ pub(crate) struct H2Connections {
 impl H2Connections {
     pub(crate) fn new(config: &TransportConfig) -> Self {
         Self {
-            connector: Connector::new(
-                config.verify.clone(),
-                &[b"h2"],
-                config.http_proxy.clone(),
-                config.https_proxy.clone(),
-                config.connect_timeout,
-                config.tcp_keepalive,
-            ),
+            connector: config.connector(&[b"h2"]),
             live: Mutex::new((0, HashMap::new())),
         }
     }
@@ -115,13 +108,11 @@ impl H2Connections {
             .keep_alive_interval(KEEP_ALIVE)
             .handshake(connection.io)
             .await
-            .map_err(|e| TransportError::Connect {
-                kind: ConnectKind::Unreachable,
-                message: format!(
-                    "HTTP/2 handshake with {} failed: {} (does it speak HTTP/2?)",
-                    authority(uri),
-                    root_cause(&e)
-                ),
+            .map_err(|e| {
+                connect_error(ConnectKind::Unreachable, &e, |cause| {
+                    let uri = authority(uri);
+                    format!("HTTP/2 handshake with {uri} failed: {cause} (does it speak HTTP/2?)")
+                })
             })?;
         tokio::spawn(async move {
             // Ends when the connection closes; its errors reach the streams on it.

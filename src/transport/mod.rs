@@ -54,6 +54,20 @@ pub struct TransportConfig {
     pub https_proxy: Option<Proxy>,
 }
 
+impl TransportConfig {
+    /// The connector of this configuration, offering the protocols `alpn` in TLS handshakes.
+    fn connector(&self, alpn: &'static [&'static [u8]]) -> connect::Connector {
+        connect::Connector::new(
+            self.verify.clone(),
+            alpn,
+            self.http_proxy.clone(),
+            self.https_proxy.clone(),
+            self.connect_timeout,
+            self.tcp_keepalive,
+        )
+    }
+}
+
 /// A deadline and the number of seconds it was set to (for the message).
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {

@@ -15,7 +15,7 @@ use http_body_util::Full;
 use tokio::time::Instant;
 
 use super::body::ResponseBody;
-use super::connect::{authority, Connector, Io, Proxy};
+use super::connect::{authority, connect_error, Connector, Io, Proxy};
 use super::error::{root_cause, ConnectKind, TransportError};
 use super::h2::{H2Connections, PendingResponse, StreamBody, StreamSlot};
 use super::pool::{Driver, Idle, Pool, Sender};
@@ -76,14 +76,7 @@ impl Transport {
     /// A message when the TLS configuration cannot be built (an unreadable CA bundle).
     pub fn new(config: &TransportConfig) -> Result<Self, String> {
         Ok(Self {
-            connector: Connector::new(
-                config.verify.clone(),
-                &[b"http/1.1"],
-                config.http_proxy.clone(),
-                config.https_proxy.clone(),
-                config.connect_timeout,
-                config.tcp_keepalive,
-            ),
+            connector: config.connector(&[b"http/1.1"]),
             max_idle_per_host: config.max_idle_per_host,
             read_timeout: config.read_timeout,
             h2: H2Connections::new(config),
@@ -258,13 +251,10 @@ async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<(Sender, Driver), Trans
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(io)
         .await
-        .map_err(|e| TransportError::Connect {
-            kind: ConnectKind::Unreachable,
-            message: format!(
-                "HTTP handshake with {} failed: {}",
-                authority(uri),
-                root_cause(&e)
-            ),
+        .map_err(|e| {
+            connect_error(ConnectKind::Unreachable, &e, |cause| {
+                format!("HTTP handshake with {} failed: {cause}", authority(uri))
+            })
         })?;
     Ok((sender, Driver::new(connection)))
 }
@@ -381,13 +371,26 @@ mod tests {
         .expect("transport")
     }
 
-    fn request(url: &str) -> Request {
-        Request {
+    /// `server(chunks, requests)`, and a transport with a pool to call it on.
+    fn serving(
+        chunks: usize,
+        requests: usize,
+    ) -> (String, std::thread::JoinHandle<usize>, Transport, Arc<Pool>) {
+        let (url, server) = server(chunks, requests);
+        let transport = transport();
+        let pool = Arc::new(transport.new_pool());
+        (url, server, transport, pool)
+    }
+
+    /// The response to a `GET url` sent through `pool`.
+    async fn get(transport: &Transport, pool: &Arc<Pool>, url: &str) -> Response {
+        let request = Request {
             method: Method::GET,
             uri: url.parse().expect("uri"),
             headers: HeaderMap::new(),
             body: Bytes::new(),
-        }
+        };
+        transport.send(pool, request, None).await.expect("response")
     }
 
     /// `work` run to its end on a runtime of its own, as the sync client's thread runs a call.
@@ -401,15 +404,10 @@ mod tests {
 
     #[test]
     fn the_body_reader_drives_its_connection_and_gives_it_back() {
-        let (url, server) = server(500, 2);
-        let transport = transport();
-        let pool = Arc::new(transport.new_pool());
+        let (url, server, transport, pool) = serving(500, 2);
         block_on(async {
             for _ in 0..2 {
-                let response = transport
-                    .send(&pool, request(&url), None)
-                    .await
-                    .expect("response");
+                let response = get(&transport, &pool, &url).await;
                 let mut body = response.body;
                 let mut bytes = 0;
                 let mut waits = 0;
@@ -436,22 +434,14 @@ mod tests {
 
     #[test]
     fn a_body_dropped_before_its_end_closes_its_connection() {
-        let (url, server) = server(100, 2);
-        let transport = transport();
-        let pool = Arc::new(transport.new_pool());
+        let (url, server, transport, pool) = serving(100, 2);
         block_on(async {
-            let response = transport
-                .send(&pool, request(&url), None)
-                .await
-                .expect("response");
+            let response = get(&transport, &pool, &url).await;
             let mut body = response.body;
             assert!(body.next_chunk(None).await.expect("chunk").is_some());
             drop(body);
             assert_eq!(pool.idle_count(), 0);
-            let response = transport
-                .send(&pool, request(&url), None)
-                .await
-                .expect("response");
+            let response = get(&transport, &pool, &url).await;
             let whole = response.body.collect(1024, 200, None).await.expect("body");
             assert_eq!(whole.len(), 100);
         });

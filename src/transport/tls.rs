@@ -60,6 +60,23 @@ pub fn client_config(verify: &Verify, alpn: &[&[u8]]) -> Result<Arc<ClientConfig
     Ok(Arc::new(config))
 }
 
+/// Methods of [`ServerCertVerifier`] that take any handshake signature as valid: the TLS 1.2
+/// and 1.3 checks are alike.
+macro_rules! accept_signatures {
+    ($($method:ident),+) => {
+        $(
+            fn $method(
+                &self,
+                _message: &[u8],
+                _cert: &CertificateDer<'_>,
+                _dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, rustls::Error> {
+                Ok(HandshakeSignatureValid::assertion())
+            }
+        )+
+    };
+}
+
 /// `verify=False`: accept any certificate, as urllib3's `CERT_NONE` does.
 #[derive(Debug)]
 struct NoVerification(Arc<CryptoProvider>);
@@ -76,23 +93,7 @@ impl ServerCertVerifier for NoVerification {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
+    accept_signatures!(verify_tls12_signature, verify_tls13_signature);
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
