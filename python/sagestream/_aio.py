@@ -20,7 +20,6 @@ import os
 import threading
 import time
 import weakref
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sagestream import _botocore_path, _core, _jobs, _observe, _params
@@ -208,12 +207,7 @@ class AsyncClient(BaseClient):
         await self._ready()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     # sending -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from sagestream._operations import (
     parse_new_session,
 )
 from sagestream._s3 import BotoS3
-from sagestream._stream import ResponseStream
+from sagestream._stream import Closing, ResponseStream
 from sagestream._transport import botocore_errors, open_body, read_capped
 from sagestream.service import INVOKE, INVOKE_STREAM
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "InvokeResult", "parse_new_session", "stream_from_boto3"]
 
 
-class Client(BaseClient):
+class Client(BaseClient, Closing):
     """Streaming client for SageMaker AI endpoints on top of a botocore ``sagemaker-runtime`` client.
 
     botocore resolves the endpoint, the credentials and the retry policy and parses error
@@ -96,12 +96,6 @@ class Client(BaseClient):
         close = getattr(self._runtime, "close", None)
         if close is not None:
             close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- sending ---------------------------------------------------------------------------
 
