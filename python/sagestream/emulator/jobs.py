@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import faults as _faults
+from .config import log
 from .faults import KnobError
 from .models import (
     Model,
     ModelRequest,
-    ModelStreamBroken,
-    ReplyTooLarge,
     aclose_reply,
     call_model,
     join_reply,
 )
 from .protocol import EmulatorError, model_error
 from .s3 import S3Store
-
-log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["MAX_ASYNC_OUTPUT_BYTES", "AsyncJob", "AsyncJobs"]
 
@@ -165,10 +161,7 @@ class AsyncJobs:
         if knobs.fault in ("model-stream-error", "internal-stream-failure", "error-frame", "cut"):
             await aclose_reply(reply)
             raise EmulatorError(500, "ModelError", "The model failed while producing the response.")
-        try:
-            return reply.content_type, await join_reply(reply, MAX_ASYNC_OUTPUT_BYTES)
-        except (ReplyTooLarge, ModelStreamBroken) as exc:
-            raise model_error(job.endpoint, self._region, 500, str(exc)) from None
+        return reply.content_type, await join_reply(reply, MAX_ASYNC_OUTPUT_BYTES, job.endpoint, self._region)
 
     async def _fail(
         self, job: AsyncJob, code: str, message: str, fields: dict[str, Any] | None = None
