@@ -108,13 +108,7 @@ class EmulatorServer:
         self._guard = ConnectionGuard(
             idle_timeout=config.idle_timeout, max_connections=config.max_connections
         )
-        self._jobs = AsyncJobs(
-            region=config.region,
-            store=self._s3,
-            max_concurrency=config.async_max_concurrency,
-            time_scale=config.async_time_scale,
-            token_delay=config.token_delay,
-        )
+        self._jobs = AsyncJobs(config, self._s3)
         self._store: S3Store | None = None
         self._store_lock = threading.Lock()
         self.embedded_s3: EmbeddedS3 | None = None
