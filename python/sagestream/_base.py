@@ -118,22 +118,20 @@ class BaseClient:
                 import boto3
 
                 self._session = boto3.Session(region_name=self._region_name, **self._credentials_given)
-            self._runtime = self._session.client(
-                "sagemaker-runtime",
-                region_name=self._region_name,
-                endpoint_url=self._endpoint_url,
-                config=self._config,
-                verify=self._verify,
-            )
+            self._runtime = self._botocore("sagemaker-runtime", self._region_name, self._endpoint_url)
         self._bridge = Bridge.of(self._runtime, self._observer, self._limits)
         return self._bridge
 
     def _new_s3(self) -> Any:
         """The botocore S3 client of async inference jobs, in the runtime client's region."""
+        return self._botocore("s3", self._runtime.meta.region_name, self._s3_endpoint_url)
+
+    def _botocore(self, service: str, region_name: str | None, endpoint_url: str | None) -> Any:
+        """A botocore client of the session, with the client's ``config`` and ``verify``."""
         return self._session.client(
-            "s3",
-            region_name=self._runtime.meta.region_name,
-            endpoint_url=self._s3_endpoint_url,
+            service,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
             config=self._config,
             verify=self._verify,
         )
