@@ -80,16 +80,18 @@ class BaseClient:
         self._open()
 
     @classmethod
-    def _over(
+    def from_boto3(
         cls: type[_Client],
         client: Any,
         *,
-        s3_endpoint_url: str | None,
-        observer: AttemptObserver | None,
-        response_limits: ResponseLimits | None,
+        s3_endpoint_url: str | None = None,
+        observer: AttemptObserver | None = None,
+        response_limits: ResponseLimits | None = None,
     ) -> _Client:
-        """A client of this class over botocore ``client`` (``from_boto3``): its credentials,
-        region, ``Config`` and ``verify`` serve S3 too."""
+        """A client over an existing boto3 / botocore ``sagemaker-runtime`` client: its
+        credentials, region, endpoint, ``Config`` and ``verify`` (and its handlers: a client
+        with handlers of its own takes botocore's path). Async jobs reach S3 with the same
+        credentials and region."""
         runtime = runtime_client(client)
         self = cls.__new__(cls)
         self._runtime = runtime
