@@ -20,14 +20,12 @@ import os
 import threading
 import time
 import weakref
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sagestream import _botocore_path, _core, _jobs, _observe, _params
 from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
-from sagestream._call import AttemptObserver, Call, answer_of, send_async
-from sagestream._caps import ResponseLimits
+from sagestream._call import Call, answer_of, send_async
 from sagestream._jobs import AsyncInferenceJob
 from sagestream._operations import (
     ASYNC_OPERATION,
@@ -134,21 +132,6 @@ class AsyncClient(BaseClient):
         if self._runtime is not None:  # from_boto3's
             self._new_bridge()
 
-    @classmethod
-    def from_boto3(
-        cls,
-        client: Any,
-        *,
-        s3_endpoint_url: str | None = None,
-        observer: AttemptObserver | None = None,
-        response_limits: ResponseLimits | None = None,
-    ) -> AsyncClient:
-        """An AsyncClient over an existing boto3 / botocore ``sagemaker-runtime`` client (see
-        :meth:`sagestream.Client.from_boto3`)."""
-        return cls._over(
-            client, s3_endpoint_url=s3_endpoint_url, observer=observer, response_limits=response_limits
-        )
-
     # set-up ----------------------------------------------------------------------------------
 
     def _make_runtime(self) -> Bridge:
@@ -208,12 +191,7 @@ class AsyncClient(BaseClient):
         await self._ready()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     # sending -----------------------------------------------------------------------------

@@ -80,16 +80,18 @@ class BaseClient:
         self._open()
 
     @classmethod
-    def _over(
+    def from_boto3(
         cls: type[_Client],
         client: Any,
         *,
-        s3_endpoint_url: str | None,
-        observer: AttemptObserver | None,
-        response_limits: ResponseLimits | None,
+        s3_endpoint_url: str | None = None,
+        observer: AttemptObserver | None = None,
+        response_limits: ResponseLimits | None = None,
     ) -> _Client:
-        """A client of this class over botocore ``client`` (``from_boto3``): its credentials,
-        region, ``Config`` and ``verify`` serve S3 too."""
+        """A client over an existing boto3 / botocore ``sagemaker-runtime`` client: its
+        credentials, region, endpoint, ``Config`` and ``verify`` (and its handlers: a client
+        with handlers of its own takes botocore's path). Async jobs reach S3 with the same
+        credentials and region."""
         runtime = runtime_client(client)
         self = cls.__new__(cls)
         self._runtime = runtime
@@ -118,22 +120,20 @@ class BaseClient:
                 import boto3
 
                 self._session = boto3.Session(region_name=self._region_name, **self._credentials_given)
-            self._runtime = self._session.client(
-                "sagemaker-runtime",
-                region_name=self._region_name,
-                endpoint_url=self._endpoint_url,
-                config=self._config,
-                verify=self._verify,
-            )
+            self._runtime = self._botocore("sagemaker-runtime", self._region_name, self._endpoint_url)
         self._bridge = Bridge.of(self._runtime, self._observer, self._limits)
         return self._bridge
 
     def _new_s3(self) -> Any:
         """The botocore S3 client of async inference jobs, in the runtime client's region."""
+        return self._botocore("s3", self._runtime.meta.region_name, self._s3_endpoint_url)
+
+    def _botocore(self, service: str, region_name: str | None, endpoint_url: str | None) -> Any:
+        """A botocore client of the session, with the client's ``config`` and ``verify``."""
         return self._session.client(
-            "s3",
-            region_name=self._runtime.meta.region_name,
-            endpoint_url=self._s3_endpoint_url,
+            service,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
             config=self._config,
             verify=self._verify,
         )

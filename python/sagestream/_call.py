@@ -209,28 +209,19 @@ class Retries:
 
 
 class Attempts(Retries):
-    """The attempts of one call of ``route`` with ``params`` on the request path."""
+    """The attempts of one :class:`Call` on the request path (its request built: a file body
+    is read)."""
 
-    def __init__(
-        self,
-        bridge: Bridge,
-        route: Route,
-        params: dict[str, Any],
-        *,
-        mode: Mode,
-        deadline: float | None,
-        started: float,
-        watch: CallWatch | None = None,
-    ) -> None:
-        self._start(deadline, started)
+    def __init__(self, call: Call) -> None:
+        self._start(call.deadline, call.started)
         #: What watches the call (``sagestream._observe``), while instrumented.
-        self.watch = watch
-        self.bridge = bridge
-        self.transport = bridge.transport
-        self.route = route
-        self.mode = mode
+        self.watch = call.watch
+        self.bridge = bridge = call.bridge
+        self.transport = call.transport
+        self.route = route = bridge.routes[call.operation]
+        self.mode = call.mode
         self.template = template = bridge.template(route)
-        self.url, headers, self.body = bridge.request(route, params)
+        self.url, headers, self.body = bridge.request(route, call.params)
         self.headers = [*headers, *template.signed] if template.signed else headers
         self.invocation = invocation_id()
         self._context: dict[str, Any] | None = None
@@ -374,16 +365,7 @@ class Call:
         return response, answer_of(attempts.route, headers, status, attempts.attempt - 1)
 
     def _attempts(self) -> Attempts:
-        bridge = self.bridge
-        return Attempts(
-            bridge,
-            bridge.routes[self.operation],
-            self.params,
-            mode=self.mode,
-            deadline=self.deadline,
-            started=self.started,
-            watch=self.watch,
-        )
+        return Attempts(self)
 
     def remaining(self) -> float | None:
         """Seconds left of the deadline, at least 0 (None: no deadline)."""

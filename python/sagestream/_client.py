@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sagestream import _jobs, _observe, _params
 from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
-from sagestream._call import AttemptObserver, Call, send
-from sagestream._caps import ResponseLimits
+from sagestream._call import Call, send
 from sagestream._jobs import InferenceJob
 from sagestream._operations import (
     ASYNC_OPERATION,
@@ -27,7 +26,7 @@ from sagestream._operations import (
     parse_new_session,
 )
 from sagestream._s3 import BotoS3
-from sagestream._stream import ResponseStream
+from sagestream._stream import Closing, ResponseStream
 from sagestream._transport import botocore_errors, open_body, read_capped
 from sagestream.service import INVOKE, INVOKE_STREAM
 
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "InvokeResult", "parse_new_session", "stream_from_boto3"]
 
 
-class Client(BaseClient):
+class Client(BaseClient, Closing):
     """Streaming client for SageMaker AI endpoints on top of a botocore ``sagemaker-runtime`` client.
 
     botocore resolves the endpoint, the credentials and the retry policy and parses error
@@ -56,23 +55,6 @@ class Client(BaseClient):
     def _open(self) -> None:
         self._new_bridge()
         self._s3 = BotoS3(self._new_s3, self._bridge.limits)
-
-    @classmethod
-    def from_boto3(
-        cls,
-        client: Any,
-        *,
-        s3_endpoint_url: str | None = None,
-        observer: AttemptObserver | None = None,
-        response_limits: ResponseLimits | None = None,
-    ) -> Client:
-        """A Client over an existing boto3 / botocore ``sagemaker-runtime`` client: its
-        credentials, region, endpoint, ``Config`` and ``verify`` (and its handlers: a client
-        with handlers of its own takes botocore's path). Async jobs reach S3 with the same
-        credentials and region."""
-        return cls._over(
-            client, s3_endpoint_url=s3_endpoint_url, observer=observer, response_limits=response_limits
-        )
 
     @property
     def region_name(self) -> str:
@@ -96,12 +78,6 @@ class Client(BaseClient):
         close = getattr(self._runtime, "close", None)
         if close is not None:
             close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- sending ---------------------------------------------------------------------------
 

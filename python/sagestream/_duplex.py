@@ -25,12 +25,11 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 from sagestream import _core, _observe, _params
-from sagestream._stream import Opened, StreamMetrics
+from sagestream._stream import AsyncClosing, Closing, Opened, StreamMetrics
 from sagestream.exceptions import ParamValidationError, SageStreamError
 from sagestream.service import INVOKE_DUPLEX
 
@@ -300,7 +299,7 @@ class _SessionBase:
         return f"<{type(self).__name__} {state} sent={self.sent_parts} received={self.metrics.parts}>"
 
 
-class DuplexSession(_SessionBase):
+class DuplexSession(_SessionBase, Closing):
     """A bidirectional session, for threads.
 
     ``send`` parts (waiting while the input queue is full), ``close_input()`` when done, and
@@ -375,14 +374,6 @@ class DuplexSession(_SessionBase):
         with contextlib.suppress(RuntimeError):  # another thread is inside next()
             self._parts.close()
 
-    def __enter__(self) -> DuplexSession:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def read_all(self) -> bytes:
         """Every remaining output part, joined."""
         return b"".join(self)
@@ -422,7 +413,7 @@ class _InputClosed:
 _INPUT_CLOSED = _InputClosed()
 
 
-class AsyncDuplexSession(_SessionBase):
+class AsyncDuplexSession(_SessionBase, AsyncClosing):
     """A bidirectional session, for asyncio: ``await send(...)`` (it waits while the input
     queue is full), ``await close_input()``, and ``async for part in session``. Cancelling the task
     that reads, :meth:`close`, or leaving ``async with`` resets the stream."""
@@ -498,18 +489,6 @@ class AsyncDuplexSession(_SessionBase):
             self._feeder.cancel()
         self._core.close()
         self._parts.close()
-
-    async def aclose(self) -> None:
-        """Same as :meth:`close` (for ``contextlib.aclosing``)."""
-        self.close()
-
-    async def __aenter__(self) -> AsyncDuplexSession:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     async def read_all(self) -> bytes:
         """Every remaining output part, joined."""

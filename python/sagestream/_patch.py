@@ -144,21 +144,32 @@ def _decoded(self: EventStream) -> Iterator[Any]:
             yield parsed
 
 
+class _Ending:
+    """Tells ``watch`` how the events it saw ended: done, raised, or closed early (the loop left)."""
+
+    def __init__(self, watch: Any) -> None:
+        self._watch = watch
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            self._watch.stream_ended(None, None, False)
+        elif issubclass(kind, GeneratorExit):
+            self._watch.stream_ended(None, None, True)
+        else:
+            self._watch.stream_ended(None, exc, False)
+
+
 def _watched_iter(events: Iterator[Any], watch: Any) -> Iterator[Any]:
     """``events``, telling ``watch`` of each payload and of the end."""
-    try:
+    with _Ending(watch):
         for event in events:
             part = event.get("PayloadPart")
             if part is not None:
                 watch.part(part["Bytes"])
             yield event
-    except GeneratorExit:
-        watch.stream_ended(None, None, True)
-        raise
-    except BaseException as exc:
-        watch.stream_ended(None, exc, False)
-        raise
-    watch.stream_ended(None, None, False)
 
 
 class _AsyncEvents:
@@ -229,19 +240,12 @@ async def _async_decoded(stream: Any, events: _AsyncEvents) -> AsyncGenerator[An
 
 async def _async_watched(events: AsyncIterator[Any], watch: Any) -> AsyncGenerator[Any, None]:
     """``events``, telling ``watch`` of each payload and of the end."""
-    try:
+    with _Ending(watch):
         async for event in events:
             part = event.get("PayloadPart")
             if part is not None:
                 watch.part(part["Bytes"])
             yield event
-    except GeneratorExit:
-        watch.stream_ended(None, None, True)
-        raise
-    except BaseException as exc:
-        watch.stream_ended(None, exc, False)
-        raise
-    watch.stream_ended(None, None, False)
 
 
 def _patched_aiter(self: Any) -> AsyncIterator[Any]:

@@ -12,14 +12,46 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from sagestream._operations import StreamInfo
 
 if TYPE_CHECKING:
     from sagestream.reassembly import ServerSentEvent
 
-__all__ = ["AsyncResponseStream", "Opened", "ResponseStream", "StreamMetrics"]
+__all__ = ["AsyncClosing", "AsyncResponseStream", "Closing", "Opened", "ResponseStream", "StreamMetrics"]
+
+_Self = TypeVar("_Self")
+
+
+class Closing:
+    """``with`` for what has a ``close()``: it is closed on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClosing:
+    """``async with`` and ``contextlib.aclosing`` for what has a ``close()`` that does not wait."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close` (for ``contextlib.aclosing``)."""
+        self.close()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -64,6 +96,26 @@ class StreamMetrics:
         return self.parts / end
 
 
+class _Answered:
+    """A read-only attribute of a stream that is its answer's (:class:`StreamInfo`) of the same name."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, stream: None, owner: type) -> _Answered: ...
+    @overload
+    def __get__(self, stream: _StreamBase, owner: type | None = None) -> str | None: ...
+    def __get__(self, stream: _StreamBase | None, owner: type | None = None) -> _Answered | str | None:
+        return self if stream is None else getattr(stream._info, self._name)
+
+    def __set__(self, stream: _StreamBase, value: object) -> None:
+        raise AttributeError(f"{self._name} is read-only")
+
+
 class _StreamBase:
     """What both streams share: the answer's headers, the parts object, metrics."""
 
@@ -79,25 +131,10 @@ class _StreamBase:
         #: botocore's ``ResponseMetadata`` (request id, status, headers, retries).
         self.response_metadata: dict[str, Any] = info.response_metadata
 
-    @property
-    def content_type(self) -> str | None:
-        """The model's content type (``X-Amzn-SageMaker-Content-Type``)."""
-        return self._info.content_type
-
-    @property
-    def invoked_production_variant(self) -> str | None:
-        """The production variant that served the request."""
-        return self._info.invoked_production_variant
-
-    @property
-    def custom_attributes(self) -> str | None:
-        """``CustomAttributes`` returned by the model, if any."""
-        return self._info.custom_attributes
-
-    @property
-    def request_id(self) -> str | None:
-        """The service's request id."""
-        return self._info.request_id
+    content_type = _Answered("The model's content type (``X-Amzn-SageMaker-Content-Type``).")
+    invoked_production_variant = _Answered("The production variant that served the request.")
+    custom_attributes = _Answered("``CustomAttributes`` returned by the model, if any.")
+    request_id = _Answered("The service's request id.")
 
     @property
     def closed(self) -> bool:
@@ -148,7 +185,7 @@ def _limit(value: int | None) -> int:
     return DEFAULT_MAX_LINE_BYTES if value is None else value
 
 
-class ResponseStream(_StreamBase):
+class ResponseStream(_StreamBase, Closing):
     """Payload parts of one streaming invocation, decoded in Rust as they arrive.
 
     Iterate it for ``bytes``; use it as a context manager or call :meth:`close` to release
@@ -170,17 +207,6 @@ class ResponseStream(_StreamBase):
             self._parts.close()
         if self._on_close is not None:
             self._on_close()
-
-    def __enter__(self) -> ResponseStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def read_all(self) -> bytes:
         """Every remaining payload part, joined."""
@@ -214,7 +240,7 @@ class ResponseStream(_StreamBase):
         return reassembly.iter_json_lines(self, max_line_bytes=_limit(max_line_bytes))
 
 
-class AsyncResponseStream(_StreamBase):
+class AsyncResponseStream(_StreamBase, AsyncClosing):
     """The payload parts of one InvokeEndpointWithResponseStream answer, for ``async for``.
 
     ``async with client.invoke_stream(...) as s: async for part in s``. A part that has
@@ -235,21 +261,6 @@ class AsyncResponseStream(_StreamBase):
     def close(self) -> None:
         """Close the connection now (parts not yet read are dropped); idempotent."""
         self._parts.close()
-
-    async def aclose(self) -> None:
-        """Same as :meth:`close` (for ``contextlib.aclosing``)."""
-        self.close()
-
-    async def __aenter__(self) -> AsyncResponseStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def lines(self, **kwargs: Any) -> AsyncIterator[str]:
         """Text lines reassembled across parts (UTF-8 safe); see ``sagestream.reassembly``."""

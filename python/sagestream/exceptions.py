@@ -174,8 +174,18 @@ class ServiceError(SageStreamError, ClientError):
     so existing ``except ClientError`` code keeps working.
     """
 
+    #: The service's error code this class stands for: the name of each class of this module,
+    #: unless it says otherwise (a subclass defined elsewhere keeps its base's).
     code: ClassVar[str] = ""
+    #: The HTTP status of the code, when the answer does not say (``class X(ServiceError, status=...)``).
     status_code_default: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__ and cls.__module__ == __name__:
+            cls.code = cls.__name__
+        if status is not None:
+            cls.status_code_default = status
 
     def __init__(self, error_response: dict[str, Any], operation_name: str) -> None:
         super().__init__(error_response, operation_name)
@@ -204,18 +214,12 @@ class ServiceError(SageStreamError, ClientError):
         return int(status) if status is not None else self.status_code_default
 
 
-class ValidationError(ServiceError):
+class ValidationError(ServiceError, status=400):
     """400: the request is invalid (unknown endpoint, bad parameter...)."""
 
-    code = "ValidationError"
-    status_code_default = 400
 
-
-class ModelError(ServiceError):
+class ModelError(ServiceError, status=424):
     """424: the model container returned an error."""
-
-    code = "ModelError"
-    status_code_default = 424
 
     @property
     def original_status_code(self) -> int | None:
@@ -233,36 +237,26 @@ class ModelError(ServiceError):
         return str(value) if value is not None else None
 
 
-class ModelNotReadyException(ServiceError):
+class ModelNotReadyException(ServiceError, status=429):
     """429: the model is not ready to take requests (throttled)."""
 
-    code = "ModelNotReadyException"
-    status_code_default = 429
 
-
-class InternalFailure(ServiceError):
+class InternalFailure(ServiceError, status=500):
     """500: an internal failure of the service."""
 
-    code = "InternalFailure"
-    status_code_default = 500
 
-
-class ServiceUnavailable(ServiceError):
+class ServiceUnavailable(ServiceError, status=503):
     """503: the service is unavailable."""
 
-    code = "ServiceUnavailable"
-    status_code_default = 503
 
-
-class InternalDependencyException(ServiceError):
+class InternalDependencyException(ServiceError, status=530):
     """530: an internal dependency of the service failed."""
-
-    code = "InternalDependencyException"
-    status_code_default = 530
 
 
 class StreamError(ServiceError, _BotocoreEventStreamError):
     """An error frame inside the response stream; every payload before it was delivered."""
+
+    code = ""  # a kind of error, not one of the service's codes
 
     @property
     def payload(self) -> bytes:
@@ -273,8 +267,6 @@ class StreamError(ServiceError, _BotocoreEventStreamError):
 class ModelStreamError(StreamError):
     """The model stream failed; ``error_code`` is ``ModelInvocationTimeExceeded`` or ``StreamBroken``."""
 
-    code = "ModelStreamError"
-
     @property
     def error_code(self) -> str:
         value = self.response.get("ErrorCode") or self.error.get("ErrorCode")
@@ -284,25 +276,17 @@ class ModelStreamError(StreamError):
 class InternalStreamFailure(StreamError):
     """The stream failed inside the service."""
 
-    code = "InternalStreamFailure"
-
 
 class InputValidationError(ValidationError):
     """400 from the bidirectional operation: the request is invalid."""
-
-    code = "InputValidationError"
 
 
 class InternalServerError(InternalFailure):
     """500 from the bidirectional operation."""
 
-    code = "InternalServerError"
-
 
 class ServiceUnavailableError(ServiceUnavailable):
     """503 from the bidirectional operation."""
-
-    code = "ServiceUnavailableError"
 
 
 _SERVICE_ERRORS: dict[str, type[ServiceError]] = {
@@ -479,47 +463,41 @@ class InputClosedError(SageStreamError):
 class AsyncInferenceError(SageStreamError):
     """Base of InvokeEndpointAsync result errors."""
 
+    #: The keyword arguments a subclass takes and keeps as attributes of the same name: what
+    #: it is pickled with, besides its message.
+    _keywords: ClassVar[tuple[str, ...]] = ()
+
+    def __reduce__(self) -> Any:
+        keywords = {name: getattr(self, name) for name in self._keywords}
+        return (_rebuild_async_error, (type(self), self.args[0] if self.args else "", keywords))
+
+
+def _rebuild_async_error(
+    cls: type[AsyncInferenceError], message: str, keywords: dict[str, Any]
+) -> AsyncInferenceError:
+    return cls(message, **keywords)
+
 
 class AsyncInferenceFailedError(AsyncInferenceError):
     """The asynchronous inference failed; ``failure`` holds the failure document's bytes."""
+
+    _keywords = ("failure", "failure_location")
 
     def __init__(self, message: str, *, failure: bytes = b"", failure_location: str = "") -> None:
         super().__init__(message)
         self.failure = failure
         self.failure_location = failure_location
 
-    def __reduce__(self) -> Any:
-        return (
-            _rebuild_async_failed,
-            (self.args[0] if self.args else "", self.failure, self.failure_location),
-        )
-
-
-def _rebuild_async_failed(message: str, failure: bytes, failure_location: str) -> AsyncInferenceFailedError:
-    return AsyncInferenceFailedError(message, failure=failure, failure_location=failure_location)
-
 
 class AsyncInferenceTimeoutError(AsyncInferenceError, TimeoutError):
     """Neither the output nor the failure object appeared in time."""
+
+    _keywords = ("output_location", "failure_location")
 
     def __init__(self, message: str, *, output_location: str = "", failure_location: str = "") -> None:
         super().__init__(message)
         self.output_location = output_location
         self.failure_location = failure_location
-
-    def __reduce__(self) -> Any:
-        return (
-            _rebuild_async_timeout,
-            (self.args[0] if self.args else "", self.output_location, self.failure_location),
-        )
-
-
-def _rebuild_async_timeout(
-    message: str, output_location: str, failure_location: str
-) -> AsyncInferenceTimeoutError:
-    return AsyncInferenceTimeoutError(
-        message, output_location=output_location, failure_location=failure_location
-    )
 
 
 #: The names of one release before.

@@ -108,55 +108,44 @@ async def _release(chunks: object) -> None:
         await aclose()
 
 
-async def aiter_lines(
+async def _decoded(chunks: AsyncIterable[bytes], decoder: Any) -> AsyncIterator[Any]:
+    """What ``decoder`` makes of ``chunks``, as soon as each is complete; the source is released
+    (:func:`_release`) when the decoder refuses it."""
+    try:
+        async for chunk in chunks:
+            for item in decoder.feed(chunk):
+                yield item
+        for item in decoder.finish():
+            yield item
+    except ReassemblyError:
+        await _release(chunks)
+        raise
+
+
+def aiter_lines(
     chunks: AsyncIterable[bytes],
     *,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     errors: str = "strict",
 ) -> AsyncIterator[str]:
     """Async twin of :func:`iter_lines`."""
-    decoder = LineDecoder(max_line_bytes=max_line_bytes, errors=errors)
-    try:
-        async for chunk in chunks:
-            for line in decoder.feed(chunk):
-                yield line
-        for line in decoder.finish():
-            yield line
-    except ReassemblyError:
-        await _release(chunks)
-        raise
+    return _decoded(chunks, LineDecoder(max_line_bytes=max_line_bytes, errors=errors))
 
 
-async def aiter_sse(
+def aiter_sse(
     chunks: AsyncIterable[bytes],
     *,
     max_event_bytes: int = DEFAULT_MAX_LINE_BYTES,
     discard_incomplete: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
     """Async twin of :func:`iter_sse`."""
-    decoder = SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
-    try:
-        async for chunk in chunks:
-            for event in decoder.feed(chunk):
-                yield event
-        for event in decoder.finish():
-            yield event
-    except ReassemblyError:
-        await _release(chunks)
-        raise
+    return _decoded(
+        chunks, SseDecoder(max_event_bytes=max_event_bytes, discard_incomplete=discard_incomplete)
+    )
 
 
-async def aiter_json_lines(
+def aiter_json_lines(
     chunks: AsyncIterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> AsyncIterator[Any]:
     """Async twin of :func:`iter_json_lines`."""
-    decoder = JsonLinesDecoder(max_line_bytes=max_line_bytes)
-    try:
-        async for chunk in chunks:
-            for value in decoder.feed(chunk):
-                yield value
-        for value in decoder.finish():
-            yield value
-    except ReassemblyError:
-        await _release(chunks)
-        raise
+    return _decoded(chunks, JsonLinesDecoder(max_line_bytes=max_line_bytes))

@@ -1,7 +1,8 @@
 """The ``sagestream`` command: ``demo``, ``invoke``, ``invoke-async``, ``duplex`` and ``serve``.
 
-One module per command, each with a ``register(subparsers)`` that adds its parser and sets
-``func`` (taking the parsed namespace, returning the exit status).
+One module per command, each with its ``HELP`` and ``DESCRIPTION`` (and, where the description
+is laid out by hand, ``FORMATTER_CLASS``), an ``add_arguments(parser)`` and a ``run(args)``
+(taking the parsed namespace, returning the exit status); :func:`build_parser` adds them.
 
 Starting stays cheap: the command modules import boto3, rich or the emulator only when their
 command runs, and ``serve``'s module (which imports aiohttp) is loaded only when ``serve`` is
@@ -22,13 +23,14 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-_COMMAND_MODULES = (
-    "sagestream.cli.demo",
-    "sagestream.cli.invoke",
-    "sagestream.cli.invoke_async",
-    "sagestream.cli.duplex",
-)
+_COMMAND_MODULES = {
+    "demo": "sagestream.cli.demo",
+    "invoke": "sagestream.cli.invoke",
+    "invoke-async": "sagestream.cli.invoke_async",
+    "duplex": "sagestream.cli.duplex",
+}
 # `serve`: its module is imported only when it runs, so its one-line help is repeated here.
 _SERVE_MODULE = "sagestream.cli.serve"
 _SERVE_HELP = "run a local SageMaker Runtime endpoint emulator"
@@ -47,13 +49,25 @@ def build_parser(*, serve: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sagestream {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command, module in _COMMAND_MODULES.items():
+        _add_command(subparsers, command, importlib.import_module(module))
     if serve:
-        importlib.import_module(_SERVE_MODULE).register(subparsers)
+        _add_command(subparsers, "serve", importlib.import_module(_SERVE_MODULE))
     else:
         subparsers.add_parser("serve", help=_SERVE_HELP)
     return parser
+
+
+def _add_command(subparsers: Any, command: str, module: Any) -> None:
+    """The parser of ``command``, from its module: its help, its arguments and its handler."""
+    parser = subparsers.add_parser(
+        command,
+        help=module.HELP,
+        description=module.DESCRIPTION,
+        formatter_class=getattr(module, "FORMATTER_CLASS", argparse.HelpFormatter),
+    )
+    module.add_arguments(parser)
+    parser.set_defaults(func=module.run, parser=parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from sagestream.exceptions import ParamValidationError, SageStreamError
-from sagestream.service import Member
+from sagestream.service import Member, Operation
 
 #: Exit status of a failed request (service, stream or transport error).
 EXIT_FAILED = 1
@@ -142,26 +142,53 @@ def non_negative(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse ``type=`` for an integer, 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _integer(low: int, high: float, expected: str) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def port(text: str) -> int:
-    """An argparse ``type=`` for a TCP port: 1 to 65535, or 0 for any free one."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port, 0 to 65535, got {text!r}")
-    return value
+#: An argparse ``type=`` for an integer, 1 or more.
+positive_int = _integer(1, math.inf, "a positive integer")
+#: An argparse ``type=`` for a TCP port: 1 to 65535, or 0 for any free one.
+port = _integer(0, 65535, "a port, 0 to 65535")
+
+
+def exit_statuses(failed: str) -> str:
+    """A command's description's last sentence: its exit statuses, ``failed`` saying when it is 1."""
+    return (
+        f"Exit status: 0 done, 1 {failed}, 2 a usage or configuration error (nothing sent), 130 interrupted."
+    )
+
+
+def add_endpoint(parser: argparse.ArgumentParser, operation: Operation) -> None:
+    """The ``ENDPOINT`` argument, checked by ``operation``'s EndpointName rule."""
+    endpoint = operation.members["EndpointName"]
+    parser.add_argument("endpoint", metavar="ENDPOINT", type=checked(endpoint.check), help=endpoint.doc)
+
+
+def add_seconds(group: Any, flag: str, help: str, **more: Any) -> None:
+    """An option taking a positive number of seconds."""
+    group.add_argument(flag, type=positive_seconds, metavar="SECONDS", help=help, **more)
+
+
+def add_non_negative(group: Any, flag: str, help: str, *, metavar: str, **more: Any) -> None:
+    """An option taking a number of seconds or milliseconds, 0 or more."""
+    group.add_argument(flag, type=non_negative, metavar=metavar, help=help, **more)
+
+
+def add_count(group: Any, flag: str, help: str, *, metavar: str | None = "N", **more: Any) -> None:
+    """An option taking an integer, 1 or more."""
+    group.add_argument(flag, type=positive_int, metavar=metavar, help=help, **more)
 
 
 def add_aws_options(parser: argparse.ArgumentParser) -> None:

@@ -14,17 +14,16 @@ from sagestream.cli import _common, _output
 DEMO_PROMPT = "Tell me about rivers"
 
 
-def register(subparsers: Any) -> None:
-    """Add ``demo`` to the ``sagestream`` parser."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="stream from a local emulated endpoint (no AWS account needed)",
-        description=(
-            "Start the endpoint emulator in this process on a free port and stream a prompt "
-            "through the full signed path, as 'invoke' does against SageMaker: the text to "
-            "stdout token by token, a timing summary to stderr."
-        ),
-    )
+HELP = "stream from a local emulated endpoint (no AWS account needed)"
+DESCRIPTION = (
+    "Start the endpoint emulator in this process on a free port and stream a prompt through the "
+    "full signed path, as 'invoke' does against SageMaker: the text to stdout token by token, a "
+    "timing summary to stderr."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``demo``'s arguments."""
     parser.add_argument("prompt", nargs="?", default=DEMO_PROMPT, help="prompt (default: %(default)r)")
     parser.add_argument(
         "--format",
@@ -32,21 +31,19 @@ def register(subparsers: Any) -> None:
         default="text",
         help="the model's output format, decoded back to text (default: %(default)s)",
     )
-    parser.add_argument(
+    _common.add_count(
+        parser,
         "--tokens",
-        type=_common.positive_int,
-        metavar="N",
-        help="generate exactly N tokens (default: the model's own answer, which ends on its own)",
+        "generate exactly N tokens (default: the model's own answer, which ends on its own)",
     )
-    parser.add_argument(
+    _common.add_non_negative(
+        parser,
         "--delay-ms",
-        type=_common.non_negative,
-        default=30.0,
+        "pause before each token, in milliseconds (default: %(default)s)",
         metavar="MS",
-        help="pause before each token, in milliseconds (default: %(default)s)",
+        default=30.0,
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,34 +11,28 @@ from typing import IO, Any
 from sagestream.cli import _common, _output
 from sagestream.service import INVOKE_DUPLEX
 
+HELP = "a bidirectional stream: stdin lines in, output parts out as they arrive"
+DESCRIPTION = (
+    "Call InvokeEndpointWithBidirectionalStream over HTTP/2: each line of stdin is sent as a UTF-8 "
+    "part (CompletionState COMPLETE), or --file in binary chunks; the endpoint's output parts are "
+    "written to stdout as they arrive, while the input is still being sent. A summary goes to "
+    "stderr. "
+) + _common.exit_statuses("the session failed")
 
-def register(subparsers: Any) -> None:
-    """Add ``duplex`` to the ``sagestream`` parser."""
-    parser = subparsers.add_parser(
-        "duplex",
-        help="a bidirectional stream: stdin lines in, output parts out as they arrive",
-        description=(
-            "Call InvokeEndpointWithBidirectionalStream over HTTP/2: each line of stdin is sent as a "
-            "UTF-8 part (CompletionState COMPLETE), or --file in binary chunks; the endpoint's output "
-            "parts are written to stdout as they arrive, while the input is still being sent. A "
-            "summary goes to stderr. Exit status: 0 done, 1 the session failed, 2 a usage or "
-            "configuration error (nothing sent), 130 interrupted."
-        ),
-    )
-    endpoint = INVOKE_DUPLEX.members["EndpointName"]
-    parser.add_argument(
-        "endpoint", metavar="ENDPOINT", type=_common.checked(endpoint.check), help=endpoint.doc
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``duplex``'s arguments."""
+    _common.add_endpoint(parser, INVOKE_DUPLEX)
     source = parser.add_argument_group("input")
     source.add_argument(
         "--file", metavar="PATH", help="send this file in binary chunks instead of stdin lines"
     )
-    source.add_argument(
+    _common.add_count(
+        source,
         "--chunk-size",
-        type=_common.positive_int,
-        default=3200,
+        "bytes per part with --file (default: %(default)s, 100 ms of 16 kHz 16-bit audio)",
         metavar="BYTES",
-        help="bytes per part with --file (default: %(default)s, 100 ms of 16 kHz 16-bit audio)",
+        default=3200,
     )
     _output.add_output_options(parser)
     parser.add_argument(
@@ -62,10 +56,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--ca-bundle", metavar="PEM", help="trust this CA bundle (the emulator's TLS port)")
-    parser.add_argument(
-        "--deadline", type=_common.positive_seconds, metavar="SECONDS", help="seconds for the whole session"
-    )
-    parser.set_defaults(func=run)
+    _common.add_seconds(parser, "--deadline", "seconds for the whole session")
 
 
 def _lines(stream: IO[str]) -> Iterator[str]:

@@ -13,23 +13,18 @@ from sagestream.service import INVOKE, INVOKE_STREAM
 _INVOKE_ONLY = [m for m in INVOKE.options if m.name not in INVOKE_STREAM.members]
 _BOTH = [m for m in INVOKE.options if m.name in INVOKE_STREAM.members]
 
+HELP = "invoke an endpoint and stream its answer to stdout"
+DESCRIPTION = (
+    "Call InvokeEndpointWithResponseStream (or InvokeEndpoint with --no-stream) and write each part "
+    "to stdout as it arrives; a timing summary goes to stderr. "
+) + _common.exit_statuses(
+    "the request or the stream failed (or --lines / --sse / --json found none in the answer)"
+)
 
-def register(subparsers: Any) -> None:
-    """Add ``invoke`` to the ``sagestream`` parser."""
-    parser = subparsers.add_parser(
-        "invoke",
-        help="invoke an endpoint and stream its answer to stdout",
-        description=(
-            "Call InvokeEndpointWithResponseStream (or InvokeEndpoint with --no-stream) and write "
-            "each part to stdout as it arrives; a timing summary goes to stderr. Exit status: 0 "
-            "done, 1 the request or the stream failed (or --lines / --sse / --json found none in "
-            "the answer), 2 a usage or configuration error (nothing sent), 130 interrupted."
-        ),
-    )
-    endpoint = INVOKE.members["EndpointName"]
-    parser.add_argument(
-        "endpoint", metavar="ENDPOINT", type=_common.checked(endpoint.check), help=endpoint.doc
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``invoke``'s arguments."""
+    _common.add_endpoint(parser, INVOKE)
     parser.add_argument(
         "--body",
         required=True,
@@ -46,19 +41,10 @@ def register(subparsers: Any) -> None:
     _common.add_member_options(request, _INVOKE_ONLY, note=" (with --no-stream)")
     _common.add_aws_options(parser)
     timing = parser.add_argument_group("timing")
-    timing.add_argument(
-        "--read-timeout",
-        type=_common.positive_seconds,
-        metavar="SECONDS",
-        help="seconds without data before giving up (default: botocore's, 60)",
+    _common.add_seconds(
+        timing, "--read-timeout", "seconds without data before giving up (default: botocore's, 60)"
     )
-    timing.add_argument(
-        "--deadline",
-        type=_common.positive_seconds,
-        metavar="SECONDS",
-        help="seconds for the whole stream (not with --no-stream)",
-    )
-    parser.set_defaults(func=run, parser=parser)
+    _common.add_seconds(timing, "--deadline", "seconds for the whole stream (not with --no-stream)")
 
 
 def _check_combinations(args: argparse.Namespace) -> None:

@@ -15,7 +15,9 @@ from sagestream.service import INVOKE_ASYNC, S3_PREFIX
 #: Exit status when ``--wait`` gave up before the output or the failure document appeared.
 EXIT_TIMEOUT = 124
 
-_DESCRIPTION = """\
+HELP = "start an asynchronous inference (InvokeEndpointAsync), optionally wait for its output"
+FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
+DESCRIPTION = """\
 Start an asynchronous inference (InvokeEndpointAsync) on an input already in S3
 (--input-location), on a local file uploaded first (--input with --input-prefix), or on a
 local file sent with the request itself (--input with --inline, at most 128,000 bytes).
@@ -30,18 +32,9 @@ stderr), 2 a usage or configuration error (nothing sent), 124 --wait timed out,
 """
 
 
-def register(subparsers: Any) -> None:
-    """Add ``invoke-async`` to the ``sagestream`` parser."""
-    parser = subparsers.add_parser(
-        "invoke-async",
-        help="start an asynchronous inference (InvokeEndpointAsync), optionally wait for its output",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    endpoint = INVOKE_ASYNC.members["EndpointName"]
-    parser.add_argument(
-        "endpoint", metavar="ENDPOINT", type=_common.checked(endpoint.check), help=endpoint.doc
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``invoke-async``'s arguments."""
+    _common.add_endpoint(parser, INVOKE_ASYNC)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--input",
@@ -65,11 +58,10 @@ def register(subparsers: Any) -> None:
     _common.add_member_options(request, [m for m in INVOKE_ASYNC.options if m.name != "InputLocation"])
     waiting = parser.add_argument_group("waiting")
     waiting.add_argument("--wait", action="store_true", help="wait for the output and write it to stdout")
-    waiting.add_argument(
+    _common.add_seconds(
+        waiting,
         "--timeout",
-        type=_common.positive_seconds,
-        metavar="SECONDS",
-        help="with --wait: give up after this long (default: the request's TTL plus its invocation timeout)",
+        "with --wait: give up after this long (default: the request's TTL plus its invocation timeout)",
     )
     _common.add_aws_options(parser)
     parser.add_argument(
@@ -78,7 +70,6 @@ def register(subparsers: Any) -> None:
         metavar="URL",
         help="S3 URL for the upload and the output (e.g. the one 'sagestream serve' prints)",
     )
-    parser.set_defaults(func=run, parser=parser)
 
 
 def _input_file(value: str) -> pathlib.Path:

@@ -49,17 +49,16 @@ def _endpoint(value: str) -> tuple[str, str]:
     return name, model
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``serve`` subcommand to the ``sagestream`` parser."""
-    parser = subparsers.add_parser(
-        "serve",
-        help="run a local SageMaker Runtime endpoint emulator",
-        description=(
-            "Serve InvokeEndpoint, InvokeEndpointWithResponseStream and InvokeEndpointAsync locally, "
-            "SigV4-verified, for stock SDKs and the AWS CLI (--endpoint-url http://HOST:PORT), and "
-            "InvokeEndpointWithBidirectionalStream over HTTP/2 on ports of its own."
-        ),
-    )
+HELP = "run a local SageMaker Runtime endpoint emulator"
+DESCRIPTION = (
+    "Serve InvokeEndpoint, InvokeEndpointWithResponseStream and InvokeEndpointAsync locally, "
+    "SigV4-verified, for stock SDKs and the AWS CLI (--endpoint-url http://HOST:PORT), and "
+    "InvokeEndpointWithBidirectionalStream over HTTP/2 on ports of its own."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s arguments."""
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument(
         "--port",
@@ -93,12 +92,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="S3-compatible endpoint for async invocations (default: start an embedded one)",
     )
-    parser.add_argument(
+    _common.add_non_negative(
+        parser,
         "--token-delay",
-        type=_common.non_negative,
-        default=0.02,
+        "pause before each token of the demo model (default: %(default)s)",
         metavar="SECONDS",
-        help="pause before each token of the demo model (default: %(default)s)",
+        default=0.02,
     )
     parser.add_argument(
         "--async-input-path",
@@ -115,62 +114,49 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_ASYNC_FAILURE_PATH,
         help="S3 prefix of async failure documents (default: %(default)s)",
     )
-    parser.add_argument(
+    _common.add_count(
+        parser,
         "--async-max-concurrency",
-        type=_common.positive_int,
+        "async invocations processed at once per emulator; the rest queue (default: %(default)s)",
+        metavar=None,
         default=4,
-        help="async invocations processed at once per emulator; the rest queue (default: %(default)s)",
     )
-    parser.add_argument(
+    _common.add_seconds(
+        parser,
         "--idle-timeout",
-        type=_common.positive_seconds,
+        "close a connection with no request in progress after this long (default: %(default)s)",
         default=DEFAULT_IDLE_TIMEOUT,
-        metavar="SECONDS",
-        help="close a connection with no request in progress after this long (default: %(default)s)",
     )
-    parser.add_argument(
+    _common.add_seconds(
+        parser,
         "--body-timeout",
-        type=_common.positive_seconds,
+        "a request body must arrive within this long of its headers (default: %(default)s)",
         default=DEFAULT_BODY_TIMEOUT,
-        metavar="SECONDS",
-        help="a request body must arrive within this long of its headers (default: %(default)s)",
     )
-    parser.add_argument(
+    _common.add_count(
+        parser,
         "--max-connections",
-        type=_common.positive_int,
-        default=None,
-        metavar="N",
-        help="open client connections at most, all ports together "
-        "(default: a margin below the open-file limit)",
+        "open client connections at most, all ports together (default: a margin below the open-file limit)",
     )
-    parser.add_argument(
+    _common.add_count(
+        parser,
         "--request-log-size",
-        type=_common.positive_int,
+        "records of requests kept in memory, the oldest dropped first (default: %(default)s)",
         default=DEFAULT_REQUEST_LOG_SIZE,
-        metavar="N",
-        help="records of requests kept in memory, the oldest dropped first (default: %(default)s)",
     )
-    parser.add_argument(
-        "--duplex-port",
-        type=_common.port,
-        default=None,
-        help="cleartext HTTP/2 port of InvokeEndpointWithBidirectionalStream "
-        f"(default: {DEFAULT_DUPLEX_PORT}; any free one with --port 0)",
-    )
-    parser.add_argument(
-        "--duplex-tls-port",
-        type=_common.port,
-        default=None,
-        help="its TLS port, with a certificate made at start-up "
-        f"(default: {DEFAULT_DUPLEX_TLS_PORT}; any free one with --port 0)",
-    )
+    # The ports besides the main one: any free one when it is (--port 0), else their default.
+    for flag, what, default in (
+        (
+            "--duplex-port",
+            "cleartext HTTP/2 port of InvokeEndpointWithBidirectionalStream",
+            DEFAULT_DUPLEX_PORT,
+        ),
+        ("--duplex-tls-port", "its TLS port, with a certificate made at start-up", DEFAULT_DUPLEX_TLS_PORT),
+        ("--s3-port", "the embedded S3's port on 127.0.0.1", DEFAULT_S3_PORT),
+    ):
+        text = f"{what} (default: {default}; any free one with --port 0)"
+        parser.add_argument(flag, type=_common.port, default=None, help=text)
     parser.add_argument("--no-duplex-tls", action="store_true", help="do not serve the TLS port")
-    parser.add_argument(
-        "--s3-port",
-        type=_common.port,
-        default=None,
-        help=f"the embedded S3's port on 127.0.0.1 (default: {DEFAULT_S3_PORT}; any free one with --port 0)",
-    )
     parser.add_argument("--quiet", action="store_true", help="do not log one line per request")
     parser.add_argument(
         "--print-env",
@@ -178,7 +164,6 @@ def register(subparsers: Any) -> None:
         help="print the export lines that point SDKs, the AWS CLI and sagestream at an emulator "
         'started with the same options, and exit: eval "$(sagestream serve --print-env)"',
     )
-    parser.set_defaults(func=_serve)
 
 
 def _or_default(port: int | None, main_port: int, default: int) -> int:
@@ -188,7 +173,8 @@ def _or_default(port: int | None, main_port: int, default: int) -> int:
     return 0 if main_port == 0 else default
 
 
-def _serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """The ``serve`` handler."""
     config = _config(args)
     if args.print_env:
         return _print_env(config)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+from sagestream import service
 
 # Re-exported: the default of ``request_log_size`` below, defined beside the log.
 from .requestlog import DEFAULT_REQUEST_LOG_SIZE as DEFAULT_REQUEST_LOG_SIZE
+
+#: The logger of every part of the emulator (``sagestream serve`` shows its INFO lines: one a
+#: request).
+log = logging.getLogger("sagestream.emulator")
 
 #: Documented default credentials (any SDK configured with these can call the emulator).
 DEFAULT_ACCESS_KEY_ID = "sagestream"
@@ -36,6 +44,8 @@ DEFAULT_BODY_TIMEOUT = 60.0
 #: prior knowledge, and TLS with a generated certificate (the service's own port is 8443).
 DEFAULT_DUPLEX_PORT = 8081
 DEFAULT_DUPLEX_TLS_PORT = 8443
+
+_Model = TypeVar("_Model")
 
 
 @dataclass
@@ -81,6 +91,22 @@ class EmulatorConfig:
     #: Also serve it over TLS (a certificate made at start-up), on ``duplex_tls_port``.
     duplex_tls: bool = False
     duplex_tls_port: int = 0
+
+    def models(self, make: Callable[[str], _Model]) -> tuple[dict[str, _Model], _Model | None]:
+        """The model ``make`` makes of each endpoint's spec, by name, and the one serving every
+        other name (``"*"``'s, or the demo when no endpoint is configured; None: no other)."""
+        if self.endpoints is None:
+            return {}, make("demo")
+        models: dict[str, _Model] = {}
+        default = None
+        for name, spec in self.endpoints.items():
+            if name == "*":  # every other name
+                default = make(spec)
+                continue
+            if service.ENDPOINT_NAME.violation(name) is not None:
+                raise ValueError(f"invalid endpoint name {name!r}")
+            models[name] = make(spec)
+        return models, default
 
 
 def connect_host(host: str) -> str:

@@ -20,7 +20,6 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
-import logging
 import re
 import time
 import uuid
@@ -33,7 +32,7 @@ from sagestream import eventstream, service
 
 from . import faults as _faults
 from .config import EmulatorConfig
-from .duplex_models import DuplexModel, ModelUnreachable, Part, Session, make_duplex_model
+from .duplex_models import ModelUnreachable, Part, Session, make_duplex_model
 from .eventsig import ChainVerifier
 from .guard import ConnectionGuard
 from .h2server import H2Server, H2Stream, StreamGone
@@ -42,8 +41,6 @@ from .requestlog import RequestLog, RequestRecord
 from .sigv4 import check_request
 from .tlscert import LoopbackCertificate
 from .validation import check_endpoint_name, check_headers
-
-log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["DuplexServer"]
 
@@ -125,16 +122,7 @@ class DuplexServer:
         self.config = config
         self.request_log = request_log
         self._guard = guard
-        self._models: dict[str, DuplexModel] = {}
-        self._default: DuplexModel | None = None
-        if config.endpoints is None:
-            self._default = make_duplex_model("demo")
-        else:
-            for name, spec in config.endpoints.items():
-                if name == "*":
-                    self._default = make_duplex_model(spec)
-                else:
-                    self._models[name] = make_duplex_model(spec)
+        self._models, self._default = config.models(make_duplex_model)
         self._plain = H2Server(self._handle, guard=guard)
         self._tls: H2Server | None = None
         self.certificate: LoopbackCertificate | None = None

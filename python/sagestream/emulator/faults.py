@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .protocol import EmulatorError, model_error
 
@@ -116,25 +117,20 @@ def parse_attributes(value: str | None) -> dict[str, str]:
     return out
 
 
-def _int(attrs: dict[str, str], key: str, low: int, high: int) -> int | None:
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(
+    attrs: dict[str, str], key: str, kind: type[_Number], low: _Number, high: _Number
+) -> _Number | None:
+    """The knob ``key`` as an ``int`` or a ``float`` from ``low`` to ``high``, or None when not set."""
     if key not in attrs:
         return None
     try:
-        value = int(attrs[key])
+        value = kind(attrs[key])
     except ValueError:
-        raise KnobError(f"CustomAttributes {key}={attrs[key]!r}: expected an integer") from None
-    if not low <= value <= high:
-        raise KnobError(f"CustomAttributes {key}={value}: expected {low}..{high}")
-    return value
-
-
-def _float(attrs: dict[str, str], key: str, low: float, high: float) -> float | None:
-    if key not in attrs:
-        return None
-    try:
-        value = float(attrs[key])
-    except ValueError:
-        raise KnobError(f"CustomAttributes {key}={attrs[key]!r}: expected a number") from None
+        expected = "an integer" if kind is int else "a number"
+        raise KnobError(f"CustomAttributes {key}={attrs[key]!r}: expected {expected}") from None
     if not low <= value <= high:
         raise KnobError(f"CustomAttributes {key}={value}: expected {low}..{high}")
     return value
@@ -149,7 +145,7 @@ def parse_knobs(custom_attributes: str | None) -> Knobs:
         if fault not in FAULTS:
             raise KnobError(f"CustomAttributes fault={fault!r}: expected one of {', '.join(FAULTS)}")
         knobs.fault = fault
-    knobs.after = _int(attrs, "after", 0, 10_000_000) or 0
+    knobs.after = _number(attrs, "after", int, 0, 10_000_000) or 0
     if knobs.fault == "error-frame":
         knobs.code = attrs.get("code", ERROR_FRAME_CODE)
         if _ERROR_FRAME_CODE_RE.fullmatch(knobs.code) is None:
@@ -163,11 +159,11 @@ def parse_knobs(custom_attributes: str | None) -> Knobs:
                 f"CustomAttributes code={attrs['code']!r}: expected {' or '.join(STREAM_ERROR_CODES)}"
             )
         knobs.code = attrs["code"]
-    status = _int(attrs, "status", 100, 599)
+    status = _number(attrs, "status", int, 100, 599)
     if status is not None:
         knobs.status = status
     knobs.message = attrs.get("message")
-    seconds = _float(attrs, "seconds", 0.0, 3600.0)
+    seconds = _number(attrs, "seconds", float, 0.0, 3600.0)
     if seconds is not None:
         knobs.seconds = seconds
     fmt = attrs.get("format")
@@ -175,12 +171,12 @@ def parse_knobs(custom_attributes: str | None) -> Knobs:
         if fmt not in FORMATS:
             raise KnobError(f"CustomAttributes format={fmt!r}: expected one of {', '.join(FORMATS)}")
         knobs.format = fmt
-    knobs.tokens = _int(attrs, "tokens", 0, MAX_TOKENS)
-    delay_ms = _float(attrs, "delay_ms", 0.0, 60_000.0)
+    knobs.tokens = _number(attrs, "tokens", int, 0, MAX_TOKENS)
+    delay_ms = _number(attrs, "delay_ms", float, 0.0, 60_000.0)
     if delay_ms is not None:
         knobs.delay = delay_ms / 1000.0
-    knobs.parts = _int(attrs, "parts", 0, 100_000_000)
-    part_size = _int(attrs, "part_size", 0, 16 * 1024 * 1024)
+    knobs.parts = _number(attrs, "parts", int, 0, 100_000_000)
+    part_size = _number(attrs, "part_size", int, 0, 16 * 1024 * 1024)
     if part_size is not None:
         knobs.part_size = part_size
     session = attrs.get("session")

@@ -23,12 +23,11 @@ returns; the body's own bound is the server's (``EmulatorConfig.body_timeout``).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-log = logging.getLogger("sagestream.emulator")
+from .config import log
 
 __all__ = ["ConnectionGuard", "default_max_connections"]
 

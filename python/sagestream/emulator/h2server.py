@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,9 +30,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from .config import log
 from .guard import ConnectionGuard
-
-log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["H2Server", "H2Stream", "Handler"]
 

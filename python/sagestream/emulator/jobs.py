@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import faults as _faults
+from .config import EmulatorConfig, log
 from .faults import KnobError
 from .models import (
     Model,
     ModelRequest,
-    ModelStreamBroken,
-    ReplyTooLarge,
     aclose_reply,
     call_model,
     join_reply,
 )
 from .protocol import EmulatorError, model_error
 from .s3 import S3Store
-
-log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["MAX_ASYNC_OUTPUT_BYTES", "AsyncJob", "AsyncJobs"]
 
@@ -58,29 +54,20 @@ class AsyncJob:
 
 
 class AsyncJobs:
-    """Runs async invocations in the server's event loop."""
+    """Runs async invocations in the server's event loop, as ``config`` says (its region,
+    ``async_max_concurrency``, ``async_time_scale``, ``token_delay``), on the S3 of ``store``."""
 
-    def __init__(
-        self,
-        *,
-        region: str,
-        store: Callable[[], S3Store],
-        max_concurrency: int,
-        time_scale: float,
-        token_delay: float,
-    ) -> None:
-        self._region = region
+    def __init__(self, config: EmulatorConfig, store: Callable[[], S3Store]) -> None:
+        self._region = config.region
         self._store = store
-        self._max_concurrency = max_concurrency
-        self._scale = time_scale
-        self._token_delay = token_delay
+        self._config = config
         self._sem: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, job: AsyncJob) -> None:
         """Queue ``job``; it runs when a slot is free."""
         if self._sem is None:
-            self._sem = asyncio.Semaphore(self._max_concurrency)
+            self._sem = asyncio.Semaphore(self._config.async_max_concurrency)
         task = asyncio.ensure_future(self._run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -98,7 +85,7 @@ class AsyncJobs:
         assert self._sem is not None
         try:
             async with self._sem:
-                if loop.time() - queued > job.ttl * self._scale:
+                if loop.time() - queued > job.ttl * self._config.async_time_scale:
                     await self._fail(
                         job,
                         "RequestExpired",
@@ -121,7 +108,7 @@ class AsyncJobs:
                     return
                 try:
                     content_type, output = await asyncio.wait_for(
-                        self._output(job, body), timeout=job.timeout * self._scale
+                        self._output(job, body), timeout=job.timeout * self._config.async_time_scale
                     )
                 except asyncio.TimeoutError:
                     await self._fail(
@@ -157,7 +144,7 @@ class AsyncJobs:
             custom_attributes=job.custom_attributes,
             knobs=knobs,
             streaming=False,
-            token_delay=self._token_delay,
+            token_delay=self._config.token_delay,
         )
         reply = await call_model(job.model, request, self._region)
         if knobs.fault == "stall":
@@ -165,10 +152,7 @@ class AsyncJobs:
         if knobs.fault in ("model-stream-error", "internal-stream-failure", "error-frame", "cut"):
             await aclose_reply(reply)
             raise EmulatorError(500, "ModelError", "The model failed while producing the response.")
-        try:
-            return reply.content_type, await join_reply(reply, MAX_ASYNC_OUTPUT_BYTES)
-        except (ReplyTooLarge, ModelStreamBroken) as exc:
-            raise model_error(job.endpoint, self._region, 500, str(exc)) from None
+        return reply.content_type, await join_reply(reply, MAX_ASYNC_OUTPUT_BYTES, job.endpoint, self._region)
 
     async def _fail(
         self, job: AsyncJob, code: str, message: str, fields: dict[str, Any] | None = None

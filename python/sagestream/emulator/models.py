@@ -129,16 +129,10 @@ def bulk_reply(count: int, size: int, delay: float) -> ModelReply:
     return ModelReply("application/octet-stream", batches(_bulk_parts(count, size), delay))
 
 
-class ReplyTooLarge(Exception):
-    """A reply joined into one body (InvokeEndpoint, async output) grew past its bound."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the model's response is larger than {limit} bytes")
-        self.limit = limit
-
-
-async def join_reply(reply: ModelReply, limit: int) -> bytes:
-    """The reply's parts as one body, refusing to hold more than ``limit`` bytes."""
+async def join_reply(reply: ModelReply, limit: int, endpoint: str, region: str, hint: str = "") -> bytes:
+    """The reply's parts as one body (InvokeEndpoint, async output), refusing to hold more than
+    ``limit`` bytes: a reply larger (``hint`` says what to do instead) or broken is the
+    ModelError the service answers."""
     out: list[bytes] = []
     size = 0
     try:
@@ -146,8 +140,11 @@ async def join_reply(reply: ModelReply, limit: int) -> bytes:
             for part in batch:
                 size += len(part)
                 if size > limit:
-                    raise ReplyTooLarge(limit)
+                    message = f"the model's response is larger than {limit} bytes{hint}"
+                    raise model_error(endpoint, region, 500, message)
                 out.append(part)
+    except ModelStreamBroken as exc:
+        raise model_error(endpoint, region, 500, str(exc)) from None
     finally:
         await aclose_reply(reply)
     return b"".join(out)

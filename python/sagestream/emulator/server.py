@@ -28,7 +28,7 @@ from sagestream.extras import SERVE_INSTALL
 
 from . import faults as _faults
 from .catalog import make_model
-from .config import EmulatorConfig
+from .config import EmulatorConfig, log
 from .duplex import DuplexServer
 from .faults import KnobError, Knobs
 from .guard import ConnectionGuard
@@ -39,7 +39,6 @@ from .models import (
     ModelReply,
     ModelRequest,
     ModelStreamBroken,
-    ReplyTooLarge,
     aclose_reply,
     call_model,
     join_reply,
@@ -59,8 +58,6 @@ from .s3 import EmbeddedS3, S3Store, moto_available
 from .sessions import Sessions, is_close_request
 from .validation import check_async_input, check_endpoint_name, check_headers
 from .writer import EventStreamWriter, pump
-
-log = logging.getLogger("sagestream.emulator")
 
 __all__ = ["MAX_INVOKE_REPLY_BYTES", "EmulatorServer", "Stats"]
 
@@ -103,18 +100,7 @@ class EmulatorServer:
         self.config = config
         self.stats = Stats()
         self.request_log = RequestLog(config.request_log_size)
-        self._models: dict[str, Model] = {}
-        self._default_model: Model | None = None
-        if config.endpoints is None:
-            self._default_model = make_model("demo")
-        else:
-            for name, spec in config.endpoints.items():
-                if name == "*":  # every other name
-                    self._default_model = make_model(spec)
-                    continue
-                if service.ENDPOINT_NAME.violation(name) is not None:
-                    raise ValueError(f"invalid endpoint name {name!r}")
-                self._models[name] = make_model(spec)
+        self._models, self._default_model = config.models(make_model)
         self._encoder = FrameEncoder()
         self._sessions = Sessions(config.session_ttl)
         self._runner: web.AppRunner | None = None
@@ -122,13 +108,7 @@ class EmulatorServer:
         self._guard = ConnectionGuard(
             idle_timeout=config.idle_timeout, max_connections=config.max_connections
         )
-        self._jobs = AsyncJobs(
-            region=config.region,
-            store=self._s3,
-            max_concurrency=config.async_max_concurrency,
-            time_scale=config.async_time_scale,
-            token_delay=config.token_delay,
-        )
+        self._jobs = AsyncJobs(config, self._s3)
         self._store: S3Store | None = None
         self._store_lock = threading.Lock()
         self.embedded_s3: EmbeddedS3 | None = None
@@ -404,14 +384,8 @@ class EmulatorServer:
             session_id = values.get("SessionId")
             if knobs.fault == "stall":
                 await asyncio.sleep(knobs.seconds)
-            try:
-                out = await join_reply(reply, MAX_INVOKE_REPLY_BYTES)
-            except ReplyTooLarge as exc:
-                raise model_error(
-                    name, region, 500, f"{exc}: use InvokeEndpointWithResponseStream for longer answers"
-                ) from None
-            except ModelStreamBroken as exc:
-                raise model_error(name, region, 500, str(exc)) from None
+            hint = ": use InvokeEndpointWithResponseStream for longer answers"
+            out = await join_reply(reply, MAX_INVOKE_REPLY_BYTES, name, region, hint)
         except EmulatorError as exc:
             return self._error(request, call, exc)
         except BodyTimeout as exc:

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from .protocol import EmulatorError
@@ -334,32 +335,7 @@ def _check_scope(
         )
 
 
-def verify(
-    *,
-    method: str,
-    raw_path: str,
-    query_string: str,
-    headers: Mapping[str, list[str]],
-    body: bytes,
-    credentials: Mapping[str, str],
-    region: str,
-    service: str,
-    now: _dt.datetime | None = None,
-    s3: bool = False,
-) -> str:
-    """Verify a whole request's SigV4 signature; returns the access key id or raises EmulatorError.
-
-    ``headers`` maps lower-case names to every value received under that name.
-    """
-    signed = check_request(
-        method=method,
-        raw_path=raw_path,
-        query_string=query_string,
-        headers=headers,
-        credentials=credentials,
-        region=region,
-        service=service,
-        now=now,
-        s3=s3,
-    )
-    return signed.verify_payload(hashlib.sha256(body).hexdigest())
+def verify(*, body: bytes, **request: Any) -> str:
+    """Verify a whole request's SigV4 signature: :func:`check_request` (``request``: its
+    keywords), then ``body``'s hash; returns the access key id or raises EmulatorError."""
+    return check_request(**request).verify_payload(hashlib.sha256(body).hexdigest())

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import boto3
-    from botocore.config import Config
 
     from sagestream import AsyncClient, Client
 
@@ -26,42 +25,29 @@ def _is_botocore_client(value: object) -> bool:
     return hasattr(value, "meta") and hasattr(value, "invoke_endpoint_with_response_stream")
 
 
+#: The keywords that build the boto3 session (with ``profile_name``), unless one is given.
+_CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+#: The keywords both clients are made with.
+_CLIENT_SETTINGS = ("region_name", "endpoint_url", "config", "verify")
+
+
 class Clients:
     """The sync client and the per-loop async clients of one integration object.
 
     ``client`` is a :class:`sagestream.Client`, a :class:`sagestream.AsyncClient`, or a boto3
     ``sagemaker-runtime`` client (taken over with ``from_boto3``); without it, the keywords
-    build the clients (``profile_name`` names a profile of the shared config files).
+    build the clients: ``session`` (a ``boto3.Session``) or ``profile_name`` (a profile of the
+    shared config files) and the credentials, and ``region_name``, ``endpoint_url``, ``config``
+    and ``verify``.
     """
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        session: boto3.Session | None = None,
-        profile_name: str | None = None,
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        config: Config | None = None,
-        aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None,
-        aws_session_token: str | None = None,
-        verify: bool | str | None = None,
-    ) -> None:
+    def __init__(self, client: Any = None, *, session: boto3.Session | None = None, **settings: Any) -> None:
         from sagestream import AsyncClient, Client
 
-        keywords = {
-            "session": session,
-            "profile_name": profile_name,
-            "region_name": region_name,
-            "endpoint_url": endpoint_url,
-            "config": config,
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-            "verify": verify,
-        }
-        given = sorted(name for name, value in keywords.items() if value is not None)
+        unknown = sorted(set(settings) - {"profile_name", *_CREDENTIALS, *_CLIENT_SETTINGS})
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(unknown)}")
+        given = sorted(name for name, value in {"session": session, **settings}.items() if value is not None)
         if client is not None and given:
             raise TypeError(
                 f"give either client= or the client's keyword arguments, not both (got client= and {given})"
@@ -75,18 +61,9 @@ class Clients:
             client = self._take_over(Client, client)
         self._client = client
         self._session = session
-        self._profile_name = profile_name
-        self._credentials = {
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-        }
-        self._options: dict[str, Any] = {
-            "region_name": region_name,
-            "endpoint_url": endpoint_url,
-            "config": config,
-            "verify": verify,
-        }
+        self._profile_name = settings.get("profile_name")
+        self._credentials = {name: settings.get(name) for name in _CREDENTIALS}
+        self._options: dict[str, Any] = {name: settings.get(name) for name in _CLIENT_SETTINGS}
         self._sync: Client | None = client if isinstance(client, Client) else None
         self._given_async: AsyncClient | None = client if isinstance(client, AsyncClient) else None
         self._loops: dict[asyncio.AbstractEventLoop, AsyncClient] = {}

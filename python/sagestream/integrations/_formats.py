@@ -58,6 +58,23 @@ def _usage(doc: dict[str, Any]) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
+def _choice_delta(doc: dict[str, Any], choice: Any, said: Any, usage: dict[str, Any] | None) -> Delta:
+    """The step of one choice of a chat document: ``said`` is its ``delta`` (a chunk) or its
+    ``message`` (a whole answer)."""
+    calls = said.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        calls = [calls]
+    return Delta(
+        text=said.get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        usage=usage,
+        tool_calls=calls or None,
+        reasoning=said.get("reasoning_content") or said.get("reasoning"),
+        id=doc.get("id"),
+        model=doc.get("model"),
+    )
+
+
 def chat_delta(doc: Any) -> Delta | None:
     """The step a ``chat.completion.chunk`` document carries (None: not such a document)."""
     if not isinstance(doc, dict):
@@ -67,19 +84,7 @@ def chat_delta(doc: Any) -> Delta | None:
         usage = _usage(doc)
         return Delta(usage=usage, id=doc.get("id"), model=doc.get("model")) if usage else None
     choice = choices[0]
-    delta = choice.get("delta") or {}
-    calls = delta.get("tool_calls")
-    if calls is not None and not isinstance(calls, list):
-        calls = [calls]
-    return Delta(
-        text=delta.get("content") or "",
-        finish_reason=choice.get("finish_reason"),
-        usage=_usage(doc) or choice.get("usage"),
-        tool_calls=calls or None,
-        reasoning=delta.get("reasoning_content") or delta.get("reasoning"),
-        id=doc.get("id"),
-        model=doc.get("model"),
-    )
+    return _choice_delta(doc, choice, choice.get("delta") or {}, _usage(doc) or choice.get("usage"))
 
 
 def chat_completion(doc: Any) -> Delta:
@@ -89,18 +94,7 @@ def chat_completion(doc: Any) -> Delta:
         message = choice["message"]
     except (KeyError, IndexError, TypeError):
         raise ValueError(f"not a chat.completion document: {_excerpt(doc)}") from None
-    calls = message.get("tool_calls")
-    if calls is not None and not isinstance(calls, list):
-        calls = [calls]
-    return Delta(
-        text=message.get("content") or "",
-        finish_reason=choice.get("finish_reason"),
-        usage=_usage(doc),
-        tool_calls=calls or None,
-        reasoning=message.get("reasoning_content") or message.get("reasoning"),
-        id=doc.get("id"),
-        model=doc.get("model"),
-    )
+    return _choice_delta(doc, choice, message, _usage(doc))
 
 
 def _tgi_details(delta: Delta, details: Any) -> Delta:

@@ -57,6 +57,15 @@ def _client_parameters() -> set[str]:
     return names - {"self", "session"}
 
 
+#: The keywords of :func:`~sagestream.batch.invoke_many` an actor's run takes as they are given
+#: (its ``output``, ``limiter`` and ``holder`` are the actor's own).
+_RUN_OPTIONS = frozenset(
+    name
+    for name, parameter in inspect.signature(invoke_many).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("output", "limiter", "holder")
+)
+
+
 class _RemoteLimiter:
     """The coordinator's limiter, seen from one actor (a ``SupportsLimit``)."""
 
@@ -110,17 +119,16 @@ class SageMakerStream:
       when present, sets each row's CustomAttributes, a ``prefix_aware_id`` column its
       PrefixAwareId (rows of one conversation reach the same instance of a PREFIX_AWARE
       endpoint);
-    - request options for every row: ``content_type`` (``application/json`` for prompts),
-      ``accept``, ``custom_attributes``, ``target_variant``, ``inference_component_name``,
-      ``deadline`` (seconds per try);
-    - ``max_in_flight`` (16): requests of one actor at once;
-    - ``mode``: ``"stream"`` (InvokeEndpointWithResponseStream), ``"invoke"`` or ``"async"``
-      (InvokeEndpointAsync: each body uploaded under ``input_prefix``, its result waited for up
-      to ``wait_timeout`` seconds);
+    - :func:`~sagestream.batch.invoke_many`'s options, for every row: ``content_type``
+      (``application/json`` for prompts), ``accept``, ``custom_attributes``, ``target_variant``,
+      ``inference_component_name``, ``deadline`` (seconds per try); ``max_in_flight`` (16):
+      requests of one actor at once; ``mode``: ``"stream"`` (InvokeEndpointWithResponseStream),
+      ``"invoke"`` or ``"async"`` (InvokeEndpointAsync: each body uploaded under
+      ``input_prefix``, its result waited for up to ``wait_timeout`` seconds);
+      ``stream_restarts`` (0): restart a request after an in-stream failure, discarding its
+      partial output, this many times;
     - ``output``: ``"bytes"``, ``"text"``, ``"lines"``, ``"sse"`` or ``"json_lines"``
       (default: bytes for ``body`` rows, text otherwise);
-    - ``stream_restarts`` (0): restart a request after an in-stream failure, discarding its
-      partial output, this many times;
     - ``fail_on_error`` (False): raise a row's error, failing the job, instead of writing it
       in the ``error`` column;
     - ``max_requests_per_second``, ``max_concurrent_streams``: limits shared by every actor
@@ -135,30 +143,22 @@ class SageMakerStream:
         self,
         endpoint_name: str,
         *,
-        max_in_flight: int = 16,
-        mode: Mode = "stream",
         output: Output | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_variant: str | None = None,
-        inference_component_name: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         build_request: Callable[[dict[str, Any]], bytes | Request] | None = None,
-        stream_restarts: int = 0,
         fail_on_error: bool = False,
-        deadline: float | None = None,
-        input_prefix: str | None = None,
-        wait_timeout: float | None = None,
         max_requests_per_second: float | None = None,
         max_concurrent_streams: int | None = None,
         lease_seconds: float = LEASE_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
-        **client_kwargs: Any,
+        **options: Any,
     ) -> None:
+        run = {name: options.pop(name) for name in _RUN_OPTIONS & options.keys()}
+        client_kwargs = options
         unknown = set(client_kwargs) - _client_parameters()
         if unknown:
             raise TypeError(f"SageMakerStream got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        mode: Mode = run.get("mode", "stream")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if output is not None and output not in OUTPUTS:
@@ -172,19 +172,9 @@ class SageMakerStream:
         self._parameters = dict(parameters or {})
         self._build_request = build_request
         self._fail_on_error = fail_on_error
-        self._content_type = content_type
-        self._options: dict[str, Any] = {
-            "max_in_flight": max_in_flight,
-            "mode": mode,
-            "stream_restarts": stream_restarts,
-            "accept": accept,
-            "custom_attributes": custom_attributes,
-            "target_variant": target_variant,
-            "inference_component_name": inference_component_name,
-            "deadline": deadline,
-            "input_prefix": input_prefix,
-            "wait_timeout": wait_timeout,
-        }
+        #: Set on each row's request (a ``build_request`` one keeps its own).
+        self._content_type = run.pop("content_type", None)
+        self._options = run
         client_kwargs["observer"] = AttemptCounter(client_kwargs.get("observer"))
         self._client = AsyncClient(**client_kwargs)
         self._holder = uuid.uuid4().hex

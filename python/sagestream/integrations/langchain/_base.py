@@ -3,14 +3,14 @@ the request, and reading the stream."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from sagestream import observe
 from sagestream.integrations._clients import Clients
-from sagestream.integrations._formats import DocumentDecoder, iter_documents
+from sagestream.integrations._formats import Delta, DocumentDecoder, iter_documents
 from sagestream.integrations._requests import call_parameters
 from sagestream.integrations._stops import StopCutter
 from sagestream.integrations.langchain._handlers import is_streaming_handler
@@ -94,6 +94,14 @@ class SageMakerEndpointBase(BaseModel):
 
     def _handler(self) -> Any:
         return getattr(self, "content_handler")  # noqa: B009 (declared by each subclass)
+
+    @property
+    def _identifying_params(self) -> Mapping[str, Any]:
+        return {
+            "endpoint_name": self.endpoint_name,
+            "inference_component_name": self.inference_component_name,
+            "model_kwargs": self.model_kwargs or {},
+        }
 
     # --- the request ---------------------------------------------------------------------
 
@@ -210,6 +218,24 @@ class Steps:
 
     def step(self, item: Any) -> Any:
         """The chunk of one item (None: it carries nothing)."""
+        if not self.ready:
+            return self._plain(item)
+        delta = self.handler.stream_delta(item)
+        if delta is None:
+            return None
+        text = delta.text
+        if self.cutter is not None and text:
+            # The container was sent the stops and ends soon: its finish reason and usage are
+            # still read, the text after the stop is not passed on.
+            text = self.cutter.feed(text)
+        return self._chunk(delta, text)
+
+    def _chunk(self, delta: Delta, text: str) -> Any:
+        """The chunk of a ready handler's step, its text cut at a stop (None: nothing)."""
+        raise NotImplementedError
+
+    def _plain(self, item: Any) -> Any:
+        """The chunk of a plain handler's ``transform_output`` of one line (None: nothing)."""
         raise NotImplementedError
 
     def take(self, items: list[Any]) -> list[Any]:

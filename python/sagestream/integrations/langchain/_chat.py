@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -16,6 +16,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from sagestream import observe
+from sagestream.integrations._formats import Delta
 from sagestream.integrations._stops import cut_at_stop
 from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
 from sagestream.integrations.langchain._handlers import ChatCompletionsContentHandler, body_file
@@ -29,23 +30,14 @@ class _ChatSteps(Steps):
 
     __slots__ = ()
 
-    def step(self, item: Any) -> ChatGenerationChunk | None:
-        if self.ready:
-            delta = self.handler.stream_delta(item)
-            if delta is None:
-                return None
-            text = delta.text
-            if self.cutter is not None and text:
-                # The container was sent the stops and ends soon: its finish reason and usage
-                # are still read, the text after the stop is not passed on.
-                text = self.cutter.feed(text)
-            if not (text or delta.finish_reason or delta.usage or delta.tool_calls or delta.reasoning):
-                return None
-            return ChatGenerationChunk(message=chunk_of(delta, text=text))
-        return self._plain(self.handler.transform_output(item))
+    def _chunk(self, delta: Delta, text: str) -> ChatGenerationChunk | None:
+        if not (text or delta.finish_reason or delta.usage or delta.tool_calls or delta.reasoning):
+            return None
+        return ChatGenerationChunk(message=chunk_of(delta, text=text))
 
-    def _plain(self, message: BaseMessage) -> ChatGenerationChunk | None:
+    def _plain(self, item: Any) -> ChatGenerationChunk | None:
         """A plain handler's message, as langchain-aws's ChatSagemakerEndpoint makes it a chunk."""
+        message: BaseMessage = self.handler.transform_output(item)
         usage = getattr(message, "usage_metadata", None)
         content = message.content
         if self.cutter is not None and isinstance(content, str):
@@ -96,14 +88,6 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "sagestream_sagemaker_chat"
-
-    @property
-    def _identifying_params(self) -> Mapping[str, Any]:
-        return {
-            "endpoint_name": self.endpoint_name,
-            "inference_component_name": self.inference_component_name,
-            "model_kwargs": self.model_kwargs or {},
-        }
 
     def bind_tools(
         self,

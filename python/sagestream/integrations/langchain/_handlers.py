@@ -93,11 +93,48 @@ def _read(output: Any) -> tuple[bytes, bool]:
     return bytes(output), False
 
 
-class _ChatCompletionsBody:
-    """Request bodies of OpenAI-compatible chat endpoints."""
+class _ReadyHandler:
+    """What the ready handlers share: JSON both ways, and the plain interface (``transform_input``,
+    reading a body or a line) on top of :class:`StreamingHandler`'s."""
 
     content_type: str | None = "application/json"
     accepts: str | None = "application/json"
+
+    def request_body(
+        self, prompt: Any, model_kwargs: dict[str, Any], *, stream: bool, stop: list[str] | None
+    ) -> bytes:
+        raise NotImplementedError
+
+    def stream_delta(self, doc: Any) -> Delta | None:
+        raise NotImplementedError
+
+    def answer(self, body: bytes) -> Delta:
+        raise NotImplementedError
+
+    def transform_input(self, prompt: Any, model_kwargs: dict[str, Any]) -> bytes:
+        """The plain interface: ``model_kwargs`` may say ``"stream": true`` itself."""
+        kwargs = dict(model_kwargs)
+        stream = bool(kwargs.pop("stream", False))
+        return self.request_body(prompt, kwargs, stream=stream, stop=None)
+
+    def _line_delta(self, line: bytes) -> Delta | None:
+        """The step one streamed line carries (None: nothing)."""
+        doc = _formats.line_document(line.decode())
+        return None if doc is None else self.stream_delta(doc)
+
+
+class _TextOutput(_ReadyHandler):
+    """The plain interface of a ready LLM handler: the text of a body or of a line."""
+
+    def transform_output(self, output: Any) -> str:
+        """The text of a body or of one streamed line."""
+        data, whole = _read(output)
+        delta = self.answer(data) if whole else self._line_delta(data)
+        return "" if delta is None else delta.text
+
+
+class _ChatCompletionsBody(_ReadyHandler):
+    """Request bodies of OpenAI-compatible chat endpoints."""
 
     def __init__(self, *, stream_usage: bool = True) -> None:
         #: Ask for usage in the last chunk of a stream (``stream_options.include_usage``).
@@ -118,12 +155,6 @@ class _ChatCompletionsBody:
             doc.setdefault("stream_options", {"include_usage": True})
         return json.dumps(doc).encode()
 
-    def transform_input(self, prompt: Any, model_kwargs: dict[str, Any]) -> bytes:
-        """The plain interface: ``model_kwargs`` may say ``"stream": true`` itself."""
-        kwargs = dict(model_kwargs)
-        stream = bool(kwargs.pop("stream", False))
-        return self.request_body(prompt, kwargs, stream=stream, stop=None)
-
     def stream_delta(self, doc: Any) -> Delta | None:
         """A ``chat.completion.chunk``'s step."""
         return _formats.chat_delta(doc)
@@ -131,13 +162,6 @@ class _ChatCompletionsBody:
     def answer(self, body: bytes) -> Delta:
         """A ``chat.completion``'s answer."""
         return _formats.chat_completion(json.loads(body))
-
-    def _delta_of(self, output: Any) -> Delta | None:
-        data, whole = _read(output)
-        if whole:
-            return self.answer(data)
-        doc = _formats.line_document(data.decode())
-        return None if doc is None else self.stream_delta(doc)
 
 
 class ChatCompletionsContentHandler(_ChatCompletionsBody, ChatModelContentHandler):
@@ -153,26 +177,18 @@ class ChatCompletionsContentHandler(_ChatCompletionsBody, ChatModelContentHandle
         data, whole = _read(output)
         if whole:
             return message_of(self.answer(data))
-        doc = _formats.line_document(data.decode())
-        delta = None if doc is None else self.stream_delta(doc)
-        if delta is None:
-            return AIMessageChunk(content="")
-        return chunk_of(delta)
+        delta = self._line_delta(data)
+        return AIMessageChunk(content="") if delta is None else chunk_of(delta)
 
 
-class ChatCompletionsLLMContentHandler(_ChatCompletionsBody, LLMContentHandler):
+class ChatCompletionsLLMContentHandler(_ChatCompletionsBody, _TextOutput, LLMContentHandler):
     """LLM handler for OpenAI-compatible chat endpoints: the prompt is one user message."""
 
     def _messages(self, prompt: Any) -> list[dict[str, Any]]:
         return [{"role": "user", "content": prompt}]
 
-    def transform_output(self, output: Any) -> str:
-        """The text of a body or of one streamed line."""
-        delta = self._delta_of(output)
-        return "" if delta is None else delta.text
 
-
-class TGIContentHandler(LLMContentHandler):
+class TGIContentHandler(_TextOutput, LLMContentHandler):
     """LLM handler for Hugging Face TGI endpoints (and LMI's TGI-compatible schema).
 
     Sends ``{"inputs": prompt, "parameters": {**model_kwargs, "stop": [...], "details":
@@ -180,9 +196,6 @@ class TGIContentHandler(LLMContentHandler):
     token events and ``[{"generated_text": ...}]``. ``details`` asks TGI for the finish reason
     and the number of generated tokens.
     """
-
-    content_type: str | None = "application/json"
-    accepts: str | None = "application/json"
 
     def __init__(self, *, details: bool = True) -> None:
         self.details = details
@@ -200,12 +213,6 @@ class TGIContentHandler(LLMContentHandler):
             parameters.setdefault("details", True)
         return json.dumps({"inputs": prompt, "parameters": parameters, "stream": stream}).encode()
 
-    def transform_input(self, prompt: Any, model_kwargs: dict[str, Any]) -> bytes:
-        """The plain interface: ``model_kwargs`` may say ``"stream": true`` itself."""
-        kwargs = dict(model_kwargs)
-        stream = bool(kwargs.pop("stream", False))
-        return self.request_body(prompt, kwargs, stream=stream, stop=None)
-
     def stream_delta(self, doc: Any) -> Delta | None:
         """A TGI token event's step."""
         return _formats.tgi_delta(doc)
@@ -213,15 +220,6 @@ class TGIContentHandler(LLMContentHandler):
     def answer(self, body: bytes) -> Delta:
         """A TGI generation document's answer."""
         return _formats.tgi_generation(json.loads(body))
-
-    def transform_output(self, output: Any) -> str:
-        """The text of a body or of one streamed line."""
-        data, whole = _read(output)
-        if whole:
-            return self.answer(data).text
-        doc = _formats.line_document(data.decode())
-        delta = None if doc is None else self.stream_delta(doc)
-        return "" if delta is None else delta.text
 
 
 def body_file(body: bytes) -> io.BytesIO:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -33,18 +33,13 @@ class _TextSteps(Steps):
 
     __slots__ = ()
 
-    def step(self, item: Any) -> GenerationChunk | None:
-        if self.ready:
-            delta = self.handler.stream_delta(item)
-            if delta is None:
-                return None
-            text = delta.text
-            if self.cutter is not None and text:
-                text = self.cutter.feed(text)  # the container was sent the stops: read on
-            info = _info(delta) if delta.finish_reason or delta.usage else None
-            if not text and info is None:
-                return None
-            return GenerationChunk(text=text, generation_info=info)
+    def _chunk(self, delta: Delta, text: str) -> GenerationChunk | None:
+        info = _info(delta) if delta.finish_reason or delta.usage else None
+        if not text and info is None:
+            return None
+        return GenerationChunk(text=text, generation_info=info)
+
+    def _plain(self, item: Any) -> GenerationChunk | None:
         text = self.handler.transform_output(item)
         if self.cutter is not None:
             text = self.cutter.feed(text)
@@ -76,14 +71,6 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
     @property
     def _llm_type(self) -> str:
         return "sagestream_sagemaker_endpoint"
-
-    @property
-    def _identifying_params(self) -> Mapping[str, Any]:
-        return {
-            "endpoint_name": self.endpoint_name,
-            "inference_component_name": self.inference_component_name,
-            "model_kwargs": self.model_kwargs or {},
-        }
 
     # --- InvokeEndpoint --------------------------------------------------------------------
 
