@@ -226,3 +226,28 @@ def test_builders_match_botocore_model() -> None:
     ]:
         members = model.operation_model(op).input_shape.members
         assert set(params) <= set(members), op
+
+
+def test_the_checks_of_earlier_releases_are_their_members_rules() -> None:
+    names = {
+        "check_target_variant": "TargetVariant",
+        "check_target_container_hostname": "TargetContainerHostname",
+        "check_inference_component_name": "InferenceComponentName",
+        "check_inference_id": "InferenceId",
+        "check_target_model": "TargetModel",
+        "check_enable_explanations": "EnableExplanations",
+        "check_custom_attributes": "CustomAttributes",
+        "check_invocation_timeout": "InvocationTimeoutSeconds",
+        "check_ttl": "RequestTTLSeconds",
+        "check_filename": "Filename",
+        "check_s3_output_path_extension": "S3OutputPathExtension",
+        "check_input_location": "InputLocation",
+        "check_body": "Body",
+    }
+    for name, member in names.items():
+        check = getattr(p, name)
+        assert member in (check.__doc__ or ""), name
+        with pytest.raises(ParamValidationError, match=member):
+            check(None)
+    with pytest.raises(AttributeError):
+        p.check_no_such_member  # noqa: B018

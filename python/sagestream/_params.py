@@ -19,24 +19,11 @@ __all__ = [
     "MAX_BODY_BYTES",
     "Body",
     "async_params",
-    "check_body",
     "check_content_type",
-    "check_custom_attributes",
     "check_deadline",
-    "check_enable_explanations",
     "check_endpoint_name",
-    "check_filename",
-    "check_inference_component_name",
-    "check_inference_id",
-    "check_input_location",
-    "check_invocation_timeout",
-    "check_s3_output_path_extension",
     "check_s3_uri",
     "check_session_id",
-    "check_target_container_hostname",
-    "check_target_model",
-    "check_target_variant",
-    "check_ttl",
     "duplex_params",
     "invoke_params",
     "stream_params",
@@ -65,28 +52,29 @@ def check_s3_uri(value: object, name: str = "S3Uri") -> str:
 
 # --- the names of earlier releases, on the table -----------------------------------------------
 
+#: Earlier releases' names that are not ``check_`` + the member's keyword.
+_EARLIER_NAMES = {
+    "check_ttl": "request_ttl_seconds",
+    "check_invocation_timeout": "invocation_timeout_seconds",
+}
 
-def _checker(rule: _rules.Rule) -> Callable[[object], Any]:
+
+def __getattr__(name: str) -> Callable[[object], Any]:
+    """``check_<keyword>`` of earlier releases (``check_target_variant``, ``check_body``...):
+    the check of that member's rule in the operation table, named by the member."""
+    keyword = _EARLIER_NAMES.get(name) or name.removeprefix("check_")
+    members = (op.by_keyword.get(keyword) for op in service.OPERATIONS.values())
+    member = next((m for m in members if m is not None), None) if name.startswith("check_") else None
+    if member is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    rule = member.rule
+
     def check(value: object) -> Any:
         return rule.check(value)
 
+    check.__name__ = name
     check.__doc__ = f"``value`` if it satisfies the {rule.member} rule (sagestream.service)."
     return check
-
-
-check_target_variant = _checker(_rules.TARGET_VARIANT)
-check_target_container_hostname = _checker(_rules.TARGET_CONTAINER_HOSTNAME)
-check_inference_component_name = _checker(_rules.INFERENCE_COMPONENT_NAME)
-check_inference_id = _checker(_rules.INFERENCE_ID)
-check_target_model = _checker(_rules.TARGET_MODEL)
-check_enable_explanations = _checker(_rules.ENABLE_EXPLANATIONS)
-check_custom_attributes = _checker(_rules.CUSTOM_ATTRIBUTES)
-check_invocation_timeout = _checker(_rules.INVOCATION_TIMEOUT_SECONDS)
-check_ttl = _checker(_rules.REQUEST_TTL_SECONDS)
-check_filename = _checker(_rules.FILENAME)
-check_s3_output_path_extension = _checker(_rules.S3_OUTPUT_PATH_EXTENSION)
-check_input_location = _checker(_rules.INPUT_LOCATION)
-check_body = _checker(_rules.BODY)
 
 
 def check_endpoint_name(value: object, name: str = "EndpointName") -> str:
