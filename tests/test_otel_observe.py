@@ -60,37 +60,25 @@ def test_the_watch_is_told_of_each_gap_and_of_the_end_once(emulator: Emulator) -
     assert watch.ends[0][0].parts == len(got)
 
 
-def test_an_async_stream_closed_or_cancelled_tells_the_watch(emulator: Emulator) -> None:
-    closed, cancelled = Watch(), Watch()
+def test_an_async_stream_closed_early_tells_the_watch(emulator: Emulator) -> None:
+    """(A cancelled reader: ``test_otel_clients.test_cancelling_the_reading_task_ends_the_span``.)"""
+    watch = Watch()
 
     async def main() -> None:
-        async with sagestream.AsyncClient(
-            session_of(emulator), endpoint_url=emulator.url, config=config()
-        ) as client:
-            async with client.invoke_stream("demo", BODY, custom_attributes="tokens=20") as stream:
-                stream._parts.observe(closed)
-                await stream.__anext__()
-            started = asyncio.Event()
-
-            async def read() -> None:
-                async with client.invoke_stream(
-                    "demo", BODY, custom_attributes="tokens=50;delay_ms=50"
-                ) as stream:
-                    stream._parts.observe(cancelled)
-                    async for _ in stream:
-                        started.set()
-
-            task = asyncio.create_task(read())
-            await started.wait()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        async with (
+            sagestream.AsyncClient(
+                session_of(emulator), endpoint_url=emulator.url, config=config()
+            ) as client,
+            client.invoke_stream("demo", BODY, custom_attributes="tokens=20") as stream,
+        ):
+            stream._parts.observe(watch)
+            await stream.__anext__()
+            await stream.__anext__()
 
     asyncio.run(main())
-    assert [(error, was_closed) for _, error, was_closed in closed.ends] == [(None, True)]
-    ((_, error, was_closed),) = cancelled.ends
-    assert isinstance(error, asyncio.CancelledError)
-    assert not was_closed
+    assert len(watch.first) == 1
+    assert [(error, closed) for _, error, closed in watch.ends] == [(None, True)]
+    assert [len(batch) for batch in watch.batches] == [1], "the gap kept, reported at the close"
 
 
 def test_a_failing_watch_never_breaks_the_stream(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
