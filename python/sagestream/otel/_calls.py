@@ -3,7 +3,8 @@
 A call's CLIENT span starts when the call does and ends with it: for InvokeEndpoint when the
 answer is read, for a response stream when the stream ends, fails or is closed (the span covers
 every part). Its metrics are recorded as the facts arrive: the time to the first chunk at the
-first chunk, the time per output chunk at each later one, the duration and the errors at the end.
+first chunk, the duration and the errors at the end; the time per output chunk of each later
+chunk as the stream reports the gaps it measured (in batches, see ``_streams``).
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ class Call:
             record(gap, attributes)
 
     def part(self, data: bytes) -> None:
-        """A part reached the caller (called by the stream wrappers, only while instrumented)."""
+        """A part reached the caller (told by the content-capturing wrappers and the drop-in,
+        only while instrumented; an observed Rust iterator reports gaps instead)."""
         now = time.monotonic()
         last = self.last_part
         self.last_part = now
