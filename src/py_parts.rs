@@ -9,6 +9,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use pyo3::{PyTraverseError, PyVisit};
 use tokio::runtime::Runtime;
 
 use crate::py_hub::PyHub;
@@ -131,6 +132,10 @@ impl PyParts {
     #[pyo3(signature = (watch, batch = 64, max_delay = 1.0))]
     fn observe(&self, watch: Py<PyAny>, batch: usize, max_delay: f64) -> PyResult<()> {
         self.watch.observe(&self.stream.0, watch, batch, max_delay)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.watch.traverse(&visit)
     }
 
     /// True once the stream ended, failed, or was closed.
@@ -287,6 +292,10 @@ impl PyAsyncParts {
     #[pyo3(signature = (watch, batch = 64, max_delay = 1.0))]
     fn observe(&self, watch: Py<PyAny>, batch: usize, max_delay: f64) -> PyResult<()> {
         self.watch.observe(&self.stream, watch, batch, max_delay)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.watch.traverse(&visit)
     }
 
     /// True once the stream ended, failed, or was closed.

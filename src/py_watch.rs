@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::stream::{PartStream, Report};
 
@@ -51,6 +52,15 @@ impl Watch {
             .set(watch)
             .map_err(|_| PyRuntimeError::new_err("this stream is observed already"))?;
         stream.observe(batch, max_delay);
+        Ok(())
+    }
+
+    /// Let Python's garbage collector see the watch (it may hold what holds the iterator: a
+    /// session whose answer the watch asks for at the end).
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(watch) = self.watch.get() {
+            visit.call(watch)?;
+        }
         Ok(())
     }
 

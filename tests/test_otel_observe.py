@@ -5,13 +5,18 @@ never reaches the reader."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+import weakref
 from typing import Any
 
 import pytest
 import sagestream
-from _otel_fixtures import BODY, config, session_of
+from _duplex_fixtures import make_client
+from _otel_fixtures import BODY, Recorded, config, session_of, telemetry
 from sagestream.emulator import Emulator
+
+__all__ = ["telemetry"]
 
 
 class Watch:
@@ -103,3 +108,23 @@ def test_a_stream_dropped_unread_ends_closed(emulator: Emulator) -> None:
         stream._parts.observe(watch)
         del stream
     assert [(error, closed) for _, error, closed in watch.ends] == [(None, True)]
+
+
+def test_an_abandoned_watched_session_is_collected(telemetry: Recorded, duplex_emulator: Emulator) -> None:
+    """The watch of a bidirectional session's parts asks the session for its answer at the end:
+    session, iterator and watch make a cycle, which the garbage collector sees through the
+    iterator and frees."""
+    client = make_client(duplex_emulator)
+    try:
+        session = client.invoke_bidirectional("echo")
+        session.send("one", complete=True)
+        next(iter(session))
+        gone = weakref.ref(session)
+        del session
+        gc.collect()
+        assert gone() is None
+    finally:
+        client.close()
+    (span,) = telemetry.finished()
+    assert span.attributes is not None
+    assert span.attributes["sagestream.stream.closed_early"] is True

@@ -45,7 +45,10 @@ def _stream_ended(
     if call.ended:
         return
     if answer is not None and call.requesting:
-        status, headers = answer()
+        try:
+            status, headers = answer()
+        except AttributeError:  # a session being collected: the collector cleared its attributes
+            status, headers = None, None
         if status is not None:
             call.answered(status, headers or {}, 1)
     call.stream_ended(stats, error, closed)
