@@ -62,6 +62,8 @@ mod py_sse;
 mod py_transport;
 #[cfg(feature = "python")]
 mod py_wait;
+#[cfg(feature = "python")]
+mod py_watch;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]

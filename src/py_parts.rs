@@ -9,10 +9,12 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use pyo3::{PyTraverseError, PyVisit};
 use tokio::runtime::Runtime;
 
 use crate::py_hub::PyHub;
 use crate::py_wait::{block_on, wait_detached, Awaited, Driver, PyHubAwaitable};
+use crate::py_watch::Watch;
 use crate::sagemaker::{Label, PartMeta};
 use crate::stream::{Metrics, Next, PartStream, Wake};
 
@@ -71,6 +73,8 @@ pub struct PyParts {
     readers: AtomicUsize,
     /// The class of parts with headers (see [`part_object`]); None: plain `bytes`.
     part_class: Option<Py<PyAny>>,
+    /// Who is told of the parts (see `py_watch`).
+    watch: Watch,
 }
 
 impl PyParts {
@@ -86,6 +90,7 @@ impl PyParts {
             runtime,
             readers: AtomicUsize::new(0),
             part_class,
+            watch: Watch::default(),
         }
     }
 
@@ -109,6 +114,45 @@ impl PyParts {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let given = self.next_part(py);
+        if self.watch.watching() {
+            self.watch.gave(py, &self.stream.0, &given);
+        }
+        given
+    }
+
+    /// Stop reading and close the connection (idempotent).
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| close_on(&self.stream.0, self.runtime.as_deref()));
+        self.watch.end(py, &self.stream.0, None, true);
+    }
+
+    /// Have `watch` told of the parts: `first_part(at)`, `gaps([seconds, ...])` every `batch`
+    /// parts (or `max_delay` seconds), `ended(stats, error, closed)` (see `py_watch`).
+    #[pyo3(signature = (watch, batch = 64, max_delay = 1.0))]
+    fn observe(&self, watch: Py<PyAny>, batch: usize, max_delay: f64) -> PyResult<()> {
+        self.watch.observe(&self.stream.0, watch, batch, max_delay)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.watch.traverse(&visit)
+    }
+
+    /// True once the stream ended, failed, or was closed.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.stream.0.finished()
+    }
+
+    /// Counters and times.
+    fn stats(&self) -> Metrics {
+        self.stream.0.metrics()
+    }
+}
+
+impl PyParts {
+    /// The next part, None at the end.
+    fn next_part(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let mut next = self.stream.0.try_next();
         if next == Next::Pending {
             if self.readers.fetch_add(1, Ordering::AcqRel) > 0 {
@@ -129,22 +173,6 @@ impl PyParts {
             Next::Failed(failure) => Err(failure.to_py_err(py)),
         }
     }
-
-    /// Stop reading and close the connection (idempotent).
-    fn close(&self, py: Python<'_>) {
-        py.detach(|| close_on(&self.stream.0, self.runtime.as_deref()));
-    }
-
-    /// True once the stream ended, failed, or was closed.
-    #[getter]
-    fn finished(&self) -> bool {
-        self.stream.0.finished()
-    }
-
-    /// Counters and times.
-    fn stats(&self) -> Metrics {
-        self.stream.0.metrics()
-    }
 }
 
 impl Drop for PyParts {
@@ -152,6 +180,7 @@ impl Drop for PyParts {
         if !self.stream.0.finished() {
             close_on(&self.stream.0, self.runtime.as_deref());
         }
+        self.watch.dropped(&self.stream.0);
     }
 }
 
@@ -160,16 +189,25 @@ struct NextPart {
     stream: Held,
     /// The class of parts with headers (see [`part_object`]); None: plain `bytes`.
     part_class: Option<Py<PyAny>>,
+    /// Who is told of the parts (see `py_watch`), shared with the iterator.
+    watch: Arc<Watch>,
 }
 
 impl Awaited for NextPart {
     fn take(&self, py: Python<'_>) -> Option<PyResult<Py<PyAny>>> {
-        match self.stream.0.try_next() {
-            Next::Part(part, meta) => Some(part_object(py, self.part_class.as_ref(), &part, &meta)),
-            Next::End => Some(Err(PyStopAsyncIteration::new_err(()))),
-            Next::Failed(failure) => Some(Err(failure.to_py_err(py))),
-            Next::Pending => None,
+        let stream = &self.stream.0;
+        let given = match stream.try_next() {
+            Next::Part(part, meta) => {
+                part_object(py, self.part_class.as_ref(), &part, &meta).map(Some)
+            }
+            Next::End => Ok(None),
+            Next::Failed(failure) => Err(failure.to_py_err(py)),
+            Next::Pending => return None,
+        };
+        if self.watch.watching() {
+            self.watch.gave(py, stream, &given);
         }
+        Some(given.and_then(|part| part.ok_or_else(|| PyStopAsyncIteration::new_err(()))))
     }
 
     fn at_hand(&self) -> bool {
@@ -191,6 +229,25 @@ impl Awaited for NextPart {
     fn cancel(&self) {
         self.stream.0.close();
     }
+
+    fn thrown(&self, py: Python<'_>, error: &PyErr) {
+        self.cancel();
+        self.watch.end(py, &self.stream.0, Some(error), false);
+    }
+
+    fn closed(&self, py: Python<'_>) {
+        self.cancel();
+        self.watch.end(py, &self.stream.0, None, true);
+    }
+}
+
+impl Drop for NextPart {
+    fn drop(&mut self) {
+        if self.watch.watching() && !self.stream.0.finished() {
+            self.stream.0.close(); // before the watch is told (`Held` would close it after)
+        }
+        self.watch.dropped(&self.stream.0);
+    }
 }
 
 /// Payload parts for `async for`. The object is its own awaitable (a [`PyHubAwaitable`] of
@@ -198,6 +255,7 @@ impl Awaited for NextPart {
 #[pyclass(name = "AsyncPartIterator", module = "sagestream._core", extends = PyHubAwaitable, frozen)]
 pub struct PyAsyncParts {
     stream: Arc<PartStream>,
+    watch: Arc<Watch>,
 }
 
 impl PyAsyncParts {
@@ -209,11 +267,13 @@ impl PyAsyncParts {
         hub: Py<PyHub>,
         part_class: Option<Py<PyAny>>,
     ) -> PyResult<Py<Self>> {
+        let watch = Arc::new(Watch::default());
         let next = NextPart {
             stream: Held(stream.clone()),
             part_class,
+            watch: watch.clone(),
         };
-        PyHubAwaitable::extended(py, hub, next, Self { stream })
+        PyHubAwaitable::extended(py, hub, next, Self { stream, watch })
     }
 }
 
@@ -225,6 +285,17 @@ impl PyAsyncParts {
 
     fn __anext__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
+    }
+
+    /// Have `watch` told of the parts: `first_part(at)`, `gaps([seconds, ...])` every `batch`
+    /// parts (or `max_delay` seconds), `ended(stats, error, closed)` (see `py_watch`).
+    #[pyo3(signature = (watch, batch = 64, max_delay = 1.0))]
+    fn observe(&self, watch: Py<PyAny>, batch: usize, max_delay: f64) -> PyResult<()> {
+        self.watch.observe(&self.stream, watch, batch, max_delay)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.watch.traverse(&visit)
     }
 
     /// True once the stream ended, failed, or was closed.

@@ -130,6 +130,14 @@ pub(crate) trait Awaited: Send + Sync {
     fn urgent(&self) -> bool;
     /// The awaiting task was cancelled, or its coroutine closed: stop.
     fn cancel(&self);
+    /// The awaiting task was thrown `error` (cancelled): stop.
+    fn thrown(&self, _py: Python<'_>, _error: &PyErr) {
+        self.cancel();
+    }
+    /// The awaitable was closed: stop.
+    fn closed(&self, _py: Python<'_>) {
+        self.cancel();
+    }
 }
 
 /// The value of a [`Completion`], made once the GIL is at hand.
@@ -328,16 +336,18 @@ impl PyHubAwaitable {
     #[pyo3(signature = (typ, val=None, _tb=None, /))]
     fn throw(
         &self,
+        py: Python<'_>,
         typ: &Bound<'_, PyAny>,
         val: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.awaited.cancel();
-        Err(thrown(typ, val))
+        let error = thrown(typ, val);
+        self.awaited.thrown(py, &error);
+        Err(error)
     }
 
     /// Stop (idempotent); also what closing the awaiting coroutine calls.
-    fn close(&self) {
-        self.awaited.cancel();
+    fn close(&self, py: Python<'_>) {
+        self.awaited.closed(py);
     }
 }

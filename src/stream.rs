@@ -105,16 +105,25 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A part of `bytes` was handed out now.
-    pub fn record(&mut self, bytes: usize) {
+    /// A part of `bytes` was handed out now; the time since the previous part (None for the
+    /// first).
+    pub fn record(&mut self, bytes: usize) -> Option<f64> {
         let now = monotonic();
-        match self.last_part_at {
-            None => self.first_part_at = Some(now),
-            Some(last) => self.max_gap = self.max_gap.max(now - last),
-        }
+        let gap = match self.last_part_at {
+            None => {
+                self.first_part_at = Some(now);
+                None
+            }
+            Some(last) => {
+                let gap = now - last;
+                self.max_gap = self.max_gap.max(gap);
+                Some(gap)
+            }
+        };
         self.last_part_at = Some(now);
         self.parts += 1;
         self.bytes += bytes as u64;
+        gap
     }
 
     /// The stream ended now, unless it did before.
@@ -122,6 +131,34 @@ impl Metrics {
         if self.ended_at.is_none() {
             self.ended_at = Some(monotonic());
         }
+    }
+}
+
+/// The gaps between parts of an observed stream (see [`PartStream::observe`]), kept until
+/// they are reported: each one, in order, at most `batch` of them.
+struct Gaps {
+    pending: Vec<f64>,
+    batch: usize,
+    max_delay: f64,
+    /// When the oldest pending gap was measured.
+    since: f64,
+    first_reported: bool,
+}
+
+/// What an observed stream has to report (see [`PartStream::report`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// When the first part was handed out, the first time it is reported.
+    pub first_part_at: Option<f64>,
+    /// The gaps between consecutive parts since the last report, in seconds, in order.
+    pub gaps: Vec<f64>,
+}
+
+impl Report {
+    /// Nothing to report.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.first_part_at.is_none() && self.gaps.is_empty()
     }
 }
 
@@ -138,6 +175,8 @@ struct State {
     /// The consumer closed the stream.
     closed: bool,
     metrics: Metrics,
+    /// The gaps kept for an observer (None: nobody observes, nothing is kept).
+    gaps: Option<Gaps>,
 }
 
 /// The shared side of one stream.
@@ -244,7 +283,13 @@ impl PartStream {
     fn take(state: &mut State) -> Next {
         if let Some((part, meta)) = state.parts.pop_front() {
             state.queued -= part.len();
-            state.metrics.record(part.len());
+            let gap = state.metrics.record(part.len());
+            if let (Some(gaps), Some(gap)) = (state.gaps.as_mut(), gap) {
+                if gaps.pending.is_empty() {
+                    gaps.since = state.metrics.last_part_at.unwrap_or_default();
+                }
+                gaps.pending.push(gap);
+            }
             if state.queued < HIGH_WATER {
                 if let Some(room) = state.room.take() {
                     room.wake();
@@ -404,6 +449,44 @@ impl PartStream {
     /// The stream's counters and times.
     pub fn metrics(&self) -> Metrics {
         self.lock().metrics
+    }
+
+    /// Keep the gap between each two parts from now on, for [`PartStream::report`]: at most
+    /// `batch` (at least 1) of them are kept. Idempotent (the first call's limits stay).
+    pub fn observe(&self, batch: usize, max_delay: f64) {
+        let mut state = self.lock();
+        if state.gaps.is_none() {
+            state.gaps = Some(Gaps {
+                pending: Vec::with_capacity(batch.clamp(1, 1024)),
+                batch: batch.max(1),
+                max_delay,
+                since: 0.0,
+                first_reported: false,
+            });
+        }
+    }
+
+    /// What an observed stream has to report: the time of its first part (once), and its
+    /// gaps once `batch` of them are kept or the oldest was measured `max_delay` seconds
+    /// before the last part — or all of them when `all`. None when there is nothing to
+    /// report, or nobody observes.
+    pub fn report(&self, all: bool) -> Option<Report> {
+        let mut state = self.lock();
+        let first_part_at = state.metrics.first_part_at;
+        let last_part_at = state.metrics.last_part_at.unwrap_or_default();
+        let gaps = state.gaps.as_mut()?;
+        let mut report = Report::default();
+        if !gaps.first_reported && first_part_at.is_some() {
+            gaps.first_reported = true;
+            report.first_part_at = first_part_at;
+        }
+        let due = gaps.pending.len() >= gaps.batch
+            || (!gaps.pending.is_empty() && last_part_at - gaps.since >= gaps.max_delay);
+        if all || due {
+            report.gaps = std::mem::take(&mut gaps.pending);
+            gaps.pending.reserve(gaps.batch.min(1024));
+        }
+        (!report.is_empty()).then_some(report)
     }
 
     /// A decode failure, with this stream's hint.
@@ -617,6 +700,48 @@ mod tests {
         stream.push(&mut vec![(Bytes::from_static(b"x"), PartMeta::default())]);
         assert!(*woken.lock().unwrap());
         assert!(stream.set_waiter(Box::new(Flag(woken))).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_observed_stream_reports_its_first_part_then_every_gap_in_batches() {
+        let stream = PartStream::new(None);
+        let part = || (Bytes::from_static(b"x"), PartMeta::default());
+        assert_eq!(
+            stream.report(true),
+            None,
+            "nobody observes: nothing is kept"
+        );
+        stream.observe(2, f64::INFINITY);
+        stream.push(&mut (0..5).map(|_| part()).collect());
+        assert!(matches!(stream.try_next(), Next::Part(..)));
+        let first = stream.report(false).expect("the first part");
+        assert_eq!(first.first_part_at, stream.metrics().first_part_at);
+        assert!(first.gaps.is_empty());
+        assert!(matches!(stream.try_next(), Next::Part(..)));
+        assert_eq!(stream.report(false), None, "one gap: not yet a batch");
+        assert!(matches!(stream.try_next(), Next::Part(..)));
+        let batch = stream.report(false).expect("two gaps");
+        assert_eq!((batch.first_part_at, batch.gaps.len()), (None, 2));
+        assert!(batch.gaps.iter().all(|gap| *gap >= 0.0));
+        assert!(matches!(stream.try_next(), Next::Part(..)));
+        assert_eq!(
+            stream.report(true).map(|r| r.gaps.len()),
+            Some(1),
+            "the rest, at the end"
+        );
+        assert_eq!(stream.report(true), None);
+    }
+
+    #[test]
+    fn an_observed_stream_reports_a_gap_once_it_is_max_delay_old() {
+        let stream = PartStream::new(None);
+        stream.observe(100, 0.0);
+        let part = || (Bytes::from_static(b"x"), PartMeta::default());
+        stream.push(&mut vec![part(), part()]);
+        assert!(matches!(stream.try_next(), Next::Part(..)));
+        assert!(matches!(stream.report(false), Some(r) if r.gaps.is_empty()));
+        assert!(matches!(stream.try_next(), Next::Part(..)));
+        assert_eq!(stream.report(false).map(|r| r.gaps.len()), Some(1));
     }
 
     #[test]

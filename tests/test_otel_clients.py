@@ -16,6 +16,7 @@ import sagestream
 from _otel_fixtures import BODY, Recorded, config, session_of, telemetry
 from opentelemetry.trace import SpanKind, StatusCode
 from sagestream.emulator import Emulator
+from sagestream.otel._streams import BATCH
 
 __all__ = ["telemetry"]
 
@@ -274,3 +275,35 @@ def test_uninstrumented_calls_make_nothing(emulator: Emulator) -> None:
         # The Rust part iterator itself: no Python object stands between it and the reader.
         assert type(stream._parts).__module__ == "sagestream._core"
         stream.close()
+
+
+def test_every_gap_between_parts_is_one_chunk_record(
+    telemetry: Recorded, emulator: Emulator, flavour: str
+) -> None:
+    """The stream measures the gap before each part where it hands the part out and the watch
+    records them in batches: one record per part after the first, the true gaps (their largest
+    is the stream's own ``max_gap``), with the attributes the conventions list for the metric."""
+    parts, error = run(flavour, emulator, "stream", custom_attributes=f"tokens={BATCH * 2 + 5}")
+    assert error is None
+    assert len(parts) > BATCH * 2
+    span = telemetry.one_span()
+    (point,) = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
+    assert point.count == len(parts) - 1
+    assert point.max == span.attributes["sagestream.stream.max_gap"]
+    assert 0 <= point.min <= point.max
+    assert point.sum <= (span.end_time - span.start_time) / 1e9
+    assert point.attributes["gen_ai.request.model"] == "demo"
+    assert point.attributes["server.address"] == "127.0.0.1"
+    assert "rpc.method" not in point.attributes
+
+
+def test_gaps_are_recorded_while_the_stream_runs(telemetry: Recorded, emulator: Emulator) -> None:
+    with (
+        sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client,
+        client.invoke_stream("demo", BODY, custom_attributes=f"tokens={BATCH * 3}") as stream,
+    ):
+        for _ in range(BATCH + 2):
+            next(stream)
+        # A batch is due after BATCH gaps (or sooner, when the oldest is a second old).
+        assert 0 < telemetry.count("gen_ai.client.operation.time_per_output_chunk") <= BATCH + 1
+        assert telemetry.finished() == []

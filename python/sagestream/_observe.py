@@ -4,7 +4,8 @@ Nothing here imports an instrumentation library. While the slot is empty a call 
 module-attribute load and a ``None`` test, allocates nothing more, and its stream's parts are the
 Rust iterator's own: no Python frame runs per part. When it is filled, each call asks the
 :class:`Watcher` for a :class:`CallWatch` and tells it what happens: each attempt, the answer's
-headers, the parts (which the watch may wrap, to time them), the end or the failure.
+headers, the parts (which the watch may observe through the Rust iterator's ``observe()``, or
+wrap), the end or the failure.
 
 Framework integrations say what their calls are (a chat, a text completion) and report the
 token usage they parse through :func:`sagestream.observe.annotate`; the watch of a call made

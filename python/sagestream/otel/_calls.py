@@ -3,7 +3,8 @@
 A call's CLIENT span starts when the call does and ends with it: for InvokeEndpoint when the
 answer is read, for a response stream when the stream ends, fails or is closed (the span covers
 every part). Its metrics are recorded as the facts arrive: the time to the first chunk at the
-first chunk, the time per output chunk at each later one, the duration and the errors at the end.
+first chunk, the duration and the errors at the end; the time per output chunk of each later
+chunk as the stream reports the gaps it measured (in batches, see ``_streams``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sagestream import observe
 from sagestream.otel import _conventions as c
 from sagestream.otel._jobs import Job
 from sagestream.otel._spans import CONTENT_LIMIT, Scope, describe_error, error_type, job_context, text
-from sagestream.otel._streams import AsyncParts, Parts
+from sagestream.otel._streams import BATCH, MAX_DELAY, AsyncParts, Parts, Watcher
 
 __all__ = ["Call", "Telemetry", "last_call"]
 
@@ -70,6 +71,7 @@ class Call:
         "attributes",
         "body",
         "bytes",
+        "chunk_attributes",
         "ended",
         "held_end",
         "last_part",
@@ -102,6 +104,9 @@ class Call:
         operation_name = (note.operation_name if note is not None else None) or telemetry.operation_name
         model = params.get("EndpointName")
         self.attributes = attributes = telemetry.common(operation_name, model, operation, server)
+        # The time per output chunk, recorded per part, carries only the attributes the GenAI
+        # conventions list for it (each one costs the SDK's record).
+        self.chunk_attributes = {k: v for k, v in attributes.items() if k != c.RPC_METHOD}
         span_attributes = dict(attributes)
         span_attributes[c.RPC_SYSTEM] = c.RPC_SYSTEM_AWS_API
         span_attributes[c.RPC_SERVICE] = c.RPC_SERVICE_SAGEMAKER_RUNTIME
@@ -174,10 +179,32 @@ class Call:
     # --- the answer ---------------------------------------------------------------------------
 
     def parts(self, parts: Any, asynchronous: bool, answer: Callable[[], Any] | None = None) -> Any:
+        if self.body is None and hasattr(parts, "observe"):
+            # The Rust iterator times the parts itself and reports in batches: no frame per part.
+            parts.observe(Watcher(self, answer), BATCH, MAX_DELAY)
+            return parts
         return AsyncParts(parts, self, answer) if asynchronous else Parts(parts, self, answer)
 
+    def first_part(self, at: float) -> None:
+        """The first part was handed out at ``at`` (``time.monotonic()``), by an observed
+        stream."""
+        first = at - self.started
+        self.last_part = at
+        self.telemetry.instruments.time_to_first_chunk.record(first, self.attributes)
+        self.span.add_event(c.EVENT_FIRST_CHUNK)
+        self.span.set_attribute(c.TIME_TO_FIRST_CHUNK, first)
+
+    def gaps(self, gaps: list[float]) -> None:
+        """The time between each two consecutive parts, in order, since the last report (by an
+        observed stream): one ``time_per_output_chunk`` record each."""
+        record = self.telemetry.instruments.time_per_output_chunk.record
+        attributes = self.chunk_attributes
+        for gap in gaps:
+            record(gap, attributes)
+
     def part(self, data: bytes) -> None:
-        """A part reached the caller (called by the stream wrappers, only while instrumented)."""
+        """A part reached the caller (told by the content-capturing wrappers and the drop-in,
+        only while instrumented; an observed Rust iterator reports gaps instead)."""
         now = time.monotonic()
         last = self.last_part
         self.last_part = now
@@ -190,7 +217,7 @@ class Call:
             self.span.add_event(c.EVENT_FIRST_CHUNK)
             self.span.set_attribute(c.TIME_TO_FIRST_CHUNK, first)
         else:
-            instruments.time_per_output_chunk.record(now - last, self.attributes)
+            instruments.time_per_output_chunk.record(now - last, self.chunk_attributes)
         body = self.body
         if body is not None and len(body) < CONTENT_LIMIT:
             body += data

@@ -1,8 +1,12 @@
-"""Part iterators that time each part and end their call's span with the stream.
+"""How a call's watch follows its stream's parts, and ends its span with the stream.
 
-They stand in for the Rust part iterators only while sagestream is instrumented; the streams
-(``ResponseStream``, ``AsyncResponseStream``) use them as they use the Rust ones: iteration,
-``close()``, ``finished``, ``stats()``.
+By default the Rust part iterator itself is handed to the stream, observed (``observe()``): it
+measures the gap before each part where it hands the part out, keeps the gaps (at most
+``BATCH``) and tells a :class:`Watcher` of the first part, of the gaps in batches and of the
+end; no Python frame runs per part. Only when the bodies are captured (content capture) do
+:class:`Parts` / :class:`AsyncParts` stand in for the Rust iterators, to see each part's bytes;
+the streams (``ResponseStream``, ``AsyncResponseStream``) use them as they use the Rust ones:
+iteration, ``close()``, ``finished``, ``stats()``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-__all__ = ["AsyncParts", "Parts"]
+__all__ = ["BATCH", "MAX_DELAY", "AsyncParts", "Parts", "Watcher"]
+
+#: Gaps between parts a stream keeps before its watch records them.
+BATCH = 64
+#: ... or seconds since the oldest kept gap was measured (checked at each part).
+MAX_DELAY = 1.0
 
 
 class Call(Protocol):
@@ -23,7 +32,41 @@ class Call(Protocol):
 
     def part(self, data: bytes) -> None: ...
 
+    def first_part(self, at: float) -> None: ...
+
+    def gaps(self, gaps: list[float]) -> None: ...
+
     def stream_ended(self, stats: Any, error: BaseException | None, closed: bool) -> None: ...
+
+
+def _stream_ended(
+    call: Call, answer: Callable[[], Any] | None, stats: Any, error: BaseException | None, closed: bool
+) -> None:
+    if call.ended:
+        return
+    if answer is not None and call.requesting:
+        try:
+            status, headers = answer()
+        except AttributeError:  # a session being collected: the collector cleared its attributes
+            status, headers = None, None
+        if status is not None:
+            call.answered(status, headers or {}, 1)
+    call.stream_ended(stats, error, closed)
+
+
+class Watcher:
+    """What an observed Rust part iterator tells (``PartIterator.observe``), told to the call."""
+
+    __slots__ = ("_answer", "_call", "first_part", "gaps")
+
+    def __init__(self, call: Call, answer: Callable[[], Any] | None = None) -> None:
+        self._call = call
+        self._answer = answer
+        self.first_part = call.first_part
+        self.gaps = call.gaps
+
+    def ended(self, stats: Any, error: BaseException | None, closed: bool) -> None:
+        _stream_ended(self._call, self._answer, stats, error, closed)
 
 
 class _Base:
@@ -45,14 +88,8 @@ class _Base:
         return getattr(self._inner, name)
 
     def _ended(self, error: BaseException | None, closed: bool = False) -> None:
-        call = self._call
-        if call.ended:
-            return
-        if self._answer is not None and call.requesting:
-            status, headers = self._answer()
-            if status is not None:
-                call.answered(status, headers or {}, 1)
-        call.stream_ended(self._inner.stats(), error, closed)
+        if not self._call.ended:
+            _stream_ended(self._call, self._answer, self._inner.stats(), error, closed)
 
     def close(self) -> None:
         self._inner.close()
@@ -66,7 +103,7 @@ class _Base:
 
 
 class Parts(_Base):
-    """A sync part iterator, timed."""
+    """A sync part iterator, timed, whose parts' bytes the call sees."""
 
     __slots__ = ()
 
@@ -87,7 +124,7 @@ class Parts(_Base):
 
 
 class AsyncParts(_Base):
-    """An asyncio part iterator, timed."""
+    """An asyncio part iterator, timed, whose parts' bytes the call sees."""
 
     __slots__ = ()
 

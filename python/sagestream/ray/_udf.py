@@ -33,6 +33,7 @@ from sagestream.batch import (
     invoke_many,
 )
 from sagestream.ray._coordinator import IDLE_SECONDS, LEASE_SECONDS, coordinator
+from sagestream.ray._metrics import RayMetrics
 
 #: Columns that, when a dataset has them, set a request option of each row (unless the row's
 #: own ``build_request`` set it).
@@ -133,7 +134,10 @@ class SageMakerStream:
       in the ``error`` column;
     - ``max_requests_per_second``, ``max_concurrent_streams``: limits shared by every actor
       calling the endpoint (through its coordinator actor); ``lease_seconds``,
-      ``idle_seconds``: the coordinator's (see :mod:`sagestream.ray._coordinator`).
+      ``idle_seconds``: the coordinator's (see :mod:`sagestream.ray._coordinator`);
+    - ``ray_metrics`` (False): also record each row in Ray's own metrics (``ray.util.metrics``:
+      ``sagestream_rows``, ``_attempts``, ``_parts``, ``_time_to_first_part_seconds``,
+      ``_row_duration_seconds``, tagged by endpoint; see :mod:`sagestream.ray._metrics`).
 
     Each row keeps its columns and gets ``output``, ``error`` (``"Class: message"`` or None),
     ``time_to_first_part``, ``parts``, ``duration`` (seconds) and ``attempts``.
@@ -151,6 +155,7 @@ class SageMakerStream:
         max_concurrent_streams: int | None = None,
         lease_seconds: float = LEASE_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
+        ray_metrics: bool = False,
         **options: Any,
     ) -> None:
         run = {name: options.pop(name) for name in _RUN_OPTIONS & options.keys()}
@@ -198,6 +203,7 @@ class SageMakerStream:
         self._runner: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
         self._delta: dict[str, int] = {}
+        self._metrics = RayMetrics(endpoint_name) if ray_metrics else None
 
     # the actor's one invoke_many run ------------------------------------------------------
 
@@ -258,6 +264,8 @@ class SageMakerStream:
             delta["rows_retried"] = delta.get("rows_retried", 0) + 1
         delta["attempts"] = delta.get("attempts", 0) + result.attempts
         delta["parts"] = delta.get("parts", 0) + (result.parts or 0)
+        if self._metrics is not None:
+            self._metrics.row(result)
 
     # one batch ------------------------------------------------------------------------------
 
