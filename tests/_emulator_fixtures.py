@@ -7,7 +7,8 @@
   (faults are deterministic, so a retry would only slow tests down) and 64 pooled connections.
 - ``s3_client``: a stock boto3 ``s3`` client for its S3 endpoint.
 
-``start_serve()`` / ``stop_serve()`` run ``sagestream serve`` as a subprocess.
+``start_serve()`` / ``stop_serve()`` run ``sagestream serve`` as a subprocess; ``record_of()``
+waits for a request's record in the emulator's log, ``s3_object()`` for an object in its S3.
 """
 
 from __future__ import annotations
@@ -22,13 +23,39 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from sagestream.emulator import Emulator
+from sagestream.emulator import Emulator, RequestRecord
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # moto's server imports requests, which probes urllib3's optional SOCKS support and warns
     # when PySocks is missing; the embedded S3 server imports it in a background thread.
     config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.DependencyWarning")
+
+
+def record_of(emu: Emulator, request_id: str | None, within: float) -> RequestRecord:
+    """The emulator's record of the request answered with ``request_id`` (it logs a request
+    once answered, a stream or session once it ended), waited for up to ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for record in emu.request_log.snapshot():
+            if record.request_id == request_id:
+                return record
+        time.sleep(0.01)
+    raise AssertionError(f"no record of {request_id}")
+
+
+def s3_object(s3: Any, uri: str, within: float = 15.0) -> bytes:
+    """The bytes of the object at ``s3://bucket/key``, waited for up to ``within`` seconds (an
+    async inference writes its output after answering)."""
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            data: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return data
+        except s3.exceptions.NoSuchKey:
+            assert time.monotonic() < deadline, f"no object at {uri}"
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

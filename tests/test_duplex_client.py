@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import pickle
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sagestream
 from _duplex_fixtures import WsContainer, make_client
+from _emulator_fixtures import record_of
 from sagestream import _duplex
 from sagestream.emulator import Emulator, RequestRecord
 
 
 def _record_of(emu: Emulator, request_id: str | None) -> RequestRecord:
     """The emulator's record of a session (it logs a session once it ended)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for record in emu.request_log.snapshot():
-            if record.request_id == request_id:
-                return record
-        time.sleep(0.01)
-    raise AssertionError(f"no record of {request_id}")
+    return record_of(emu, request_id, within=30)
 
 
 def test_echo_every_field_both_ways(duplex_client: sagestream.Client) -> None:

@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _emulator_fixtures import ACCESS_KEY, REGION, SECRET_KEY, Served, start_serve, stop_serve
+from _emulator_fixtures import ACCESS_KEY, REGION, SECRET_KEY, Served, s3_object, start_serve, stop_serve
 from sagestream.emulator import demo_tokens
 
 
@@ -111,16 +110,7 @@ def test_aws_cli_invoke_endpoint_async(served: Served, aws_env: dict[str, str]) 
         served.url,
     )
     assert meta["OutputLocation"] == f"s3://sagestream-async/output/{meta['InferenceId']}.out"
-    key = meta["OutputLocation"].split("/", 3)[3]
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            data = s3.get_object(Bucket="sagestream-async", Key=key)["Body"].read()
-            break
-        except s3.exceptions.NoSuchKey:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    assert data == b"payload for the cli"
+    assert s3_object(s3, meta["OutputLocation"]) == b"payload for the cli"
 
 
 def test_aws_cli_sees_service_errors(served: Served, aws_env: dict[str, str], tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import boto3
 import pytest
 import sagestream
 from _cli_helpers import aws_env, run_cli
+from _emulator_fixtures import record_of, s3_object
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from sagestream.emulator import Emulator, RequestRecord
@@ -28,13 +28,7 @@ def _model_has(runtime_client: Any, operation: str, member: str) -> bool:
 
 
 def _record(emulator: Emulator, request_id: str) -> RequestRecord:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for record in emulator.request_log.snapshot():
-            if record.request_id == request_id:
-                return record
-        time.sleep(0.01)
-    raise AssertionError(f"no record of {request_id}")
+    return record_of(emulator, request_id, within=10)
 
 
 def _options(emulator: Emulator) -> dict[str, Any]:
@@ -203,16 +197,7 @@ def test_the_aws_cli_sends_an_inline_async_body(emulator: Emulator, s3_client: A
         pytest.skip(f"this AWS CLI's model has no inline Body: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    bucket, key = answer["OutputLocation"].removeprefix("s3://").split("/", 1)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            break
-        except s3_client.exceptions.NoSuchKey:
-            assert time.monotonic() < deadline, "no output written"
-            time.sleep(0.05)
-    assert data == source.read_bytes()
+    assert s3_object(s3_client, answer["OutputLocation"]) == source.read_bytes()
 
 
 def test_the_aws_cli_sends_prefix_aware_id(emulator: Emulator, tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _emulator_fixtures import record_of, s3_object
 from sagestream.emulator import Emulator, RequestRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,14 +53,7 @@ def run(emu: Emulator, mode: str, endpoint: str, *args: str, body: bytes = BODY)
 def record(emu: Emulator, lines: list[str]) -> RequestRecord:
     """The emulator's record of the request whose id the program printed first."""
     assert lines[0].startswith("request-id ")
-    request_id = lines[0].split(" ", 1)[1]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for r in emu.request_log.snapshot():
-            if r.request_id == request_id:
-                return r
-        time.sleep(0.01)
-    raise AssertionError(f"no record of {request_id}")
+    return record_of(emu, lines[0].split(" ", 1)[1], within=10)
 
 
 def test_invoke_endpoint_with_a_prefix_aware_id(emulator: Emulator) -> None:
@@ -98,17 +91,8 @@ def test_invoke_endpoint_async_with_an_inline_body(emulator: Emulator, s3_client
     lines = run(emulator, "async", "echo", body=b"inline from the Rust SDK")
     fields = dict(line.split(" ", 1) for line in lines)
     assert fields["output-location"].startswith("s3://")
-    bucket, key = fields["output-location"].removeprefix("s3://").split("/", 1)
-    assert fields["inference-id"] in key
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            break
-        except s3_client.exceptions.NoSuchKey:
-            assert time.monotonic() < deadline, "no output written"
-            time.sleep(0.05)
-    assert data == b"inline from the Rust SDK"
+    assert fields["inference-id"] in fields["output-location"].split("/", 3)[3]
+    assert s3_object(s3_client, fields["output-location"]) == b"inline from the Rust SDK"
     assert record(emulator, lines).operation == "InvokeEndpointAsync"
 
 
