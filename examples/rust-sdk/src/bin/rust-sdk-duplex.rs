@@ -15,7 +15,6 @@
 use std::io::BufRead;
 use std::time::Instant;
 
-use aws_credential_types::Credentials;
 use aws_sdk_sagemakerruntimehttp2::config::Region;
 use aws_sdk_sagemakerruntimehttp2::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntimehttp2::primitives::event_stream::EventStreamSender;
@@ -33,10 +32,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 type Input = Result<RequestStreamEvent, RequestStreamEventError>;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
 fn client(url: &str, ca_pem: &str) -> Client {
     let pem = std::fs::read(ca_pem).expect("read the CA file");
     let tls_context = TlsContext::builder()
@@ -49,16 +44,9 @@ fn client(url: &str, ca_pem: &str) -> Client {
         ))
         .tls_context(tls_context)
         .build_https();
-    let credentials = Credentials::new(
-        env("AWS_ACCESS_KEY_ID"),
-        env("AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "environment",
-    );
     let config = aws_sdk_sagemakerruntimehttp2::Config::builder()
-        .region(Region::new(env("AWS_REGION")))
-        .credentials_provider(credentials)
+        .region(Region::new(rust_sdk_clients::region()))
+        .credentials_provider(rust_sdk_clients::credentials())
         .endpoint_url(url)
         .http_client(http)
         .build();

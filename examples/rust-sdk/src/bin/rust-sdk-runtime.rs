@@ -15,7 +15,6 @@
 
 use std::io::Read;
 
-use aws_credential_types::Credentials;
 use aws_sdk_sagemakerruntime::config::Region;
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -23,21 +22,10 @@ use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::Client;
 use aws_smithy_types::Blob;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
 fn client(url: &str) -> Client {
-    let credentials = Credentials::new(
-        env("AWS_ACCESS_KEY_ID"),
-        env("AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "environment",
-    );
     let config = aws_sdk_sagemakerruntime::Config::builder()
-        .region(Region::new(env("AWS_REGION")))
-        .credentials_provider(credentials)
+        .region(Region::new(rust_sdk_clients::region()))
+        .credentials_provider(rust_sdk_clients::credentials())
         .endpoint_url(url)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
