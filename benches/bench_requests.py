@@ -251,14 +251,19 @@ def measure(fn: Callable[[], int]) -> tuple[float, float, int]:
     return time.process_time() - cpu, time.perf_counter() - wall, requests
 
 
-def run_async(coro_fn: Callable[[], Awaitable[int]], uvloop_loop: bool = False) -> tuple[float, float, int]:
-    """``measure`` for a coroutine function, each run on a fresh event loop."""
+def new_loop(uvloop_loop: bool = False) -> asyncio.AbstractEventLoop:
+    """A fresh event loop: uvloop's, or asyncio's own."""
     if uvloop_loop:
         import uvloop
 
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
+def run_async(coro_fn: Callable[[], Awaitable[int]], uvloop_loop: bool = False) -> tuple[float, float, int]:
+    """``measure`` for a coroutine function, each run on a fresh event loop."""
+    loop = new_loop(uvloop_loop)
     try:
         gc.collect()
         cpu, wall = time.process_time(), time.perf_counter()
@@ -637,12 +642,7 @@ def ttfp_sagestream(url: str, count: int, client: str) -> list[float]:
     async def many() -> list[float]:
         return [await afirst() for _ in range(count + 5)][5:]
 
-    if client == "uvloop":
-        import uvloop
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+    loop = new_loop(client == "uvloop")
     try:
         return loop.run_until_complete(many())
     finally:
@@ -721,12 +721,7 @@ def long_sagestream(url: str, parts: int, client: str) -> tuple[float, float, in
             n = await one()
             return time.process_time() - cpu, time.perf_counter() - wall, n
 
-    if client == "uvloop":
-        import uvloop
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+    loop = new_loop(client == "uvloop")
     try:
         return loop.run_until_complete(async_run())
     finally:
