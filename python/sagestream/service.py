@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -75,7 +75,6 @@ Location = Literal["uri", "header", "body"]
 
 
 @cache  # a pure function of the table's names, asked per call for each answer header
-@lru_cache(maxsize=512)
 def snake(name: str) -> str:
     """The keyword of an API member name: ``RequestTTLSeconds`` → ``request_ttl_seconds``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
