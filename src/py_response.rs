@@ -1,5 +1,5 @@
-//! What `Transport.send` and `send_async` hand back: the `Response` (status, headers, and the
-//! body read whole or as a stream of parts) and the `PendingResponse` awaitable of one.
+//! What `Transport.send` hands back: the `Response` (status, headers, and the
+//! body read whole or as a stream of parts), or, given a hub, the `PendingResponse` awaitable of one.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -15,7 +15,7 @@ use crate::py_hub::PyHub;
 use crate::py_response::{PyPending, PyResponse};
 use crate::py_wait::{block_on, Driver};
 use crate::request_path::{Mode, RequestPath, RequestSpec};
-use crate::sign::{ChainSigner, Signer};
+use crate::sign::Signer;
 use crate::transport::{Transport, TransportConfig, Verify, MAX_BODY, MAX_ERROR_BODY};
 
 /// The HTTP transport and `SigV4` signer of one client.
@@ -29,63 +29,20 @@ impl PyTransport {
     pub(crate) fn signer(&self) -> &Signer {
         self.path.signer()
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn spec(
-        method: &str,
-        url: &str,
-        headers: Vec<(String, String)>,
-        body: &[u8],
-        sign: bool,
-        after: Vec<(String, String)>,
-        mode: &str,
-        deadline: Option<f64>,
-        call_deadline: Option<f64>,
-        limit: Option<usize>,
-        error_limit: Option<usize>,
-    ) -> PyResult<RequestSpec> {
-        let mode = match mode {
-            "whole" => Mode::Whole,
-            "stream" => Mode::Stream,
-            other => return Err(PyValueError::new_err(format!("unknown mode {other:?}"))),
-        };
-        Ok(RequestSpec {
-            method: py_args::method(method)?,
-            uri: py_args::uri(url)?,
-            headers: header_map(headers)?,
-            after: header_map(after)?,
-            body: Bytes::copy_from_slice(body),
-            sign,
-            mode,
-            deadline: py_args::deadline(deadline)?,
-            call_deadline: py_args::deadline(call_deadline)?,
-            limit: limit.unwrap_or(MAX_BODY),
-            error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
-        })
-    }
+/// What `send` hands back: the response (waited for), or its awaitable (given a hub).
+#[derive(IntoPyObject)]
+enum Sent {
+    Response(PyResponse),
+    Pending(Py<PyPending>),
+}
 
-    /// What opening a bidirectional session needs, checked and signed: the spec and the chain
-    /// signer its input continues with.
-    fn duplex_spec(
-        &self,
-        url: &str,
-        headers: Vec<(String, String)>,
-        after: Vec<(String, String)>,
-        deadline: Option<f64>,
-        queue: usize,
-        error_limit: Option<usize>,
-    ) -> PyResult<(DuplexSpec, ChainSigner)> {
-        let mut spec = DuplexSpec {
-            uri: py_args::uri(url)?,
-            headers: header_map(headers)?,
-            after: header_map(after)?,
-            deadline: py_args::deadline(deadline)?,
-            queue,
-            error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
-        };
-        let chain = sign_request(self.path.signer(), &mut spec)?;
-        Ok((spec, chain))
-    }
+/// What `open_duplex` hands back: the session (waited for), or its awaitable (given a hub).
+#[derive(IntoPyObject)]
+enum Opened {
+    Session(PyDuplex),
+    Pending(Py<PyDone>),
 }
 
 #[pymethods]
@@ -154,9 +111,9 @@ impl PyTransport {
         }
     }
 
-    /// Send a request and wait, without the GIL, for its response (see the stub for the
-    /// arguments).
-    #[pyo3(signature = (method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None, error_limit=None))]
+    /// Send a request (see the stub for the arguments): without `hub`, wait for its response
+    /// without the GIL; with it, an awaitable of the response, completed through `hub`.
+    #[pyo3(signature = (method, url, headers, body, *, hub=None, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None, error_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -165,6 +122,7 @@ impl PyTransport {
         url: &str,
         headers: Vec<(String, String)>,
         body: &[u8],
+        hub: Option<Py<PyHub>>,
         sign: bool,
         after: Vec<(String, String)>,
         mode: &str,
@@ -172,97 +130,71 @@ impl PyTransport {
         call_deadline: Option<f64>,
         limit: Option<usize>,
         error_limit: Option<usize>,
-    ) -> PyResult<PyResponse> {
-        let spec = Self::spec(
-            method,
-            url,
-            headers,
-            body,
+    ) -> PyResult<Sent> {
+        let mode = match mode {
+            "whole" => Mode::Whole,
+            "stream" => Mode::Stream,
+            other => return Err(PyValueError::new_err(format!("unknown mode {other:?}"))),
+        };
+        let spec = RequestSpec {
+            method: py_args::method(method)?,
+            uri: py_args::uri(url)?,
+            headers: header_map(headers)?,
+            after: header_map(after)?,
+            body: Bytes::copy_from_slice(body),
             sign,
-            after,
             mode,
-            deadline,
-            call_deadline,
-            limit,
-            error_limit,
-        )?;
+            deadline: py_args::deadline(deadline)?,
+            call_deadline: py_args::deadline(call_deadline)?,
+            limit: limit.unwrap_or(MAX_BODY),
+            error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
+        };
+        if let Some(hub) = hub {
+            let (handle, pool) = self.path.shared_pool().map_err(PyRuntimeError::new_err)?;
+            let request = self.path.clone().perform(pool, None, spec);
+            return Ok(Sent::Pending(PyPending::spawn(py, hub, &handle, request)?));
+        }
         let (runtime, pool) = self.path.local_pool().map_err(PyRuntimeError::new_err)?;
         // The calling thread does the I/O itself, on its own runtime, without the GIL.
         let work = self.path.clone().perform(pool, Some(runtime.clone()), spec);
         let outcome = block_on(py, Driver::Local(&runtime), work)?;
-        Ok(PyResponse::new(outcome?))
+        Ok(Sent::Response(PyResponse::new(outcome?)))
     }
 
-    /// Open an `InvokeEndpointWithBidirectionalStream` session on HTTP/2, blocking (without
-    /// the GIL) until its request is on its way; see `sagestream._core.Duplex`.
-    #[pyo3(signature = (url, headers, *, after=Vec::new(), deadline=None, queue=16, error_limit=None))]
+    /// Open an `InvokeEndpointWithBidirectionalStream` session on HTTP/2: without `hub`,
+    /// blocking (without the GIL) until its request is on its way; with it, an awaitable of
+    /// the session, completed through `hub`. See `sagestream._core.Duplex`.
+    #[pyo3(signature = (url, headers, *, hub=None, after=Vec::new(), deadline=None, queue=16, error_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_duplex(
         &self,
         py: Python<'_>,
         url: &str,
         headers: Vec<(String, String)>,
+        hub: Option<Py<PyHub>>,
         after: Vec<(String, String)>,
         deadline: Option<f64>,
         queue: usize,
         error_limit: Option<usize>,
-    ) -> PyResult<PyDuplex> {
-        let prepared = self.duplex_spec(url, headers, after, deadline, queue, error_limit)?;
-        crate::py_duplex::open(py, self.path.transport(), prepared)
-    }
-
-    /// Open a bidirectional session; an awaitable of it, completed through `hub`.
-    #[pyo3(signature = (hub, url, headers, *, after=Vec::new(), deadline=None, queue=16, error_limit=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn open_duplex_async(
-        &self,
-        py: Python<'_>,
-        hub: Py<PyHub>,
-        url: &str,
-        headers: Vec<(String, String)>,
-        after: Vec<(String, String)>,
-        deadline: Option<f64>,
-        queue: usize,
-        error_limit: Option<usize>,
-    ) -> PyResult<Py<PyDone>> {
-        let prepared = self.duplex_spec(url, headers, after, deadline, queue, error_limit)?;
-        crate::py_duplex::open_async(py, self.path.transport(), hub, prepared)
-    }
-
-    /// Send a request; an awaitable of the response, completed through `hub`.
-    #[pyo3(signature = (hub, method, url, headers, body, *, sign=true, after=Vec::new(), mode="whole", deadline=None, call_deadline=None, limit=None, error_limit=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn send_async(
-        &self,
-        py: Python<'_>,
-        hub: Py<PyHub>,
-        method: &str,
-        url: &str,
-        headers: Vec<(String, String)>,
-        body: &[u8],
-        sign: bool,
-        after: Vec<(String, String)>,
-        mode: &str,
-        deadline: Option<f64>,
-        call_deadline: Option<f64>,
-        limit: Option<usize>,
-        error_limit: Option<usize>,
-    ) -> PyResult<Py<PyPending>> {
-        let spec = Self::spec(
-            method,
-            url,
-            headers,
-            body,
-            sign,
-            after,
-            mode,
-            deadline,
-            call_deadline,
-            limit,
-            error_limit,
-        )?;
-        let (handle, pool) = self.path.shared_pool().map_err(PyRuntimeError::new_err)?;
-        let request = self.path.clone().perform(pool, None, spec);
-        PyPending::spawn(py, hub, &handle, request)
+    ) -> PyResult<Opened> {
+        let mut spec = DuplexSpec {
+            uri: py_args::uri(url)?,
+            headers: header_map(headers)?,
+            after: header_map(after)?,
+            deadline: py_args::deadline(deadline)?,
+            queue,
+            error_limit: error_limit.unwrap_or(MAX_ERROR_BODY),
+        };
+        let chain = sign_request(self.path.signer(), &mut spec)?;
+        let transport = self.path.transport();
+        Ok(match hub {
+            Some(hub) => Opened::Pending(crate::py_duplex::open_async(
+                py,
+                transport,
+                hub,
+                (spec, chain),
+            )?),
+            None => Opened::Session(crate::py_duplex::open(py, transport, (spec, chain))?),
+        })
     }
 }

@@ -422,7 +422,7 @@ async def send_async(retries: Retries | Call, hub: _core.Hub) -> Any:
         kind, argument = step
         try:
             if kind == SEND:
-                driver.value = await transport.send_async(hub, *argument[0], **argument[1])
+                driver.value = await transport.send(*argument[0], hub=hub, **argument[1])
             elif kind == WAIT:
                 await asyncio.sleep(argument)
             else:

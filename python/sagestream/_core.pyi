@@ -234,7 +234,7 @@ class Response:
 
 @final
 class PendingResponse:
-    """The awaitable of a request sent with ``Transport.send_async``."""
+    """The awaitable of a request sent with ``Transport.send(..., hub=hub)``."""
 
     def __await__(self) -> Generator[Any, None, Response]: ...
     def __next__(self) -> Any: ...
@@ -275,6 +275,7 @@ class Transport:
         headers: list[tuple[str, str]],
         body: bytes,
         *,
+        hub: Hub | None = None,
         sign: bool = True,
         after: list[tuple[str, str]] = ...,
         mode: Literal["whole", "stream"] = "whole",
@@ -282,54 +283,28 @@ class Transport:
         call_deadline: float | None = None,
         limit: int | None = None,
         error_limit: int | None = None,
-    ) -> Response:
+    ) -> Response | PendingResponse:
         """Send (signed unless ``sign=False``; ``after`` headers added after signing) and wait,
-        without the GIL, for the response; ``mode="stream"`` leaves a 2xx body to its parts.
-        ``deadline``: seconds left of the call's deadline, which ``call_deadline`` gives as it
-        was set (for the error's message). ``limit`` / ``error_limit``: the most bytes of a 2xx
-        / an error body read whole (None: 25 MiB / 1 MiB), beyond which ResponseTooLargeError."""
-    def send_async(
-        self,
-        hub: Hub,
-        method: str,
-        url: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        *,
-        sign: bool = True,
-        after: list[tuple[str, str]] = ...,
-        mode: Literal["whole", "stream"] = "whole",
-        deadline: float | None = None,
-        call_deadline: float | None = None,
-        limit: int | None = None,
-        error_limit: int | None = None,
-    ) -> PendingResponse:
-        """The same, as an awaitable completed through ``hub``."""
+        without the GIL, for the Response; given ``hub``, a PendingResponse instead, completed
+        through it. ``mode="stream"`` leaves a 2xx body to its parts. ``deadline``: seconds
+        left of the call's deadline, which ``call_deadline`` gives as it was set (for the
+        error's message). ``limit`` / ``error_limit``: the most bytes of a 2xx / an error body
+        read whole (None: 25 MiB / 1 MiB), beyond which ResponseTooLargeError."""
     def open_duplex(
         self,
         url: str,
         headers: list[tuple[str, str]],
         *,
+        hub: Hub | None = None,
         after: list[tuple[str, str]] = ...,
         deadline: float | None = None,
         queue: int = 16,
         error_limit: int | None = None,
-    ) -> Duplex:
-        """Open an InvokeEndpointWithBidirectionalStream session on HTTP/2 (blocking until the
-        request is on its way); ``queue``: input parts queued before ``send`` waits;
-        ``error_limit``: the most bytes of an error answer's body read (None: 1 MiB)."""
-    def open_duplex_async(
-        self,
-        hub: Hub,
-        url: str,
-        headers: list[tuple[str, str]],
-        *,
-        after: list[tuple[str, str]] = ...,
-        deadline: float | None = None,
-        queue: int = 16,
-        error_limit: int | None = None,
-    ) -> DuplexAwaitable:
-        """The same, as an awaitable of the session completed through ``hub``."""
+    ) -> Duplex | DuplexAwaitable:
+        """Open an InvokeEndpointWithBidirectionalStream session on HTTP/2, blocking until the
+        request is on its way; given ``hub``, an awaitable of the session instead, completed
+        through it. ``queue``: input parts queued before ``send`` waits; ``error_limit``: the
+        most bytes of an error answer's body read (None: 1 MiB)."""
 
 @final
 class DuplexAwaitable:

@@ -553,10 +553,10 @@ class Opening:
         with _observe.Failures(watch := _observe.call_watch(DUPLEX_OPERATION, self.params, self.url)):
             if not bridge.credentials_fresh():
                 await asyncio.to_thread(bridge.refresh_credentials)
-            core = await bridge.transport.open_duplex_async(
-                hub,
+            core = await bridge.transport.open_duplex(
                 self.url,
                 self.headers,
+                hub=hub,
                 after=self.after,
                 deadline=self.deadline,
                 error_limit=bridge.limits.error_body,
