@@ -61,16 +61,35 @@ def _opener(
     return open_call
 
 
-def _failed(
-    telemetry: Telemetry, client: Any, params: dict[str, Any], started: float, error: BaseException
-) -> None:
-    telemetry.call(STREAM_OPERATION, params, client.meta.endpoint_url, started=started).failed(error)
+class _Watch:
+    """One drop-in call while botocore makes it: a failure before its answer gets its span at
+    once; an answer's ``Body`` is watched, to open the span when it is first iterated."""
 
+    __slots__ = ("client", "params", "started", "telemetry")
 
-def _attach(telemetry: Telemetry, client: Any, params: dict[str, Any], started: float, response: Any) -> None:
-    body = response.get("Body") if isinstance(response, dict) else None
-    if body is not None and hasattr(body, "__dict__"):
-        _patch.watch_stream(body, _opener(telemetry, client, params, started, response))
+    def __init__(self, telemetry: Telemetry, client: Any, params: dict[str, Any]) -> None:
+        self.telemetry = telemetry
+        self.client = client
+        self.params = params
+        self.started = time.monotonic()
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, Exception):
+            endpoint_url = self.client.meta.endpoint_url
+            self.telemetry.call(STREAM_OPERATION, self.params, endpoint_url, started=self.started).failed(
+                error
+            )
+
+    def answered(self, response: Any) -> Any:
+        """``response``, its ``Body`` watched."""
+        body = response.get("Body") if isinstance(response, dict) else None
+        if body is not None and hasattr(body, "__dict__"):
+            opener = _opener(self.telemetry, self.client, self.params, self.started, response)
+            _patch.watch_stream(body, opener)
+        return response
 
 
 def _wrap_sync(original: Any) -> Any:
@@ -79,14 +98,9 @@ def _wrap_sync(original: Any) -> Any:
         telemetry = _applies(self, operation_name)
         if telemetry is None:
             return original(self, operation_name, api_params)
-        started = time.monotonic()
-        try:
+        with _Watch(telemetry, self, api_params) as watch:
             response = original(self, operation_name, api_params)
-        except Exception as exc:
-            _failed(telemetry, self, api_params, started, exc)
-            raise
-        _attach(telemetry, self, api_params, started, response)
-        return response
+        return watch.answered(response)
 
     return _make_api_call
 
@@ -97,14 +111,9 @@ def _wrap_async(original: Any) -> Any:
         telemetry = _applies(self, operation_name)
         if telemetry is None:
             return await original(self, operation_name, api_params)
-        started = time.monotonic()
-        try:
+        with _Watch(telemetry, self, api_params) as watch:
             response = await original(self, operation_name, api_params)
-        except Exception as exc:
-            _failed(telemetry, self, api_params, started, exc)
-            raise
-        _attach(telemetry, self, api_params, started, response)
-        return response
+        return watch.answered(response)
 
     return _make_api_call
 

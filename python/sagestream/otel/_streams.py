@@ -87,6 +87,13 @@ class _Base:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    #: What the inner iterator raises when it has no more parts.
+    _END: type[BaseException]
+
+    def _raised(self, exc: BaseException) -> None:
+        """The inner iterator raised ``exc``: the stream ended, failed unless it ran out."""
+        self._ended(None if isinstance(exc, self._END) else exc)
+
     def _ended(self, error: BaseException | None, closed: bool = False) -> None:
         if not self._call.ended:
             _stream_ended(self._call, self._answer, self._inner.stats(), error, closed)
@@ -106,6 +113,7 @@ class Parts(_Base):
     """A sync part iterator, timed, whose parts' bytes the call sees."""
 
     __slots__ = ()
+    _END = StopIteration
 
     def __iter__(self) -> Parts:
         return self
@@ -113,11 +121,8 @@ class Parts(_Base):
     def __next__(self) -> bytes:
         try:
             part: bytes = next(self._inner)
-        except StopIteration:
-            self._ended(None)
-            raise
         except BaseException as exc:
-            self._ended(exc)
+            self._raised(exc)
             raise
         self._call.part(part)
         return part
@@ -127,6 +132,7 @@ class AsyncParts(_Base):
     """An asyncio part iterator, timed, whose parts' bytes the call sees."""
 
     __slots__ = ()
+    _END = StopAsyncIteration
 
     def __aiter__(self) -> AsyncParts:
         return self
@@ -134,11 +140,8 @@ class AsyncParts(_Base):
     async def __anext__(self) -> bytes:
         try:
             part: bytes = await self._inner.__anext__()
-        except StopAsyncIteration:
-            self._ended(None)
-            raise
         except BaseException as exc:
-            self._ended(exc)
+            self._raised(exc)
             raise
         self._call.part(part)
         return part
