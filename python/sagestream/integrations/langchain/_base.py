@@ -130,6 +130,31 @@ class SageMakerEndpointBase(BaseModel):
             params["deadline"] = self.deadline
         return params
 
+    # --- the whole answer ----------------------------------------------------------------
+
+    def _answer(self, body: bytes, stop: list[str] | None) -> Any:
+        """The generation of one InvokeEndpoint answer's body (stop sequences applied)."""
+        raise NotImplementedError
+
+    def _invoke_one(self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any]) -> Any:
+        """The generation of one InvokeEndpoint call, on the sync client."""
+        body = self._body(prompt, kwargs, stop, stream=False)
+        with observe.annotate(self._operation) as note:
+            result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
+            generation = self._answer(result.body, stop)
+            note_usage(note, generation)
+        return generation
+
+    async def _ainvoke_one(self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any]) -> Any:
+        """The generation of one InvokeEndpoint call, on the running loop's AsyncClient."""
+        body = self._body(prompt, kwargs, stop, stream=False)
+        client = await self._clients.for_running_loop()
+        with observe.annotate(self._operation) as note:
+            result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
+            generation = self._answer(result.body, stop)
+            note_usage(note, generation)
+        return generation
+
     # --- the stream ----------------------------------------------------------------------
 
     def _steps(self, stop: list[str] | None) -> Steps:

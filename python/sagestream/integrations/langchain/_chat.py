@@ -15,10 +15,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from sagestream import observe
 from sagestream.integrations._formats import Delta
 from sagestream.integrations._stops import cut_at_stop
-from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
+from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps
 from sagestream.integrations.langchain._handlers import ChatCompletionsContentHandler, body_file
 from sagestream.integrations.langchain._messages import chunk_of, message_of, request_messages
 
@@ -112,7 +111,7 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
 
     # --- InvokeEndpoint --------------------------------------------------------------------
 
-    def _result(self, body: bytes, stop: list[str] | None) -> ChatResult:
+    def _answer(self, body: bytes, stop: list[str] | None) -> ChatGeneration:
         handler = self.content_handler
         if self._ready_handler:
             delta = handler.answer(body)
@@ -121,7 +120,7 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
             message = handler.transform_output(body_file(body))
             if stop and isinstance(message.content, str):
                 message = message.model_copy(update={"content": cut_at_stop(message.content, stop)})
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return ChatGeneration(message=message)
 
     def _generate(
         self,
@@ -132,12 +131,7 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        body = self._body(request_messages(messages), kwargs, stop, stream=False)
-        with observe.annotate(self._operation) as note:
-            result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
-            answer = self._result(result.body, stop)
-            note_usage(note, answer.generations[0])
-        return answer
+        return ChatResult(generations=[self._invoke_one(request_messages(messages), stop, kwargs)])
 
     async def _agenerate(
         self,
@@ -148,13 +142,7 @@ class ChatSagemakerEndpoint(SageMakerEndpointBase, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        body = self._body(request_messages(messages), kwargs, stop, stream=False)
-        client = await self._clients.for_running_loop()
-        with observe.annotate(self._operation) as note:
-            result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
-            answer = self._result(result.body, stop)
-            note_usage(note, answer.generations[0])
-        return answer
+        return ChatResult(generations=[await self._ainvoke_one(request_messages(messages), stop, kwargs)])
 
     # --- InvokeEndpointWithResponseStream --------------------------------------------------
 

@@ -10,10 +10,9 @@ from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
-from sagestream import observe
 from sagestream.integrations._formats import Delta
 from sagestream.integrations._stops import cut_at_stop
-from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps, note_usage
+from sagestream.integrations.langchain._base import SageMakerEndpointBase, Steps
 from sagestream.integrations.langchain._handlers import TGIContentHandler, body_file
 from sagestream.integrations.langchain._messages import response_metadata
 
@@ -74,7 +73,7 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
 
     # --- InvokeEndpoint --------------------------------------------------------------------
 
-    def _generation(self, body: bytes, stop: list[str] | None) -> Generation:
+    def _answer(self, body: bytes, stop: list[str] | None) -> Generation:
         handler = self.content_handler
         if self._ready_handler:
             delta = handler.answer(body)
@@ -89,11 +88,7 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
             for chunk in self._stream(prompt, stop, run_manager, **kwargs):
                 whole = chunk if whole is None else whole + chunk
             return whole or Generation(text="")
-        body = self._body(prompt, kwargs, stop, stream=False)
-        with observe.annotate(self._operation) as note:
-            result = self._clients.sync().invoke(self.endpoint_name, body, **self._parameters(stream=False))
-            generation = self._generation(result.body, stop)
-            note_usage(note, generation)
+        generation: Generation = self._invoke_one(prompt, stop, kwargs)
         return generation
 
     async def _aone(
@@ -108,12 +103,7 @@ class SagemakerEndpoint(SageMakerEndpointBase, LLM):
             async for chunk in self._astream(prompt, stop, run_manager, **kwargs):
                 whole = chunk if whole is None else whole + chunk
             return whole or Generation(text="")
-        body = self._body(prompt, kwargs, stop, stream=False)
-        client = await self._clients.for_running_loop()
-        with observe.annotate(self._operation) as note:
-            result = await client.invoke(self.endpoint_name, body, **self._parameters(stream=False))
-            generation = self._generation(result.body, stop)
-            note_usage(note, generation)
+        generation: Generation = await self._ainvoke_one(prompt, stop, kwargs)
         return generation
 
     def _generate(
