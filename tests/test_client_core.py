@@ -1,5 +1,5 @@
 """Both clients on one core (``sagestream._base.BaseClient``): one constructor, and public
-methods whose signatures, written once per client, stay in step."""
+methods whose signatures, declared once on the core, stay in step."""
 
 from __future__ import annotations
 

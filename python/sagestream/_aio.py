@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
 import threading
 import time
+import types
 import weakref
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _botocore_path, _core, _jobs, _observe, _params
+from sagestream import _botocore_path, _core, _jobs, _observe
 from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
 from sagestream._call import Call, answer_of, send_async
 from sagestream._jobs import AsyncInferenceJob
 from sagestream._operations import (
-    ASYNC_OPERATION,
-    INVOKE_OPERATION,
-    STREAM_OPERATION,
     AsyncAnswer,
     InvokeResult,
     StreamInfo,
@@ -38,12 +38,12 @@ from sagestream._operations import (
 from sagestream._s3 import AsyncTransportS3
 from sagestream._stream import AsyncResponseStream, Opened
 from sagestream.exceptions import service_error_from_response
-from sagestream.service import INVOKE, INVOKE_DUPLEX, INVOKE_STREAM
+from sagestream.service import INVOKE, INVOKE_ASYNC, INVOKE_DUPLEX, INVOKE_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterable, Mapping
+    from collections.abc import AsyncIterable, Iterable  # noqa: F401 (named in AsyncClient's base)
 
-    from sagestream._duplex import AsyncDuplexSession, Data, DuplexCall
+    from sagestream._duplex import AsyncDuplexSession, Data, DuplexCall  # noqa: F401 (likewise)
 
 __all__ = ["AsyncClient", "AsyncResponseStream", "hub_for"]
 
@@ -105,11 +105,39 @@ def _new_hub(loop: asyncio.AbstractEventLoop) -> _core.Hub:
     return hub
 
 
+def _coroutine_function(function: Any) -> Any:
+    """AsyncClient's own copy of an operation declared in :class:`BaseClient` whose
+    implementation here is a coroutine, marked as one: ``inspect.iscoroutinefunction`` says
+    so on Python 3.12+ (``inspect.markcoroutinefunction``), ``asyncio.iscoroutinefunction``
+    on every version, as when the methods were ``async def``. The copy shares the code: no
+    frame is added to a call."""
+    code, defaults, closure = function.__code__, function.__defaults__, function.__closure__
+    copy = types.FunctionType(code, function.__globals__, function.__name__, defaults, closure)
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__annotations__ = function.__annotations__
+    copy.__doc__ = function.__doc__
+    copy.__module__ = __name__
+    copy.__qualname__ = f"AsyncClient.{function.__name__}"
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        return mark(copy)
+    copy._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return copy
+
+
 class _StreamCall(Opened[AsyncResponseStream]):
     """What ``invoke_stream`` returns: awaitable, and an async context manager."""
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(
+    BaseClient[
+        Coroutine[Any, Any, InvokeResult],
+        _StreamCall,
+        Coroutine[Any, Any, AsyncInferenceJob],
+        "DuplexCall",
+        "Iterable[Data] | AsyncIterable[Data]",
+    ]
+):
     """The asyncio twin of :class:`sagestream.Client`.
 
     ``session`` (a ``boto3.Session``), ``region_name``, ``endpoint_url`` and ``config`` (a
@@ -123,6 +151,10 @@ class AsyncClient(BaseClient):
     Use it as ``async with AsyncClient() as client`` or call :meth:`close` when done. The
     botocore clients and credentials are set up in a worker thread on first use.
     """
+
+    if not TYPE_CHECKING:  # typed by the base: a coroutine of the result
+        invoke = _coroutine_function(BaseClient.invoke)
+        invoke_async = _coroutine_function(BaseClient.invoke_async)
 
     def _open(self) -> None:
         self._s3 = AsyncTransportS3(self._make_s3, lambda: hub_for(asyncio.get_running_loop()), self._limits)
@@ -205,12 +237,13 @@ class AsyncClient(BaseClient):
         bridge, hub = await self._ready()
         watch = None if _observe.watcher is None else self._watch(operation, params)
         call = Call(bridge, operation, params, stream=stream, deadline=deadline, started=started, watch=watch)
-        if watch is None:
-            return call, *await self._sent(call, hub)
+        if watch is None and bridge.fast():
+            return call, *await send_async(call, hub)
         with _observe.Failures(watch):
             return call, *await self._sent(call, hub)
 
     async def _sent(self, call: Call, hub: _core.Hub) -> tuple[Any, dict[str, Any]]:
+        """The call, watched or on botocore's path."""
         if call.bridge.fast():
             response, answer = await send_async(call, hub)
             return response, answer
@@ -243,36 +276,13 @@ class AsyncClient(BaseClient):
 
     # operations ------------------------------------------------------------------------------
 
-    def invoke_stream(
-        self,
-        endpoint_name: str,
-        body: _params.Body,
-        *,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_variant: str | None = None,
-        target_container_hostname: str | None = None,
-        inference_id: str | None = None,
-        inference_component_name: str | None = None,
-        session_id: str | None = None,
-        prefix_aware_id: str | None = None,
-        deadline: float | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> _StreamCall:
-        """Start InvokeEndpointWithResponseStream.
-
-        Use as ``async with client.invoke_stream(...) as stream`` or ``stream = await
-        client.invoke_stream(...)``. Parameters are validated before anything is sent
-        (:class:`~sagestream.ParamValidationError`). ``deadline`` bounds the whole call in
-        seconds (:class:`~sagestream.DeadlineExceededError`), besides Config's read timeout
-        between reads.
-        """
-        params = self._params(INVOKE_STREAM, locals(), extra)
+    def _invoke_stream(self, arguments: dict[str, Any]) -> _StreamCall:
+        params = self._params(INVOKE_STREAM, arguments, arguments["extra"])
+        deadline = arguments["deadline"]
 
         async def start() -> AsyncResponseStream:
             call, response, answer = await self._send(
-                STREAM_OPERATION, params, stream=True, deadline=deadline
+                INVOKE_STREAM.name, params, stream=True, deadline=deadline
             )
             _, hub = await self._ready()
             parts = self._parts(call, response.aparts(hub), True)
@@ -280,90 +290,30 @@ class AsyncClient(BaseClient):
 
         return _StreamCall(start)
 
-    async def invoke(
-        self,
-        endpoint_name: str,
-        body: _params.Body,
-        *,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_model: str | None = None,
-        target_variant: str | None = None,
-        target_container_hostname: str | None = None,
-        inference_id: str | None = None,
-        enable_explanations: str | None = None,
-        inference_component_name: str | None = None,
-        session_id: str | None = None,
-        prefix_aware_id: str | None = None,
-        deadline: float | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> InvokeResult:
-        """InvokeEndpoint: the whole answer at once (``session_id="NEW_SESSION"`` opens a session)."""
-        params = self._params(INVOKE, locals(), extra)
-        call, response, answer = await self._send(INVOKE_OPERATION, params, deadline=deadline)
+    async def _invoke(self, arguments: dict[str, Any]) -> InvokeResult:
+        params = self._params(INVOKE, arguments, arguments["extra"])
+        call, response, answer = await self._send(INVOKE.name, params, deadline=arguments["deadline"])
         return self._invoke_result(call, response, answer)
 
     async def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        call, response, answer = await self._send(ASYNC_OPERATION, params)
+        call, response, answer = await self._send(INVOKE_ASYNC.name, params)
         return self._async_answer(call, response, answer)
 
-    async def invoke_async(
-        self,
-        endpoint_name: str,
-        *,
-        input_location: str | None = None,
-        body: bytes | None = None,
-        input: bytes | str | os.PathLike[str] | None = None,
-        input_prefix: str | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> AsyncInferenceJob:
-        """InvokeEndpointAsync; returns a handle whose ``await handle.wait()`` gives the output.
-
-        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (at most 128,000 bytes,
-        sent inline), or ``input`` (bytes, or a file path) with an ``input_prefix`` to upload it
-        under. Every parameter is validated before any upload.
-        """
-        return await _jobs.submit_async(
-            self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra
+    def _invoke_async(self, arguments: dict[str, Any]) -> Coroutine[Any, Any, AsyncInferenceJob]:
+        input, prefix, extra = arguments["input"], arguments["input_prefix"], arguments["extra"]
+        return _jobs.submit_async(
+            self._s3, self._invoke_async_call, arguments, input=input, input_prefix=prefix, extra=extra
         )
 
-    def invoke_bidirectional(
-        self,
-        endpoint_name: str,
-        *,
-        target_variant: str | None = None,
-        model_invocation_path: str | None = None,
-        model_query_string: str | None = None,
-        input: Iterable[Data] | AsyncIterable[Data] | None = None,
-        deadline: float | None = None,
-        endpoint_url: str | None = None,
-    ) -> DuplexCall:
-        """Open a full-duplex session (InvokeEndpointWithBidirectionalStream, HTTP/2).
-
-        ``async with client.invoke_bidirectional(...) as session``: ``await session.send(...)``
-        and ``async for part in session`` at the same time; ``input`` (an iterable or async
-        iterable) is sent by a task instead. See :meth:`sagestream.Client.invoke_bidirectional`
-        for ``endpoint_url``.
-        """
+    def _invoke_bidirectional(self, arguments: dict[str, Any]) -> DuplexCall:
         from sagestream._duplex import DuplexCall, Opening
 
-        arguments = locals()
         INVOKE_DUPLEX.of_call(arguments)  # the parameters checked before anything is awaited
+        endpoint_url = arguments["endpoint_url"] or self.duplex_endpoint_url
 
         async def start() -> AsyncDuplexSession:
             bridge, hub = await self._ready()
-            return await Opening(bridge, arguments, endpoint_url or self.duplex_endpoint_url).open_async(
-                hub, input
-            )
+            return await Opening(bridge, arguments, endpoint_url).open_async(hub, arguments["input"])
 
         return DuplexCall(start)

@@ -1,8 +1,9 @@
 """What :class:`sagestream.Client` and :class:`sagestream.AsyncClient` share, written once.
 
 As httpx's ``BaseClient`` builds and its two clients only send, :class:`BaseClient` holds the
-settings, makes the botocore clients and the bridge from them, and prepares each call: its
-parameters validated by the operation table, the call itself (:class:`sagestream._call.Call`:
+settings, makes the botocore clients and the bridge from them, declares each operation once
+(generic over what it returns), and prepares each call: its parameters validated by the
+operation table, the call itself (:class:`sagestream._call.Call`:
 credentials, request, attempts, the answer named), and what its answer becomes. ``Client``
 sends on the calling thread and ``AsyncClient`` in an asyncio task; they differ in that, in when
 the botocore clients are made (at once, or in a worker thread at the first call), and in
@@ -12,10 +13,11 @@ request: :mod:`sagestream._botocore_path`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sagestream import _observe
+from sagestream import _observe, _params
 from sagestream._botocore import Bridge
 from sagestream._caps import ResponseLimits
 from sagestream._operations import AsyncAnswer, InvokeResult
@@ -30,11 +32,22 @@ if TYPE_CHECKING:
 
 __all__ = ["BaseClient", "runtime_client", "session_of"]
 
-_Client = TypeVar("_Client", bound="BaseClient")
+_Client = TypeVar("_Client", bound="BaseClient[Any, Any, Any, Any, Any]")
+#: What each operation returns on a client: ``Client`` binds the results themselves,
+#: ``AsyncClient`` what awaits them (a coroutine, or an awaitable call).
+_Invoked = TypeVar("_Invoked")
+_Streamed = TypeVar("_Streamed")
+_Submitted = TypeVar("_Submitted")
+_Opened = TypeVar("_Opened")
+#: What ``invoke_bidirectional`` takes as ``input``.
+_Input = TypeVar("_Input")
 
 
-class BaseClient:
-    """The settings, botocore clients and per-call preparation of both clients."""
+class BaseClient(Generic[_Invoked, _Streamed, _Submitted, _Opened, _Input]):
+    """The settings, botocore clients and per-call preparation of both clients, and their
+    operations' signatures: each operation is declared once, here, and hands its arguments
+    (``locals()``) to the client's ``_invoke...`` method, which runs the call its way (on this
+    thread, or as a coroutine of the event loop)."""
 
     #: Where :meth:`invoke_bidirectional` connects (None: the service's endpoint).
     duplex_endpoint_url: str | None
@@ -153,6 +166,131 @@ class BaseClient:
         """Connections of the request path kept open for the next calls."""
         transport = None if self._bridge is None else self._bridge.transport
         return int(transport.idle_connections()) if transport is not None else 0
+
+    # --- operations --------------------------------------------------------------------------
+
+    def invoke_stream(
+        self,
+        endpoint_name: str,
+        body: _params.Body,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        target_variant: str | None = None,
+        target_container_hostname: str | None = None,
+        inference_id: str | None = None,
+        inference_component_name: str | None = None,
+        session_id: str | None = None,
+        prefix_aware_id: str | None = None,
+        deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> _Streamed:
+        """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
+
+        Parameters are validated before anything is sent (:class:`~sagestream.ParamValidationError`).
+        ``deadline`` bounds the whole call in seconds — connecting, the response headers and
+        every part (:class:`~sagestream.DeadlineExceededError`) — besides the config's read
+        timeout, which bounds each wait for bytes (``ReadTimeoutError``). On the
+        :class:`~sagestream.AsyncClient`, use it as ``async with client.invoke_stream(...) as
+        stream`` or ``stream = await client.invoke_stream(...)``.
+        """
+        return self._invoke_stream(locals())
+
+    def invoke(
+        self,
+        endpoint_name: str,
+        body: _params.Body,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        target_model: str | None = None,
+        target_variant: str | None = None,
+        target_container_hostname: str | None = None,
+        inference_id: str | None = None,
+        enable_explanations: str | None = None,
+        inference_component_name: str | None = None,
+        session_id: str | None = None,
+        prefix_aware_id: str | None = None,
+        deadline: float | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> _Invoked:
+        """Invoke ``endpoint_name`` and read the whole answer at once (InvokeEndpoint); awaited
+        on the :class:`~sagestream.AsyncClient`.
+
+        ``session_id="NEW_SESSION"`` opens a stateful session: its id is in
+        ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
+        """
+        return self._invoke(locals())
+
+    def invoke_async(
+        self,
+        endpoint_name: str,
+        *,
+        input_location: str | None = None,
+        body: bytes | None = None,
+        input: bytes | str | os.PathLike[str] | None = None,
+        input_prefix: str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        inference_id: str | None = None,
+        request_ttl_seconds: int | None = None,
+        invocation_timeout_seconds: int | None = None,
+        s3_output_path_extension: str | None = None,
+        filename: str | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> _Submitted:
+        """Start an asynchronous inference job (InvokeEndpointAsync); see ``InferenceJob.wait``
+        (on the :class:`~sagestream.AsyncClient`, awaited, a handle whose ``await
+        handle.wait()`` gives the output).
+
+        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (the input itself, at
+        most 128,000 bytes, sent inline with the request), or ``input`` (the content as ``bytes``
+        or text, or a file: an ``os.PathLike`` or a ``str`` naming one) with ``input_prefix`` (an
+        ``s3://`` prefix to upload it under). Every parameter is validated before any upload.
+        """
+        return self._invoke_async(locals())
+
+    def invoke_bidirectional(
+        self,
+        endpoint_name: str,
+        *,
+        target_variant: str | None = None,
+        model_invocation_path: str | None = None,
+        model_query_string: str | None = None,
+        input: _Input | None = None,
+        deadline: float | None = None,
+        endpoint_url: str | None = None,
+    ) -> _Opened:
+        """Open a full-duplex session (InvokeEndpointWithBidirectionalStream, HTTP/2).
+
+        Send parts with ``session.send(...)`` and read the answer's parts by iterating the
+        session, at the same time; ``input`` (an iterable) is sent from a background thread
+        instead, then the input is closed. On the :class:`~sagestream.AsyncClient`: ``async
+        with client.invoke_bidirectional(...) as session``, ``await session.send(...)`` and
+        ``async for part in session``; ``input`` (an iterable or async iterable) is sent by a
+        task. ``endpoint_url`` (or the client's ``duplex_endpoint_url``, or
+        ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``) overrides the service's
+        ``https://runtime.sagemaker.{region}.amazonaws.com:8443``; a client configured with a
+        host of its own (``endpoint_url=``...) connects to port 8443 of that host.
+        """
+        return self._invoke_bidirectional(locals())
+
+    # --- what each client does of an operation's arguments (``locals()`` of the above) -----
+
+    def _invoke_stream(self, arguments: dict[str, Any]) -> _Streamed:
+        raise NotImplementedError
+
+    def _invoke(self, arguments: dict[str, Any]) -> _Invoked:
+        raise NotImplementedError
+
+    def _invoke_async(self, arguments: dict[str, Any]) -> _Submitted:
+        raise NotImplementedError
+
+    def _invoke_bidirectional(self, arguments: dict[str, Any]) -> _Opened:
+        raise NotImplementedError
 
     # --- per call --------------------------------------------------------------------------
 

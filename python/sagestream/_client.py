@@ -7,19 +7,15 @@ not reproduce; then botocore sends it and sagestream decodes the body (:mod:`._t
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from sagestream import _jobs, _observe, _params
+from sagestream import _jobs, _observe
 from sagestream._base import BaseClient
 from sagestream._botocore import Bridge
 from sagestream._call import Call, send
 from sagestream._jobs import InferenceJob
 from sagestream._operations import (
-    ASYNC_OPERATION,
-    INVOKE_OPERATION,
-    STREAM_OPERATION,
     AsyncAnswer,
     InvokeResult,
     StreamInfo,
@@ -28,17 +24,19 @@ from sagestream._operations import (
 from sagestream._s3 import BotoS3
 from sagestream._stream import Closing, ResponseStream
 from sagestream._transport import botocore_errors, open_body, read_capped
-from sagestream.service import INVOKE, INVOKE_STREAM
+from sagestream.service import INVOKE, INVOKE_ASYNC, INVOKE_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable  # noqa: F401 (named in Client's base)
 
-    from sagestream._duplex import Data, DuplexSession
+    from sagestream._duplex import Data, DuplexSession  # noqa: F401 (likewise)
 
 __all__ = ["Client", "InvokeResult", "parse_new_session", "stream_from_boto3"]
 
 
-class Client(BaseClient, Closing):
+class Client(
+    BaseClient[InvokeResult, ResponseStream, InferenceJob, "DuplexSession", "Iterable[Data]"], Closing
+):
     """Streaming client for SageMaker AI endpoints on top of a botocore ``sagemaker-runtime`` client.
 
     botocore resolves the endpoint, the credentials and the retry policy and parses error
@@ -91,12 +89,13 @@ class Client(BaseClient, Closing):
         call = Call(
             self._bridge, operation, params, stream=stream, deadline=deadline, started=started, watch=watch
         )
-        if watch is None:
-            return call, *self._sent(call)
+        if watch is None and self._bridge.fast():
+            return call, *send(call)
         with _observe.Failures(watch):
             return call, *self._sent(call)
 
     def _sent(self, call: Call) -> tuple[Any, dict[str, Any]]:
+        """The call, watched or on botocore's path."""
         if self._bridge.fast():
             response, answer = send(call)
             return response, answer
@@ -121,31 +120,11 @@ class Client(BaseClient, Closing):
 
     # --- operations ------------------------------------------------------------------------
 
-    def invoke_stream(
-        self,
-        endpoint_name: str,
-        body: _params.Body,
-        *,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_variant: str | None = None,
-        target_container_hostname: str | None = None,
-        inference_id: str | None = None,
-        inference_component_name: str | None = None,
-        session_id: str | None = None,
-        prefix_aware_id: str | None = None,
-        deadline: float | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> ResponseStream:
-        """Invoke ``endpoint_name`` with a streamed response (InvokeEndpointWithResponseStream).
-
-        ``deadline`` bounds the whole call in seconds — connecting, the response headers and
-        every part (``DeadlineExceededError``) — besides the config's read timeout, which
-        bounds each wait for bytes (``ReadTimeoutError``).
-        """
-        params = self._params(INVOKE_STREAM, locals(), extra)
-        call, response, answer = self._send(STREAM_OPERATION, params, stream=True, deadline=deadline)
+    def _invoke_stream(self, arguments: dict[str, Any]) -> ResponseStream:
+        params = self._params(INVOKE_STREAM, arguments, arguments["extra"])
+        call, response, answer = self._send(
+            INVOKE_STREAM.name, params, stream=True, deadline=arguments["deadline"]
+        )
         info = StreamInfo.of(answer)
         if response is not None:
             return ResponseStream(self._parts(call, response.parts(), False), info, started=call.started)
@@ -157,91 +136,27 @@ class Client(BaseClient, Closing):
         parts = self._parts(call, parts, False)
         return ResponseStream(parts, info, started=call.started, on_close=lambda: owner.release(False))
 
-    def invoke(
-        self,
-        endpoint_name: str,
-        body: _params.Body,
-        *,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_model: str | None = None,
-        target_variant: str | None = None,
-        target_container_hostname: str | None = None,
-        inference_id: str | None = None,
-        enable_explanations: str | None = None,
-        inference_component_name: str | None = None,
-        session_id: str | None = None,
-        prefix_aware_id: str | None = None,
-        deadline: float | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> InvokeResult:
-        """Invoke ``endpoint_name`` and read the whole answer (InvokeEndpoint).
-
-        ``session_id="NEW_SESSION"`` opens a stateful session: its id is in
-        ``new_session_id`` and can then be passed to :meth:`invoke_stream`.
-        """
-        params = self._params(INVOKE, locals(), extra)
-        call, response, answer = self._send(INVOKE_OPERATION, params, deadline=deadline)
+    def _invoke(self, arguments: dict[str, Any]) -> InvokeResult:
+        params = self._params(INVOKE, arguments, arguments["extra"])
+        call, response, answer = self._send(INVOKE.name, params, deadline=arguments["deadline"])
         return self._invoke_result(call, response, answer)
 
     def _invoke_async_call(self, params: dict[str, Any]) -> AsyncAnswer:
         """InvokeEndpointAsync itself (the job handles' submit step)."""
-        call, response, answer = self._send(ASYNC_OPERATION, params)
+        call, response, answer = self._send(INVOKE_ASYNC.name, params)
         return self._async_answer(call, response, answer)
 
-    def invoke_async(
-        self,
-        endpoint_name: str,
-        *,
-        input_location: str | None = None,
-        body: bytes | None = None,
-        input: bytes | str | os.PathLike[str] | None = None,
-        input_prefix: str | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> InferenceJob:
-        """Start an asynchronous inference job (InvokeEndpointAsync); see ``InferenceJob.wait``.
-
-        Give one input: ``input_location`` (an ``s3://`` URI), ``body`` (the input itself, at
-        most 128,000 bytes, sent inline with the request), or ``input`` (the content as ``bytes``
-        or text, or a file: an ``os.PathLike`` or a ``str`` naming one) with ``input_prefix`` (an
-        ``s3://`` prefix to upload it under).
-        """
+    def _invoke_async(self, arguments: dict[str, Any]) -> InferenceJob:
+        input, prefix, extra = arguments["input"], arguments["input_prefix"], arguments["extra"]
         return _jobs.submit(
-            self._s3, self._invoke_async_call, locals(), input=input, input_prefix=input_prefix, extra=extra
+            self._s3, self._invoke_async_call, arguments, input=input, input_prefix=prefix, extra=extra
         )
 
-    def invoke_bidirectional(
-        self,
-        endpoint_name: str,
-        *,
-        target_variant: str | None = None,
-        model_invocation_path: str | None = None,
-        model_query_string: str | None = None,
-        input: Iterable[Data] | None = None,
-        deadline: float | None = None,
-        endpoint_url: str | None = None,
-    ) -> DuplexSession:
-        """Open a full-duplex session (InvokeEndpointWithBidirectionalStream, HTTP/2).
-
-        Send parts with ``session.send(...)`` and read the answer's parts by iterating the
-        session, at the same time; ``input`` (an iterable) is sent from a background thread
-        instead, then the input is closed. ``endpoint_url`` (or the client's
-        ``duplex_endpoint_url``, or ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``) overrides the
-        service's ``https://runtime.sagemaker.{region}.amazonaws.com:8443``; a client configured
-        with a host of its own (``endpoint_url=``...) connects to port 8443 of that host.
-        """
+    def _invoke_bidirectional(self, arguments: dict[str, Any]) -> DuplexSession:
         from sagestream._duplex import Opening
 
-        return Opening(self._bridge, locals(), endpoint_url or self.duplex_endpoint_url).open(input)
+        endpoint_url = arguments["endpoint_url"] or self.duplex_endpoint_url
+        return Opening(self._bridge, arguments, endpoint_url).open(arguments["input"])
 
 
 def stream_from_boto3(response: dict[str, Any], *, deadline: float | None = None) -> ResponseStream:
