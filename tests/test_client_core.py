@@ -28,6 +28,15 @@ def test_each_operation_takes_the_same_parameters_on_both_clients(name: str) -> 
     assert _parameters(getattr(sagestream.Client, name)) == _parameters(getattr(sagestream.AsyncClient, name))
 
 
+@pytest.mark.parametrize("name", ["invoke", "invoke_async"])
+def test_the_async_clients_coroutine_methods_are_coroutine_functions(name: str) -> None:
+    # Frameworks pick how to call a callable by asking (Starlette, LangChain's tools): the
+    # declared-once operations must still be coroutine functions on AsyncClient, on every Python.
+    method = getattr(sagestream.AsyncClient, name)
+    assert inspect.iscoroutinefunction(method)
+    assert not inspect.iscoroutinefunction(getattr(sagestream.Client, name))
+
+
 def test_a_bad_session_is_refused_alike() -> None:
     for cls in (sagestream.Client, sagestream.AsyncClient):
         with pytest.raises(TypeError, match=r"session must be a boto3\.Session"):

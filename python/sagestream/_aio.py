@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import os
 import threading
 import time
-import types
 import weakref
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -106,23 +104,19 @@ def _new_hub(loop: asyncio.AbstractEventLoop) -> _core.Hub:
 
 
 def _coroutine_function(function: Any) -> Any:
-    """AsyncClient's own copy of an operation declared in :class:`BaseClient` whose
-    implementation here is a coroutine, marked as one: ``inspect.iscoroutinefunction`` says
-    so on Python 3.12+ (``inspect.markcoroutinefunction``), ``asyncio.iscoroutinefunction``
-    on every version, as when the methods were ``async def``. The copy shares the code: no
-    frame is added to a call."""
-    code, defaults, closure = function.__code__, function.__defaults__, function.__closure__
-    copy = types.FunctionType(code, function.__globals__, function.__name__, defaults, closure)
-    copy.__kwdefaults__ = function.__kwdefaults__
-    copy.__annotations__ = function.__annotations__
-    copy.__doc__ = function.__doc__
-    copy.__module__ = __name__
-    copy.__qualname__ = f"AsyncClient.{function.__name__}"
-    mark = getattr(inspect, "markcoroutinefunction", None)
-    if mark is not None:
-        return mark(copy)
-    copy._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
-    return copy
+    """AsyncClient's own method for an operation declared in :class:`BaseClient` whose
+    implementation here is a coroutine: an ``async def`` awaiting it, so that
+    ``inspect.iscoroutinefunction`` (on every Python) and ``asyncio.iscoroutinefunction`` say
+    what the method is, as frameworks that pick how to call a callable ask. ``inspect.signature``
+    follows ``__wrapped__`` to the declared signature. One coroutine frame a call."""
+
+    @functools.wraps(function)
+    async def operation(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return await function(self, *args, **kwargs)
+
+    operation.__module__ = __name__
+    operation.__qualname__ = f"AsyncClient.{function.__name__}"
+    return operation
 
 
 class _StreamCall(Opened[AsyncResponseStream]):
