@@ -97,7 +97,7 @@ env-aio: wheel
 test-aio: env-aio
 	$(STAMP)
 	$(ENVS)/aio/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile \
-		tests/test_patch.py tests/test_patch_differential.py
+		tests/test_patch.py tests/test_patch_differential.py tests/test_otel_aio.py
 
 .PHONY: test-oldest ## The request path on the oldest botocore declared, in its own venv
 test-oldest: wheel
