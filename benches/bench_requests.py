@@ -21,7 +21,9 @@ workload runs every client once per round, rounds alternating, and reports media
   aiobotocore: the longest the ticker ran late, i.e. the longest the reader held the event loop
   (with no work per token, and with 20 µs of it, as a framework's callback costs);
 - ``idle``: memory per open, idle stream, against a bare asyncio Protocol holding as many
-  connections (each in a fresh interpreter).
+  connections (each in a fresh interpreter): resident, and on glibc the C heap in use
+  (``mallinfo2``; pages an allocation never touched are not resident, and freed ones are
+  reused, so the two differ).
 
     python benches/bench_requests.py [--only gateway,short] [--rounds 3] [--quick]
         [--baseline DIR]
@@ -876,35 +878,52 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def idle_sagestream(url: str, streams: int) -> float:
-    """Resident bytes per open stream of the sagestream in this interpreter: ``streams``
-    streams opened, their first part read, the rest 30 s away."""
+def _memory() -> tuple[int, int | None]:
+    """Resident bytes, and the C heap in use where glibc counts it (the tests' ``_heap.py``)."""
+    tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from _heap import heap_in_use
 
-    async def run() -> float:
+    return _rss(), heap_in_use()
+
+
+def _per(before: tuple[int, int | None], after: tuple[int, int | None], n: int) -> list[float | None]:
+    """Resident and heap bytes per stream between two :func:`_memory` readings."""
+    rss = (after[0] - before[0]) / n
+    heap = None if before[1] is None or after[1] is None else (after[1] - before[1]) / n
+    return [rss, heap]
+
+
+def idle_sagestream(url: str, streams: int) -> list[float | None]:
+    """Resident and heap bytes per open stream of the sagestream in this interpreter:
+    ``streams`` streams opened, their first part read, the rest 30 s away."""
+
+    async def run() -> list[float | None]:
         async with sagestream_async(url, pool=streams) as client:
             await client.invoke("bench", b"{}")
             gc.collect()
-            before = _rss()
+            before = _memory()
             opened = []
             for _ in range(streams):
                 s = await client.invoke_stream("bench", b"{}", custom_attributes="tokens=2;first_pause=30")
                 await s.__anext__()
                 opened.append(s)
             gc.collect()
-            after = _rss()
+            after = _memory()
             for s in opened:
                 s.close()
-            return (after - before) / streams
+            return _per(before, after, streams)
 
     return asyncio.run(run())
 
 
-def idle_protocol(url: str, streams: int) -> float:
-    """Resident bytes per connection of a bare asyncio Protocol that sent the same request and
-    holds its first chunk (the floor)."""
+def idle_protocol(url: str, streams: int) -> list[float | None]:
+    """Resident and heap bytes per connection of a bare asyncio Protocol that sent the same
+    request and holds its first chunk (the floor)."""
     request = presigned(url, STREAM_PATH, "tokens=2;first_pause=30")
 
-    async def run() -> float:
+    async def run() -> list[float | None]:
         loop = asyncio.get_running_loop()
         host, port = url.split("//", 1)[1].split(":")
 
@@ -925,30 +944,33 @@ def idle_protocol(url: str, streams: int) -> float:
         await protocol.first
         transport.close()
         gc.collect()
-        before = _rss()
+        before = _memory()
         opened = []
         for _ in range(streams):
             transport, protocol = await loop.create_connection(Holder, host, int(port))
             await protocol.first
             opened.append(transport)
         gc.collect()
-        after = _rss()
+        after = _memory()
         for t in opened:
             t.close()
-        return (after - before) / streams
+        return _per(before, after, streams)
 
     return asyncio.run(run())
 
 
 def idle(url: str, streams: int = 500, baseline: str | None = None) -> None:
     print(f"\nidle open streams: {streams} (first part read, the rest 30 s away; fresh interpreters)")
-    print("| client | resident KiB / open stream |")
-    print("|---|---:|")
+    print("| client | resident KiB / open stream | C heap in use KiB / open stream |")
+    print("|---|---:|---:|")
+
+    def row(name: str, per: list[float | None]) -> None:
+        rss, heap = per
+        print(f"| {name} | {(rss or 0) / 1024:.1f} | {'n/a' if heap is None else f'{heap / 1024:.1f}'} |")
+
     for name, build in ours("sagestream AsyncClient", baseline):
-        per = _builds.call(build, "bench_requests", "idle_sagestream", url, streams)
-        print(f"| {name} | {per / 1024:.1f} |")
-    per = _builds.call(None, "bench_requests", "idle_protocol", url, streams)
-    print(f"| bare asyncio Protocol (floor) | {per / 1024:.1f} |")
+        row(name, _builds.call(build, "bench_requests", "idle_sagestream", url, streams))
+    row("bare asyncio Protocol (floor)", _builds.call(None, "bench_requests", "idle_protocol", url, streams))
 
 
 def only_needs_aiobotocore(only: str) -> bool:

@@ -24,13 +24,19 @@ use hyper::client::conn::http1::{Connection, SendRequest};
 
 use super::connect::{Io, RawSocket};
 
-pub(crate) type Sender = SendRequest<Full<Bytes>>;
+/// A request's body as hyper's HTTP/1.1 connection takes it: boxed, because the connection's
+/// request channel allocates a block of 32 slots when the connection is made and keeps it for
+/// the connection's life, each slot the size of a whole `http::Request`; a body of one pointer
+/// rather than `Full`'s four takes 768 bytes off every connection.
+pub(crate) type RequestBody = Box<Full<Bytes>>;
+
+pub(crate) type Sender = SendRequest<RequestBody>;
 
 /// hyper's half of an HTTP/1.1 connection: the future that writes requests to its socket and
 /// reads responses from it. Dropped, it closes the socket.
 pub(crate) struct Driver(Option<Pin<Box<H1Connection>>>);
 
-type H1Connection = Connection<Box<dyn Io>, Full<Bytes>>;
+type H1Connection = Connection<Box<dyn Io>, RequestBody>;
 
 impl Driver {
     pub(crate) fn new(connection: H1Connection) -> Self {

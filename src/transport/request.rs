@@ -18,7 +18,7 @@ use super::body::ResponseBody;
 use super::connect::{authority, connect_error, Connector, Io, Proxy};
 use super::error::{root_cause, ConnectKind, TransportError};
 use super::h2::{H2Connections, PendingResponse, StreamBody, StreamSlot};
-use super::pool::{Driver, Idle, Pool, Sender};
+use super::pool::{Driver, Idle, Pool, RequestBody, Sender};
 use super::{pool_key, Deadline, TransportConfig};
 
 /// A request, ready to go (signed already if it must be).
@@ -266,7 +266,7 @@ async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<(Sender, Driver), Trans
 fn build(
     request: Request,
     forward_proxy: Option<&Proxy>,
-) -> Result<http::Request<Full<Bytes>>, TransportError> {
+) -> Result<http::Request<RequestBody>, TransportError> {
     let Request {
         method,
         uri,
@@ -301,7 +301,7 @@ fn build(
             |pq| Uri::try_from(pq.as_str()).unwrap_or_else(|_| Uri::from_static("/")),
         ),
     };
-    let mut built = http::Request::new(Full::new(body));
+    let mut built = http::Request::new(Box::new(Full::new(body)));
     *built.method_mut() = method;
     *built.uri_mut() = target;
     *built.headers_mut() = headers;

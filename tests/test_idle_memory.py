@@ -1,0 +1,104 @@
+"""What an open, idle stream holds: C heap bytes per stream, counted by glibc's allocator.
+
+Streams wait on the model far longer than they read, so the memory each one holds while it
+waits bounds how many a process can keep open. Most of it is hyper's HTTP/1.1 connection
+(a read buffer of at least 8 KiB, a header write buffer made with 8 KiB of capacity, and the
+first block of its request channel), about 29 KiB in all today; see docs/benchmarks.md. The
+bound is generous: it catches a per-stream buffer or task that grows by kilobytes, not noise.
+
+Counted as heap in use (``_heap.py``), not resident memory, which depends on the allocator's
+layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import socket
+import threading
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import sagestream
+from _heap import AVAILABLE, heap_in_use
+from _raw_server import EVENTSTREAM, chunk, payload_frame
+from botocore.config import Config
+
+#: Streams held open at once.
+STREAMS = 200
+#: The most C heap bytes one idle stream may hold (about 29 KiB today).
+BOUND = 40 * 1024
+
+
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason="needs glibc's mallinfo2")
+
+
+def heap() -> int:
+    in_use = heap_in_use()
+    assert in_use is not None
+    return in_use
+
+
+#: Every request's body: a request is in once its head and this are.
+BODY = b"{}"
+ANSWER = (
+    f"HTTP/1.1 200 OK\r\nContent-Type: {EVENTSTREAM}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    + chunk(payload_frame(b"first"))
+)
+
+
+@contextlib.contextmanager
+def quiet_streams() -> Iterator[str]:
+    """A server answering each connection's one request with the first part of a stream, and
+    then nothing until it stops. One thread serves every connection in turn (the client opens
+    them one after the other), so that the server adds next to nothing to this process's heap."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                held.append(conn)
+                request = b""
+                while not request.endswith(b"\r\n\r\n" + BODY) and (data := conn.recv(65536)):
+                    request += data
+                conn.sendall(ANSWER)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        listener.close()
+        for conn in held:
+            conn.close()
+        thread.join(timeout=5)
+
+
+async def test_an_idle_open_stream_holds_a_bounded_heap() -> None:
+    session = boto3.Session(
+        aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", region_name="us-west-2"
+    )
+    config = Config(max_pool_connections=STREAMS, retries={"max_attempts": 0})
+    with quiet_streams() as url:
+        async with sagestream.AsyncClient(session, endpoint_url=url, config=config) as client:
+            # One stream first, so that what is made once per client is made before counting.
+            warm = await client.invoke_stream("ep", BODY)
+            assert await warm.__anext__() == b"first"
+            await warm.aclose()
+            gc.collect()
+            before = heap()
+            opened = []
+            for _ in range(STREAMS):
+                stream = await client.invoke_stream("ep", BODY)
+                assert await stream.__anext__() == b"first"
+                opened.append(stream)
+            gc.collect()
+            per_stream = (heap() - before) / STREAMS
+            for stream in opened:
+                await stream.aclose()
+    assert per_stream < BOUND, f"{per_stream / 1024:.1f} KiB of C heap per idle open stream"
