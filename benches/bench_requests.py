@@ -20,6 +20,9 @@ workload runs every client once per round, rounds alternating, and reports media
 - ``hold``: one stream of 8,000 back-to-back tokens read beside a 1 ms ticker task, against
   aiobotocore: the longest the ticker ran late, i.e. the longest the reader held the event loop
   (with no work per token, and with 20 µs of it, as a framework's callback costs);
+- ``layers``: the fixed cost of a 1-part stream on the sync client, layer by layer: the raw
+  pre-signed request, ``_core.Transport.send`` unsigned and signed, and ``Client.invoke_stream``,
+  in the calling thread's own user and system time (Linux: ``RUSAGE_THREAD``);
 - ``idle``: memory per open, idle stream, against a bare asyncio Protocol holding as many
   connections (each in a fresh interpreter): resident, and on glibc the C heap in use
   (``mallinfo2``; pages an allocation never touched are not resident, and freed ones are
@@ -973,6 +976,78 @@ def idle(url: str, streams: int = 500, baseline: str | None = None) -> None:
     row("bare asyncio Protocol (floor)", _builds.call(None, "bench_requests", "idle_protocol", url, streams))
 
 
+def layers(url: str, rounds: int, calls: int = 5000) -> None:
+    """The fixed cost of a 1-part stream on the sync client, layer by layer, in the calling
+    thread's user and system CPU time (the transport's I/O runs on that thread)."""
+    import resource
+
+    from sagestream import _core
+
+    if not hasattr(resource, "RUSAGE_THREAD"):
+        print("\nlayers: needs RUSAGE_THREAD (Linux)")
+        return
+    transport = _core.Transport(
+        region="us-east-1",
+        service="sagemaker",
+        connect_timeout=60.0,
+        read_timeout=60.0,
+        max_pool_connections=10,
+        tcp_keepalive=False,
+        verify=False,
+    )
+    transport.set_credentials(CREDS["aws_access_key_id"], CREDS["aws_secret_access_key"])
+    headers = [("content-type", "application/json"), ("x-amzn-sagemaker-custom-attributes", "tokens=1")]
+    raw = RawConnection(url)
+    request = presigned(url, STREAM_PATH, "tokens=1")
+    client = sagestream_client(url)
+
+    def send(sign: bool) -> Callable[[], None]:
+        def run() -> None:
+            for _ in transport.send(
+                "POST", url + STREAM_PATH, headers, b"{}", sign=sign, mode="stream"
+            ).parts():
+                pass
+
+        return run
+
+    def invoke_stream() -> None:
+        for _ in client.invoke_stream("bench", b"{}", custom_attributes="tokens=1"):
+            pass
+
+    steps: dict[str, Callable[[], Any]] = {
+        "raw pre-signed request, kept-alive socket": lambda: raw.exchange(request, stream=True),
+        "_core.Transport.send, unsigned": send(False),
+        "_core.Transport.send, signed": send(True),
+        "sagestream Client.invoke_stream": invoke_stream,
+    }
+
+    def timed(step: Callable[[], Any]) -> Callable[[], tuple[float, float, float]]:
+        def run() -> tuple[float, float, float]:
+            for _ in range(100):
+                step()
+            before = resource.getrusage(resource.RUSAGE_THREAD)
+            for _ in range(calls):
+                step()
+            after = resource.getrusage(resource.RUSAGE_THREAD)
+            return (
+                (after.ru_utime - before.ru_utime) / calls,
+                (after.ru_stime - before.ru_stime) / calls,
+                (after.ru_nvcsw - before.ru_nvcsw) / calls,
+            )
+
+        return run
+
+    rows = in_rounds({name: timed(step) for name, step in steps.items()}, rounds)
+    print(f"\nfixed cost by layer, 1-part stream, sync ({calls} sequential calls, the calling thread)")
+    print("| layer | user µs | system µs | total µs | context switches / call |")
+    print("|---|---:|---:|---:|---:|")
+    for name, got in rows.items():
+        user = statistics.median(u for u, _, _ in got) * 1e6
+        system = statistics.median(s for _, s, _ in got) * 1e6
+        switches = statistics.median(c for _, _, c in got)
+        print(f"| {name} | {user:.1f} | {system:.1f} | {user + system:.1f} | {switches:.2f} |")
+
+
 def only_needs_aiobotocore(only: str) -> bool:
     """Whether the chosen workloads have aiobotocore rows."""
     return bool({"fixed", "gateway", "short", "hold"} & set(only.split(",")))
@@ -980,7 +1055,7 @@ def only_needs_aiobotocore(only: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="fixed,gateway,threads,short,ttfp,long,hold,idle")
+    parser.add_argument("--only", default="fixed,gateway,threads,short,ttfp,long,hold,idle,layers")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
     parser.add_argument("--baseline", help="a directory holding another build of sagestream (_builds.py)")
@@ -1013,6 +1088,8 @@ def main() -> None:
             hold(url, args.rounds, args.baseline)
         if "idle" in only:
             idle(url, 500, args.baseline)
+        if "layers" in only:
+            layers(url, args.rounds, 1000 if args.quick else 5000)
     finally:
         server.terminate()
         with open("/proc/loadavg") as f:
