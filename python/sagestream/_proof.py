@@ -78,13 +78,15 @@ class Template:
     def after(self, invocation: str, retry: str | None = None) -> list[tuple[str, str]]:
         """The unsigned headers of an attempt: ``retry`` replaces the first attempt's
         ``amz-sdk-request`` (None: the first attempt)."""
+        if retry is None:
+            return [(INVOCATION_HEADER, invocation), *self.unsigned]
         headers = [(INVOCATION_HEADER, invocation)]
         for name, value in self.unsigned:
             if name.lower() == RETRY_HEADER:
-                headers.append((name, value if retry is None else retry))
+                headers.append((name, retry))
             else:
                 headers.append((name, value))
-        if retry is not None and not any(n.lower() == RETRY_HEADER for n, _ in self.unsigned):
+        if not any(n.lower() == RETRY_HEADER for n, _ in self.unsigned):
             headers.append((RETRY_HEADER, retry))
         return headers
 

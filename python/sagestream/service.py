@@ -26,9 +26,9 @@ installed model must be a row or listed in :attr:`Operation.known`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -135,6 +135,12 @@ class Operation:
         """The members by the clients' keyword."""
         return {m.keyword: m for m in self.members.values()}
 
+    @cached_property
+    def _walk(self) -> tuple[tuple[str, str, Callable[[object, str], Any], bool], ...]:
+        """What :meth:`of_call` asks of each member, looked up once: keyword, API name, the
+        rule's check, whether it is required."""
+        return tuple((m.keyword, m.name, m.rule.check, m.required) for m in self.members.values())
+
     @property
     def options(self) -> list[Member]:
         """The members sent as headers: the optional parameters of a call."""
@@ -219,10 +225,10 @@ class Operation:
         call: it walks the table's members, not the arguments, and asks each value once."""
         params: dict[str, Any] = {}
         get = arguments.get
-        for keyword, member in self.by_keyword.items():
+        for keyword, name, check, required in self._walk:
             value = get(keyword)
-            if value is not None or member.required:
-                params[member.name] = member.rule.check(value, member.name)
+            if value is not None or required:
+                params[name] = check(value, name)
         return self._completed(params, extra)
 
     def split(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -252,7 +258,7 @@ class Operation:
         """URL, headers and body of a call with ``params`` (validated) at ``base_url``, as
         botocore builds them: ``headers`` names the header of each member only botocore's
         model has (``extra=``)."""
-        url = base_url + self.route(quote(params["EndpointName"], safe="~"))
+        url = base_url + self.route(_label(params["EndpointName"]))
         sent: list[tuple[str, str]] = []
         body: Any = b""
         for name, value in params.items():
@@ -266,6 +272,12 @@ class Operation:
         if not isinstance(body, bytes):
             body = body.read() if hasattr(body, "read") else bytes(body)
         return url, sent, body
+
+
+@lru_cache(maxsize=1024)  # a gateway calls a few endpoints, again and again
+def _label(endpoint_name: str) -> str:
+    """An endpoint name as botocore quotes it in the URL's path."""
+    return quote(endpoint_name, safe="~")
 
 
 def _header_value(value: object) -> str:
