@@ -154,7 +154,12 @@ impl Transport {
                         false,
                     )
                 };
-            let http_request = build(request.clone(), forward_proxy.as_ref())?;
+            // What a retry needs that hyper does not give back (it gives back the built
+            // request, whose URI may be origin-form): the URI, and the body (a reference
+            // count). The headers are not cloned: a retry takes them back from hyper.
+            let uri = request.uri.clone();
+            let body = request.body.clone();
+            let http_request = build(request, forward_proxy.as_ref())?;
             // This task drives the connection while the request goes out and the head comes
             // back (and after it, the body: see `Driver`).
             let mut sending = std::pin::pin!(sender.try_send_request(http_request));
@@ -192,10 +197,20 @@ impl Transport {
                     });
                 }
                 Err(mut failed) => {
-                    if reused && failed.take_message().is_some() {
-                        // The pooled connection closed before this request was written.
-                        pending = Some(request);
-                        continue;
+                    if reused {
+                        if let Some(unsent) = failed.take_message() {
+                            // The pooled connection closed before this request was written.
+                            // Its headers are as `build` left them, which building them
+                            // again leaves as they are.
+                            let (parts, _) = unsent.into_parts();
+                            pending = Some(Request {
+                                method: parts.method,
+                                uri,
+                                headers: parts.headers,
+                                body,
+                            });
+                            continue;
+                        }
                     }
                     if failed.error().is_parse() {
                         // Bytes came back that are not an HTTP response head: the server read
@@ -204,7 +219,7 @@ impl Transport {
                             message: format!(
                                 "the answer from {} is not a valid HTTP response ({}); the \
                                  request reached the server, so it is not sent again",
-                                authority(&request.uri),
+                                authority(&uri),
                                 failed.error()
                             ),
                         });
@@ -212,7 +227,7 @@ impl Transport {
                     return Err(TransportError::ConnectionLost {
                         message: format!(
                             "the connection to {} closed before a response: {}",
-                            authority(&request.uri),
+                            authority(&uri),
                             root_cause(failed.error())
                         ),
                     });
