@@ -98,8 +98,15 @@ impl Transport {
             Some("https") => 443,
             _ => 80,
         };
-        Some(match uri.port_u16() {
-            Some(port) if port != default => format!("{host}:{port}"),
+        // Pieces pushed rather than `format!`ed: this runs for every request.
+        Some(match uri.port() {
+            Some(port) if port.as_u16() != default => {
+                let mut value = String::with_capacity(host.len() + 1 + port.as_str().len());
+                value.push_str(host);
+                value.push(':');
+                value.push_str(port.as_str());
+                value
+            }
             _ => host.to_owned(),
         })
     }
@@ -329,6 +336,27 @@ mod tests {
     use super::*;
     use std::io::{Read as _, Write as _};
     use std::net::TcpListener;
+
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_the_schemes() {
+        let host = |url: &str| Transport::host_header(&url.parse().expect("uri"));
+        assert_eq!(host("https://a.example/x").as_deref(), Some("a.example"));
+        assert_eq!(
+            host("https://a.example:443/x").as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(host("http://a.example:80/").as_deref(), Some("a.example"));
+        assert_eq!(
+            host("http://a.example:443/").as_deref(),
+            Some("a.example:443")
+        );
+        assert_eq!(host("https://u@[::1]:8443/").as_deref(), Some("[::1]:8443"));
+        assert_eq!(host("/relative"), None);
+        assert_eq!(
+            pool_key(&"https://u@a.example:8443/x".parse().expect("uri")).as_deref(),
+            Ok("https://u@a.example:8443")
+        );
+    }
 
     /// A server answering `requests` requests (heads without a body), each with `chunks` chunks
     /// of `b"x"` in one write, on as many connections as the client opens, each kept open until
