@@ -4,8 +4,10 @@
 //! on the runtime decodes. `sagestream._core.Transport` only converts the arguments and the
 //! results, and waits.
 
+use std::future::Future as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -184,8 +186,9 @@ impl RequestPath {
     }
 
     /// Sign `spec` (when it says so), send it on `pool`, and read the answer as `spec.mode`
-    /// says. A stream's reader is a task on the runtime this runs on; `runtime` is that
-    /// runtime when it is a calling thread's own (a blocking consumer drives it).
+    /// says. A stream's reader decodes what is at hand at once, and goes on, if it must wait,
+    /// as a task on the runtime this runs on; `runtime` is that runtime when it is a calling
+    /// thread's own (a blocking consumer drives it).
     ///
     /// # Errors
     /// The request could not be signed, sent or answered, or its body read whole.
@@ -231,8 +234,18 @@ impl RequestPath {
         let status = response.status.as_u16();
         if mode == Mode::Stream && response.status.is_success() {
             let stream = Arc::new(PartStream::new(stream_hint(&response.headers)));
-            let reader = tokio::spawn(pump(stream.clone(), response.body, deadline));
-            stream.set_reader(reader.abort_handle());
+            let mut reader = Box::pin(pump(stream.clone(), response.body, deadline));
+            // Decode what is at hand before the reader becomes a task: a short answer often
+            // came whole with its head, and its stream is then complete here, without the
+            // task's allocation and scheduling, nor the wake-up (and, on a calling thread's
+            // runtime, the extra look at the I/O driver) that handing each part over costs.
+            // A reader that has to wait goes on as a task (which polls it again at once, so
+            // its wake-ups go to that task from then on).
+            let at_hand = std::future::poll_fn(|cx| Poll::Ready(reader.as_mut().poll(cx)));
+            if at_hand.await.is_pending() {
+                let reader = tokio::spawn(reader);
+                stream.set_reader(reader.abort_handle());
+            }
             return Ok(Outcome {
                 status,
                 headers: response.headers,

@@ -14,8 +14,51 @@ use tokio::runtime::{Builder, Handle, Runtime};
 /// wake-ups between the two.
 const DEFAULT_WORKERS: usize = 1;
 
+/// Which process this is, as far as forks go: a value that changes in a forked child.
+///
+/// On Unix, the count of forks this process descends through, kept by a `pthread_atfork`
+/// child handler: a load per call where `getpid` would be a system call per call (glibc has
+/// not cached the pid since 2.25). Elsewhere, or when the handler could not be installed, the
+/// process id. The handler is installed before any value is handed out, so a runtime made
+/// before a fork always sees it.
+#[cfg(unix)]
+mod lineage {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Once;
+
+    static FORKS: AtomicU64 = AtomicU64::new(0);
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    static INSTALL: Once = Once::new();
+
+    extern "C" fn forked() {
+        // Runs in the child right after fork(): an atomic add is async-signal-safe.
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn current() -> u64 {
+        INSTALL.call_once(|| {
+            // SAFETY: registers a handler with no prepare/parent hooks; `forked` only touches
+            // an atomic and never unwinds.
+            let failed = unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+            INSTALLED.store(failed == 0, Ordering::Relaxed);
+        });
+        if INSTALLED.load(Ordering::Relaxed) {
+            FORKS.load(Ordering::Relaxed)
+        } else {
+            u64::from(std::process::id())
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod lineage {
+    pub(super) fn current() -> u64 {
+        u64::from(std::process::id())
+    }
+}
+
 struct Owned {
-    pid: u32,
+    lineage: u64,
     generation: u64,
     runtime: Arc<Runtime>,
 }
@@ -37,9 +80,9 @@ fn workers() -> usize {
 /// When the operating system refuses the runtime's threads or its I/O driver.
 pub fn current() -> std::io::Result<(Handle, u64)> {
     let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
-    let pid = std::process::id();
+    let lineage = lineage::current();
     if let Some(owned) = slot.as_ref() {
-        if owned.pid == pid {
+        if owned.lineage == lineage {
             return Ok((owned.runtime.handle().clone(), owned.generation));
         }
     }
@@ -56,7 +99,7 @@ pub fn current() -> std::io::Result<(Handle, u64)> {
         .build()?;
     let handle = runtime.handle().clone();
     *slot = Some(Owned {
-        pid,
+        lineage,
         generation,
         runtime: Arc::new(runtime),
     });
@@ -65,7 +108,7 @@ pub fn current() -> std::io::Result<(Handle, u64)> {
 
 /// The per-thread runtime of one calling thread, and what lives on it.
 pub struct Local {
-    pid: u32,
+    lineage: u64,
     /// A current-thread runtime: the calling thread itself does the I/O of its own blocking
     /// calls (no wake-up of another thread per read). Any thread can drive it while it is
     /// free, so a stream opened on one thread can be read on another.
@@ -89,8 +132,8 @@ thread_local! {
 pub fn local<R>(f: impl FnOnce(&mut Local) -> R) -> std::io::Result<R> {
     LOCAL.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let pid = std::process::id();
-        if slot.as_ref().is_some_and(|l| l.pid != pid) {
+        let lineage = lineage::current();
+        if slot.as_ref().is_some_and(|l| l.lineage != lineage) {
             // Inherited through fork: its driver's descriptors are the parent's too.
             std::mem::forget(slot.take());
         }
@@ -100,7 +143,7 @@ pub fn local<R>(f: impl FnOnce(&mut Local) -> R) -> std::io::Result<R> {
                 .enable_time()
                 .build()?;
             *slot = Some(Local {
-                pid,
+                lineage,
                 runtime: Arc::new(runtime),
                 slots: Vec::new(),
             });
@@ -135,7 +178,7 @@ impl Local {
 pub fn generation() -> Option<u64> {
     let slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
     slot.as_ref()
-        .filter(|o| o.pid == std::process::id())
+        .filter(|o| o.lineage == lineage::current())
         .map(|o| o.generation)
 }
 
@@ -174,6 +217,27 @@ mod tests {
         assert_eq!(generation(), Some(gen_a));
         assert_eq!(a.block_on(async { 1 + 1 }), 2);
         drop(b);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_forked_child_is_of_another_lineage() {
+        let parent = lineage::current();
+        // SAFETY: the child only reads an atomic and leaves with `_exit` (no destructors, no
+        // locks the parent's other threads might hold).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code = i32::from(lineage::current() == parent);
+            // SAFETY: ends the child at once, as above.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+        let waited = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(lineage::current(), parent);
     }
 
     #[test]

@@ -406,7 +406,7 @@ impl PartStream {
     /// Stop reading: the queued parts are dropped, the connection is closed, later calls see
     /// the end. Idempotent.
     pub fn close(&self) {
-        let waiter = {
+        let (waiter, sync_waiting) = {
             let mut state = self.lock();
             state.parts.clear();
             state.queued = 0;
@@ -418,9 +418,13 @@ impl PartStream {
             if let Some(room) = state.room.take() {
                 room.wake();
             }
-            state.waiter.take()
+            (state.waiter.take(), state.sync_waiting)
         };
-        self.ready.notify_all();
+        if sync_waiting {
+            // Only a thread blocked in `wait_next` needs the condition variable: waking it
+            // when nobody waits would still cost a system call.
+            self.ready.notify_all();
+        }
         if let Some(waiter) = waiter {
             // A consumer blocked in another thread (or task) sees the end at once.
             waiter.wake();

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -301,3 +302,30 @@ def test_botocores_path_names_the_botocore_a_member_needs() -> None:
         pytest.raises(sagestream.ParamValidationError, match=r"since botocore 1\.35\.15"),
     ):
         client.invoke("ep", b"{}", session_id="sess-1")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is Unix-only")
+def test_a_forked_child_opens_its_own_connection() -> None:
+    """A child forked after a call does not send on the parent's pooled connection: it makes
+    a runtime and a connection of its own, and the parent's connection stays the parent's."""
+    from _raw_server import payload_frame, stream_response
+
+    with RawServer(lambda _request: stream_response([payload_frame(b"hi")])) as server:
+        client = sagestream.Client(_session(), endpoint_url=server.url, config=_config(None))
+        try:
+            assert list(client.invoke_stream("ep", b"{}")) == [b"hi"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                try:
+                    ok = list(client.invoke_stream("ep", b"{}")) == [b"hi"]
+                except BaseException:
+                    ok = False
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert list(client.invoke_stream("ep", b"{}")) == [b"hi"]
+            assert server.connections == 2
+        finally:
+            client.close()

@@ -121,7 +121,13 @@ impl Deadline {
 fn pool_key(uri: &Uri) -> Result<String, TransportError> {
     match (uri.scheme_str(), uri.authority()) {
         (Some(scheme @ ("http" | "https")), Some(authority)) => {
-            Ok(format!("{scheme}://{authority}"))
+            // Pieces pushed rather than `format!`ed: this runs for every request.
+            let authority = authority.as_str();
+            let mut key = String::with_capacity(scheme.len() + 3 + authority.len());
+            key.push_str(scheme);
+            key.push_str("://");
+            key.push_str(authority);
+            Ok(key)
         }
         _ => Err(TransportError::InvalidRequest {
             message: format!("not an http:// or https:// URL: {uri}"),

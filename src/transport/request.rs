@@ -98,8 +98,15 @@ impl Transport {
             Some("https") => 443,
             _ => 80,
         };
-        Some(match uri.port_u16() {
-            Some(port) if port != default => format!("{host}:{port}"),
+        // Pieces pushed rather than `format!`ed: this runs for every request.
+        Some(match uri.port() {
+            Some(port) if port.as_u16() != default => {
+                let mut value = String::with_capacity(host.len() + 1 + port.as_str().len());
+                value.push_str(host);
+                value.push(':');
+                value.push_str(port.as_str());
+                value
+            }
             _ => host.to_owned(),
         })
     }
@@ -154,7 +161,12 @@ impl Transport {
                         false,
                     )
                 };
-            let http_request = build(request.clone(), forward_proxy.as_ref())?;
+            // What a retry needs that hyper does not give back (it gives back the built
+            // request, whose URI may be origin-form): the URI, and the body (a reference
+            // count). The headers are not cloned: a retry takes them back from hyper.
+            let uri = request.uri.clone();
+            let body = request.body.clone();
+            let http_request = build(request, forward_proxy.as_ref())?;
             // This task drives the connection while the request goes out and the head comes
             // back (and after it, the body: see `Driver`).
             let mut sending = std::pin::pin!(sender.try_send_request(http_request));
@@ -192,10 +204,20 @@ impl Transport {
                     });
                 }
                 Err(mut failed) => {
-                    if reused && failed.take_message().is_some() {
-                        // The pooled connection closed before this request was written.
-                        pending = Some(request);
-                        continue;
+                    if reused {
+                        if let Some(unsent) = failed.take_message() {
+                            // The pooled connection closed before this request was written.
+                            // Its headers are as `build` left them, which building them
+                            // again leaves as they are.
+                            let (parts, _) = unsent.into_parts();
+                            pending = Some(Request {
+                                method: parts.method,
+                                uri,
+                                headers: parts.headers,
+                                body,
+                            });
+                            continue;
+                        }
                     }
                     if failed.error().is_parse() {
                         // Bytes came back that are not an HTTP response head: the server read
@@ -204,7 +226,7 @@ impl Transport {
                             message: format!(
                                 "the answer from {} is not a valid HTTP response ({}); the \
                                  request reached the server, so it is not sent again",
-                                authority(&request.uri),
+                                authority(&uri),
                                 failed.error()
                             ),
                         });
@@ -212,7 +234,7 @@ impl Transport {
                     return Err(TransportError::ConnectionLost {
                         message: format!(
                             "the connection to {} closed before a response: {}",
-                            authority(&request.uri),
+                            authority(&uri),
                             root_cause(failed.error())
                         ),
                     });
@@ -314,6 +336,27 @@ mod tests {
     use super::*;
     use std::io::{Read as _, Write as _};
     use std::net::TcpListener;
+
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_the_schemes() {
+        let host = |url: &str| Transport::host_header(&url.parse().expect("uri"));
+        assert_eq!(host("https://a.example/x").as_deref(), Some("a.example"));
+        assert_eq!(
+            host("https://a.example:443/x").as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(host("http://a.example:80/").as_deref(), Some("a.example"));
+        assert_eq!(
+            host("http://a.example:443/").as_deref(),
+            Some("a.example:443")
+        );
+        assert_eq!(host("https://u@[::1]:8443/").as_deref(), Some("[::1]:8443"));
+        assert_eq!(host("/relative"), None);
+        assert_eq!(
+            pool_key(&"https://u@a.example:8443/x".parse().expect("uri")).as_deref(),
+            Ok("https://u@a.example:8443")
+        );
+    }
 
     /// A server answering `requests` requests (heads without a body), each with `chunks` chunks
     /// of `b"x"` in one write, on as many connections as the client opens, each kept open until
