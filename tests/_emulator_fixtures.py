@@ -44,6 +44,22 @@ def record_of(emu: Emulator, request_id: str | None, within: float) -> RequestRe
     raise AssertionError(f"no record of {request_id}")
 
 
+def aiobotocore_client(emulator: Emulator) -> Any:
+    """An aiobotocore ``sagemaker-runtime`` client of the emulator, one attempt a call (an async
+    context manager; aiobotocore is imported here, for the environment that has it)."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    return get_session().create_client(
+        "sagemaker-runtime",
+        region_name=emulator.region,
+        endpoint_url=emulator.url,
+        aws_access_key_id=emulator.access_key_id,
+        aws_secret_access_key=emulator.secret_access_key,
+        config=AioConfig(retries={"total_max_attempts": 1}),
+    )
+
+
 def s3_object(s3: Any, uri: str, within: float = 15.0) -> bytes:
     """The bytes of the object at ``s3://bucket/key``, waited for up to ``within`` seconds (an
     async inference writes its output after answering)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sagestream
+from _emulator_fixtures import aiobotocore_client
 
 pytestmark = [
     pytest.mark.skipif(
@@ -28,19 +29,9 @@ if importlib.util.find_spec("opentelemetry.sdk") is not None:
 
 @pytest.fixture
 async def aio_client(emulator: Any) -> AsyncIterator[Any]:
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
-
     sagestream.patch_botocore()
     try:
-        async with get_session().create_client(
-            "sagemaker-runtime",
-            region_name=emulator.region,
-            endpoint_url=emulator.url,
-            aws_access_key_id=emulator.access_key_id,
-            aws_secret_access_key=emulator.secret_access_key,
-            config=AioConfig(retries={"total_max_attempts": 1}),
-        ) as client:
+        async with aiobotocore_client(emulator) as client:
             yield client
     finally:
         sagestream.unpatch_botocore()

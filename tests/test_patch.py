@@ -10,6 +10,7 @@ import botocore.eventstream
 import pytest
 import sagestream
 import urllib3.exceptions
+from _emulator_fixtures import aiobotocore_client
 from botocore.exceptions import EventStreamError
 from sagestream import patch_botocore, unpatch_botocore
 from sagestream._patch import is_patched
@@ -178,20 +179,10 @@ NEEDS_AIOBOTOCORE = pytest.mark.skipif(
 
 
 async def arun(emulator: Any, attrs: str | None) -> tuple[list[Any], BaseException | None, Any]:
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
-
     params: dict[str, Any] = {"EndpointName": "demo", "Body": BODY}
     if attrs:
         params["CustomAttributes"] = attrs
-    async with get_session().create_client(
-        "sagemaker-runtime",
-        region_name=emulator.region,
-        endpoint_url=emulator.url,
-        aws_access_key_id=emulator.access_key_id,
-        aws_secret_access_key=emulator.secret_access_key,
-        config=AioConfig(retries={"total_max_attempts": 1}),
-    ) as client:
+    async with aiobotocore_client(emulator) as client:
         resp = await client.invoke_endpoint_with_response_stream(**params)
         body = resp["Body"]
         events: list[Any] = []
