@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use aws_sdk_sagemakerruntimehttp2::config::Region;
 use aws_sdk_sagemakerruntimehttp2::error::ProvideErrorMetadata;
+use aws_sdk_sagemakerruntimehttp2::operation::invoke_endpoint_with_bidirectional_stream::InvokeEndpointWithBidirectionalStreamOutput;
 use aws_sdk_sagemakerruntimehttp2::primitives::event_stream::EventStreamSender;
 use aws_sdk_sagemakerruntimehttp2::types::error::{
     RequestStreamEventError, ResponseStreamEventError,
@@ -134,6 +135,21 @@ async fn parts(client: &Client, endpoint: &str, query: Option<String>) {
     let _ = sending.await;
 }
 
+/// A session on `endpoint` whose input is what `rx` receives (the benchmarks expect it to open).
+async fn session(
+    client: &Client,
+    endpoint: &str,
+    rx: mpsc::Receiver<Input>,
+) -> InvokeEndpointWithBidirectionalStreamOutput {
+    client
+        .invoke_endpoint_with_bidirectional_stream()
+        .endpoint_name(endpoint)
+        .body(EventStreamSender::from(ReceiverStream::new(rx)))
+        .send()
+        .await
+        .expect("session")
+}
+
 /// One session per call: `n` parts of `size` bytes sent while the answer is read; the time from
 /// the first send to the last part received, in seconds.
 async fn round(client: &Client, endpoint: &str, n: usize, size: usize) -> f64 {
@@ -150,13 +166,7 @@ async fn round(client: &Client, endpoint: &str, n: usize, size: usize) -> f64 {
             }
         }
     });
-    let mut output = client
-        .invoke_endpoint_with_bidirectional_stream()
-        .endpoint_name(endpoint)
-        .body(EventStreamSender::from(ReceiverStream::new(rx)))
-        .send()
-        .await
-        .expect("session");
+    let mut output = session(client, endpoint, rx).await;
     let mut got = 0usize;
     while let Ok(Some(_)) = output.body.recv().await {
         got += 1;
@@ -169,13 +179,7 @@ async fn round(client: &Client, endpoint: &str, n: usize, size: usize) -> f64 {
 /// The time from sending one part to receiving its echo, within one open session.
 async fn latency(client: &Client, endpoint: &str, rounds: usize) -> Vec<f64> {
     let (tx, rx) = mpsc::channel::<Input>(4);
-    let mut output = client
-        .invoke_endpoint_with_bidirectional_stream()
-        .endpoint_name(endpoint)
-        .body(EventStreamSender::from(ReceiverStream::new(rx)))
-        .send()
-        .await
-        .expect("session");
+    let mut output = session(client, endpoint, rx).await;
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let started = Instant::now();
