@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::error::{io_kind, root_cause, TransportError};
 use super::pool::{Idle, Pool};
+use super::socket_body::SocketBody;
 use super::Deadline;
 
 /// The most bytes of a successful answer read whole, unless the caller says otherwise:
@@ -26,10 +27,6 @@ pub const MAX_BODY: usize = 25 * 1024 * 1024;
 /// match.)
 pub const MAX_ERROR_BODY: usize = 1024 * 1024;
 
-/// How long a connection that finished its response may take to be ready for the next one
-/// before it is dropped instead of pooled.
-const READY_GRACE: Duration = Duration::from_secs(1);
-
 /// The connection a response came on: driven while its body is read, handed back to the pool
 /// once the body was read to the end, closed if dropped before.
 struct Lease {
@@ -38,36 +35,36 @@ struct Lease {
     connection: Idle,
 }
 
-impl Lease {
-    async fn release(mut self) {
-        let connection = &mut self.connection;
-        let ready = std::future::poll_fn(|cx| {
-            connection.driver.drive(cx);
-            connection.sender.poll_ready(cx)
-        });
-        if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, ready).await {
-            self.pool.checkin(self.key, self.connection);
-        }
-    }
-}
-
-/// Whether [`ResponseBody::take`] may wait for a frame hyper does not hold yet.
+/// Whether [`ResponseBody::take`] may wait for data not at hand yet.
 #[derive(Clone, Copy)]
 enum Wait {
     No,
     Until(Option<Deadline>),
 }
 
+/// Where a body's bytes come from.
+enum Source {
+    /// hyper's body: an HTTP/2 stream, or an HTTP/1.1 body hyper reads (one without a length or
+    /// chunks, see [`super::socket_body::Framing::of`]), its connection then driven by this body's reader.
+    Hyper {
+        incoming: Incoming,
+        lease: Option<Lease>,
+        /// `Transfer-Encoding: chunked` (for the message of a framing error).
+        chunked: bool,
+        /// An HTTP/2 stream: its end must be an `END_STREAM` (see [`ResponseBody::ended`]).
+        h2: bool,
+    },
+    /// An HTTP/1.1 body read from the socket.
+    Socket(SocketBody),
+    /// Read to its end, or failed: its connection was given back or closed.
+    Spent,
+}
+
 /// The body of a response. Read to its end, it gives its connection back to the pool;
-/// dropped before, it closes the connection (hyper cannot reuse a half-read HTTP/1.1 response).
+/// dropped before, it closes the connection (a half-read HTTP/1.1 response cannot be reused).
 pub struct ResponseBody {
-    incoming: Incoming,
-    lease: Option<Lease>,
+    source: Source,
     read_timeout: Option<Duration>,
-    /// `Transfer-Encoding: chunked` (for the message of a framing error).
-    chunked: bool,
-    /// An HTTP/2 stream: its end must be an `END_STREAM` (see [`ResponseBody::ended`]).
-    h2: bool,
     done: bool,
     /// When the reader last began to wait for bytes (the read timeout bounds each wait, as
     /// botocore's bounds each socket read), and one timer for the read timeout and one for the
@@ -79,8 +76,19 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    /// The body of a response on a pooled HTTP/1.1 connection (driven by the reader of the
-    /// body), given back to `pool` under `key` once read to its end.
+    fn of(source: Source, read_timeout: Option<Duration>) -> Self {
+        Self {
+            source,
+            read_timeout,
+            done: false,
+            waiting_since: Instant::now(),
+            idle_timer: None,
+            deadline_timer: None,
+        }
+    }
+
+    /// The body of a response on a pooled HTTP/1.1 connection that hyper reads (driven by the
+    /// reader of the body), given back to `pool` under `key` once read to its end.
     #[must_use]
     pub(super) fn leased(
         incoming: Incoming,
@@ -90,38 +98,39 @@ impl ResponseBody {
         read_timeout: Option<Duration>,
         chunked: bool,
     ) -> Self {
-        Self {
-            incoming,
-            lease: Some(Lease {
-                pool,
-                key,
-                connection,
-            }),
+        let lease = Some(Lease {
+            pool,
+            key,
+            connection,
+        });
+        Self::of(
+            Source::Hyper {
+                incoming,
+                lease,
+                chunked,
+                h2: false,
+            },
             read_timeout,
-            chunked,
-            h2: false,
-            done: false,
-            waiting_since: Instant::now(),
-            idle_timer: None,
-            deadline_timer: None,
-        }
+        )
+    }
+
+    /// The body of an HTTP/1.1 response read from its socket.
+    #[must_use]
+    pub(super) fn socket(body: SocketBody, read_timeout: Option<Duration>) -> Self {
+        Self::of(Source::Socket(body), read_timeout)
     }
 
     /// The body of a response on a connection no pool keeps (HTTP/2: the connection carries
     /// other streams and stays open by itself), read without a read timeout.
     #[must_use]
     pub fn detached(incoming: Incoming) -> Self {
-        Self {
+        let source = Source::Hyper {
             incoming,
             lease: None,
-            read_timeout: None,
             chunked: false,
             h2: true,
-            done: false,
-            waiting_since: Instant::now(),
-            idle_timer: None,
-            deadline_timer: None,
-        }
+        };
+        Self::of(source, None)
     }
 
     /// The next piece of the body (`None` at its end), within the read timeout and `deadline`.
@@ -140,8 +149,8 @@ impl ResponseBody {
         }
     }
 
-    /// The next piece of the body if hyper holds it already (`None`: nothing without waiting).
-    /// A stream drains what one socket read brought this way, to hand it over in one batch.
+    /// The next piece of the body if it is at hand (`None`: nothing without waiting). A stream
+    /// drains what one socket read brought this way, to hand it over in one batch.
     ///
     /// # Errors
     /// As [`ResponseBody::next_chunk`].
@@ -149,38 +158,41 @@ impl ResponseBody {
         self.take(Wait::No).await
     }
 
-    /// One body frame: waiting for it (within the read timeout and the deadline) with
-    /// [`Wait::Until`], else only if hyper has it. `None`: nothing yet, or a frame without data.
+    /// Some data: waiting for it (within the read timeout and the deadline) with
+    /// [`Wait::Until`], else only if it is at hand. `None`: nothing yet, or a frame without data.
     async fn take(&mut self, wait: Wait) -> Option<Result<Option<Bytes>, TransportError>> {
         if self.done {
             return Some(Ok(None));
         }
-        // Look first without a timer: most frames of a busy stream are buffered already.
-        let polled = std::future::poll_fn(|cx| Poll::Ready(self.poll_frame(cx))).await;
-        let frame = match (polled, wait) {
-            (Poll::Ready(frame), _) => frame,
+        // Look first without a timer: most data of a busy stream is at hand already.
+        let polled = std::future::poll_fn(|cx| Poll::Ready(self.poll_data(cx))).await;
+        let data = match (polled, wait) {
+            (Poll::Ready(data), _) => data,
             (Poll::Pending, Wait::No) => return None,
-            (Poll::Pending, Wait::Until(deadline)) => match self.wait_frame(deadline).await {
-                Ok(frame) => frame,
+            (Poll::Pending, Wait::Until(deadline)) => match self.wait_data(deadline).await {
+                Ok(data) => data,
                 Err(err) => return Some(Err(err)),
             },
         };
-        match frame {
+        match data {
             None => {
                 self.done = true;
-                if let Some(lease) = self.lease.take() {
-                    lease.release().await;
+                let ended = self.ended();
+                match std::mem::replace(&mut self.source, Source::Spent) {
+                    Source::Hyper {
+                        lease: Some(lease), ..
+                    } => lease.pool.give_back(lease.key, lease.connection).await,
+                    Source::Socket(body) => body.release().await,
+                    Source::Hyper { .. } | Source::Spent => {}
                 }
-                Some(self.ended())
+                Some(ended)
             }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if !data.is_empty() => Some(Ok(Some(data))),
-                _ => None, // trailers, or an empty data frame
-            },
+            Some(Ok(data)) if data.is_empty() => None, // trailers, or an empty data frame
+            Some(Ok(data)) => Some(Ok(Some(data))),
             Some(Err(err)) => {
                 self.done = true;
-                self.lease = None;
-                Some(Err(body_error(&err, self.chunked)))
+                self.source = Source::Spent; // the connection is closed
+                Some(Err(err))
             }
         }
     }
@@ -192,40 +204,57 @@ impl ResponseBody {
     /// tells the two apart (`RecvStream::is_end_stream` is true only after `END_STREAM`), and a
     /// stream cut before its end is a lost connection, or a truncation inside a frame.
     fn ended(&self) -> Result<Option<Bytes>, TransportError> {
-        if self.h2 && !self.incoming.is_end_stream() {
-            return Err(TransportError::ConnectionLost {
-                message: "the HTTP/2 stream ended without its END_STREAM: the server reset it \
-                          or went away (GOAWAY) before the answer was complete"
-                    .to_owned(),
-            });
+        if let Source::Hyper {
+            incoming, h2: true, ..
+        } = &self.source
+        {
+            if !incoming.is_end_stream() {
+                return Err(TransportError::ConnectionLost {
+                    message: "the HTTP/2 stream ended without its END_STREAM: the server reset \
+                              it or went away (GOAWAY) before the answer was complete"
+                        .to_owned(),
+                });
+            }
         }
         Ok(None)
     }
 
-    /// The next body frame if there is one now: hyper's, after letting the connection (when
-    /// this body drives it) read what the socket holds. hyper's connection hands the body over
-    /// one chunk at a time, waiting for each to be taken before it decodes the next: the loop
-    /// takes them in turn, so the chunks of one socket read come out in one poll.
-    fn poll_frame(
+    /// The body's next data if there is some now (empty: a frame without data; `None`: the
+    /// end). From the socket, all a read brought; from hyper, one frame, after letting the
+    /// connection (when this body drives it) read what the socket holds.
+    fn poll_data(
         &mut self,
         cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.incoming).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if let Some(lease) = self.lease.as_mut() {
+    ) -> Poll<Option<Result<Bytes, TransportError>>> {
+        let (incoming, lease, chunked) = match &mut self.source {
+            Source::Socket(body) => return body.poll_data(cx).map(Result::transpose),
+            Source::Spent => return Poll::Ready(None),
+            Source::Hyper {
+                incoming,
+                lease,
+                chunked,
+                ..
+            } => (incoming, lease, *chunked),
+        };
+        let mut polled = Pin::new(&mut *incoming).poll_frame(cx);
+        if let (Poll::Pending, Some(lease)) = (&polled, lease.as_mut()) {
             lease.connection.driver.drive(cx);
-            return Pin::new(&mut self.incoming).poll_frame(cx);
+            polled = Pin::new(incoming).poll_frame(cx);
         }
-        Poll::Pending
+        polled.map(|frame| {
+            frame.map(|frame| match frame {
+                Ok(frame) => Ok(frame.into_data().unwrap_or_default()),
+                Err(err) => Err(body_error(&err, chunked)),
+            })
+        })
     }
 
-    /// Wait for the next body frame within the read timeout (counted from now: what was at hand
-    /// was just taken) and `deadline`.
-    async fn wait_frame(
+    /// Wait for the body's next data within the read timeout (counted from now: what was at
+    /// hand was just taken) and `deadline`.
+    async fn wait_data(
         &mut self,
         deadline: Option<Deadline>,
-    ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, TransportError> {
+    ) -> Result<Option<Result<Bytes, TransportError>>, TransportError> {
         let read_timeout = self.read_timeout;
         if read_timeout.is_some() {
             self.waiting_since = Instant::now();
@@ -239,8 +268,8 @@ impl ResponseBody {
             )));
         }
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(frame) = self.poll_frame(cx) {
-                return Poll::Ready(Ok(frame));
+            if let Poll::Ready(data) = self.poll_data(cx) {
+                return Poll::Ready(Ok(data));
             }
             if let (Some(timer), Some(d)) = (self.deadline_timer.as_mut(), deadline) {
                 if timer.as_mut().poll(cx).is_ready() {
@@ -279,7 +308,11 @@ impl ResponseBody {
         status: u16,
         deadline: Option<Deadline>,
     ) -> Result<Bytes, TransportError> {
-        let declared = self.incoming.size_hint().exact();
+        let declared = match &self.source {
+            Source::Hyper { incoming, .. } => incoming.size_hint().exact(),
+            Source::Socket(body) => body.declared(),
+            Source::Spent => None,
+        };
         let too_large = || TransportError::BodyTooLarge {
             limit,
             status,

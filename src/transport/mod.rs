@@ -7,15 +7,18 @@
 //! connect inside its response future (and finishes it in the background when a pooled
 //! connection frees up first), so a caller cannot tell the connect phase from the wait for the
 //! response, and botocore bounds the two by different timeouts (`connect_timeout`,
-//! `read_timeout`). Everything else is hyper's: the HTTP/1.1 codec, keep-alive, and the
-//! connection's own readiness, which the pool only asks.
+//! `read_timeout`). hyper writes the requests and parses the response heads, and keeps
+//! connections alive; the HTTP/1.1 bodies with a length or chunks are read from the socket
+//! here (the `gate` module says why), the others by hyper.
 
 mod body;
 mod connect;
 mod error;
+mod gate;
 mod h2;
 mod pool;
 mod request;
+mod socket_body;
 mod tls;
 
 pub use body::{ResponseBody, MAX_BODY, MAX_ERROR_BODY};

@@ -2,11 +2,12 @@
 //! them: up to `max_pool_connections` idle ones per host, with more opened when all are busy
 //! (urllib3 `block=False`) and dropped instead of kept when the pool is full.
 //!
-//! A connection is driven by whoever uses it ([`Driver`]): the request that sends on it, then
-//! the body that reads its response, in the same task. hyper hands an HTTP/1.1 body from the
-//! future that reads the socket to the body's reader through a one-chunk channel, so with the
-//! connection in a task of its own every chunk (one per event frame) cost two task wake-ups;
-//! driven by the reader, the chunks hyper already holds are taken in one poll. An idle
+//! A connection is driven by whoever uses it ([`Driver`]): the request that sends on it, then,
+//! when hyper reads the body (one without a length or chunks), the body's reader, in the same
+//! task (hyper hands a body from the future that reads the socket to its reader through a
+//! one-chunk channel: in a task of its own, every chunk would cost two task wake-ups). A body
+//! read from the socket instead takes the connection apart and, read to its end, comes back
+//! under a new hyper connection ([`Pool::give_back`]). An idle
 //! connection is driven by nobody, as urllib3's idle sockets are read by nobody: whether the
 //! peer closed it is looked at when it is taken out ([`Pool::checkout`]).
 
@@ -22,7 +23,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::{Connection, SendRequest};
 
-use super::connect::{Io, RawSocket};
+use super::connect::RawSocket;
+use super::gate::{Gate, Switch};
 
 /// A request's body as hyper's HTTP/1.1 connection takes it: boxed, because the connection's
 /// request channel allocates a block of 32 slots when the connection is made and keeps it for
@@ -36,7 +38,11 @@ pub(crate) type Sender = SendRequest<RequestBody>;
 /// reads responses from it. Dropped, it closes the socket.
 pub(crate) struct Driver(Option<Pin<Box<H1Connection>>>);
 
-type H1Connection = Connection<Box<dyn Io>, RequestBody>;
+type H1Connection = Connection<Gate, RequestBody>;
+
+/// How long a connection that finished its response may take to be ready for the next one
+/// before it is dropped instead of pooled.
+const READY_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Driver {
     pub(crate) fn new(connection: H1Connection) -> Self {
@@ -59,13 +65,23 @@ impl Driver {
     pub(crate) fn is_open(&self) -> bool {
         self.0.is_some()
     }
+
+    /// hyper's connection taken apart: the socket (behind its gate) and what hyper read from
+    /// it and did not parse. None if the connection has ended.
+    pub(crate) fn into_parts(mut self) -> Option<(Gate, Bytes)> {
+        let connection = Pin::into_inner(self.0.take()?);
+        let parts = connection.into_parts();
+        Some((parts.io, parts.read_buf))
+    }
 }
 
-/// An idle connection: hyper's sender and connection, and the socket, to look at before reuse.
+/// An idle connection: hyper's sender and connection, the socket, to look at before reuse, and
+/// the switch of the gate hyper reads it through.
 pub(crate) struct Idle {
     pub(crate) sender: Sender,
     pub(crate) driver: Driver,
     pub(crate) fd: Option<RawSocket>,
+    pub(crate) switch: Switch,
 }
 
 impl Idle {
@@ -138,6 +154,19 @@ impl Pool {
         senders.retain(|s| !s.is_closed());
         if senders.len() < self.max_idle {
             senders.push(entry);
+        }
+    }
+
+    /// Keep `entry`, which finished a response, once it is ready for the next request (unless
+    /// that takes longer than a grace period: then it is dropped).
+    pub(crate) async fn give_back(&self, key: Arc<str>, mut entry: Idle) {
+        let Idle { sender, driver, .. } = &mut entry;
+        let ready = std::future::poll_fn(|cx| {
+            driver.drive(cx);
+            sender.poll_ready(cx)
+        });
+        if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, ready).await {
+            self.checkin(key, entry);
         }
     }
 

@@ -12,13 +12,16 @@ use http::header::{
 };
 use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::body::ResponseBody;
-use super::connect::{authority, connect_error, Connector, Io, Proxy};
+use super::connect::{authority, connect_error, Connector, Proxy};
 use super::error::{root_cause, ConnectKind, TransportError};
+use super::gate::Gate;
 use super::h2::{H2Connections, PendingResponse, StreamBody, StreamSlot};
 use super::pool::{Driver, Idle, Pool, RequestBody, Sender};
+use super::socket_body::{self, Framing, Reuse, SocketBody};
 use super::{pool_key, Deadline, TransportConfig};
 
 /// A request, ready to go (signed already if it must be).
@@ -35,6 +38,16 @@ pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ResponseBody,
+}
+
+/// What the answer to a request is read with, besides its connection.
+struct Exchange<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    /// The request said `Connection: close`.
+    closing: bool,
+    pool: &'a Arc<Pool>,
+    key: Arc<str>,
 }
 
 /// `fut` within the read timeout and the deadline, whichever comes first.
@@ -141,23 +154,27 @@ impl Transport {
                     message: "the request was lost before it was sent".to_owned(),
                 });
             };
-            let (mut sender, mut driver, forward_proxy, fd, reused) =
+            let (mut sender, mut driver, forward_proxy, fd, switch, reused) =
                 if let Some(idle) = pool.checkout(&key) {
+                    idle.switch.hold();
                     (
                         idle.sender,
                         idle.driver,
                         self.forward_proxy_for(&request.uri),
                         idle.fd,
+                        idle.switch,
                         true,
                     )
                 } else {
                     let connection = self.connector.connect(&request.uri).await?;
-                    let (sender, driver) = handshake(connection.io, &request.uri).await?;
+                    let (gate, switch) = Gate::new(connection.io);
+                    let (sender, driver) = handshake(gate, &request.uri).await?;
                     (
                         sender,
                         driver,
                         connection.forward_proxy,
                         connection.fd,
+                        switch,
                         false,
                     )
                 };
@@ -166,6 +183,8 @@ impl Transport {
             // count). The headers are not cloned: a retry takes them back from hyper.
             let uri = request.uri.clone();
             let body = request.body.clone();
+            let method = request.method.clone();
+            let closing = socket_body::closes(&request.headers);
             let http_request = build(request, forward_proxy.as_ref())?;
             // This task drives the connection while the request goes out and the head comes
             // back (and after it, the body: see `Driver`).
@@ -181,27 +200,20 @@ impl Transport {
             .await?;
             match sent {
                 Ok(response) => {
-                    let (parts, incoming) = response.into_parts();
-                    let chunked = parts
-                        .headers
-                        .get_all(http::header::TRANSFER_ENCODING)
-                        .iter()
-                        .any(|v| {
-                            v.to_str()
-                                .is_ok_and(|t| t.to_ascii_lowercase().contains("chunked"))
-                        });
-                    return Ok(Response {
-                        status: parts.status,
-                        headers: parts.headers,
-                        body: ResponseBody::leased(
-                            incoming,
-                            pool.clone(),
-                            key,
-                            Idle { sender, driver, fd },
-                            self.read_timeout,
-                            chunked,
-                        ),
-                    });
+                    let connection = Idle {
+                        sender,
+                        driver,
+                        fd,
+                        switch,
+                    };
+                    let exchange = Exchange {
+                        method: &method,
+                        uri: &uri,
+                        closing,
+                        pool,
+                        key,
+                    };
+                    return self.answer(response, exchange, connection);
                 }
                 Err(mut failed) => {
                     if reused {
@@ -243,6 +255,68 @@ impl Transport {
         }
     }
 
+    /// The response whose head came on `connection`: its body read from the socket when hyper
+    /// stopped at the head (see `gate`), else by hyper.
+    fn answer(
+        &self,
+        response: http::Response<Incoming>,
+        exchange: Exchange<'_>,
+        connection: Idle,
+    ) -> Result<Response, TransportError> {
+        let (parts, incoming) = response.into_parts();
+        let Exchange {
+            method,
+            uri,
+            closing,
+            pool,
+            key,
+        } = exchange;
+        let framing = Framing::of(method, parts.version, parts.status.as_u16(), &parts.headers)
+            .filter(|_| connection.switch.is_held());
+        let body = if let Some(framing) = framing {
+            drop(incoming);
+            let Idle { driver, fd, .. } = connection;
+            let Some((gate, unread)) = driver.into_parts() else {
+                return Err(TransportError::ConnectionLost {
+                    message: format!(
+                        "the connection to {} closed after the response head",
+                        authority(uri)
+                    ),
+                });
+            };
+            let reuse = (!closing && !socket_body::closes(&parts.headers)).then(|| Reuse {
+                pool: pool.clone(),
+                key,
+                fd,
+            });
+            let body = SocketBody::new(gate, &unread, framing, reuse);
+            ResponseBody::socket(body, self.read_timeout)
+        } else {
+            connection.switch.pass();
+            let chunked = parts
+                .headers
+                .get_all(http::header::TRANSFER_ENCODING)
+                .iter()
+                .any(|v| {
+                    v.to_str()
+                        .is_ok_and(|t| t.to_ascii_lowercase().contains("chunked"))
+                });
+            ResponseBody::leased(
+                incoming,
+                pool.clone(),
+                key,
+                connection,
+                self.read_timeout,
+                chunked,
+            )
+        };
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
     /// Send `request` on an HTTP/2 connection to its URI (made if there is none open), and
     /// return once it is on its way: the response comes with the returned future, while the
     /// body is still being streamed. `generation` is the shared runtime's.
@@ -269,7 +343,7 @@ impl Transport {
     }
 }
 
-async fn handshake(io: Box<dyn Io>, uri: &Uri) -> Result<(Sender, Driver), TransportError> {
+async fn handshake(io: Gate, uri: &Uri) -> Result<(Sender, Driver), TransportError> {
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(io)
         .await
@@ -487,6 +561,145 @@ mod tests {
             let response = get(&transport, &pool, &url).await;
             let whole = response.body.collect(1024, 200, None).await.expect("body");
             assert_eq!(whole.len(), 100);
+        });
+        drop(pool);
+        assert_eq!(server.join().expect("server"), 2);
+    }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use super::super::tls::Verify;
+    use super::*;
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+
+    /// A server answering each request with the next of `answers`, after reading the request's
+    /// head only (an answer ending in `!` is delimited by closing the connection; after
+    /// another, the server waits `linger` before reading on); the number of connections it
+    /// accepted comes back at the end.
+    fn answering(
+        answers: Vec<&'static [u8]>,
+        linger: Duration,
+    ) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let thread = std::thread::spawn(move || {
+            let mut answers = answers.into_iter().peekable();
+            let mut accepted = 0;
+            let mut byte = vec![0u8; 64 * 1024];
+            while answers.peek().is_some() {
+                let (mut socket, _) = listener.accept().expect("accept");
+                accepted += 1;
+                // The last bytes read, enough to see a head's end across reads.
+                let mut tail = Vec::new();
+                loop {
+                    if !tail.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut byte) {
+                            Ok(0) | Err(_) => break, // closed by the client
+                            Ok(n) => {
+                                let keep = tail.len().saturating_sub(3);
+                                tail.drain(..keep);
+                                tail.extend_from_slice(&byte[..n]);
+                            }
+                        }
+                        continue;
+                    }
+                    tail.clear(); // the head and what came with it (a body is not read)
+                    let Some(answer) = answers.next() else { break };
+                    socket.write_all(answer).expect("write");
+                    if answer.ends_with(b"!") {
+                        break;
+                    }
+                    std::thread::sleep(linger);
+                }
+            }
+            accepted
+        });
+        (url, thread)
+    }
+
+    async fn call(pool: &Arc<Pool>, url: &str, method: Method, body: Bytes) -> (u16, Bytes) {
+        let transport = Transport::new(&TransportConfig {
+            connect_timeout: None,
+            read_timeout: Some(Duration::from_secs(30)),
+            max_idle_per_host: 4,
+            tcp_keepalive: false,
+            verify: Verify::Off,
+            http_proxy: None,
+            https_proxy: None,
+        })
+        .expect("transport");
+        let request = Request {
+            method,
+            uri: url.parse().expect("uri"),
+            headers: HeaderMap::new(),
+            body,
+        };
+        let response = transport.send(pool, request, None).await.expect("response");
+        let status = response.status.as_u16();
+        let body = response
+            .body
+            .collect(1 << 20, status, None)
+            .await
+            .expect("body");
+        (status, body)
+    }
+
+    fn block_on<F: std::future::Future>(work: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    }
+
+    #[test]
+    fn every_framing_reads_its_body_and_keeps_the_connection_when_it_may() {
+        let (url, server) = answering(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\n\r\nuntil the close!",
+        ], Duration::ZERO);
+        let pool = Arc::new(Pool::new(4));
+        block_on(async {
+            let get = |method| call(&pool, &url, method, Bytes::new());
+            assert_eq!(get(Method::POST).await, (200, Bytes::from("hello")));
+            assert_eq!(get(Method::POST).await, (200, Bytes::from("hi")));
+            assert_eq!(get(Method::POST).await, (204, Bytes::new()));
+            // The answer to HEAD has no body, whatever its length says: hyper's to read.
+            assert_eq!(get(Method::HEAD).await, (200, Bytes::new()));
+            assert_eq!(get(Method::POST).await, (500, Bytes::from("{}")));
+            assert_eq!(pool.idle_count(), 1);
+            let last = get(Method::POST).await;
+            assert_eq!(last, (200, Bytes::from("until the close!")));
+            assert_eq!(pool.idle_count(), 0);
+        });
+        drop(pool);
+        assert_eq!(server.join().expect("server"), 1);
+    }
+
+    #[test]
+    fn an_answer_before_the_request_was_all_sent_does_not_keep_the_connection() {
+        // Answered after the head, the 16 MiB body unread: the request cannot all go out.
+        let (url, server) = answering(
+            vec![
+                b"HTTP/1.1 413 Too Large\r\nContent-Length: 2\r\n\r\n{}",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ],
+            Duration::from_millis(300),
+        );
+        let pool = Arc::new(Pool::new(4));
+        block_on(async {
+            let big = Bytes::from(vec![b'x'; 16 << 20]);
+            let answer = call(&pool, &url, Method::POST, big).await;
+            assert_eq!(answer, (413, Bytes::from("{}")));
+            assert_eq!(pool.idle_count(), 0);
+            let answer = call(&pool, &url, Method::POST, Bytes::new()).await;
+            assert_eq!(answer, (200, Bytes::from("ok")));
         });
         drop(pool);
         assert_eq!(server.join().expect("server"), 2);
