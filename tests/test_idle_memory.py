@@ -1,10 +1,12 @@
 """What an open, idle stream holds: C heap bytes per stream, counted by glibc's allocator.
 
 Streams wait on the model far longer than they read, so the memory each one holds while it
-waits bounds how many a process can keep open. Most of it is hyper's HTTP/1.1 connection
-(a read buffer of at least 8 KiB, a header write buffer made with 8 KiB of capacity, and the
-first block of its request channel), about 29 KiB in all today; see docs/benchmarks.md. The
-bound is generous: it catches a per-stream buffer or task that grows by kilobytes, not noise.
+waits bounds how many a process can keep open. A stream's body is read from the socket, not
+through hyper's HTTP/1.1 connection, which is taken apart once the head is in (it held about
+24 KiB: a read buffer, a header write buffer and its request channel's first block), and between
+reads the body holds no buffer: about 12 KiB in all today; see docs/benchmarks.md. The bound
+fails if a stream keeps hyper's connection again (or any per-stream buffer of that size), not on
+noise.
 
 Counted as heap in use (``_heap.py``), not resident memory, which depends on the allocator's
 layout.
@@ -27,8 +29,9 @@ from botocore.config import Config
 
 #: Streams held open at once.
 STREAMS = 200
-#: The most C heap bytes one idle stream may hold (about 29 KiB today).
-BOUND = 40 * 1024
+#: The most C heap bytes one idle stream may hold (about 12 KiB today, 29 with hyper's
+#: connection kept).
+BOUND = 20 * 1024
 
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="needs glibc's mallinfo2")
