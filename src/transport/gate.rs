@@ -190,6 +190,11 @@ impl hyper::rt::Read for Gate {
                 if this.held.is_empty() {
                     this.held.reserve(HEAD_READ);
                     let filled = read_into(&mut this.io, cx, &mut this.held);
+                    if !matches!(filled, Poll::Ready(Ok(n)) if n > 0) {
+                        // Nothing came (a pooled connection is looked at this way): the buffer
+                        // is not kept while the connection waits.
+                        this.held = BytesMut::new();
+                    }
                     if ready!(filled)? == 0 {
                         return Poll::Ready(Ok(())); // the end of the stream, for hyper to see
                     }
