@@ -565,14 +565,6 @@ mod tests {
         drop(pool);
         assert_eq!(server.join().expect("server"), 2);
     }
-}
-
-#[cfg(test)]
-mod framing_tests {
-    use super::super::tls::Verify;
-    use super::*;
-    use std::io::{Read as _, Write as _};
-    use std::net::TcpListener;
 
     /// A server answering each request with the next of `answers`, after reading the request's
     /// head only (an answer ending in `!` is delimited by closing the connection; after
@@ -619,17 +611,9 @@ mod framing_tests {
         (url, thread)
     }
 
+    /// The status and whole body of the answer to a `method` request with `body`.
     async fn call(pool: &Arc<Pool>, url: &str, method: Method, body: Bytes) -> (u16, Bytes) {
-        let transport = Transport::new(&TransportConfig {
-            connect_timeout: None,
-            read_timeout: Some(Duration::from_secs(30)),
-            max_idle_per_host: 4,
-            tcp_keepalive: false,
-            verify: Verify::Off,
-            http_proxy: None,
-            https_proxy: None,
-        })
-        .expect("transport");
+        let transport = transport();
         let request = Request {
             method,
             uri: url.parse().expect("uri"),
@@ -644,14 +628,6 @@ mod framing_tests {
             .await
             .expect("body");
         (status, body)
-    }
-
-    fn block_on<F: std::future::Future>(work: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(work)
     }
 
     #[test]
