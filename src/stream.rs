@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::task::AbortHandle;
 
 use crate::errors::{DecodeError, ServiceError};
@@ -503,17 +503,59 @@ impl PartStream {
 }
 
 /// Payloads below this are copied out of the read they came in: holding a slice of it would
-/// keep the whole read buffer alive (hyper then allocates fresh memory for every read).
+/// keep the whole read buffer alive (up to 256 KiB, see `transport::socket_body`).
 const SHARE_FROM: usize = 16 * 1024;
 
-/// A part of `chunk` shared without copying when it is large and lies inside it, else copied.
-fn share(chunk: &Bytes, part: &[u8]) -> Bytes {
-    let start = chunk.as_ptr() as usize;
-    let at = part.as_ptr() as usize;
-    if part.len() >= SHARE_FROM && at >= start && at + part.len() <= start + chunk.len() {
-        chunk.slice_ref(part)
-    } else {
-        Bytes::copy_from_slice(part)
+/// The payloads of one read, as parts: a large one that lies inside the read is shared without
+/// copying; the others are copied together into one allocation (one `malloc` a read, not one a
+/// part), freed once the last of those parts is taken.
+struct Payloads<'a> {
+    chunk: &'a Bytes,
+    /// The copied payloads so far, and where each goes in `parts`: (index, start, end).
+    copied: BytesMut,
+    places: Vec<(usize, usize, usize)>,
+}
+
+impl<'a> Payloads<'a> {
+    fn new(chunk: &'a Bytes) -> Self {
+        Self {
+            chunk,
+            copied: BytesMut::new(),
+            places: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, parts: &mut Vec<(Bytes, PartMeta)>, payload: &[u8], meta: PartMeta) {
+        let start = self.chunk.as_ptr() as usize;
+        let at = payload.as_ptr() as usize;
+        let inside = at >= start && at + payload.len() <= start + self.chunk.len();
+        if payload.len() >= SHARE_FROM && inside {
+            parts.push((self.chunk.slice_ref(payload), meta));
+            return;
+        }
+        if self.copied.capacity() == 0 {
+            // What the read holds bounds its payloads (but for a frame begun in an earlier
+            // read): the unused rest is about the frames' headers.
+            self.copied.reserve(self.chunk.len().max(payload.len()));
+        }
+        let from = self.copied.len();
+        self.copied.extend_from_slice(payload);
+        self.places.push((parts.len(), from, self.copied.len()));
+        parts.push((Bytes::new(), meta));
+    }
+
+    /// Fill the copied parts in (whatever the decoding's outcome: the parts before a failure
+    /// are handed out too).
+    fn finish(self, parts: &mut [(Bytes, PartMeta)]) {
+        if self.places.is_empty() {
+            return;
+        }
+        let whole = self.copied.freeze();
+        for (index, from, to) in self.places {
+            if let Some(part) = parts.get_mut(index) {
+                part.0 = whole.slice(from..to);
+            }
+        }
     }
 }
 
@@ -541,9 +583,10 @@ fn decode(
         payload_meta,
         with_meta,
     } = decoder;
-    splitter.feed(chunk, |frame| {
+    let mut payloads = Payloads::new(chunk);
+    let fed = splitter.feed(chunk, |frame| {
         if !payload_headers.is_empty() && frame.headers == payload_headers.as_slice() {
-            parts.push((share(chunk, frame.payload), payload_meta.clone()));
+            payloads.push(parts, frame.payload, payload_meta.clone());
             return Ok(());
         }
         let event = classify(frame)?;
@@ -555,14 +598,16 @@ fn decode(
             } else {
                 PartMeta::default()
             };
-            parts.push((share(chunk, payload), payload_meta.clone()));
+            payloads.push(parts, payload, payload_meta.clone());
             return Ok(());
         }
         match event.service_error() {
             Some(err) => Err(StreamStop::Failure(Failure::Service(err))),
             None => Ok(()),
         }
-    })
+    });
+    payloads.finish(parts);
+    fed
 }
 
 enum StreamStop {
@@ -777,15 +822,24 @@ mod tests {
     }
 
     #[test]
-    fn share_slices_large_parts_inside_and_copies_the_rest() {
+    fn large_payloads_are_shared_and_the_others_copied_together() {
         let chunk = Bytes::from(vec![b'x'; 2 * SHARE_FROM]);
-        let inner = share(&chunk, &chunk[SHARE_FROM..]);
-        assert_eq!(inner.len(), SHARE_FROM);
-        assert_eq!(inner.as_ptr(), chunk[SHARE_FROM..].as_ptr());
-        let small = share(&chunk, &chunk[..5]);
-        assert_eq!(small, "xxxxx");
-        assert_ne!(small.as_ptr(), chunk.as_ptr());
-        let outside = share(&chunk, b"other");
-        assert_eq!(outside, "other");
+        let mut parts = Vec::new();
+        let mut payloads = Payloads::new(&chunk);
+        payloads.push(&mut parts, &chunk[..5], PartMeta::default());
+        payloads.push(&mut parts, &chunk[SHARE_FROM..], PartMeta::default());
+        payloads.push(&mut parts, b"other", PartMeta::default());
+        payloads.push(&mut parts, &chunk[5..8], PartMeta::default());
+        payloads.finish(&mut parts);
+        let got: Vec<&[u8]> = parts.iter().map(|(p, _)| p.as_ref()).collect();
+        assert_eq!(got[0], b"xxxxx");
+        assert_eq!(got[1].len(), SHARE_FROM);
+        assert_eq!(got[2], b"other");
+        assert_eq!(got[3], b"xxx");
+        // The large one is the read's own bytes; the small ones one copy, side by side.
+        assert_eq!(parts[1].0.as_ptr(), chunk[SHARE_FROM..].as_ptr());
+        assert_ne!(parts[0].0.as_ptr(), chunk.as_ptr());
+        assert_eq!(parts[2].0.as_ptr(), parts[0].0.as_ptr().wrapping_add(5));
+        assert_eq!(parts[3].0.as_ptr(), parts[0].0.as_ptr().wrapping_add(10));
     }
 }
