@@ -2,7 +2,7 @@
 //! HTTP/2 with a body that streams the input events, each a `PayloadPart` message
 //! (`aws-smithy-eventstream`) wrapped and signed in a chain from the request's signature
 //! ([`crate::sign::ChainSigner`]), the signed empty message at the end; the response is read
-//! by the same reader as every response stream ([`crate::stream::pump`]) into a
+//! by the same reader as every response stream ([`crate::pump::pump`]) into a
 //! [`PartStream`] whose parts carry their `DataType` / `CompletionState`.
 //!
 //! The input is a bounded queue of messages: a sender that outpaces the connection (HTTP/2
@@ -25,8 +25,9 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::pump::pump;
 use crate::sign::{ChainSigner, SignError, Signer};
-use crate::stream::{pump, Failure, PartStream, EVENTSTREAM};
+use crate::stream::{Failure, PartStream, EVENTSTREAM};
 use crate::transport::{
     header_pairs, Deadline, PendingResponse, ResponseBody, StreamBody, StreamSlot, Transport,
     TransportError,

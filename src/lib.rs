@@ -20,6 +20,7 @@ pub mod errors;
 pub mod fair;
 pub mod frame;
 pub mod headers;
+pub mod pump;
 pub mod reassembly;
 pub mod request_path;
 pub mod runtime;

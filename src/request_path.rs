@@ -15,8 +15,9 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::{HeaderMap, Method, Uri};
 use tokio::runtime::{Handle, Runtime};
 
+use crate::pump::pump;
 use crate::sign::{SignError, Signer};
-use crate::stream::{pump, PartStream, EVENTSTREAM};
+use crate::stream::{PartStream, EVENTSTREAM};
 use crate::transport::{Deadline, Pool, Request, Transport, TransportError};
 
 /// What to do with the body of a response.
