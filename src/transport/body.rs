@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use super::error::{io_kind, root_cause, TransportError};
-use super::pool::{Idle, Pool};
+use super::pool::{Open, Pool};
 use super::socket_body::SocketBody;
 use super::Deadline;
 
@@ -32,7 +32,7 @@ pub const MAX_ERROR_BODY: usize = 1024 * 1024;
 struct Lease {
     pool: Arc<Pool>,
     key: Arc<str>,
-    connection: Idle,
+    connection: Open,
 }
 
 /// Whether [`ResponseBody::take`] may wait for data not at hand yet.
@@ -94,7 +94,7 @@ impl ResponseBody {
         incoming: Incoming,
         pool: Arc<Pool>,
         key: Arc<str>,
-        connection: Idle,
+        connection: Open,
         read_timeout: Option<Duration>,
         chunked: bool,
     ) -> Self {
@@ -182,7 +182,7 @@ impl ResponseBody {
                     Source::Hyper {
                         lease: Some(lease), ..
                     } => lease.pool.give_back(lease.key, lease.connection).await,
-                    Source::Socket(body) => body.release().await,
+                    Source::Socket(body) => body.release(),
                     Source::Hyper { .. } | Source::Spent => {}
                 }
                 Some(ended)

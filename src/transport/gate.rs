@@ -34,16 +34,13 @@ const PASS: u8 = 2;
 /// How much is read from the socket at a time while a head is awaited.
 const HEAD_READ: usize = 8 * 1024;
 
-/// The gate's position, set from outside while hyper owns the gate.
+/// The gate's position, set from outside while hyper owns the gate. A gate holds at the end of
+/// the first final head it meets: a socket gets a new gate and a new hyper connection for each
+/// request (see `pool`).
 #[derive(Clone)]
 pub(crate) struct Switch(Arc<AtomicU8>);
 
 impl Switch {
-    /// Stop at the end of the next final head (before each request).
-    pub(crate) fn hold(&self) {
-        self.0.store(HOLD, Ordering::Relaxed);
-    }
-
     /// Let hyper read on (the body is hyper's).
     pub(crate) fn pass(&self) {
         self.0.store(PASS, Ordering::Relaxed);

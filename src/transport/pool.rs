@@ -2,14 +2,17 @@
 //! them: up to `max_pool_connections` idle ones per host, with more opened when all are busy
 //! (urllib3 `block=False`) and dropped instead of kept when the pool is full.
 //!
-//! A connection is driven by whoever uses it ([`Driver`]): the request that sends on it, then,
-//! when hyper reads the body (one without a length or chunks), the body's reader, in the same
-//! task (hyper hands a body from the future that reads the socket to its reader through a
-//! one-chunk channel: in a task of its own, every chunk would cost two task wake-ups). A body
-//! read from the socket instead takes the connection apart and, read to its end, comes back
-//! under a new hyper connection ([`Pool::give_back`]). An idle
-//! connection is driven by nobody, as urllib3's idle sockets are read by nobody: whether the
-//! peer closed it is looked at when it is taken out ([`Pool::checkout`]).
+//! The pool keeps sockets, not hyper connections: each request on a socket gets a new hyper
+//! connection ([`Open`]), made when the socket is taken out, so an idle socket holds little
+//! (hyper's request channel and buffers are about 24 KiB). A connection is driven by whoever
+//! uses it ([`Driver`]): the request that sends on it, then, when hyper reads the body (one
+//! without a length or chunks), the body's reader, in the same task (hyper hands a body from
+//! the future that reads the socket to its reader through a one-chunk channel: in a task of its
+//! own, every chunk would cost two task wake-ups). A body read from the socket instead takes
+//! the connection apart and, read to its end, gives the socket back ([`Pool::checkin`]); one
+//! hyper read gives it back once hyper is done with it ([`Pool::give_back`]). An idle socket is
+//! read by nobody, as urllib3's are: whether the peer closed it is looked at when it is taken
+//! out ([`Pool::checkout`]).
 
 use std::collections::HashMap;
 use std::future::Future as _;
@@ -23,7 +26,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::{Connection, SendRequest};
 
-use super::connect::RawSocket;
+use super::connect::{Io, RawSocket};
 use super::gate::{Gate, Switch};
 
 /// A request's body as hyper's HTTP/1.1 connection takes it: boxed, because the connection's
@@ -61,11 +64,6 @@ impl Driver {
         self.0.is_some()
     }
 
-    /// Whether the connection has not ended (as far as it was driven).
-    pub(crate) fn is_open(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// hyper's connection taken apart: the socket (behind its gate) and what hyper read from
     /// it and did not parse. None if the connection has ended.
     pub(crate) fn into_parts(mut self) -> Option<(Gate, Bytes)> {
@@ -75,19 +73,21 @@ impl Driver {
     }
 }
 
-/// An idle connection: hyper's sender and connection, the socket, to look at before reuse, and
-/// the switch of the gate hyper reads it through.
-pub(crate) struct Idle {
+/// A connection in use: hyper's sender and connection on the socket, the socket's descriptor,
+/// and the switch of the gate hyper reads it through.
+pub(crate) struct Open {
     pub(crate) sender: Sender,
     pub(crate) driver: Driver,
     pub(crate) fd: Option<RawSocket>,
     pub(crate) switch: Switch,
 }
 
-impl Idle {
-    fn is_closed(&self) -> bool {
-        self.sender.is_closed() || !self.driver.is_open()
-    }
+/// An idle connection: the socket alone, and its descriptor, to look at before reuse. hyper's
+/// connection (its request channel and buffers, about 24 KiB) is made again when the socket is
+/// used: kept idle, a socket holds little.
+pub(crate) struct Idle {
+    pub(crate) io: Box<dyn Io>,
+    pub(crate) fd: Option<RawSocket>,
 }
 
 /// Whether the peer closed an idle connection, or sent on it unasked (either way it cannot
@@ -100,9 +100,8 @@ impl Idle {
 fn dropped(fd: Option<RawSocket>) -> bool {
     let Some(raw) = fd else { return false };
     // SAFETY: `raw` is the idle connection's own socket, valid (not -1 / INVALID_SOCKET, see
-    // `raw_socket`) and open while its `Driver` holds the connection, which the caller checked
-    // (`Idle::is_closed`) and which nothing else drives or drops meanwhile; it is only
-    // borrowed for this call.
+    // `raw_socket`) and open while its `Idle` holds it, which nothing else reads or drops
+    // meanwhile (the pool's lock is held); it is only borrowed for this call.
     #[cfg(unix)]
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
     // SAFETY: as above.
@@ -135,38 +134,51 @@ impl Pool {
     /// The most recently used idle connection to `key` that is still open.
     pub(crate) fn checkout(&self, key: &str) -> Option<Idle> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let senders = idle.get_mut(key)?;
-        while let Some(entry) = senders.pop() {
-            if entry.sender.is_ready() && !entry.is_closed() && !dropped(entry.fd) {
+        let sockets = idle.get_mut(key)?;
+        while let Some(entry) = sockets.pop() {
+            if !dropped(entry.fd) {
                 return Some(entry);
             }
         }
         None
     }
 
-    /// Keep `sender` for the next request to `key`, unless the pool for it is full.
+    /// Keep `entry` for the next request to `key`, unless the pool for it is full.
     pub(crate) fn checkin(&self, key: Arc<str>, entry: Idle) {
-        if self.max_idle == 0 || entry.is_closed() {
+        if self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let senders = idle.entry(key).or_default();
-        senders.retain(|s| !s.is_closed());
-        if senders.len() < self.max_idle {
-            senders.push(entry);
+        let sockets = idle.entry(key).or_default();
+        if sockets.len() < self.max_idle {
+            sockets.push(entry);
         }
     }
 
-    /// Keep `entry`, which finished a response, once it is ready for the next request (unless
-    /// that takes longer than a grace period: then it is dropped).
-    pub(crate) async fn give_back(&self, key: Arc<str>, mut entry: Idle) {
-        let Idle { sender, driver, .. } = &mut entry;
+    /// Keep the socket of `open`, whose response hyper read to its end, once hyper is done with
+    /// it (unless that takes longer than a grace period, or hyper ended the connection: then it
+    /// is closed).
+    pub(crate) async fn give_back(&self, key: Arc<str>, open: Open) {
+        let Open {
+            mut sender,
+            mut driver,
+            fd,
+            ..
+        } = open;
         let ready = std::future::poll_fn(|cx| {
             driver.drive(cx);
             sender.poll_ready(cx)
         });
-        if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, ready).await {
-            self.checkin(key, entry);
+        if !matches!(tokio::time::timeout(READY_GRACE, ready).await, Ok(Ok(()))) {
+            return;
+        }
+        drop(sender);
+        let Some((gate, unread)) = driver.into_parts() else {
+            return;
+        };
+        let (io, held, _) = gate.into_parts();
+        if unread.is_empty() && held.is_empty() {
+            self.checkin(key, Idle { io, fd });
         }
     }
 
@@ -174,9 +186,7 @@ impl Pool {
     #[must_use]
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.values()
-            .map(|v| v.iter().filter(|s| !s.is_closed()).count())
-            .sum()
+        idle.values().map(Vec::len).sum()
     }
 
     /// Close every idle connection.

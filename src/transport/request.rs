@@ -20,7 +20,7 @@ use super::connect::{authority, connect_error, Connector, Proxy};
 use super::error::{root_cause, ConnectKind, TransportError};
 use super::gate::Gate;
 use super::h2::{H2Connections, PendingResponse, StreamBody, StreamSlot};
-use super::pool::{Driver, Idle, Pool, RequestBody, Sender};
+use super::pool::{Driver, Idle, Open, Pool, RequestBody, Sender};
 use super::socket_body::{self, Framing, Reuse, SocketBody};
 use super::{pool_key, Deadline, TransportConfig};
 
@@ -154,30 +154,20 @@ impl Transport {
                     message: "the request was lost before it was sent".to_owned(),
                 });
             };
-            let (mut sender, mut driver, forward_proxy, fd, switch, reused) =
-                if let Some(idle) = pool.checkout(&key) {
-                    idle.switch.hold();
-                    (
-                        idle.sender,
-                        idle.driver,
-                        self.forward_proxy_for(&request.uri),
-                        idle.fd,
-                        idle.switch,
-                        true,
-                    )
-                } else {
-                    let connection = self.connector.connect(&request.uri).await?;
-                    let (gate, switch) = Gate::new(connection.io);
-                    let (sender, driver) = handshake(gate, &request.uri).await?;
-                    (
-                        sender,
-                        driver,
-                        connection.forward_proxy,
-                        connection.fd,
-                        switch,
-                        false,
-                    )
+            let (connection, forward_proxy, reused) = if let Some(idle) = pool.checkout(&key) {
+                let forward_proxy = self.forward_proxy_for(&request.uri);
+                (idle, forward_proxy, true)
+            } else {
+                let connection = self.connector.connect(&request.uri).await?;
+                let idle = Idle {
+                    io: connection.io,
+                    fd: connection.fd,
                 };
+                (idle, connection.forward_proxy, false)
+            };
+            let fd = connection.fd;
+            let (gate, switch) = Gate::new(connection.io);
+            let (mut sender, mut driver) = handshake(gate, &request.uri).await?;
             // What a retry needs that hyper does not give back (it gives back the built
             // request, whose URI may be origin-form): the URI, and the body (a reference
             // count). The headers are not cloned: a retry takes them back from hyper.
@@ -200,7 +190,7 @@ impl Transport {
             .await?;
             match sent {
                 Ok(response) => {
-                    let connection = Idle {
+                    let connection = Open {
                         sender,
                         driver,
                         fd,
@@ -261,7 +251,7 @@ impl Transport {
         &self,
         response: http::Response<Incoming>,
         exchange: Exchange<'_>,
-        connection: Idle,
+        connection: Open,
     ) -> Result<Response, TransportError> {
         let (parts, incoming) = response.into_parts();
         let Exchange {
@@ -275,7 +265,7 @@ impl Transport {
             .filter(|_| connection.switch.is_held());
         let body = if let Some(framing) = framing {
             drop(incoming);
-            let Idle { driver, fd, .. } = connection;
+            let Open { driver, fd, .. } = connection;
             let Some((gate, unread)) = driver.into_parts() else {
                 return Err(TransportError::ConnectionLost {
                     message: format!(

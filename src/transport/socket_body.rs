@@ -6,7 +6,7 @@
 //! reads the body holds no buffer (only the few bytes of a chunk header cut by a read), so an
 //! open stream waiting for its next part holds its socket and little else.
 //!
-//! Read to its end, the body gives its socket back to the pool under a new hyper connection.
+//! Read to its end, the body gives its socket back to the pool.
 
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -18,7 +18,7 @@ use http::{HeaderMap, Method, Version};
 use super::connect::{Io, RawSocket};
 use super::error::TransportError;
 use super::gate::{read_into, Gate};
-use super::pool::{Driver, Idle, Pool};
+use super::pool::{Idle, Pool};
 
 /// The first read's size; it doubles while reads fill it, up to [`MAX_READ`] (a large body is
 /// read in few system calls, a stream of small frames with a small buffer).
@@ -242,27 +242,18 @@ impl SocketBody {
         Ok(data.freeze())
     }
 
-    /// Give the socket back to the pool, under a new hyper connection, if the body was read to
-    /// its end, exactly, and the connection is kept alive.
-    pub(crate) async fn release(self) {
+    /// Give the socket back to the pool if the body was read to its end, exactly, and the
+    /// connection is kept alive.
+    pub(crate) fn release(self) {
         let Some(reuse) = self.reuse else { return };
         if !matches!(self.state, State::Done) || !self.buf.is_empty() {
             return; // cut short, or bytes past the body: nothing more may be read on it
         }
-        let (gate, switch) = Gate::new(self.io);
-        let Ok((sender, connection)) = hyper::client::conn::http1::Builder::new()
-            .handshake(gate)
-            .await
-        else {
-            return;
-        };
         let idle = Idle {
-            sender,
-            driver: Driver::new(connection),
+            io: self.io,
             fd: reuse.fd,
-            switch,
         };
-        reuse.pool.give_back(reuse.key, idle).await;
+        reuse.pool.checkin(reuse.key, idle);
     }
 }
 
