@@ -19,6 +19,7 @@ import gc
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -108,20 +109,26 @@ def client_of(url: str) -> sagestream.AsyncClient:
     return sagestream.AsyncClient(session, endpoint_url=url, config=config)
 
 
+async def open_streams(client: sagestream.AsyncClient) -> tuple[int, list[Any]]:
+    """The heap in use once the client made what it makes once (one stream first), and then
+    ``STREAMS`` streams opened, their first part read."""
+    warm = await client.invoke_stream("ep", BODY)
+    assert await warm.__anext__() == b"first"
+    await warm.aclose()
+    gc.collect()
+    before = heap()
+    opened = []
+    for _ in range(STREAMS):
+        stream = await client.invoke_stream("ep", BODY)
+        assert await stream.__anext__() == b"first"
+        opened.append(stream)
+    return before, opened
+
+
 async def test_an_idle_open_stream_holds_a_bounded_heap() -> None:
     with quiet_streams() as server:
         async with client_of(server.url) as client:
-            # One stream first, so that what is made once per client is made before counting.
-            warm = await client.invoke_stream("ep", BODY)
-            assert await warm.__anext__() == b"first"
-            await warm.aclose()
-            gc.collect()
-            before = heap()
-            opened = []
-            for _ in range(STREAMS):
-                stream = await client.invoke_stream("ep", BODY)
-                assert await stream.__anext__() == b"first"
-                opened.append(stream)
+            before, opened = await open_streams(client)
             gc.collect()
             per_stream = (heap() - before) / STREAMS
             for stream in opened:
@@ -134,16 +141,7 @@ async def test_a_pooled_idle_connection_holds_its_socket_and_little_else() -> No
     holds its socket, not an HTTP client's buffers (they are made when it is used again)."""
     with quiet_streams() as server:
         async with client_of(server.url) as client:
-            warm = await client.invoke_stream("ep", BODY)
-            assert await warm.__anext__() == b"first"
-            await warm.aclose()
-            gc.collect()
-            before = heap()
-            opened = []
-            for _ in range(STREAMS):
-                stream = await client.invoke_stream("ep", BODY)
-                assert await stream.__anext__() == b"first"
-                opened.append(stream)
+            before, opened = await open_streams(client)
             server.end()
             for stream in opened:
                 assert [part async for part in stream] == []
