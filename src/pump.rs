@@ -44,9 +44,15 @@ impl<'a> Payloads<'a> {
             return;
         }
         if self.copied.capacity() == 0 {
-            // What the read holds bounds its payloads (but for a frame begun in an earlier
-            // read): the unused rest is about the frames' headers.
-            self.copied.reserve(self.chunk.len().max(payload.len()));
+            // Room for what the rest of the read can hold: one allocation a read. (Among large
+            // shared parts that is more than the small ones need; what it holds is bounded by
+            // the stream's queue, HIGH_WATER, and is freed with the last of them.)
+            let rest = if inside {
+                start + self.chunk.len() - at
+            } else {
+                self.chunk.len()
+            };
+            self.copied.reserve(payload.len().max(rest));
         }
         let from = self.copied.len();
         self.copied.extend_from_slice(payload);
