@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Context;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 use hyper::client::conn::http1::{Connection, SendRequest};
 
@@ -64,13 +64,38 @@ impl Driver {
         self.0.is_some()
     }
 
-    /// hyper's connection taken apart: the socket (behind its gate) and what hyper read from
-    /// it and did not parse. None if the connection has ended.
-    pub(crate) fn into_parts(mut self) -> Option<(Gate, Bytes)> {
+    /// hyper's connection taken apart: its socket, with what was read from it and not parsed.
+    /// None if the connection has ended.
+    pub(crate) fn into_socket(mut self) -> Option<Socket> {
         let connection = Pin::into_inner(self.0.take()?);
         let parts = connection.into_parts();
-        Some((parts.io, parts.read_buf))
+        let (io, held, write_waiting) = parts.io.into_parts();
+        // hyper's bytes came before the gate's (normally hyper has none: the gate gave it the
+        // head only, and it parsed that).
+        let unread = if parts.read_buf.is_empty() {
+            held
+        } else {
+            let mut unread = BytesMut::with_capacity(parts.read_buf.len() + held.len());
+            unread.extend_from_slice(&parts.read_buf);
+            unread.extend_from_slice(&held);
+            unread
+        };
+        Some(Socket {
+            io,
+            unread,
+            write_waiting,
+        })
     }
+}
+
+/// A socket taken back from hyper.
+pub(crate) struct Socket {
+    pub(crate) io: Box<dyn Io>,
+    /// What was read from it and not parsed: past a response head, the body's first bytes.
+    pub(crate) unread: BytesMut,
+    /// Whether hyper's last write waited for the socket: part of the request may not have gone
+    /// out.
+    pub(crate) write_waiting: bool,
 }
 
 /// A connection in use: hyper's sender and connection on the socket, the socket's descriptor,
@@ -173,12 +198,10 @@ impl Pool {
             return;
         }
         drop(sender);
-        let Some((gate, unread)) = driver.into_parts() else {
-            return;
-        };
-        let (io, held, _) = gate.into_parts();
-        if unread.is_empty() && held.is_empty() {
-            self.checkin(key, Idle { io, fd });
+        if let Some(Socket { io, unread, .. }) = driver.into_socket() {
+            if unread.is_empty() {
+                self.checkin(key, Idle { io, fd });
+            }
         }
     }
 

@@ -266,7 +266,7 @@ impl Transport {
         let body = if let Some(framing) = framing {
             drop(incoming);
             let Open { driver, fd, .. } = connection;
-            let Some((gate, unread)) = driver.into_parts() else {
+            let Some(socket) = driver.into_socket() else {
                 return Err(TransportError::ConnectionLost {
                     message: format!(
                         "the connection to {} closed after the response head",
@@ -279,18 +279,11 @@ impl Transport {
                 key,
                 fd,
             });
-            let body = SocketBody::new(gate, &unread, framing, reuse);
+            let body = SocketBody::new(socket, framing, reuse);
             ResponseBody::socket(body, self.read_timeout)
         } else {
             connection.switch.pass();
-            let chunked = parts
-                .headers
-                .get_all(http::header::TRANSFER_ENCODING)
-                .iter()
-                .any(|v| {
-                    v.to_str()
-                        .is_ok_and(|t| t.to_ascii_lowercase().contains("chunked"))
-                });
+            let chunked = socket_body::chunked(&parts.headers);
             ResponseBody::leased(
                 incoming,
                 pool.clone(),

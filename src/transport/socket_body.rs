@@ -17,8 +17,8 @@ use http::{HeaderMap, Method, Version};
 
 use super::connect::{Io, RawSocket};
 use super::error::TransportError;
-use super::gate::{read_into, Gate};
-use super::pool::{Idle, Pool};
+use super::gate::read_into;
+use super::pool::{Idle, Pool, Socket};
 
 /// The first read's size; it doubles while reads fill it, up to [`MAX_READ`] (a large body is
 /// read in few system calls, a stream of small frames with a small buffer).
@@ -52,14 +52,8 @@ impl Framing {
         {
             return None;
         }
-        if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-            // RFC 9112 section 6.3: chunked only when it is the final coding.
-            let chunked = last
-                .to_str()
-                .ok()
-                .and_then(|codings| codings.rsplit(',').next())
-                .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
-            return chunked.then_some(Self::Chunked);
+        if headers.contains_key(TRANSFER_ENCODING) {
+            return chunked(headers).then_some(Self::Chunked);
         }
         let length = headers
             .get(CONTENT_LENGTH)?
@@ -70,6 +64,18 @@ impl Framing {
             .ok()?;
         (length > 0).then_some(Self::Length(length))
     }
+}
+
+/// Whether a head's body is chunked: `Transfer-Encoding` with `chunked` as its final coding
+/// (RFC 9112 section 6.3).
+pub(crate) fn chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|last| last.to_str().ok())
+        .and_then(|codings| codings.rsplit(',').next())
+        .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
 }
 
 /// Whether a head says its connection closes after this exchange (`Connection: close`).
@@ -125,29 +131,19 @@ pub(crate) struct SocketBody {
 }
 
 impl SocketBody {
-    /// The body on `gate`'s socket (hyper's connection taken apart; `unread`: what hyper had
-    /// read and not parsed, normally nothing).
-    pub(crate) fn new(gate: Gate, unread: &[u8], framing: Framing, reuse: Option<Reuse>) -> Self {
-        let (io, held, write_waiting) = gate.into_parts();
-        let buf = if unread.is_empty() {
-            held
-        } else {
-            let mut buf = BytesMut::with_capacity(unread.len() + held.len());
-            buf.extend_from_slice(unread);
-            buf.extend_from_slice(&held);
-            buf
-        };
+    /// The body on `socket`, taken back from hyper once it parsed the head.
+    pub(crate) fn new(socket: Socket, framing: Framing, reuse: Option<Reuse>) -> Self {
         let state = match framing {
             Framing::Chunked => State::Chunked(Chunk::Size),
             Framing::Length(left) => State::Length { left },
         };
         Self {
-            io,
-            buf,
+            io: socket.io,
+            buf: socket.unread,
             read_size: FIRST_READ,
             state,
             framing,
-            reuse: reuse.filter(|_| !write_waiting),
+            reuse: reuse.filter(|_| !socket.write_waiting),
             failed: None,
         }
     }
