@@ -247,3 +247,30 @@ async def test_one_thousand_concurrent_streams(emulator: Emulator) -> None:
         elapsed = time.monotonic() - started
     assert all(results)
     assert elapsed < 60
+
+
+async def test_the_answer_is_read_from_its_headers_when_asked_for(
+    client: sagestream.AsyncClient, runtime_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on the sync client: the parts come first, the answer's fields when asked for, as
+    stock boto3's answer gives them."""
+    import sagestream._stream as stream_module
+
+    reads: list[dict[str, Any]] = []
+    of = stream_module.StreamInfo.of
+    monkeypatch.setattr(stream_module.StreamInfo, "of", lambda answer: reads.append(answer) or of(answer))
+    stock = await asyncio.to_thread(
+        runtime_client.invoke_endpoint_with_response_stream,
+        EndpointName="demo",
+        Body=b"{}",
+        CustomAttributes="tokens=3",
+    )
+    await asyncio.to_thread(list, stock["Body"])
+    async with client.invoke_stream("demo", b"{}", custom_attributes="tokens=3") as stream:
+        assert len([part async for part in stream]) == 3
+        assert reads == []
+        assert stream.content_type == stock["ContentType"]
+        assert stream.invoked_production_variant == stock["InvokedProductionVariant"]
+        assert stream.request_id == stream.headers["x-amzn-requestid"]
+        assert set(stream.headers) == set(stock["ResponseMetadata"]["HTTPHeaders"])
+    assert len(reads) == 1

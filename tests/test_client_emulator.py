@@ -252,3 +252,28 @@ def test_sse_on_a_plain_text_answer_warns_once_per_call(client: Client) -> None:
     assert events == []  # what the warning announced
     with client.invoke_stream("demo", BODY, custom_attributes="format=sse;tokens=3") as stream:
         assert len(list(stream.sse())) >= 3  # an event stream: no warning (warnings are errors here)
+
+
+def test_the_answer_is_read_from_its_headers_when_asked_for(
+    client: Client, runtime_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream's parts come without its answer's fields being read; asked for after them,
+    they say what stock boto3's answer to the same request says."""
+    import sagestream._stream as stream_module
+
+    reads: list[dict[str, Any]] = []
+    of = stream_module.StreamInfo.of
+    monkeypatch.setattr(stream_module.StreamInfo, "of", lambda answer: reads.append(answer) or of(answer))
+    stock = runtime_client.invoke_endpoint_with_response_stream(
+        EndpointName="demo", Body=BODY, CustomAttributes="tokens=3"
+    )
+    list(stock["Body"])
+    stream = client.invoke_stream("demo", BODY, custom_attributes="tokens=3")
+    assert len(list(stream)) == 3
+    assert reads == []
+    assert stream.content_type == stock["ContentType"]
+    assert stream.invoked_production_variant == stock["InvokedProductionVariant"]
+    assert stream.request_id == stream.headers["x-amzn-requestid"]
+    assert stream.response_metadata["HTTPStatusCode"] == stock["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert set(stream.headers) == set(stock["ResponseMetadata"]["HTTPHeaders"])
+    assert len(reads) == 1  # read once, kept

@@ -31,7 +31,6 @@ from sagestream._jobs import AsyncInferenceJob
 from sagestream._operations import (
     AsyncAnswer,
     InvokeResult,
-    StreamInfo,
 )
 from sagestream._s3 import AsyncTransportS3
 from sagestream._stream import AsyncResponseStream, Opened
@@ -280,7 +279,7 @@ class AsyncClient(
             )
             _, hub = await self._ready()
             parts = self._parts(call, response.aparts(hub), True)
-            return AsyncResponseStream(parts, StreamInfo.of(answer), started=call.started)
+            return AsyncResponseStream(parts, answer, started=call.started)
 
         return _StreamCall(start)
 

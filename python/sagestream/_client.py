@@ -18,7 +18,6 @@ from sagestream._jobs import InferenceJob
 from sagestream._operations import (
     AsyncAnswer,
     InvokeResult,
-    StreamInfo,
     parse_new_session,
 )
 from sagestream._s3 import BotoS3
@@ -125,16 +124,15 @@ class Client(
         call, response, answer = self._send(
             INVOKE_STREAM.name, params, stream=True, deadline=arguments["deadline"]
         )
-        info = StreamInfo.of(answer)
         if response is not None:
-            return ResponseStream(self._parts(call, response.parts(), False), info, started=call.started)
+            return ResponseStream(self._parts(call, response.parts(), False), answer, started=call.started)
         read_timeout = self._runtime.meta.config.read_timeout
         with _observe.Failures(call.watch):
             parts, owner = open_body(
                 answer["Body"]._raw_stream, deadline=call.remaining(), read_timeout=read_timeout
             )
         parts = self._parts(call, parts, False)
-        return ResponseStream(parts, info, started=call.started, on_close=lambda: owner.release(False))
+        return ResponseStream(parts, answer, started=call.started, on_close=lambda: owner.release(False))
 
     def _invoke(self, arguments: dict[str, Any]) -> InvokeResult:
         params = self._params(INVOKE, arguments, arguments["extra"])
@@ -170,6 +168,4 @@ def stream_from_boto3(response: dict[str, Any], *, deadline: float | None = None
         raise TypeError("expected the response of a boto3 invoke_endpoint_with_response_stream call")
     read_timeout = None
     parts, owner = open_body(raw, deadline=deadline, read_timeout=read_timeout)
-    return ResponseStream(
-        parts, StreamInfo.of(response), started=time.monotonic(), on_close=lambda: owner.release(False)
-    )
+    return ResponseStream(parts, response, started=time.monotonic(), on_close=lambda: owner.release(False))

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
@@ -117,19 +118,39 @@ class _Answered:
 
 
 class _StreamBase:
-    """What both streams share: the answer's headers, the parts object, metrics."""
+    """What both streams share: the answer's headers, the parts object, metrics.
+
+    ``answer`` is the botocore-style answer of the response's headers; what it says
+    (:class:`StreamInfo`) is read from it when first asked for, not before the first part:
+    a consumer that only reads parts never pays for it.
+    """
 
     def __init__(
-        self, parts: Any, info: StreamInfo, *, started: float, on_close: Callable[[], None] | None = None
+        self,
+        parts: Any,
+        answer: dict[str, Any],
+        *,
+        started: float,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._parts = parts
-        self._info = info
+        self._answer = answer
         self._started = started
         self._on_close = on_close
-        #: The HTTP response headers (lower-case names).
-        self.headers: dict[str, str] = info.headers
-        #: botocore's ``ResponseMetadata`` (request id, status, headers, retries).
-        self.response_metadata: dict[str, Any] = info.response_metadata
+
+    @cached_property
+    def _info(self) -> StreamInfo:
+        return StreamInfo.of(self._answer)
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        """The HTTP response headers (lower-case names)."""
+        return self._info.headers
+
+    @cached_property
+    def response_metadata(self) -> dict[str, Any]:
+        """botocore's ``ResponseMetadata`` (request id, status, headers, retries)."""
+        return self._info.response_metadata
 
     content_type = _Answered("The model's content type (``X-Amzn-SageMaker-Content-Type``).")
     invoked_production_variant = _Answered("The production variant that served the request.")
