@@ -14,7 +14,7 @@ workload runs every client once per round, rounds alternating, and reports media
   is installed;
 - ``threads``: 100 threads on the sync client, the same streams, against boto3 threads;
 - ``short``: 1,000 concurrent InvokeEndpoint calls in asyncio, against aiobotocore;
-- ``ttfp``: time to first part, against the raw socket;
+- ``ttfp``: time to first part, against the raw socket, after an idle pause and back to back;
 - ``long``: one stream of 100,000 back-to-back parts, sync and asyncio (µs per part), and
   asyncio on uvloop;
 - ``hold``: one stream of 8,000 back-to-back tokens read beside a 1 ms ticker task, against
@@ -615,18 +615,23 @@ def short(url: str, rounds: int, calls: int = 1000) -> None:
     table(f"short calls: {calls} concurrent InvokeEndpoint, asyncio (connections warm)", rows, "aiobotocore")
 
 
-TTFP_ATTRS = "tokens=2;first_pause=0.02"
+#: Time to first part in two conditions. After a pause: the server waits 20 ms after the first
+#: part, so each call starts after the client sat idle (a gateway between sparse requests).
+#: Back to back: no pause, each call starts as the one before ends (a busy gateway). The
+#: first is slower for everyone, the more so the more code a call runs: on a virtual machine
+#: an idle core comes back with cold caches.
+TTFP_KINDS = {"after a 20 ms pause": "tokens=2;first_pause=0.02", "back to back": "tokens=2"}
 
 
-def ttfp_sagestream(url: str, count: int, client: str) -> list[float]:
+def ttfp_sagestream(url: str, count: int, client: str, attrs: str) -> list[float]:
     """Seconds to the first part of ``count`` streams (after 5 unmeasured) on the sagestream
-    ``client`` (``sync``, ``asyncio``, ``uvloop``); the server pauses after the first part."""
+    ``client`` (``sync``, ``asyncio``, ``uvloop``), the server answering as ``attrs`` say."""
     if client == "sync":
         c = sagestream_client(url)
 
         def first() -> float:
             started = time.perf_counter()
-            stream = c.invoke_stream("bench", b"{}", custom_attributes=TTFP_ATTRS)
+            stream = c.invoke_stream("bench", b"{}", custom_attributes=attrs)
             next(iter(stream))
             took = time.perf_counter() - started
             stream.read_all()
@@ -637,7 +642,7 @@ def ttfp_sagestream(url: str, count: int, client: str) -> list[float]:
 
     async def afirst() -> float:
         started = time.perf_counter()
-        async with a.invoke_stream("bench", b"{}", custom_attributes=TTFP_ATTRS) as s:
+        async with a.invoke_stream("bench", b"{}", custom_attributes=attrs) as s:
             await s.__anext__()
             took = time.perf_counter() - started
             async for _ in s:
@@ -656,8 +661,13 @@ def ttfp_sagestream(url: str, count: int, client: str) -> list[float]:
 
 
 def ttfp(url: str, rounds: int, count: int = 50, baseline: str | None = None) -> None:
+    for kind, attrs in TTFP_KINDS.items():
+        ttfp_of(url, rounds, count, baseline, kind, attrs)
+
+
+def ttfp_of(url: str, rounds: int, count: int, baseline: str | None, kind: str, attrs: str) -> None:
     raw = RawConnection(url)
-    request = presigned(url, STREAM_PATH, TTFP_ATTRS)
+    request = presigned(url, STREAM_PATH, attrs)
 
     def raw_first(n: int) -> list[float]:
         times = []
@@ -679,7 +689,7 @@ def ttfp(url: str, rounds: int, count: int = 50, baseline: str | None = None) ->
     per_round = max(1, count // rounds)
 
     def first_parts(build: str | None, client: str) -> Callable[[], list[float]]:
-        return lambda: list(on(build, baseline, "ttfp_sagestream", url, per_round, client))
+        return lambda: list(on(build, baseline, "ttfp_sagestream", url, per_round, client, attrs))
 
     for label, client in clients:
         for name, build in ours(label, baseline):
@@ -688,7 +698,7 @@ def ttfp(url: str, rounds: int, count: int = 50, baseline: str | None = None) ->
     raw_first(5)
     results = {name: [t for got in runs_ for t in got] for name, runs_ in in_rounds(runs, rounds).items()}
     floor = statistics.median(results["raw socket"])
-    print(f"\ntime to first part (median of {per_round * rounds})")
+    print(f"\ntime to first part, {kind} (median of {per_round * rounds})")
     print("| client | ms | behind the raw socket |")
     print("|---|---:|---:|")
     for name, values in results.items():
