@@ -168,4 +168,6 @@ def stream_from_boto3(response: dict[str, Any], *, deadline: float | None = None
         raise TypeError("expected the response of a boto3 invoke_endpoint_with_response_stream call")
     read_timeout = None
     parts, owner = open_body(raw, deadline=deadline, read_timeout=read_timeout)
-    return ResponseStream(parts, response, started=time.monotonic(), on_close=lambda: owner.release(False))
+    # A copy: what the stream says of its answer, read when asked for, is the response as it is now.
+    answer = dict(response)
+    return ResponseStream(parts, answer, started=time.monotonic(), on_close=lambda: owner.release(False))
