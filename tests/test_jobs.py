@@ -328,6 +328,9 @@ async def test_as_completed_yields_each_handle_once(aclient: sagestream.AsyncCli
 
 async def test_as_completed_marks_unfinished_handles_timed_out(aclient: sagestream.AsyncClient) -> None:
     quick = await aclient.invoke_async("echo", input=b"quick", input_prefix=PREFIX)
+    # Done before the window opens, so that only the slow job's stall (which outlasts the
+    # window whatever the machine's load) decides what times out.
+    await quick.wait(60, **FAST)
     slow = await aclient.invoke_async(
         "echo", input=b"slow", input_prefix=PREFIX, custom_attributes="fault=stall;seconds=1.5"
     )
