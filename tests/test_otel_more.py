@@ -269,7 +269,8 @@ def test_invoke_many_is_one_span_per_row(telemetry: Recorded, emulator: Emulator
     assert telemetry.count("sagestream.client.errors", error__type="ModelError") == 1
 
 
-def test_chunk_metric_can_be_left_out(emulator: Emulator) -> None:
+def test_chunk_metric_can_be_left_out(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.metrics import NoOpHistogram
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from sagestream.otel import SageStreamInstrumentor
@@ -277,14 +278,17 @@ def test_chunk_metric_can_be_left_out(emulator: Emulator) -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     SageStreamInstrumentor().instrument(meter_provider=provider, chunk_metric=False)
+    walked: list[float] = []
+    monkeypatch.setattr(NoOpHistogram, "record", lambda self, amount, *args, **kwargs: walked.append(amount))
     try:
         with (
             sagestream.Client(session_of(emulator), endpoint_url=emulator.url, config=config()) as client,
-            client.invoke_stream("demo", BODY, custom_attributes="tokens=4") as stream,
+            client.invoke_stream("demo", BODY, custom_attributes="tokens=200") as stream,
         ):
-            assert len(list(stream)) > 1
+            assert len(list(stream)) > 64  # more than one batch of gaps reported
     finally:
         SageStreamInstrumentor().uninstrument()
+    assert walked == []  # the gaps between parts are not walked when nothing records them
     data = reader.get_metrics_data()
     assert data is not None
     names = {m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}

@@ -196,8 +196,12 @@ class Call:
 
     def gaps(self, gaps: list[float]) -> None:
         """The time between each two consecutive parts, in order, since the last report (by an
-        observed stream): one ``time_per_output_chunk`` record each."""
-        record = self.telemetry.instruments.time_per_output_chunk.record
+        observed stream): one ``time_per_output_chunk`` record each (none, and no loop, when
+        that metric is left out)."""
+        instruments = self.telemetry.instruments
+        if not instruments.per_chunk:
+            return
+        record = instruments.time_per_output_chunk.record
         attributes = self.chunk_attributes
         for gap in gaps:
             record(gap, attributes)
@@ -216,7 +220,7 @@ class Call:
             instruments.time_to_first_chunk.record(first, self.attributes)
             self.span.add_event(c.EVENT_FIRST_CHUNK)
             self.span.set_attribute(c.TIME_TO_FIRST_CHUNK, first)
-        else:
+        elif instruments.per_chunk:
             instruments.time_per_output_chunk.record(now - last, self.chunk_attributes)
         body = self.body
         if body is not None and len(body) < CONTENT_LIMIT:

@@ -23,6 +23,9 @@ class Instruments:
     retries: Counter
     errors: Counter
     job_duration: Histogram
+    #: Whether ``time_per_output_chunk`` is recorded (``chunk_metric``): when it is not, the
+    #: gaps between parts are not even walked.
+    per_chunk: bool = True
 
     @classmethod
     def of(cls, meter: Meter, *, chunk_metric: bool = True) -> Instruments:
@@ -78,4 +81,5 @@ class Instruments:
                 c.CLIENT_JOB_DURATION,
                 "Asynchronous inference jobs, from the submission to the result in S3.",
             ),
+            per_chunk=chunk_metric,
         )
