@@ -23,9 +23,13 @@ class Instruments:
     retries: Counter
     errors: Counter
     job_duration: Histogram
-    #: Whether ``time_per_output_chunk`` is recorded (``chunk_metric``): when it is not, the
-    #: gaps between parts are not even walked.
-    per_chunk: bool = True
+
+    @property
+    def per_chunk(self) -> bool:
+        """Whether ``time_per_output_chunk`` records anything: not when it is left out
+        (``chunk_metric=False``) or the meter makes no-op instruments; then the gaps between
+        parts are not even walked."""
+        return not isinstance(self.time_per_output_chunk, NoOpHistogram)
 
     @classmethod
     def of(cls, meter: Meter, *, chunk_metric: bool = True) -> Instruments:
@@ -81,5 +85,4 @@ class Instruments:
                 c.CLIENT_JOB_DURATION,
                 "Asynchronous inference jobs, from the submission to the result in S3.",
             ),
-            per_chunk=chunk_metric,
         )
